@@ -1,0 +1,789 @@
+// msgsdk-bench-embedded: the embedded native path, measured through the public API.
+//
+// For each flush mode (group_commit, periodic) and body size (100 B, 1 KiB):
+//  - send throughput: Send (sync), SendAsync (counting callback, many in flight) and SendBatch;
+//  - the same appends made straight on the storage engine (MessageStore::Append), measured in
+//    the same run: the raw figure the SDK's own cost is read against;
+//  - end-to-end latency at a fixed send rate: SendAsync -> handler, p50/p99/p99.9.
+// Every cell can be repeated; the table shows medians. A benchmark, not a test: it prints
+// figures and never fails on them.
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "backends/native/storage/message_store.h"
+#include "msgsdk/msgsdk.h"
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// The target for the embedded path: async send of 100 B messages.
+constexpr double kTargetAsync100B = 3'000'000;
+constexpr size_t kTargetBodyBytes = 100;
+
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+extern "C" void OnSignal(int /*signal*/) { interrupted.store(true); }
+
+struct Flags {
+  std::vector<std::string> modes = {"group_commit", "periodic"};
+  std::vector<size_t> sizes = {100, 1024};
+  std::vector<std::string> cases = {"sync", "async", "batch", "raw", "latency"};
+  int64_t max_messages = 2'000'000;
+  double case_seconds = 2.0;
+  int64_t window = 65536;
+  int batch = 256;
+  int producers = 1;
+  double rate = 10000;
+  double latency_seconds = 2.0;
+  double warmup_seconds = 0.5;
+  int repeat = 1;
+  std::string data_dir;
+};
+
+bool Wants(const Flags& flags, const std::string& name) {
+  return std::find(flags.cases.begin(), flags.cases.end(), name) != flags.cases.end();
+}
+
+// ---- Formatting ---------------------------------------------------------------------------
+
+std::string WithSeparators(uint64_t value) {
+  std::string digits = std::to_string(value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string Fixed(double value, int decimals) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", decimals, value);
+  return buffer;
+}
+
+std::string SizeName(size_t bytes) {
+  return bytes % 1024 == 0 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B";
+}
+
+// A text table: first column left-aligned, the others right-aligned.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void AddRow(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void Print() const {
+    std::vector<size_t> widths;
+    for (const auto& row : rows_) {
+      widths.resize(std::max(widths.size(), row.size()), 0);
+      for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    }
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      std::string line = "  ";
+      for (size_t c = 0; c < rows_[r].size(); ++c) {
+        const std::string& cell = rows_[r][c];
+        const std::string pad(widths[c] - cell.size(), ' ');
+        if (c > 0) line += "  ";
+        line += c < 2 ? cell + pad : pad + cell;
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      std::printf("%s\n", line.c_str());
+      if (r == 0) {
+        size_t total = 0;
+        for (size_t w : widths) total += w + 2;
+        std::printf("  %s\n", std::string(total - 2, '-').c_str());
+      }
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// ---- Scratch directories ------------------------------------------------------------------
+
+// A fresh directory, removed with its contents on destruction.
+class TempDir {
+ public:
+  static msgsdk::Result<std::unique_ptr<TempDir>> Create(const std::string& parent) {
+    std::error_code error;
+    const std::filesystem::path base =
+        parent.empty() ? std::filesystem::temp_directory_path(error)
+                       : std::filesystem::path(parent);
+    if (error) return msgsdk::UnavailableError("no temporary directory: " + error.message());
+    std::string pattern = (base / "msgsdk-bench-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return msgsdk::PermissionDeniedError("cannot create a directory like '" + pattern +
+                                           "': " + std::strerror(errno));
+    }
+    return std::unique_ptr<TempDir>(new TempDir(std::move(pattern)));
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code error;
+    std::filesystem::remove_all(path_, error);
+    if (error) {
+      std::fprintf(stderr, "warning: could not remove '%s': %s\n", path_.c_str(),
+                   error.message().c_str());
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// The routing table of one benchmark client: one embedded native cluster in `data_dir`.
+std::string RoutingTableYaml(const std::string& data_dir, const std::string& flush_mode) {
+  return "environments:\n"
+         "  bench:\n"
+         "    clusters:\n"
+         "      local: { backend: native, data_dir: \"" + data_dir + "\", flush_mode: " +
+         flush_mode + " }\n"
+         "    default_cluster: local\n";
+}
+
+// ---- Measurements -------------------------------------------------------------------------
+
+struct Throughput {
+  uint64_t messages = 0;  // acknowledged
+  uint64_t failed = 0;
+  double seconds = 0;
+  std::string first_error;
+  double rate() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
+};
+
+// Stops a sending loop at the message cap, the time cap or Ctrl-C.
+class Budget {
+ public:
+  Budget(int64_t max_messages, double seconds)
+      : max_messages_(max_messages),
+        end_(SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                      std::chrono::duration<double>(seconds))) {}
+
+  // Claims `n` messages; returns how many may be sent (0: stop).
+  int64_t Claim(int64_t n) {
+    if (interrupted.load(std::memory_order_relaxed) || SteadyClock::now() >= end_) return 0;
+    const int64_t before = claimed_.fetch_add(n, std::memory_order_relaxed);
+    return std::clamp<int64_t>(max_messages_ - before, 0, n);
+  }
+
+ private:
+  const int64_t max_messages_;
+  const SteadyClock::time_point end_;
+  std::atomic<int64_t> claimed_{0};
+};
+
+// Counts completions of asynchronous sends and remembers when the last one came. WaitFor
+// returns only after the last Done() has stopped touching the counter: a producer's Close()
+// does not wait for callbacks still queued on the SDK's callback pool, so the callbacks
+// themselves must say when they are finished with the state they reference.
+class CompletionCounter {
+ public:
+  void Done(bool ok, const msgsdk::Status& status) {
+    const int64_t now_ns = SteadyClock::now().time_since_epoch().count();
+    std::lock_guard lock(mutex_);
+    if (ok) {
+      ++ok_;
+    } else if (failed_++ == 0) {
+      first_error_ = status.ToString();
+    }
+    last_ns_ = std::max(last_ns_, now_ns);
+    if (++done_ >= target_) all_done_.notify_all();
+  }
+
+  // Waits (bounded) until `submitted` completions arrived.
+  bool WaitFor(uint64_t submitted, std::chrono::seconds timeout) {
+    std::unique_lock lock(mutex_);
+    target_ = submitted;
+    return all_done_.wait_for(lock, timeout, [&] { return done_ >= submitted; });
+  }
+
+  Throughput Result(SteadyClock::time_point start) const {
+    std::lock_guard lock(mutex_);
+    const SteadyClock::time_point last{SteadyClock::duration(last_ns_)};
+    return Throughput{.messages = ok_,
+                      .failed = failed_,
+                      .seconds = std::chrono::duration<double>(last - start).count(),
+                      .first_error = first_error_};
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable all_done_;
+  uint64_t ok_ = 0;
+  uint64_t failed_ = 0;
+  uint64_t done_ = 0;
+  uint64_t target_ = UINT64_MAX;
+  int64_t last_ns_ = 0;
+  std::string first_error_;
+};
+
+// Bounds the sends in flight (0: unbounded). Acquired before a send, released by its callback.
+class Window {
+ public:
+  explicit Window(int64_t size) {
+    if (size > 0) slots_.emplace(static_cast<std::ptrdiff_t>(size));
+  }
+  void Acquire() {
+    if (slots_) slots_->acquire();
+  }
+  void Release() {
+    if (slots_) slots_->release();
+  }
+
+ private:
+  std::optional<std::counting_semaphore<>> slots_;
+};
+
+msgsdk::Message BenchMessage(const std::string& body) {
+  return msgsdk::Message{.tag = "bench", .body = body};
+}
+
+// Runs `body(thread_index)` on `threads` threads and joins them.
+template <typename Fn>
+void OnThreads(int threads, Fn body) {
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) workers.emplace_back(body, t);
+  body(0);
+  for (auto& worker : workers) worker.join();
+}
+
+Throughput MeasureSync(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
+  Budget budget(flags.max_messages, flags.case_seconds);
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> failed{0};
+  std::mutex error_mutex;
+  std::string first_error;
+  const auto start = SteadyClock::now();
+  OnThreads(flags.producers, [&](int) {
+    while (budget.Claim(1) == 1) {
+      auto receipt = producer.Send(BenchMessage(body));
+      if (receipt.ok()) {
+        ok.fetch_add(1, std::memory_order_relaxed);
+      } else if (failed.fetch_add(1) == 0) {
+        std::lock_guard lock(error_mutex);
+        first_error = receipt.status().ToString();
+      }
+    }
+  });
+  return Throughput{.messages = ok.load(),
+                    .failed = failed.load(),
+                    .seconds = std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                    .first_error = first_error};
+}
+
+Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body,
+                        const Flags& flags) {
+  Budget budget(flags.max_messages, flags.case_seconds);
+  CompletionCounter counter;
+  Window window(flags.window);
+  std::atomic<uint64_t> submitted{0};
+  const auto start = SteadyClock::now();
+  OnThreads(flags.producers, [&](int) {
+    // Claim in slices so the shared budget is not touched per message.
+    for (int64_t n; (n = budget.Claim(256)) > 0;) {
+      for (int64_t i = 0; i < n; ++i) {
+        window.Acquire();
+        producer.SendAsync(BenchMessage(body),
+                           [&counter, &window](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+                             window.Release();
+                             counter.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
+                           });
+      }
+      submitted.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    }
+  });
+  if (!counter.WaitFor(submitted.load(), std::chrono::seconds(60))) {
+    std::fprintf(stderr, "warning: async sends still unanswered after 60 s\n");
+  }
+  return counter.Result(start);
+}
+
+Throughput MeasureBatch(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
+  Budget budget(flags.max_messages, flags.case_seconds);
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> failed{0};
+  std::mutex error_mutex;
+  std::string first_error;
+  const auto start = SteadyClock::now();
+  OnThreads(flags.producers, [&](int) {
+    for (int64_t n; (n = budget.Claim(flags.batch)) > 0;) {
+      std::vector<msgsdk::Message> batch;
+      batch.reserve(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) batch.push_back(BenchMessage(body));
+      auto receipts = producer.SendBatch(std::move(batch));
+      if (receipts.ok()) {
+        ok.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      } else if (failed.fetch_add(static_cast<uint64_t>(n)) == 0) {
+        std::lock_guard lock(error_mutex);
+        first_error = receipts.status().ToString();
+      }
+    }
+  });
+  return Throughput{.messages = ok.load(),
+                    .failed = failed.load(),
+                    .seconds = std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                    .first_error = first_error};
+}
+
+// The storage engine alone: what the SDK's async send is built on, without routing, message
+// ids, callbacks on the SDK pool or the broker. Same flush mode, same body, same window.
+Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMode mode,
+                           const std::string& body, const Flags& flags) {
+  msgsdk::native::StoreOptions options;
+  options.data_dir = data_dir;
+  options.flush_mode = mode;
+  auto store = msgsdk::native::MessageStore::Open(options);
+  if (!store.ok()) return Throughput{.first_error = store.status().ToString()};
+  const std::string topic = "bench-raw";
+  auto info = (*store)->GetOrCreateTopic(topic);
+  if (!info.ok()) return Throughput{.first_error = info.status().ToString()};
+  const int32_t queues = info->queues;
+  // A fixed, well-formed id: the SDK's id generation is part of what the raw path leaves out.
+  const std::string message_id(32, '0');
+
+  Budget budget(flags.max_messages, flags.case_seconds);
+  CompletionCounter counter;
+  Window window(flags.window);
+  std::atomic<uint64_t> submitted{0};
+  const auto start = SteadyClock::now();
+  OnThreads(flags.producers, [&](int thread) {
+    int32_t queue = thread % queues;
+    for (int64_t n; (n = budget.Claim(256)) > 0;) {
+      for (int64_t i = 0; i < n; ++i) {
+        window.Acquire();
+        msgsdk::Message message{.topic = topic, .tag = "bench", .body = body};
+        message.message_id = message_id;
+        message.born_at = std::chrono::system_clock::now();
+        (*store)->Append(queue, std::move(message),
+                         [&counter, &window](msgsdk::Result<msgsdk::native::AppendResult> r) {
+                           window.Release();
+                           counter.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
+                         });
+        queue = (queue + 1) % queues;
+      }
+      submitted.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    }
+  });
+  if (!counter.WaitFor(submitted.load(), std::chrono::seconds(60))) {
+    std::fprintf(stderr, "warning: raw appends still unanswered after 60 s\n");
+  }
+  Throughput result = counter.Result(start);
+  const msgsdk::Status closed = (*store)->Close();
+  if (!closed.ok() && result.first_error.empty()) result.first_error = closed.ToString();
+  return result;
+}
+
+struct Latency {
+  double achieved_rate = 0;  // measured messages per second actually sent
+  uint64_t measured = 0;
+  uint64_t received = 0;
+  double e2e_p50_us = 0, e2e_p99_us = 0, e2e_p999_us = 0, e2e_max_us = 0;
+  double ack_p50_us = 0, ack_p99_us = 0;
+  std::string first_error;
+};
+
+double Quantile(std::vector<int64_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const auto rank = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]) / 1000.0;
+}
+
+// Latency samples in nanoseconds, filled from SDK threads.
+class Samples {
+ public:
+  void Add(int64_t ns) {
+    std::lock_guard lock(mutex_);
+    values_.push_back(ns);
+    changed_.notify_all();
+  }
+  bool WaitForCount(size_t n, std::chrono::seconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return values_.size() >= n; });
+  }
+  std::vector<int64_t> Sorted() {
+    std::lock_guard lock(mutex_);
+    std::vector<int64_t> sorted = values_;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<int64_t> values_;
+};
+
+// The body of a latency message: a flag byte (1: measured, 0: warm-up), the steady-clock
+// time of the send in nanoseconds, then padding up to the body size.
+std::string LatencyBody(size_t size, bool measured, int64_t sent_ns) {
+  std::string body(std::max<size_t>(size, 1 + sizeof(sent_ns)), 'x');
+  body[0] = measured ? '\1' : '\0';
+  std::memcpy(body.data() + 1, &sent_ns, sizeof(sent_ns));
+  return body;
+}
+
+Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t size,
+                       const Flags& flags) {
+  Latency result;
+  Samples e2e;
+  Samples acks;
+  auto subscription = client.Subscribe(topic, "bench-latency", [&e2e](const msgsdk::Message& m) {
+    const int64_t now = SteadyClock::now().time_since_epoch().count();
+    if (m.body.size() >= 1 + sizeof(int64_t) && m.body[0] == '\1') {
+      int64_t sent_ns = 0;
+      std::memcpy(&sent_ns, m.body.data() + 1, sizeof(sent_ns));
+      e2e.Add(now - sent_ns);
+    }
+    return msgsdk::ConsumeResult::kSuccess;
+  });
+  if (!subscription.ok()) return Latency{.first_error = subscription.status().ToString()};
+  auto producer = client.CreateProducer(topic);
+  if (!producer.ok()) return Latency{.first_error = producer.status().ToString()};
+
+  // Sends on a fixed schedule; a send that falls behind goes at once (no catch-up burst
+  // beyond the schedule), so the achieved rate is reported next to the asked one.
+  const auto period = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(1.0 / flags.rate));
+  const auto total = static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) *
+                                          flags.rate);
+  const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
+  const auto start = SteadyClock::now();
+  SteadyClock::time_point measured_start{};
+  CompletionCounter completions;
+  uint64_t submitted = 0;
+  for (int64_t i = 0; i < total && !interrupted.load(); ++i) {
+    std::this_thread::sleep_until(start + i * period);
+    const bool measured = i >= warmup;
+    const auto now = SteadyClock::now();
+    if (i == warmup) measured_start = now;
+    const int64_t now_ns = now.time_since_epoch().count();
+    producer->SendAsync(
+        msgsdk::Message{.tag = "bench", .body = LatencyBody(size, measured, now_ns)},
+        [&acks, &completions, measured, now_ns](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+          if (r.ok() && measured) acks.Add(SteadyClock::now().time_since_epoch().count() - now_ns);
+          completions.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
+        });
+    ++submitted;
+    if (measured) ++result.measured;
+  }
+  const double send_seconds =
+      std::chrono::duration<double>(SteadyClock::now() - measured_start).count();
+  result.achieved_rate =
+      send_seconds > 0 ? static_cast<double>(result.measured) / send_seconds : 0;
+  e2e.WaitForCount(result.measured, std::chrono::seconds(30));
+  if (!completions.WaitFor(submitted, std::chrono::seconds(60))) {
+    std::fprintf(stderr, "warning: latency sends still unanswered after 60 s\n");
+  }
+  const Throughput sends = completions.Result(start);
+  const msgsdk::Status producer_closed = producer->Close();
+  const msgsdk::Status subscription_closed = subscription->Close();
+  std::vector<int64_t> e2e_sorted = e2e.Sorted();
+  std::vector<int64_t> ack_sorted = acks.Sorted();
+  result.received = e2e_sorted.size();
+  result.e2e_p50_us = Quantile(e2e_sorted, 0.50);
+  result.e2e_p99_us = Quantile(e2e_sorted, 0.99);
+  result.e2e_p999_us = Quantile(e2e_sorted, 0.999);
+  result.e2e_max_us = Quantile(e2e_sorted, 1.0);
+  result.ack_p50_us = Quantile(ack_sorted, 0.50);
+  result.ack_p99_us = Quantile(ack_sorted, 0.99);
+  if (sends.failed > 0) {
+    result.first_error = std::to_string(sends.failed) + " sends failed: " + sends.first_error;
+  } else if (!producer_closed.ok()) {
+    result.first_error = producer_closed.ToString();
+  } else if (!subscription_closed.ok()) {
+    result.first_error = subscription_closed.ToString();
+  }
+  return result;
+}
+
+// ---- The matrix ---------------------------------------------------------------------------
+
+struct CellKey {
+  std::string mode;
+  size_t size;
+  std::string kind;
+  auto operator<=>(const CellKey&) const = default;
+};
+
+struct Results {
+  std::map<CellKey, std::vector<Throughput>> throughput;
+  std::map<std::pair<std::string, size_t>, std::vector<Latency>> latency;
+  std::vector<std::string> errors;
+};
+
+void Progress(const std::string& what) {
+  std::fprintf(stderr, "  running %s\n", what.c_str());
+}
+
+// One pass over every mode, size and case.
+void RunOnce(const Flags& flags, int round, Results& results) {
+  for (const std::string& mode : flags.modes) {
+    auto dir = TempDir::Create(flags.data_dir);
+    if (!dir.ok()) {
+      results.errors.push_back(dir.status().ToString());
+      return;
+    }
+    const std::string client_dir = (*dir)->path() + "/client";
+    auto client = msgsdk::Client::Create(
+        msgsdk::ClientOptions{.config_yaml = RoutingTableYaml(client_dir, mode)});
+    if (!client.ok()) {
+      results.errors.push_back("client (" + mode + "): " + client.status().ToString());
+      return;
+    }
+    for (const size_t size : flags.sizes) {
+      const std::string body(size, 'm');
+      const std::string label =
+          "round " + std::to_string(round) + ", " + mode + ", " + SizeName(size) + ": ";
+      const std::string suffix = "-" + std::to_string(size);
+      const auto run = [&](const std::string& kind, auto&& measure) {
+        if (!Wants(flags, kind) || interrupted.load()) return;
+        Progress(label + kind);
+        auto producer = client->CreateProducer("bench-" + kind + suffix);
+        if (!producer.ok()) {
+          results.errors.push_back(label + kind + ": " + producer.status().ToString());
+          return;
+        }
+        Throughput t = measure(*producer);
+        if (const msgsdk::Status closed = producer->Close(); !closed.ok()) {
+          t.first_error = closed.ToString();
+        }
+        if (!t.first_error.empty()) results.errors.push_back(label + kind + ": " + t.first_error);
+        results.throughput[{mode, size, kind}].push_back(t);
+      };
+      run("sync", [&](msgsdk::Producer& p) { return MeasureSync(p, body, flags); });
+      run("async", [&](msgsdk::Producer& p) { return MeasureAsync(p, body, flags); });
+      run("batch", [&](msgsdk::Producer& p) { return MeasureBatch(p, body, flags); });
+      if (Wants(flags, "raw") && !interrupted.load()) {
+        Progress(label + "raw");
+        const std::string raw_dir = (*dir)->path() + "/raw" + suffix;
+        Throughput t = MeasureRawStore(raw_dir,
+                                       mode == "periodic" ? msgsdk::native::FlushMode::kPeriodic
+                                                          : msgsdk::native::FlushMode::kGroupCommit,
+                                       body, flags);
+        if (!t.first_error.empty()) results.errors.push_back(label + "raw: " + t.first_error);
+        results.throughput[{mode, size, "raw"}].push_back(t);
+        std::error_code ignored;
+        std::filesystem::remove_all(raw_dir, ignored);
+      }
+      if (Wants(flags, "latency") && !interrupted.load()) {
+        Progress(label + "latency at " + WithSeparators(static_cast<uint64_t>(flags.rate)) +
+                 " msgs/s");
+        Latency l = MeasureLatency(*client, "bench-latency" + suffix, size, flags);
+        if (!l.first_error.empty()) results.errors.push_back(label + "latency: " + l.first_error);
+        if (l.received < l.measured) {
+          results.errors.push_back(label + "latency: " + std::to_string(l.measured - l.received) +
+                                   " measured messages not received");
+        }
+        results.latency[{mode, size}].push_back(l);
+      }
+    }
+    if (const msgsdk::Status closed = client->Close(); !closed.ok()) {
+      results.errors.push_back("client (" + mode + ") close: " + closed.ToString());
+    }
+  }
+}
+
+template <typename T, typename Key>
+T MedianBy(std::vector<T> values, Key key) {
+  std::sort(values.begin(), values.end(),
+            [&](const T& a, const T& b) { return key(a) < key(b); });
+  return values[values.size() / 2];
+}
+
+double MedianOf(const std::vector<Latency>& runs, double Latency::*field) {
+  std::vector<double> values;
+  for (const Latency& l : runs) values.push_back(l.*field);
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::string CurrentDate() {
+  const std::time_t now = std::time(nullptr);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d", std::localtime(&now));
+  return buffer;
+}
+
+void Report(const Flags& flags, const Results& results) {
+  const char* kinds[] = {"sync", "async", "batch", "raw"};
+  const std::map<std::string, std::string> kind_names = {
+      {"sync", "Send (sync)"},
+      {"async", "SendAsync"},
+      {"batch", "SendBatch(" + std::to_string(flags.batch) + ")"},
+      {"raw", "store Append (raw)"}};
+  std::printf("\nSend throughput (%s of %d run%s; messages acknowledged per second)\n",
+              flags.repeat > 1 ? "median" : "one", flags.repeat, flags.repeat > 1 ? "s" : "");
+  Table table({"flush mode", "size", "path", "messages", "seconds", "msgs/s", "MiB/s",
+               "vs raw"});
+  std::map<std::pair<std::string, size_t>, double> async_rates;
+  for (const std::string& mode : flags.modes) {
+    for (const size_t size : flags.sizes) {
+      const auto raw_it = results.throughput.find({mode, size, "raw"});
+      const double raw_rate =
+          raw_it == results.throughput.end()
+              ? 0
+              : MedianBy(raw_it->second, [](const Throughput& t) { return t.rate(); }).rate();
+      for (const char* kind : kinds) {
+        const auto it = results.throughput.find({mode, size, kind});
+        if (it == results.throughput.end() || it->second.empty()) continue;
+        const Throughput m = MedianBy(it->second, [](const Throughput& t) { return t.rate(); });
+        if (std::string(kind) == "async") async_rates[{mode, size}] = m.rate();
+        const double mib = m.rate() * static_cast<double>(size) / (1024.0 * 1024.0);
+        std::string messages = WithSeparators(m.messages);
+        if (m.failed > 0) messages += " (" + WithSeparators(m.failed) + " failed)";
+        table.AddRow({mode, SizeName(size), kind_names.at(kind), messages, Fixed(m.seconds, 2),
+                      WithSeparators(static_cast<uint64_t>(m.rate())), Fixed(mib, 1),
+                      raw_rate > 0 && std::string(kind) != "raw" ? Fixed(m.rate() / raw_rate, 2)
+                                                                 : "-"});
+      }
+    }
+  }
+  table.Print();
+
+  if (!results.latency.empty()) {
+    std::printf("\nEnd-to-end latency at a fixed rate (SendAsync -> handler; ack = SendAsync -> "
+                "callback; microseconds)\n");
+    Table latency({"flush mode", "size", "rate msgs/s", "samples", "p50", "p99", "p99.9", "max",
+                   "ack p50", "ack p99"});
+    for (const std::string& mode : flags.modes) {
+      for (const size_t size : flags.sizes) {
+        const auto it = results.latency.find({mode, size});
+        if (it == results.latency.end() || it->second.empty()) continue;
+        const auto& runs = it->second;
+        const Latency median = MedianBy(runs, [](const Latency& l) { return l.e2e_p50_us; });
+        latency.AddRow({mode, SizeName(size),
+                        WithSeparators(static_cast<uint64_t>(
+                            MedianOf(runs, &Latency::achieved_rate))),
+                        WithSeparators(median.received),
+                        Fixed(MedianOf(runs, &Latency::e2e_p50_us), 0),
+                        Fixed(MedianOf(runs, &Latency::e2e_p99_us), 0),
+                        Fixed(MedianOf(runs, &Latency::e2e_p999_us), 0),
+                        Fixed(MedianOf(runs, &Latency::e2e_max_us), 0),
+                        Fixed(MedianOf(runs, &Latency::ack_p50_us), 0),
+                        Fixed(MedianOf(runs, &Latency::ack_p99_us), 0)});
+      }
+    }
+    latency.Print();
+  }
+
+  std::printf("\nTarget: >= %s msgs/s SendAsync of %s messages\n",
+              WithSeparators(static_cast<uint64_t>(kTargetAsync100B)).c_str(),
+              SizeName(kTargetBodyBytes).c_str());
+  for (const std::string& mode : flags.modes) {
+    const auto it = async_rates.find({mode, kTargetBodyBytes});
+    if (it == async_rates.end()) continue;
+    std::printf("  %-13s %s msgs/s = %.3f of the target (%s)\n", mode.c_str(),
+                WithSeparators(static_cast<uint64_t>(it->second)).c_str(),
+                it->second / kTargetAsync100B, it->second >= kTargetAsync100B ? "met" : "missed");
+  }
+  if (!results.errors.empty()) {
+    std::printf("\nErrors (%zu)\n", results.errors.size());
+    for (const auto& error : results.errors) std::printf("  %s\n", error.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{
+      "Benchmark of msgsdk's embedded native path: send throughput (sync, async, batched) "
+      "next to the storage engine's own append rate, and end-to-end latency at a fixed rate, "
+      "for each flush mode and body size. Medians over --repeat runs."};
+  app.add_option("--modes", flags.modes, "Flush modes to measure")
+      ->check(CLI::IsMember({"group_commit", "periodic"}))
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--sizes", flags.sizes, "Body sizes in bytes")
+      ->check(CLI::Range(size_t{16}, size_t{4} << 20))
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--cases", flags.cases, "Cases to run")
+      ->check(CLI::IsMember({"sync", "async", "batch", "raw", "latency"}))
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--messages", flags.max_messages, "Most messages per throughput case")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--seconds", flags.case_seconds,
+                 "Most seconds of sending per throughput case (then in-flight sends drain)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--window", flags.window,
+                 "Async sends in flight at most (0: unbounded)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100'000'000}))
+      ->capture_default_str();
+  app.add_option("--batch", flags.batch, "Messages per SendBatch")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--producers", flags.producers,
+                 "Threads sending through one Producer in the throughput cases")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--rate", flags.rate, "Send rate of the latency cases, messages per second")
+      ->check(CLI::Range(1.0, 10'000'000.0))
+      ->capture_default_str();
+  app.add_option("--latency-seconds", flags.latency_seconds, "Measured seconds per latency case")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--warmup-seconds", flags.warmup_seconds,
+                 "Seconds sent before a latency case starts measuring")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--repeat", flags.repeat, "Runs of the whole matrix; figures are medians")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir,
+                 "Where scratch data directories are made (removed afterwards); default: the "
+                 "system temporary directory")
+      ->check(CLI::ExistingDirectory);
+  CLI11_PARSE(app, argc, argv);
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  std::printf("msgsdk-bench-embedded  %s  %u hardware threads\n", CurrentDate().c_str(),
+              std::thread::hardware_concurrency());
+  std::printf("  producers %d, async window %s, batch %d, up to %s messages or %.1f s per "
+              "throughput case; latency at %s msgs/s for %.1f s after %.1f s warm-up\n",
+              flags.producers,
+              flags.window > 0 ? WithSeparators(static_cast<uint64_t>(flags.window)).c_str()
+                               : "unbounded",
+              flags.batch, WithSeparators(static_cast<uint64_t>(flags.max_messages)).c_str(),
+              flags.case_seconds, WithSeparators(static_cast<uint64_t>(flags.rate)).c_str(),
+              flags.latency_seconds, flags.warmup_seconds);
+  std::fflush(stdout);
+
+  Results results;
+  for (int round = 1; round <= flags.repeat && !interrupted.load(); ++round) {
+    RunOnce(flags, round, results);
+  }
+  Report(flags, results);
+  return results.errors.empty() ? 0 : 1;
+}

@@ -1,0 +1,42 @@
+#pragma once
+
+/// @file
+/// Subscription: a running consumer of one topic in one group.
+
+#include <memory>
+#include <string>
+
+#include "msgsdk/status.h"
+
+namespace msgsdk {
+
+namespace core {
+class SubscriptionCore;
+}
+
+/// A subscription, created started by Client::Subscribe: its handler is being called
+/// until Close(). Thread-safety: all methods may be called from any thread, but not from
+/// inside its own handler (Close would wait for itself).
+/// Move-only handle; destroying it closes it.
+class Subscription {
+ public:
+  Subscription(Subscription&&) noexcept;
+  Subscription& operator=(Subscription&&) noexcept;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription();
+
+  const std::string& topic() const;
+  const std::string& group() const;
+
+  /// Stops fetching, lets running handlers finish (bounded), commits what was acknowledged
+  /// and returns the rest to the cluster for redelivery. Idempotent.
+  Status Close();
+
+ private:
+  friend class Client;
+  explicit Subscription(std::shared_ptr<core::SubscriptionCore> core);
+  std::shared_ptr<core::SubscriptionCore> core_;
+};
+
+}  // namespace msgsdk

@@ -1,0 +1,51 @@
+# Shared helpers for the scripts in this folder. Source it; it does nothing on its own.
+# shellcheck shell=bash
+
+# The repository root, whatever directory the script was started from.
+MSGSDK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export MSGSDK_ROOT
+
+# Every Debian package the build, the tests, the demo and the tools need. Kept in one place so
+# the README, CI and developers install exactly the same set.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+MSGSDK_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libyaml-cpp-dev libhiredis-dev librdkafka-dev libboost-dev libboost-system-dev
+  libspdlog-dev libfmt-dev libcli11-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server redis-tools kcat
+  python3 python3-grpcio python3-protobuf
+  clang
+)
+
+msgsdk_log() {
+  printf '%s\n' "$*"
+}
+
+msgsdk_error() {
+  printf 'error: %s\n' "$*" >&2
+}
+
+msgsdk_section() {
+  printf '\n==== %s ====\n' "$*"
+}
+
+# Formats a number of seconds as "42s" or "3m07s".
+msgsdk_duration() {
+  local seconds="$1"
+  if ((seconds >= 60)); then
+    printf '%dm%02ds' $((seconds / 60)) $((seconds % 60))
+  else
+    printf '%ds' "${seconds}"
+  fi
+}
+
+# Parallel compile jobs: MSGSDK_JOBS, else one per core.
+msgsdk_jobs() {
+  if [[ -n "${MSGSDK_JOBS:-}" ]]; then
+    printf '%s' "${MSGSDK_JOBS}"
+  else
+    nproc
+  fi
+}

@@ -1,0 +1,420 @@
+#include "backends/kafka/kafka_cluster.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include <librdkafka/rdkafka.h>
+
+#include "backends/kafka/kafka_errors.h"
+#include "backends/kafka/kafka_mapping.h"
+
+namespace msgsdk::kafka {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int RemainingMs(core::Deadline deadline, int at_most = 1 << 30) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, at_most));
+}
+
+// Errors after which asking again may succeed: no broker answered (yet).
+bool IsConnectivityError(RdKafka::ErrorCode err) {
+  return err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__TIMED_OUT ||
+         err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__RESOLVE ||
+         err == RdKafka::ERR__WAIT_COORD || err == RdKafka::ERR_LEADER_NOT_AVAILABLE;
+}
+
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+struct NewTopicDeleter {
+  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
+};
+struct AdminOptionsDeleter {
+  void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
+};
+struct EventDeleter {
+  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
+};
+
+}  // namespace
+
+// ---- ClusterEvents -------------------------------------------------------------------------
+
+void ClusterEvents::event_cb(RdKafka::Event& event) {
+  switch (event.type()) {
+    case RdKafka::Event::EVENT_ERROR: {
+      if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) {
+        brokers_down_.store(true, std::memory_order_release);
+      }
+      std::string text = event.str();
+      if (event.fatal()) {
+        // A fatal error disables the handle for good: worth a line even without a logger.
+        std::fprintf(stderr, "msgsdk: Kafka cluster '%s': fatal librdkafka error: %s\n",
+                     cluster_.c_str(), text.c_str());
+      }
+      std::lock_guard lock(mu_);
+      last_error_ = std::move(text);
+      break;
+    }
+    case RdKafka::Event::EVENT_LOG:
+      // Broker connection failures also arrive as error events and end up in the Status of
+      // the operation they hurt; the log keeps what librdkafka deems a warning or worse.
+      if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+        std::fprintf(stderr, "msgsdk: Kafka cluster '%s': librdkafka %s: %s\n", cluster_.c_str(),
+                     event.fac().c_str(), event.str().c_str());
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::string ClusterEvents::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+// ---- SendTracker ---------------------------------------------------------------------------
+
+bool SendTracker::Add(PendingSend* send) {
+  std::lock_guard lock(mu_);
+  if (closed_) return false;
+  pending_.insert(send);
+  return true;
+}
+
+core::SendDone SendTracker::Complete(PendingSend* send) {
+  core::SendDone done;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_.erase(send) == 0) return done;
+    done = std::move(send->done);
+  }
+  cv_.notify_all();
+  return done;
+}
+
+std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
+  std::unique_lock lock(mu_);
+  closed_ = true;
+  cv_.wait_until(lock, deadline, [this] { return pending_.empty(); });
+  std::vector<core::SendDone> expired;
+  expired.reserve(pending_.size());
+  for (PendingSend* send : pending_) expired.push_back(std::move(send->done));
+  pending_.clear();
+  return expired;
+}
+
+bool SendTracker::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
+// ---- KafkaCluster --------------------------------------------------------------------------
+
+class KafkaCluster::DeliveryReports : public RdKafka::DeliveryReportCb {
+ public:
+  explicit DeliveryReports(KafkaCluster& cluster) : cluster_(cluster) {}
+
+  void dr_cb(RdKafka::Message& message) override {
+    std::unique_ptr<PendingSend> send(static_cast<PendingSend*>(message.msg_opaque()));
+    if (send == nullptr) return;
+    const RdKafka::ErrorCode err = message.err();
+    if (err == RdKafka::ERR_NO_ERROR) cluster_.events().NoteBrokerAnswered();
+    core::SendDone done = send->tracker->Complete(send.get());
+    if (!done) return;  // already failed by the producer's Close
+    if (err == RdKafka::ERR_NO_ERROR) {
+      done(core::StoredPosition{message.partition(), message.offset()});
+      return;
+    }
+    std::string context = "send to " + cluster_.DescribeTopic(send->topic);
+    if (err == RdKafka::ERR__MSG_TIMED_OUT) {
+      context += ": not acknowledged within delivery_timeout_ms=" +
+                 std::to_string(cluster_.settings().delivery_timeout.count());
+      if (cluster_.events().brokers_down()) {
+        context += " (no broker reachable at '" + cluster_.settings().bootstrap + "'";
+        const std::string last = cluster_.events().last_error();
+        if (!last.empty()) context += ": " + last;
+        context += ")";
+      }
+    } else if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
+      context += ": record of " + std::to_string(send->bytes) + " bytes is too large";
+    }
+    done(KafkaStatus(err, context, message.errstr()));
+  }
+
+ private:
+  KafkaCluster& cluster_;
+};
+
+KafkaCluster::KafkaCluster(KafkaSettings settings)
+    : settings_(std::move(settings)),
+      events_(std::make_unique<ClusterEvents>(settings_.cluster)),
+      delivery_reports_(std::make_unique<DeliveryReports>(*this)) {}
+
+Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings) {
+  std::shared_ptr<KafkaCluster> cluster(new KafkaCluster(std::move(settings)));
+  const KafkaSettings& s = cluster->settings_;
+  MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf, MakeProducerConf(s));
+  std::string errstr;
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(cluster->events_.get()), errstr) !=
+          RdKafka::Conf::CONF_OK ||
+      conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(cluster->delivery_reports_.get()),
+                errstr) != RdKafka::Conf::CONF_OK) {
+    return InternalError(s.Describe() + ": cannot install librdkafka callbacks: " + errstr);
+  }
+  cluster->producer_.reset(RdKafka::Producer::create(conf.get(), errstr));
+  if (cluster->producer_ == nullptr) {
+    return InvalidArgumentError(s.Describe() + ": librdkafka refused the producer configuration: " +
+                                errstr);
+  }
+  cluster->poll_thread_ = std::thread([raw = cluster.get()] { raw->PollLoop(); });
+  return cluster;
+}
+
+KafkaCluster::~KafkaCluster() {
+  Shutdown(Clock::now()).IgnoreError();
+}
+
+void KafkaCluster::PollLoop() {
+  while (!stop_polling_.load(std::memory_order_acquire)) {
+    producer_->poll(100);
+  }
+}
+
+std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
+  return "topic '" + topic + "' on " + settings_.Describe();
+}
+
+Status KafkaCluster::Produce(const Message& message, PendingSend* send) {
+  std::shared_lock lock(state_mu_);
+  if (closed_) {
+    return FailedPreconditionError("send to " + DescribeTopic(message.topic) +
+                                   ": the connection to the cluster is closed");
+  }
+  RdKafka::Headers* headers = EncodeHeaders(message);
+  const void* key = message.key.empty() ? nullptr : message.key.data();
+  const RdKafka::ErrorCode err = producer_->produce(
+      message.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+      const_cast<char*>(message.body.data()), message.body.size(), key, message.key.size(),
+      ToEpochMillis(message.born_at), headers, send);
+  if (err == RdKafka::ERR_NO_ERROR) return OkStatus();
+  delete headers;  // still ours: produce() takes them only on success
+  std::string context = "send to " + DescribeTopic(message.topic);
+  if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
+    context += ": record of " + std::to_string(send->bytes) +
+               " bytes is larger than the producer's message.max.bytes (set it in the "
+               "cluster's librdkafka map; brokers and topics have their own limit too)";
+  } else if (err == RdKafka::ERR__QUEUE_FULL) {
+    context += ": the producer's queue is full (librdkafka queue.buffering.max.messages)";
+  }
+  return KafkaStatus(err, context);
+}
+
+Result<std::unique_ptr<RdKafka::Metadata>> KafkaCluster::FetchMetadata(const std::string* topic,
+                                                                       core::Deadline deadline) {
+  const std::string what = topic == nullptr ? "the topics of " + settings_.Describe()
+                                            : DescribeTopic(*topic);
+  std::unique_ptr<RdKafka::Topic> only;
+  if (topic != nullptr) {
+    std::string errstr;
+    only.reset(RdKafka::Topic::create(producer_.get(), *topic, nullptr, errstr));
+    if (only == nullptr) {
+      return InvalidArgumentError("looking up " + what + ": " + errstr);
+    }
+  }
+  for (;;) {
+    // Short slices, so a cluster known to be down is reported at once instead of at the
+    // deadline.
+    const int slice = std::max(1, RemainingMs(deadline, 250));
+    RdKafka::Metadata* raw = nullptr;
+    const RdKafka::ErrorCode err = producer_->metadata(topic == nullptr, only.get(), &raw, slice);
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    if (err == RdKafka::ERR_NO_ERROR) {
+      events_->NoteBrokerAnswered();
+      return metadata;
+    }
+    if (!IsConnectivityError(err)) return KafkaStatus(err, "looking up " + what);
+    const bool down = events_->brokers_down();
+    if (down || Clock::now() >= deadline) {
+      std::string message = "looking up " + what + ": ";
+      message += down ? "no broker reachable at '" + settings_.bootstrap + "'"
+                      : "no broker answered within metadata_timeout_ms=" +
+                            std::to_string(settings_.metadata_timeout.count());
+      const std::string last = events_->last_error();
+      if (!last.empty()) message += " (" + last + ")";
+      return UnavailableError(std::move(message));
+    }
+  }
+}
+
+Result<KafkaCluster::TopicLookup> KafkaCluster::LookupTopic(const std::string& topic,
+                                                            core::Deadline deadline) {
+  // Asking for every topic never makes a broker auto-create the one we look for.
+  MSGSDK_ASSIGN_OR_RETURN(auto metadata, FetchMetadata(nullptr, deadline));
+  TopicLookup lookup;
+  const int32_t controller = rd_kafka_controllerid(producer_->c_ptr(), 0);
+  for (const RdKafka::BrokerMetadata* broker : *metadata->brokers()) {
+    if (broker->id() == controller) lookup.has_controller = true;
+  }
+  for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
+    if (t->topic() != topic) continue;
+    lookup.exists = t->err() != RdKafka::ERR_UNKNOWN_TOPIC_OR_PART && !t->partitions()->empty();
+  }
+  return lookup;
+}
+
+Result<std::vector<int32_t>> KafkaCluster::Partitions(const std::string& topic,
+                                                      core::Deadline deadline) {
+  MSGSDK_ASSIGN_OR_RETURN(auto metadata, FetchMetadata(nullptr, deadline));
+  for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
+    if (t->topic() != topic || t->err() == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART) continue;
+    std::vector<int32_t> ids;
+    for (const RdKafka::PartitionMetadata* p : *t->partitions()) ids.push_back(p->id());
+    std::sort(ids.begin(), ids.end());
+    if (!ids.empty()) return ids;
+  }
+  return NotFoundError(DescribeTopic(topic) + " does not exist");
+}
+
+Status KafkaCluster::EnsureTopic(const std::string& topic) {
+  {
+    std::lock_guard lock(topics_mu_);
+    if (known_topics_.contains(topic)) return OkStatus();
+  }
+  const core::Deadline deadline = Clock::now() + settings_.metadata_timeout;
+  MSGSDK_ASSIGN_OR_RETURN(const TopicLookup lookup, LookupTopic(topic, deadline));
+  if (!lookup.exists) {
+    if (!settings_.auto_create_topics) {
+      return NotFoundError(DescribeTopic(topic) +
+                           " does not exist and auto_create_topics is false (create it on the "
+                           "cluster, or set auto_create_topics: true)");
+    }
+    if (lookup.has_controller) {
+      MSGSDK_RETURN_IF_ERROR(CreateTopic(topic, deadline));
+    } else {
+      // Without a controller the Admin API cannot work (librdkafka's mock cluster names a
+      // broker that does not exist); such clusters create topics when asked for them.
+      MSGSDK_RETURN_IF_ERROR(WaitForBrokerAutoCreate(
+          topic, deadline, "the cluster names no controller for the Admin API"));
+    }
+  }
+  std::lock_guard lock(topics_mu_);
+  known_topics_.insert(topic);
+  return OkStatus();
+}
+
+Status KafkaCluster::CreateTopic(const std::string& topic, core::Deadline deadline) {
+  rd_kafka_t* rk = producer_->c_ptr();
+  char errstr[512] = {0};
+  std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter> new_topic(rd_kafka_NewTopic_new(
+      topic.c_str(), settings_.partitions, settings_.replication_factor, errstr, sizeof(errstr)));
+  if (new_topic == nullptr) {
+    return InvalidArgumentError("creating " + DescribeTopic(topic) + ": " + errstr);
+  }
+  std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter> options(
+      rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS));
+  const int timeout_ms = std::max(1, RemainingMs(deadline));
+  rd_kafka_AdminOptions_set_request_timeout(options.get(), timeout_ms, errstr, sizeof(errstr));
+  rd_kafka_AdminOptions_set_operation_timeout(options.get(), timeout_ms, errstr, sizeof(errstr));
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk));
+  rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
+  rd_kafka_CreateTopics(rk, topics, 1, options.get(), queue.get());
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> event(
+      rd_kafka_queue_poll(queue.get(), timeout_ms + 1000));
+  if (event == nullptr) {
+    return UnavailableError("creating " + DescribeTopic(topic) +
+                            ": no answer within metadata_timeout_ms=" +
+                            std::to_string(settings_.metadata_timeout.count()));
+  }
+  auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_event_error(event.get()));
+  std::string detail =
+      rd_kafka_event_error_string(event.get()) ? rd_kafka_event_error_string(event.get()) : "";
+  if (err == RdKafka::ERR_NO_ERROR) {
+    const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event.get());
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        result ? rd_kafka_CreateTopics_result_topics(result, &count) : nullptr;
+    if (count > 0) {
+      err = static_cast<RdKafka::ErrorCode>(rd_kafka_topic_result_error(results[0]));
+      const char* text = rd_kafka_topic_result_error_string(results[0]);
+      detail = text ? text : "";
+    }
+  }
+  if (err == RdKafka::ERR__UNSUPPORTED_FEATURE || err == RdKafka::ERR_UNSUPPORTED_VERSION ||
+      err == RdKafka::ERR_INVALID_REQUEST) {
+    return WaitForBrokerAutoCreate(topic, deadline, "the Admin API is unavailable: " + detail);
+  }
+  if (err != RdKafka::ERR_NO_ERROR && err != RdKafka::ERR_TOPIC_ALREADY_EXISTS) {
+    return KafkaStatus(err, "creating " + DescribeTopic(topic), detail);
+  }
+  // Creation is asynchronous on the brokers: wait until the topic shows in metadata.
+  for (auto backoff = std::chrono::milliseconds(20);;
+       backoff = std::min(backoff * 2, std::chrono::milliseconds(500))) {
+    MSGSDK_ASSIGN_OR_RETURN(const TopicLookup lookup, LookupTopic(topic, deadline));
+    if (lookup.exists) return OkStatus();
+    if (Clock::now() + backoff >= deadline) {
+      return UnavailableError("creating " + DescribeTopic(topic) +
+                              ": created, but not visible in metadata within "
+                              "metadata_timeout_ms=" +
+                              std::to_string(settings_.metadata_timeout.count()));
+    }
+    std::this_thread::sleep_for(backoff);
+  }
+}
+
+Status KafkaCluster::WaitForBrokerAutoCreate(const std::string& topic, core::Deadline deadline,
+                                             const std::string& why_no_admin) {
+  // A metadata request for the topic itself lets the broker auto-create it
+  // (allow.auto.create.topics is on when auto_create_topics is).
+  for (auto backoff = std::chrono::milliseconds(20);;
+       backoff = std::min(backoff * 2, std::chrono::milliseconds(500))) {
+    MSGSDK_ASSIGN_OR_RETURN(auto metadata, FetchMetadata(&topic, deadline));
+    for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
+      if (t->topic() == topic && t->err() == RdKafka::ERR_NO_ERROR && !t->partitions()->empty()) {
+        return OkStatus();
+      }
+    }
+    if (Clock::now() + backoff >= deadline) {
+      return NotFoundError(DescribeTopic(topic) + " does not exist and could not be created (" +
+                           why_no_admin +
+                           "; the brokers did not auto-create it within metadata_timeout_ms=" +
+                           std::to_string(settings_.metadata_timeout.count()) + ")");
+    }
+    std::this_thread::sleep_for(backoff);
+  }
+}
+
+Status KafkaCluster::Shutdown(core::Deadline deadline) {
+  std::lock_guard shutdown_lock(shutdown_mu_);
+  if (shut_down_) return OkStatus();
+  shut_down_ = true;
+  {
+    std::unique_lock lock(state_mu_);
+    closed_ = true;
+  }
+  Status status;
+  if (producer_ != nullptr) {
+    producer_->flush(RemainingMs(deadline));
+    if (producer_->outq_len() > 0) {
+      // Past the deadline: fail what is left rather than wait for it.
+      producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+      const core::Deadline grace = Clock::now() + std::chrono::seconds(1);
+      while (producer_->outq_len() > 0 && Clock::now() < grace) producer_->poll(10);
+      status = DeadlineExceededError("closing " + settings_.Describe() +
+                                     ": sends still pending at the deadline were cancelled");
+    }
+  }
+  stop_polling_.store(true, std::memory_order_release);
+  if (poll_thread_.joinable()) {
+    producer_->yield();
+    poll_thread_.join();
+  }
+  return status;
+}
+
+}  // namespace msgsdk::kafka

@@ -1,0 +1,418 @@
+#include "backends/kafka/kafka_consumer.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "backends/kafka/kafka_errors.h"
+#include "backends/kafka/kafka_mapping.h"
+
+namespace msgsdk::kafka {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Records handed to the core in one Deliver call at most.
+constexpr size_t kMaxBatch = 1000;
+// How long one poll waits for records when nothing is pending.
+constexpr int kPollWaitMs = 100;
+// While paused: how long a poll serves group events, then how long to wait for capacity.
+constexpr int kPausedPollWaitMs = 20;
+constexpr auto kPausedCapacityWait = std::chrono::milliseconds(50);
+
+int RemainingMs(core::Deadline deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, 1 << 30));
+}
+
+bool IsCooperative(RdKafka::KafkaConsumer* consumer) {
+  return consumer->rebalance_protocol() == "COOPERATIVE";
+}
+
+}  // namespace
+
+std::string KafkaGroupId(const core::SubscriptionSpec& spec) {
+  if (spec.mode == SubscriptionMode::kBroadcast) return spec.group + "." + spec.member_id;
+  return spec.group;
+}
+
+class KafkaSubscription::Rebalancer : public RdKafka::RebalanceCb {
+ public:
+  explicit Rebalancer(KafkaSubscription& owner) : owner_(owner) {}
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      owner_.OnAssign(partitions);
+    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      owner_.OnRevoke(partitions, consumer->assignment_lost());
+    } else {
+      owner_.OnRebalanceError(err);
+    }
+  }
+
+ private:
+  KafkaSubscription& owner_;
+};
+
+KafkaSubscription::KafkaSubscription(std::shared_ptr<KafkaCluster> cluster,
+                                     const core::SubscriptionSpec& spec, core::DeliverySink& sink)
+    : cluster_(std::move(cluster)),
+      spec_(spec),
+      group_id_(KafkaGroupId(spec)),
+      sink_(sink),
+      tags_(spec.tags.begin(), spec.tags.end()),
+      rebalancer_(std::make_unique<Rebalancer>(*this)) {}
+
+Result<std::unique_ptr<KafkaSubscription>> KafkaSubscription::Start(
+    std::shared_ptr<KafkaCluster> cluster, const core::SubscriptionSpec& spec,
+    core::DeliverySink& sink) {
+  if (spec.mode == SubscriptionMode::kBroadcast && spec.member_id.empty()) {
+    return InvalidArgumentError("broadcast subscription of group '" + spec.group + "' to " +
+                                cluster->DescribeTopic(spec.topic) +
+                                ": a member id is required (offsets are kept per member)");
+  }
+  std::unique_ptr<KafkaSubscription> sub(new KafkaSubscription(std::move(cluster), spec, sink));
+  const KafkaSettings& settings = sub->cluster_->settings();
+  MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                          MakeConsumerConf(settings, sub->group_id_, spec.start_from));
+  std::string errstr;
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(&sub->cluster_->events()), errstr) !=
+          RdKafka::Conf::CONF_OK ||
+      conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(sub->rebalancer_.get()),
+                errstr) != RdKafka::Conf::CONF_OK) {
+    return InternalError(sub->Describe() + ": cannot install librdkafka callbacks: " + errstr);
+  }
+  sub->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), errstr));
+  if (sub->consumer_ == nullptr) {
+    return InvalidArgumentError(sub->Describe() +
+                                ": librdkafka refused the consumer configuration: " + errstr);
+  }
+  sub->commit_queue_ = rd_kafka_queue_new(sub->consumer_->c_ptr());
+  const RdKafka::ErrorCode err = sub->consumer_->subscribe({spec.topic});
+  if (err != RdKafka::ERR_NO_ERROR) {
+    Status status = KafkaStatus(err, sub->Describe() + ": subscribing");
+    rd_kafka_queue_destroy(sub->commit_queue_);
+    sub->commit_queue_ = nullptr;
+    sub->consumer_->close();
+    sub->consumer_.reset();
+    return status;
+  }
+  sub->thread_ = std::thread([raw = sub.get()] { raw->Run(); });
+  return sub;
+}
+
+KafkaSubscription::~KafkaSubscription() {
+  if (!thread_.joinable()) {
+    // Start failed before the poll thread ran: nothing joined, nothing to leave.
+    if (commit_queue_ != nullptr) rd_kafka_queue_destroy(commit_queue_);
+    return;
+  }
+  Close(Clock::now() + cluster_->settings().metadata_timeout).IgnoreError();
+  std::lock_guard join_lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string KafkaSubscription::Describe() const {
+  std::string out = "subscription of group '" + spec_.group + "'";
+  if (group_id_ != spec_.group) out += " (Kafka group '" + group_id_ + "')";
+  return out + " to " + cluster_->DescribeTopic(spec_.topic);
+}
+
+void KafkaSubscription::Ack(const core::Delivery& delivery) {
+  uint64_t epoch = 0;
+  const std::string& receipt = delivery.receipt;
+  auto [ptr, ec] = std::from_chars(receipt.data(), receipt.data() + receipt.size(), epoch);
+  if (ec != std::errc() || ptr != receipt.data() + receipt.size()) return;
+  tracker_.Ack(delivery.message.partition, epoch, delivery.message.offset);
+}
+
+Status KafkaSubscription::Close(core::Deadline deadline) {
+  {
+    std::unique_lock lock(mu_);
+    if (!close_requested_) {
+      close_requested_ = true;
+      close_deadline_ = deadline;
+      stop_.store(true, std::memory_order_release);
+    }
+    if (!cv_.wait_until(lock, deadline, [this] { return finished_; })) {
+      return DeadlineExceededError("closing " + Describe() +
+                                   ": leaving the group did not finish by the deadline");
+    }
+  }
+  std::lock_guard join_lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  return close_status_;
+}
+
+// ---- poll thread ---------------------------------------------------------------------------
+
+void KafkaSubscription::Run() {
+  const auto commit_interval = cluster_->settings().commit_interval;
+  auto next_commit = Clock::now() + commit_interval;
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (!paused_ && !sink_.WaitForCapacity(Clock::now())) SetPaused(true);
+    if (paused_) {
+      // Keep polling while paused: rebalances and commits are served from here.
+      PollBatch(kPausedPollWaitMs);
+      if (stop_.load(std::memory_order_acquire)) break;
+      if (sink_.WaitForCapacity(Clock::now() + kPausedCapacityWait)) SetPaused(false);
+    } else {
+      PollBatch(kPollWaitMs);
+    }
+    DrainCommitResults();
+    if (Clock::now() >= next_commit) {
+      CommitChanged();
+      next_commit = Clock::now() + commit_interval;
+    }
+  }
+  core::Deadline deadline;
+  {
+    std::lock_guard lock(mu_);
+    deadline = close_deadline_;
+  }
+  Status status = Shutdown(deadline);
+  {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    close_status_ = std::move(status);
+  }
+  cv_.notify_all();
+}
+
+void KafkaSubscription::PollBatch(int wait_ms) {
+  std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>> batch;
+  int wait = wait_ms;
+  while (batch.size() < kMaxBatch) {
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(wait));
+    wait = 0;
+    const RdKafka::ErrorCode err = message->err();
+    if (err == RdKafka::ERR__TIMED_OUT) break;
+    if (err != RdKafka::ERR_NO_ERROR) {
+      // Consumer errors (unreachable brokers, a topic not available yet) are transient and
+      // librdkafka retries them itself; a fatal one stops this consumer for good.
+      if (err == RdKafka::ERR__FATAL) {
+        std::fprintf(stderr, "msgsdk: %s: fatal consumer error: %s\n", Describe().c_str(),
+                     message->errstr().c_str());
+      }
+      continue;
+    }
+    // The epoch at the time of consumption: a rebalance during the rest of this batch makes
+    // the record stale, and it must then not be delivered.
+    const uint64_t epoch = tracker_.Epoch(message->partition());
+    batch.emplace_back(std::move(message), epoch);
+  }
+  if (!batch.empty()) Dispatch(batch);
+}
+
+void KafkaSubscription::Dispatch(
+    std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>>& batch) {
+  cluster_->events().NoteBrokerAnswered();
+  // One Deliver per partition, records in partition order.
+  std::vector<std::pair<int32_t, std::vector<core::Delivery>>> groups;
+  for (auto& [message, epoch] : batch) {
+    const int32_t partition = message->partition();
+    const int64_t offset = message->offset();
+    if (epoch == 0 || !tracker_.Track(partition, epoch, offset)) continue;
+    Message decoded = DecodeRecord(message->c_ptr());
+    if (!tags_.empty() && !tags_.contains(decoded.tag)) {
+      // Filtered here, before the core sees it: handled as far as the group is concerned.
+      tracker_.Ack(partition, epoch, offset);
+      continue;
+    }
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [partition](const auto& g) { return g.first == partition; });
+    if (group == groups.end()) {
+      groups.emplace_back(partition, std::vector<core::Delivery>());
+      group = std::prev(groups.end());
+    }
+    group->second.push_back(core::Delivery{std::move(decoded), std::to_string(epoch)});
+  }
+  for (auto& [partition, deliveries] : groups) sink_.Deliver(std::move(deliveries));
+}
+
+void KafkaSubscription::OnAssign(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  for (const RdKafka::TopicPartition* tp : partitions) tracker_.Assign(tp->partition());
+  if (IsCooperative(consumer_.get())) {
+    if (RdKafka::Error* error = consumer_->incremental_assign(partitions)) {
+      std::fprintf(stderr, "msgsdk: %s: incremental assign failed: %s\n", Describe().c_str(),
+                   error->str().c_str());
+      delete error;
+    }
+  } else {
+    consumer_->assign(partitions);
+  }
+  if (paused_) {
+    std::vector<RdKafka::TopicPartition*> added(partitions.begin(), partitions.end());
+    consumer_->pause(added);
+  }
+}
+
+void KafkaSubscription::OnRevoke(const std::vector<RdKafka::TopicPartition*>& partitions,
+                                 bool lost) {
+  std::vector<int32_t> owned;
+  for (const RdKafka::TopicPartition* tp : partitions) {
+    if (tracker_.Epoch(tp->partition()) != 0) owned.push_back(tp->partition());
+  }
+  if (!owned.empty()) {
+    // The core finishes or drops what it holds of these partitions first, so the commit
+    // below covers every acknowledgement that will ever come for them.
+    sink_.Revoke(owned);
+    if (!lost) {
+      // Lost partitions already belong to someone else: a commit would be rejected.
+      CommitSync(tracker_.Committable(false, &owned),
+                 Clock::now() + cluster_->settings().metadata_timeout)
+          .IgnoreError();
+    }
+    for (int32_t partition : owned) tracker_.Revoke(partition);
+  }
+  if (IsCooperative(consumer_.get())) {
+    if (RdKafka::Error* error = consumer_->incremental_unassign(partitions)) {
+      std::fprintf(stderr, "msgsdk: %s: incremental unassign failed: %s\n", Describe().c_str(),
+                   error->str().c_str());
+      delete error;
+    }
+  } else {
+    consumer_->unassign();
+  }
+}
+
+void KafkaSubscription::OnRebalanceError(RdKafka::ErrorCode err) {
+  std::fprintf(stderr, "msgsdk: %s: rebalance failed: %s\n", Describe().c_str(),
+               RdKafka::err2str(err).c_str());
+  const std::vector<int32_t> owned = tracker_.Partitions();
+  if (!owned.empty()) sink_.Revoke(owned);
+  for (int32_t partition : owned) tracker_.Revoke(partition);
+  consumer_->unassign();
+}
+
+void KafkaSubscription::SetPaused(bool paused) {
+  std::vector<RdKafka::TopicPartition*> assignment;
+  consumer_->assignment(assignment);
+  if (!assignment.empty()) {
+    if (paused) {
+      consumer_->pause(assignment);
+    } else {
+      consumer_->resume(assignment);
+    }
+  }
+  RdKafka::TopicPartition::destroy(assignment);
+  paused_ = paused;
+}
+
+void KafkaSubscription::CommitChanged() {
+  const Offsets offsets = tracker_.Committable(true);
+  if (offsets.empty()) return;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (const auto& [partition, offset] : offsets) {
+    rd_kafka_topic_partition_list_add(list, spec_.topic.c_str(), partition)->offset = offset;
+  }
+  // The result arrives on commit_queue_; failed commits are simply repeated by the next one.
+  rd_kafka_commit_queue(consumer_->c_ptr(), list, commit_queue_, nullptr, nullptr);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSubscription::DrainCommitResults() {
+  while (rd_kafka_event_t* event = rd_kafka_queue_poll(commit_queue_, 0)) {
+    if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT &&
+        rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (const rd_kafka_topic_partition_list_t* list =
+              rd_kafka_event_topic_partition_list(event)) {
+        for (int i = 0; i < list->cnt; ++i) {
+          if (list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            tracker_.MarkCommitted(list->elems[i].partition, list->elems[i].offset);
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(event);
+  }
+}
+
+Status CommitOffsets(rd_kafka_t* rk, const std::string& topic,
+                     const std::vector<std::pair<int32_t, int64_t>>& offsets,
+                     core::Deadline deadline, const std::string& what,
+                     const std::function<void(int32_t, int64_t)>& on_committed) {
+  if (offsets.empty()) return OkStatus();
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (const auto& [partition, offset] : offsets) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  auto err = static_cast<RdKafka::ErrorCode>(
+      rd_kafka_commit_queue(rk, list, queue, nullptr, nullptr));
+  rd_kafka_topic_partition_list_destroy(list);
+  Status status;
+  if (err != RdKafka::ERR_NO_ERROR) {
+    status = KafkaStatus(err, "committing offsets of " + what);
+  } else if (rd_kafka_event_t* event =
+                 rd_kafka_queue_poll(queue, std::max(1, RemainingMs(deadline)))) {
+    err = static_cast<RdKafka::ErrorCode>(rd_kafka_event_error(event));
+    std::string detail =
+        rd_kafka_event_error_string(event) ? rd_kafka_event_error_string(event) : "";
+    if (const rd_kafka_topic_partition_list_t* result =
+            rd_kafka_event_topic_partition_list(event)) {
+      for (int i = 0; i < result->cnt; ++i) {
+        const rd_kafka_topic_partition_t& tp = result->elems[i];
+        if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          if (err == RdKafka::ERR_NO_ERROR && on_committed) on_committed(tp.partition, tp.offset);
+        } else if (err == RdKafka::ERR_NO_ERROR) {
+          err = static_cast<RdKafka::ErrorCode>(tp.err);
+          detail.clear();
+        }
+      }
+    }
+    status = KafkaStatus(err, "committing offsets of " + what, detail);
+    rd_kafka_event_destroy(event);
+  } else {
+    status = DeadlineExceededError("committing offsets of " + what +
+                                   ": no answer from the group coordinator by the deadline");
+  }
+  rd_kafka_queue_destroy(queue);
+  return status;
+}
+
+Status KafkaSubscription::CommitSync(const Offsets& offsets, core::Deadline deadline) {
+  return CommitOffsets(consumer_->c_ptr(), spec_.topic, offsets, deadline, Describe(),
+                       [this](int32_t partition, int64_t offset) {
+                         tracker_.MarkCommitted(partition, offset);
+                       });
+}
+
+Status KafkaSubscription::Shutdown(core::Deadline deadline) {
+  Status status;
+  const std::vector<int32_t> owned = tracker_.Partitions();
+  if (!owned.empty()) {
+    sink_.Revoke(owned);
+    status = CommitSync(tracker_.Committable(false, &owned), deadline);
+    for (int32_t partition : owned) tracker_.Revoke(partition);
+  }
+  // Leave the group without blocking past the deadline: close() through a queue we poll.
+  std::unique_ptr<RdKafka::Queue> queue(RdKafka::Queue::create(consumer_.get()));
+  if (RdKafka::Error* error = consumer_->close(queue.get())) {
+    if (status.ok()) {
+      status = KafkaStatus(static_cast<RdKafka::ErrorCode>(error->code()),
+                           "closing " + Describe(), error->str());
+    }
+    delete error;
+  } else {
+    while (!consumer_->closed() && Clock::now() < deadline) {
+      queue->poll(std::clamp(RemainingMs(deadline), 1, 100));
+    }
+    if (!consumer_->closed() && status.ok()) {
+      status = DeadlineExceededError("closing " + Describe() +
+                                     ": leaving the group did not finish by the deadline");
+    }
+  }
+  queue.reset();
+  DrainCommitResults();
+  rd_kafka_queue_destroy(commit_queue_);
+  commit_queue_ = nullptr;
+  consumer_.reset();  // without a second, blocking close
+  return status;
+}
+
+}  // namespace msgsdk::kafka

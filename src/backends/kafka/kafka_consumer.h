@@ -1,0 +1,94 @@
+#pragma once
+
+// A BackendConsumer: one librdkafka KafkaConsumer in the subscription's group, served by a
+// dedicated poll thread that also runs its rebalance callbacks.
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include "backends/kafka/kafka_cluster.h"
+#include "backends/kafka/assignment_offsets.h"
+#include "core/backend.h"
+
+namespace msgsdk::kafka {
+
+// The Kafka group a subscription joins: the SDK group, or for broadcast a group of its own
+// per member ("<group>.<member_id>"), so every member reads every partition.
+std::string KafkaGroupId(const core::SubscriptionSpec& spec);
+
+// Commits `offsets` of `topic` for the group of consumer handle `rk`, waiting for the answer
+// until `deadline`. `what` names the subscription in errors; `on_committed` (optional) is told
+// each partition the coordinator accepted.
+Status CommitOffsets(rd_kafka_t* rk, const std::string& topic,
+                     const std::vector<std::pair<int32_t, int64_t>>& offsets,
+                     core::Deadline deadline, const std::string& what,
+                     const std::function<void(int32_t, int64_t)>& on_committed);
+
+class KafkaSubscription : public core::BackendConsumer {
+ public:
+  // Joins the group and starts the poll thread.
+  static Result<std::unique_ptr<KafkaSubscription>> Start(std::shared_ptr<KafkaCluster> cluster,
+                                                          const core::SubscriptionSpec& spec,
+                                                          core::DeliverySink& sink);
+  ~KafkaSubscription() override;
+
+  // Thread-safe; may be called from any thread, concurrently.
+  void Ack(const core::Delivery& delivery) override;
+  Status Close(core::Deadline deadline) override;
+
+ private:
+  class Rebalancer;
+  using Offsets = std::vector<std::pair<int32_t, int64_t>>;
+
+  KafkaSubscription(std::shared_ptr<KafkaCluster> cluster, const core::SubscriptionSpec& spec,
+                    core::DeliverySink& sink);
+
+  // ---- poll thread only ----
+  void Run();
+  void PollBatch(int wait_ms);
+  void Dispatch(std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>>& batch);
+  void OnAssign(const std::vector<RdKafka::TopicPartition*>& partitions);
+  void OnRevoke(const std::vector<RdKafka::TopicPartition*>& partitions, bool lost);
+  void OnRebalanceError(RdKafka::ErrorCode err);
+  void SetPaused(bool paused);
+  void CommitChanged();
+  void DrainCommitResults();
+  Status CommitSync(const Offsets& offsets, core::Deadline deadline);
+  Status Shutdown(core::Deadline deadline);
+  std::string Describe() const;
+
+  const std::shared_ptr<KafkaCluster> cluster_;
+  const core::SubscriptionSpec spec_;
+  const std::string group_id_;
+  core::DeliverySink& sink_;
+  const std::set<std::string> tags_;
+  std::unique_ptr<Rebalancer> rebalancer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  rd_kafka_queue_t* commit_queue_ = nullptr;
+  AssignmentOffsets tracker_;
+  bool paused_ = false;
+  bool cooperative_ = true;
+
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool close_requested_ = false;
+  bool finished_ = false;
+  core::Deadline close_deadline_{};
+  Status close_status_;
+  std::mutex join_mu_;
+  std::thread thread_;
+};
+
+}  // namespace msgsdk::kafka

@@ -1,0 +1,160 @@
+#include "backends/kafka/kafka_mapping.h"
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+namespace msgsdk::kafka {
+namespace {
+
+std::optional<int64_t> ParseInt64(std::string_view text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+// FNV-1a, then a murmur3-style finaliser so nearby offsets spread over all bits.
+uint64_t Hash64(std::string_view data, uint64_t seed) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+}  // namespace
+
+std::string PropertyHeaderName(const std::string& key) {
+  if (key.starts_with(kReservedHeaderPrefix)) {
+    return std::string(kEscapedPropertyPrefix) + key;
+  }
+  return key;
+}
+
+int64_t ToEpochMicros(Timestamp t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+Timestamp FromEpochMicros(int64_t micros) {
+  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
+      std::chrono::microseconds(micros)));
+}
+
+int64_t ToEpochMillis(Timestamp t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+RdKafka::Headers* EncodeHeaders(const Message& message) {
+  RdKafka::Headers* headers = RdKafka::Headers::create();
+  headers->add(std::string(kIdHeader), message.message_id);
+  if (!message.tag.empty()) headers->add(std::string(kTagHeader), message.tag);
+  headers->add(std::string(kBornAtHeader), std::to_string(ToEpochMicros(message.born_at)));
+  if (message.deliver_at.has_value()) {
+    headers->add(std::string(kDeliverAtHeader),
+                 std::to_string(ToEpochMicros(*message.deliver_at)));
+  }
+  for (const auto& [key, value] : message.properties) {
+    headers->add(PropertyHeaderName(key), value);
+  }
+  return headers;
+}
+
+std::string SynthesizeMessageId(std::string_view topic, int32_t partition, int64_t offset,
+                                int64_t timestamp_ms) {
+  std::string identity(topic);
+  identity += '/';
+  identity += std::to_string(partition);
+  identity += '/';
+  identity += std::to_string(offset);
+  const uint64_t high = Hash64(identity, 0x6d736773646b31ULL);
+  const uint64_t low = Hash64(identity, 0x6d736773646b32ULL);
+  // 12 hex digits of milliseconds (good until the year 10889), then 20 of hash.
+  char out[33];
+  std::snprintf(out, sizeof(out), "%012llx%04llx%016llx",
+                static_cast<unsigned long long>(timestamp_ms < 0 ? 0 : timestamp_ms) &
+                    0xffffffffffffULL,
+                static_cast<unsigned long long>(high & 0xffffULL),
+                static_cast<unsigned long long>(low));
+  return std::string(out, 32);
+}
+
+Message DecodeRecord(const rd_kafka_message_t* rkmessage) {
+  Message message;
+  message.topic = rd_kafka_topic_name(rkmessage->rkt);
+  message.partition = rkmessage->partition;
+  message.offset = rkmessage->offset;
+  if (rkmessage->key != nullptr) {
+    message.key.assign(static_cast<const char*>(rkmessage->key), rkmessage->key_len);
+  }
+  if (rkmessage->payload != nullptr) {
+    message.body.assign(static_cast<const char*>(rkmessage->payload), rkmessage->len);
+  }
+
+  rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  const int64_t timestamp_ms = rd_kafka_message_timestamp(rkmessage, &timestamp_type);
+  const std::optional<Timestamp> record_time =
+      timestamp_type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+          ? std::nullopt
+          : std::optional<Timestamp>(FromEpochMicros(timestamp_ms * 1000));
+
+  std::optional<Timestamp> born_at;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(rkmessage, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      const std::string_view header_name(name);
+      const std::string_view header_value =
+          value == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(value),
+                                                                   size);
+      if (!header_name.starts_with(kReservedHeaderPrefix)) {
+        message.properties.insert_or_assign(std::string(header_name), std::string(header_value));
+      } else if (header_name.starts_with(kEscapedPropertyPrefix)) {
+        message.properties.insert_or_assign(
+            std::string(header_name.substr(kEscapedPropertyPrefix.size())),
+            std::string(header_value));
+      } else if (header_name == kIdHeader) {
+        message.message_id.assign(header_value);
+      } else if (header_name == kTagHeader) {
+        message.tag.assign(header_value);
+      } else if (header_name == kBornAtHeader) {
+        if (auto micros = ParseInt64(header_value)) born_at = FromEpochMicros(*micros);
+      } else if (header_name == kDeliverAtHeader) {
+        if (auto micros = ParseInt64(header_value)) message.deliver_at = FromEpochMicros(*micros);
+      }
+      // Other "msgsdk-" names are reserved for later versions of the mapping: not properties.
+    }
+  }
+
+  if (born_at.has_value()) {
+    message.born_at = *born_at;
+  } else if (record_time.has_value()) {
+    message.born_at = *record_time;
+  }
+  // Log-append time is when the broker stored it; with create time the record timestamp is
+  // the best the broker tells us.
+  if (record_time.has_value()) {
+    message.stored_at = *record_time;
+  } else {
+    message.stored_at = message.born_at;
+  }
+  if (message.message_id.empty()) {
+    message.message_id = SynthesizeMessageId(message.topic, message.partition, message.offset,
+                                             record_time.has_value() ? timestamp_ms : 0);
+  }
+  return message;
+}
+
+}  // namespace msgsdk::kafka

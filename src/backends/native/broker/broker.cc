@@ -1,0 +1,139 @@
+#include "backends/native/broker/broker.h"
+
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <utility>
+
+namespace msgsdk::native {
+
+Result<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options) {
+  MSGSDK_ASSIGN_OR_RETURN(auto store, MessageStore::Open(options.store));
+  return std::unique_ptr<Broker>(new Broker(std::move(options), std::move(store)));
+}
+
+Broker::Broker(BrokerOptions options, std::unique_ptr<MessageStore> store)
+    : options_(std::move(options)), store_(std::move(store)), groups_(options_.session_timeout) {}
+
+Broker::~Broker() { Close().IgnoreError(); }
+
+void Broker::Produce(int32_t queue, Message message, AppendCallback done) {
+  store_->Append(queue, std::move(message),
+                 [this, done = std::move(done)](Result<AppendResult> result) {
+                   const bool stored = result.ok();
+                   done(std::move(result));
+                   if (!stored) return;
+                   appends_.fetch_add(1, std::memory_order_acq_rel);
+                   // Notifying costs a syscall per append; only pay it when someone waits.
+                   if (waiters_.load(std::memory_order_acquire) > 0) {
+                     std::lock_guard lock(wait_mutex_);
+                     appended_.notify_all();
+                   }
+                 });
+}
+
+void Broker::WaitForAppend(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(wait_mutex_);
+  waiters_.fetch_add(1, std::memory_order_acq_rel);
+  appended_.wait_until(lock, deadline, [&] { return AppendCount() != seen; });
+  waiters_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void Broker::WakeAll() {
+  std::lock_guard lock(wait_mutex_);
+  appends_.fetch_add(1, std::memory_order_acq_rel);
+  appended_.notify_all();
+}
+
+Status Broker::ResetOffsets(const std::string& topic, const std::string& group,
+                            const ResetTarget& target) {
+  if (groups_.HasMembers(group, topic)) {
+    return FailedPreconditionError("group '" + group + "' has live members on topic '" + topic +
+                                   "'; stop them before resetting its offsets");
+  }
+  auto info = store_->FindTopic(topic);
+  if (!info) return NotFoundError("topic '" + topic + "' does not exist");
+  for (int32_t queue = 0; queue < info->queues; ++queue) {
+    int64_t offset = 0;
+    switch (target.kind) {
+      case ResetTarget::Kind::kEarliest:
+        offset = store_->MinOffset(topic, queue);
+        break;
+      case ResetTarget::Kind::kLatest:
+        offset = store_->MaxOffset(topic, queue);
+        break;
+      case ResetTarget::Kind::kTimestamp: {
+        MSGSDK_ASSIGN_OR_RETURN(offset, store_->OffsetForTimestamp(topic, queue, target.timestamp));
+        break;
+      }
+    }
+    MSGSDK_RETURN_IF_ERROR(store_->CommitOffset(group, topic, queue, offset));
+  }
+  return store_->FlushOffsets();
+}
+
+Status Broker::Close() {
+  WakeAll();
+  return store_->Close();
+}
+
+namespace {
+
+// Open embedded brokers by canonical data directory. A directory whose broker is being closed
+// stays listed (expired) until the close finished, so a new opener waits instead of failing
+// on the directory lock.
+struct EmbeddedBrokers {
+  std::mutex mutex;
+  std::condition_variable closed;
+  std::map<std::string, std::weak_ptr<Broker>> open;
+};
+
+EmbeddedBrokers& Embedded() {
+  static auto* brokers = new EmbeddedBrokers();  // never destroyed: used from static teardown
+  return *brokers;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Broker>> AcquireEmbeddedBroker(const BrokerOptions& options) {
+  std::error_code error;
+  std::filesystem::create_directories(options.store.data_dir, error);
+  auto canonical = std::filesystem::weakly_canonical(options.store.data_dir, error);
+  const std::string key = error ? options.store.data_dir.string() : canonical.string();
+
+  EmbeddedBrokers& brokers = Embedded();
+  std::shared_ptr<Broker> existing;
+  std::unique_lock lock(brokers.mutex);
+  while (true) {
+    auto it = brokers.open.find(key);
+    if (it == brokers.open.end()) break;
+    existing = it->second.lock();
+    if (existing) break;
+    brokers.closed.wait(lock);
+  }
+  if (existing) {
+    // Unlock first: dropping the last reference runs the deleter, which takes the lock.
+    lock.unlock();
+    if (existing->options().store.flush_mode != options.store.flush_mode) {
+      return FailedPreconditionError(
+          "data directory " + key +
+          " is already open in this process with another flush_mode; every cluster naming "
+          "one data directory must use the same settings");
+    }
+    return existing;
+  }
+  BrokerOptions resolved = options;
+  resolved.store.data_dir = key;
+  MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<Broker> opened, Broker::Open(std::move(resolved)));
+  std::shared_ptr<Broker> broker(opened.release(), [key](Broker* b) {
+    delete b;  // closes the store and releases the directory lock
+    EmbeddedBrokers& all = Embedded();
+    std::lock_guard lock(all.mutex);
+    all.open.erase(key);
+    all.closed.notify_all();
+  });
+  brokers.open[key] = broker;
+  return broker;
+}
+
+}  // namespace msgsdk::native

@@ -1,0 +1,448 @@
+#include "backends/native/native_backend.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "backends/native/broker/broker.h"
+#include "core/offset_tracker.h"
+
+namespace msgsdk::native {
+namespace {
+
+using core::Deadline;
+using core::Delivery;
+using core::PropertySpec;
+using Type = core::PropertySpec::Type;
+
+const core::PropertyTable& NativeProperties() {
+  static const core::PropertyTable table = {
+      {.name = "embedded",
+       .type = Type::kBool,
+       .default_value = "true",
+       .description = "Run the broker inside the client process, storing in data_dir. "
+                      "(Connecting to a msgsdk-broker daemon comes with its `endpoints` key.)"},
+      {.name = "data_dir",
+       .type = Type::kString,
+       .default_value = "./msgsdk-data",
+       .description = "Directory of the embedded broker's commit log, indexes and offsets; "
+                      "relative paths are resolved against the working directory. One process "
+                      "at a time may open it."},
+      {.name = "flush_mode",
+       .type = Type::kEnum,
+       .default_value = "group_commit",
+       .allowed = {"group_commit", "periodic"},
+       .description = "group_commit: a send is acknowledged after the fdatasync covering it "
+                      "(concurrent sends share one). periodic: acknowledged once written to "
+                      "the page cache, fdatasync every flush_interval_ms (a machine crash can "
+                      "lose that window; a process crash loses nothing)."},
+      {.name = "flush_interval_ms",
+       .type = Type::kDuration,
+       .default_value = "200",
+       .min = 1,
+       .max = 60000,
+       .description = "periodic mode: how often the commit log is fdatasync'ed."},
+      {.name = "segment_bytes",
+       .type = Type::kBytes,
+       .default_value = "1073741824",
+       .min = 4096,
+       .max = int64_t{64} << 30,
+       .description = "Size at which a commit-log segment file is sealed and a new one begun."},
+      {.name = "index_entries_per_file",
+       .type = Type::kInt,
+       .default_value = "1048576",
+       .min = 16,
+       .max = 100000000,
+       .description = "Entries (28 bytes each) per queue index file."},
+      {.name = "queues",
+       .type = Type::kInt,
+       .default_value = "8",
+       .min = 1,
+       .max = 1024,
+       .description = "Queues of a topic created by its first use; a key's messages share one "
+                      "queue, so this bounds a group's parallelism."},
+      {.name = "max_message_bytes",
+       .type = Type::kBytes,
+       .default_value = "4194304",
+       .min = 1,
+       .max = int64_t{256} << 20,
+       .description = "Largest record the broker stores (body, key, tag and properties)."},
+      {.name = "offset_flush_interval_ms",
+       .type = Type::kDuration,
+       .default_value = "100",
+       .min = 1,
+       .max = 60000,
+       .description = "How often committed consumer offsets are written to disk (also on "
+                      "close); a crash may redeliver messages acknowledged in that window."},
+      {.name = "pull_batch",
+       .type = Type::kInt,
+       .default_value = "256",
+       .min = 1,
+       .max = 65536,
+       .description = "Messages a consumer reads from one queue per fetch."},
+      {.name = "poll_wait_ms",
+       .type = Type::kDuration,
+       .default_value = "500",
+       .min = 1,
+       .max = 60000,
+       .description = "How long an idle consumer waits for new messages before checking its "
+                      "group assignment again."},
+  };
+  return table;
+}
+
+// The queue a key's messages go to. FNV-1a (TagHash) is stable across versions and platforms,
+// so a key keeps its queue, and therefore its order, across restarts.
+int32_t QueueForKey(const std::string& key, int32_t queues) {
+  return static_cast<int32_t>(TagHash(key) % static_cast<uint64_t>(queues));
+}
+
+class NativeProducer : public core::BackendProducer {
+ public:
+  NativeProducer(std::shared_ptr<Broker> broker, int32_t queues)
+      : broker_(std::move(broker)), queues_(queues) {}
+
+  void Send(Message message, core::SendDone done) override {
+    const int32_t queue =
+        message.key.empty()
+            ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
+            : QueueForKey(message.key, queues_);
+    in_flight_.fetch_add(1, std::memory_order_acq_rel);
+    broker_->Produce(queue, std::move(message),
+                     [this, done = std::move(done)](Result<AppendResult> result) {
+                       if (result.ok()) {
+                         done(core::StoredPosition{result->queue, result->queue_offset});
+                       } else {
+                         done(result.status());
+                       }
+                       if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                         std::lock_guard lock(mutex_);
+                         drained_.notify_all();
+                       }
+                     });
+  }
+
+  Status Close(Deadline deadline) override {
+    std::unique_lock lock(mutex_);
+    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; })) {
+      return DeadlineExceededError(std::to_string(in_flight_.load()) +
+                                   " sends still pending at close");
+    }
+    return OkStatus();
+  }
+
+ private:
+  const std::shared_ptr<Broker> broker_;
+  const int32_t queues_;
+  std::atomic<uint64_t> next_queue_{0};
+  std::atomic<int64_t> in_flight_{0};
+  std::mutex mutex_;
+  std::condition_variable drained_;
+};
+
+struct ConsumerSettings {
+  int32_t pull_batch = 256;
+  std::chrono::milliseconds poll_wait{500};
+};
+
+// One subscription's fetch loop. Clustering: the group coordinator says which queues this
+// member owns; broadcast: the member reads every queue with offsets of its own.
+class NativeConsumer : public core::BackendConsumer {
+ public:
+  NativeConsumer(std::shared_ptr<Broker> broker, core::SubscriptionSpec spec,
+                 core::DeliverySink& sink, int32_t queues, ConsumerSettings settings)
+      : broker_(std::move(broker)),
+        spec_(std::move(spec)),
+        sink_(sink),
+        queues_(queues),
+        settings_(settings),
+        offsets_key_(spec_.mode == SubscriptionMode::kBroadcast ? spec_.group + "@" + spec_.member_id
+                                                                : spec_.group) {
+    for (const auto& tag : spec_.tags) tag_hashes_.push_back(TagHash(tag));
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~NativeConsumer() override { Close(std::chrono::steady_clock::now()).IgnoreError(); }
+
+  void Ack(const Delivery& delivery) override {
+    std::lock_guard lock(mutex_);
+    auto it = owned_.find(delivery.message.partition);
+    if (it != owned_.end()) it->second.tracker.Acked(delivery.message.offset);
+  }
+
+  Status Close(Deadline) override {
+    stopping_.store(true, std::memory_order_release);
+    broker_->WakeAll();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mutex_);
+    return close_status_;
+  }
+
+ private:
+  struct OwnedQueue {
+    core::OffsetTracker tracker;
+    int64_t fetch_offset = 0;
+    int64_t committed = -1;
+  };
+
+  bool Stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  void Run() {
+    while (!Stopping()) {
+      UpdateAssignment();
+      const uint64_t seen = broker_->AppendCount();
+      const bool fetched = FetchOnce();
+      // A failed commit is retried on the next round (the position is remembered only once
+      // stored); until then a crash would redeliver, never skip.
+      Commit(/*flush=*/false).IgnoreError();
+      if (!fetched && !Stopping()) {
+        broker_->WaitForAppend(seen, std::chrono::steady_clock::now() + settings_.poll_wait);
+      }
+    }
+    // Finish: handlers of everything we own complete (or are abandoned), then commit and leave.
+    std::vector<int32_t> all;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) all.push_back(queue);
+    }
+    sink_.Revoke(all);
+    Status status = Commit(/*flush=*/true);
+    if (spec_.mode == SubscriptionMode::kClustering) {
+      broker_->groups().Leave(spec_.group, spec_.topic, spec_.member_id);
+    }
+    std::lock_guard lock(mutex_);
+    owned_.clear();
+    close_status_ = status;
+  }
+
+  void UpdateAssignment() {
+    std::vector<int32_t> owned;
+    std::vector<int32_t> to_release;
+    if (spec_.mode == SubscriptionMode::kBroadcast) {
+      for (int32_t q = 0; q < queues_; ++q) owned.push_back(q);
+    } else {
+      auto assignment =
+          broker_->groups().Heartbeat(spec_.group, spec_.topic, spec_.member_id, queues_);
+      owned = std::move(assignment.owned);
+      to_release = std::move(assignment.to_release);
+    }
+    if (!to_release.empty()) {
+      sink_.Revoke(to_release);
+      for (int32_t queue : to_release) {
+        // If this commit fails the next owner starts earlier and redelivers: no loss.
+        CommitQueue(queue).IgnoreError();
+        {
+          std::lock_guard lock(mutex_);
+          owned_.erase(queue);
+        }
+        broker_->groups().Release(spec_.group, spec_.topic, spec_.member_id, queue);
+      }
+    }
+    for (int32_t queue : owned) {
+      if (std::find(to_release.begin(), to_release.end(), queue) != to_release.end()) continue;
+      std::lock_guard lock(mutex_);
+      if (owned_.count(queue) != 0) continue;
+      const auto committed = broker_->store().CommittedOffset(offsets_key_, spec_.topic, queue);
+      int64_t start;
+      if (committed) {
+        start = *committed;
+      } else if (spec_.start_from == StartPosition::kLatest) {
+        start = broker_->store().MaxOffset(spec_.topic, queue);
+      } else {
+        start = broker_->store().MinOffset(spec_.topic, queue);
+      }
+      OwnedQueue state{core::OffsetTracker(start), start, committed.value_or(-1)};
+      owned_.emplace(queue, std::move(state));
+    }
+  }
+
+  // Reads one batch from every owned queue; true if anything was delivered.
+  bool FetchOnce() {
+    std::vector<std::pair<int32_t, int64_t>> positions;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) positions.emplace_back(queue, state.fetch_offset);
+    }
+    bool delivered = false;
+    for (const auto& [queue, offset] : positions) {
+      if (Stopping()) break;
+      if (!sink_.WaitForCapacity(std::chrono::steady_clock::now() + settings_.poll_wait)) break;
+      auto read = broker_->store().Read(spec_.topic, queue, offset, settings_.pull_batch,
+                                        int64_t{8} << 20, tag_hashes_);
+      if (!read.ok()) {
+        std::fprintf(stderr, "msgsdk native: reading topic '%s' queue %d at offset %lld: %s\n",
+                     spec_.topic.c_str(), queue, static_cast<long long>(offset),
+                     read.status().ToString().c_str());
+        continue;
+      }
+      std::vector<Delivery> batch;
+      batch.reserve(read->messages.size());
+      {
+        std::lock_guard lock(mutex_);
+        auto it = owned_.find(queue);
+        if (it == owned_.end()) continue;
+        for (auto& message : read->messages) {
+          it->second.tracker.Delivered(message.offset);
+          batch.push_back(Delivery{std::move(message), {}});
+        }
+        it->second.tracker.FetchedUpTo(read->next_offset);
+        it->second.fetch_offset = read->next_offset;
+      }
+      if (!batch.empty()) {
+        delivered = true;
+        sink_.Deliver(std::move(batch));
+      }
+    }
+    return delivered;
+  }
+
+  Status CommitQueue(int32_t queue) {
+    int64_t position;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = owned_.find(queue);
+      if (it == owned_.end()) return OkStatus();
+      position = it->second.tracker.CommitPosition();
+      if (position == it->second.committed) return OkStatus();
+    }
+    MSGSDK_RETURN_IF_ERROR(broker_->store().CommitOffset(offsets_key_, spec_.topic, queue, position));
+    std::lock_guard lock(mutex_);
+    auto it = owned_.find(queue);
+    if (it != owned_.end()) it->second.committed = position;
+    return OkStatus();
+  }
+
+  Status Commit(bool flush) {
+    std::vector<int32_t> queues;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) queues.push_back(queue);
+    }
+    Status first;
+    for (int32_t queue : queues) {
+      Status status = CommitQueue(queue);
+      if (first.ok() && !status.ok()) first = status;
+    }
+    if (flush) {
+      Status status = broker_->store().FlushOffsets();
+      if (first.ok() && !status.ok()) first = status;
+    }
+    return first;
+  }
+
+  const std::shared_ptr<Broker> broker_;
+  const core::SubscriptionSpec spec_;
+  core::DeliverySink& sink_;
+  const int32_t queues_;
+  const ConsumerSettings settings_;
+  const std::string offsets_key_;
+  std::vector<uint64_t> tag_hashes_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::map<int32_t, OwnedQueue> owned_;
+  Status close_status_;
+  std::thread thread_;
+};
+
+class NativeBackend : public core::Backend {
+ public:
+  NativeBackend(std::shared_ptr<Broker> broker, int32_t queues, ConsumerSettings settings)
+      : broker_(std::move(broker)), queues_(queues), settings_(settings) {
+    capabilities_.backend = "native";
+    capabilities_.broadcast = true;
+    capabilities_.server_side_tag_filter = true;
+    capabilities_.replay = true;
+  }
+
+  const Capabilities& capabilities() const override { return capabilities_; }
+
+  Result<std::unique_ptr<core::BackendProducer>> CreateProducer(const std::string& topic) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, Live());
+    MSGSDK_ASSIGN_OR_RETURN(TopicInfo info, broker->store().GetOrCreateTopic(topic, queues_));
+    return std::unique_ptr<core::BackendProducer>(new NativeProducer(broker, info.queues));
+  }
+
+  Result<std::unique_ptr<core::BackendConsumer>> Subscribe(const core::SubscriptionSpec& spec,
+                                                           core::DeliverySink& sink) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, Live());
+    MSGSDK_ASSIGN_OR_RETURN(TopicInfo info, broker->store().GetOrCreateTopic(spec.topic, queues_));
+    return std::unique_ptr<core::BackendConsumer>(
+        new NativeConsumer(broker, spec, sink, info.queues, settings_));
+  }
+
+  Status ResetOffsets(const std::string& topic, const std::string& group,
+                      const ResetTarget& target) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, Live());
+    return broker->ResetOffsets(topic, group, target);
+  }
+
+  Status Close(Deadline) override {
+    // Producers and consumers hold the broker too; it closes when the last of them is gone.
+    std::lock_guard lock(mutex_);
+    broker_.reset();
+    return OkStatus();
+  }
+
+ private:
+  Result<std::shared_ptr<Broker>> Live() {
+    std::lock_guard lock(mutex_);
+    if (!broker_) return FailedPreconditionError("native cluster is closed");
+    return broker_;
+  }
+
+  std::mutex mutex_;
+  std::shared_ptr<Broker> broker_;
+  const int32_t queues_;
+  const ConsumerSettings settings_;
+  Capabilities capabilities_;
+};
+
+class NativeBackendFactory : public core::BackendFactory {
+ public:
+  std::string name() const override { return "native"; }
+  const core::PropertyTable& properties() const override { return NativeProperties(); }
+
+  Result<core::BackendPtr> Create(const core::ClusterConfig& config) override {
+    if (!config.GetBool("embedded", true)) {
+      return InvalidArgumentError(
+          "native cluster '" + config.name +
+          "': embedded: false needs the address of a msgsdk-broker daemon, which this build "
+          "cannot connect to; use embedded: true");
+    }
+    BrokerOptions options;
+    options.store.data_dir = config.GetString("data_dir", "./msgsdk-data");
+    options.store.flush_mode = config.GetString("flush_mode", "group_commit") == "periodic"
+                                   ? FlushMode::kPeriodic
+                                   : FlushMode::kGroupCommit;
+    options.store.flush_interval = config.GetDuration("flush_interval_ms", options.store.flush_interval);
+    options.store.segment_bytes =
+        static_cast<uint64_t>(config.GetInt("segment_bytes", static_cast<int64_t>(options.store.segment_bytes)));
+    options.store.index_entries_per_file = static_cast<uint32_t>(
+        config.GetInt("index_entries_per_file", options.store.index_entries_per_file));
+    options.store.max_message_bytes = static_cast<uint32_t>(
+        config.GetInt("max_message_bytes", options.store.max_message_bytes));
+    const auto queues = static_cast<int32_t>(config.GetInt("queues", 8));
+    options.store.default_queues = queues;
+    options.store.offset_flush_interval =
+        config.GetDuration("offset_flush_interval_ms", options.store.offset_flush_interval);
+    ConsumerSettings settings{
+        .pull_batch = static_cast<int32_t>(config.GetInt("pull_batch", 256)),
+        .poll_wait = config.GetDuration("poll_wait_ms", std::chrono::milliseconds(500))};
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, AcquireEmbeddedBroker(options));
+    return core::BackendPtr(std::make_shared<NativeBackend>(std::move(broker), queues, settings));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<core::BackendFactory> MakeNativeBackendFactory() {
+  return std::make_unique<NativeBackendFactory>();
+}
+
+}  // namespace msgsdk::native

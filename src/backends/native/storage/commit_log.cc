@@ -1,0 +1,377 @@
+#include "backends/native/storage/commit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+namespace msgsdk::native {
+namespace {
+
+constexpr size_t kScanChunkBytes = 4u << 20;
+// Disk space is reserved for the active segment this much at a time.
+constexpr uint64_t kPreallocateBytes = 64u << 20;
+constexpr size_t kOffsetNameDigits = 20;
+
+}  // namespace
+
+std::string OffsetFileName(int64_t offset) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%020" PRId64, offset);
+  return name;
+}
+
+std::optional<int64_t> ParseOffsetFileName(std::string_view name) {
+  if (name.size() != kOffsetNameDigits) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+  return static_cast<int64_t>(value);
+}
+
+CommitLog::CommitLog(std::filesystem::path dir, uint64_t segment_bytes)
+    : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+
+Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
+                                                   uint64_t segment_bytes, RecoveryInfo* info) {
+  std::unique_ptr<CommitLog> log(new CommitLog(std::move(dir), segment_bytes));
+  const std::filesystem::path& log_dir = log->dir_;
+
+  std::vector<std::pair<int64_t, std::filesystem::path>> found;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(log_dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const auto base = ParseOffsetFileName(it->path().filename().native());
+    if (base && it->is_regular_file(ec)) found.emplace_back(*base, it->path());
+  }
+  if (ec) return ErrnoError(ec.value(), "cannot list commit log directory", log_dir);
+  std::sort(found.begin(), found.end());
+
+  std::vector<SegmentPtr> segments;
+  std::vector<int64_t> sizes;
+  for (auto& [base, path] : found) {
+    MSGSDK_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(path, O_RDWR));
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "cannot stat", path);
+    if (!sizes.empty()) {
+      const int64_t prev_end = segments.back()->base + sizes.back();
+      if (prev_end > base) {
+        return DataLossError("commit log segment " + segments.back()->path.native() + " (" +
+                             std::to_string(sizes.back()) + " bytes) overlaps the next segment " +
+                             path.native());
+      }
+    }
+    auto segment = std::make_shared<Segment>();
+    segment->path = std::move(path);
+    segment->fd = std::move(fd);
+    segment->base = base;
+    segments.push_back(std::move(segment));
+    sizes.push_back(static_cast<int64_t>(st.st_size));
+  }
+
+  if (segments.empty()) {
+    const std::filesystem::path path = log_dir / OffsetFileName(0);
+    MSGSDK_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(path, O_RDWR | O_CREAT | O_EXCL));
+    MSGSDK_RETURN_IF_ERROR(SyncDirectory(log_dir));
+    auto segment = std::make_shared<Segment>();
+    segment->path = path;
+    segment->fd = std::move(fd);
+    segment->base = 0;
+    segments.push_back(std::move(segment));
+    sizes.push_back(0);
+  }
+
+  log->PublishSegments(segments);
+  const SegmentPtr& last = segments.back();
+  const int64_t last_size = sizes.back();
+
+  // Validate the last segment record by record.
+  int64_t valid = 0;
+  {
+    Scanner scanner(*log, last->base, last->base + last_size);
+    for (;;) {
+      MSGSDK_ASSIGN_OR_RETURN(Scanner::Item item, scanner.Next());
+      if (item.kind == Scanner::Kind::kRecord) {
+        valid = item.offset - last->base + static_cast<int64_t>(item.record.size());
+        continue;
+      }
+      if (item.kind == Scanner::Kind::kCorrupt && info != nullptr) {
+        info->truncation_reason = std::string(RecordCheckName(item.check)) + " at position " +
+                                  std::to_string(item.offset - last->base) + " of " +
+                                  last->path.native();
+      }
+      break;
+    }
+  }
+  if (valid < last_size) {
+    if (::ftruncate(last->fd.get(), valid) != 0) {
+      return ErrnoError(errno, "cannot truncate the torn tail of", last->path);
+    }
+    MSGSDK_RETURN_IF_ERROR(SyncFile(last->fd.get(), last->path));
+    if (info != nullptr) {
+      info->truncated_bytes = last_size - valid;
+      if (info->truncation_reason.empty()) {
+        info->truncation_reason = "torn record at position " + std::to_string(valid) + " of " +
+                                  last->path.native();
+      }
+    }
+  }
+  log->active_ = last;
+  log->active_size_ = static_cast<uint64_t>(valid);
+  log->preallocated_ = static_cast<uint64_t>(valid);
+  log->end_offset_.store(last->base + valid, std::memory_order_release);
+  return log;
+}
+
+int64_t CommitLog::start_offset() const {
+  std::lock_guard lock(segments_mu_);
+  return segments_->front()->base;
+}
+
+void CommitLog::PublishSegments(std::vector<SegmentPtr> segments) {
+  auto snapshot = std::make_shared<const std::vector<SegmentPtr>>(std::move(segments));
+  std::lock_guard lock(segments_mu_);
+  segments_ = std::move(snapshot);
+}
+
+std::vector<CommitLog::SegmentPtr> CommitLog::Segments() const {
+  std::lock_guard lock(segments_mu_);
+  return *segments_;
+}
+
+CommitLog::SegmentPtr CommitLog::Active() const {
+  std::lock_guard lock(segments_mu_);
+  return segments_->back();
+}
+
+Status CommitLog::CheckWritable() const {
+  if (!is_broken_.load(std::memory_order_acquire)) return OkStatus();
+  std::lock_guard lock(broken_mu_);
+  return broken_;
+}
+
+void CommitLog::SetBroken(Status status) {
+  std::lock_guard lock(broken_mu_);
+  if (broken_.ok()) {
+    broken_ = Status(status.code(), status.message() +
+                                        "; the commit log refuses further writes until the "
+                                        "store is reopened");
+  }
+  is_broken_.store(true, std::memory_order_release);
+}
+
+void CommitLog::Preallocate(uint64_t needed) {
+  if (preallocation_failed_) return;
+  uint64_t target = std::min(preallocated_ + kPreallocateBytes, segment_bytes_);
+  target = std::max(target, needed);
+  // FALLOC_FL_KEEP_SIZE: the file's size stays the size of the records in it, which is what
+  // recovery and readers go by.
+  if (::fallocate(active_->fd.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(preallocated_),
+                  static_cast<off_t>(target - preallocated_)) != 0) {
+    // Only an optimisation (a file system without fallocate, or a full disk, which the
+    // write itself will report).
+    preallocation_failed_ = true;
+    return;
+  }
+  preallocated_ = target;
+}
+
+void CommitLog::ReleasePreallocation() {
+  // Truncating to the current size frees the blocks reserved past it.
+  if (active_ != nullptr && preallocated_ > active_size_) {
+    if (::ftruncate(active_->fd.get(), static_cast<off_t>(active_size_)) == 0) {
+      preallocated_ = active_size_;
+    }
+  }
+}
+
+Status CommitLog::Append(const char* data, size_t size) {
+  MSGSDK_RETURN_IF_ERROR(CheckWritable());
+  if (active_size_ + size > preallocated_) Preallocate(active_size_ + size);
+  const int64_t position = static_cast<int64_t>(active_size_);
+  Status status = PwriteAll(active_->fd.get(), data, size, position, active_->path);
+  if (!status.ok()) {
+    // A partial write must not stay: the next batch would be written after garbage.
+    if (::ftruncate(active_->fd.get(), position) != 0) {
+      SetBroken(ErrnoError(errno, "cannot undo a failed write to", active_->path));
+    }
+    return status;
+  }
+  active_size_ += size;
+  end_offset_.store(active_->base + static_cast<int64_t>(active_size_), std::memory_order_release);
+  return OkStatus();
+}
+
+Status CommitLog::Roll() {
+  MSGSDK_RETURN_IF_ERROR(CheckWritable());
+  // The sealed segment must be durable before its successor exists: recovery validates
+  // only the last segment.
+  Status status = SyncFile(active_->fd.get(), active_->path);
+  if (!status.ok()) {
+    SetBroken(status);
+    return CheckWritable();
+  }
+  ReleasePreallocation();
+  const int64_t base = end_offset();
+  auto segment = std::make_shared<Segment>();
+  segment->path = dir_ / OffsetFileName(base);
+  segment->base = base;
+  MSGSDK_ASSIGN_OR_RETURN(segment->fd, OpenFile(segment->path, O_RDWR | O_CREAT | O_EXCL));
+  status = SyncDirectory(dir_);
+  if (!status.ok()) {
+    ::unlink(segment->path.c_str());
+    return status;
+  }
+  std::vector<SegmentPtr> segments = Segments();
+  segments.push_back(segment);
+  PublishSegments(std::move(segments));
+  active_ = std::move(segment);
+  active_size_ = 0;
+  preallocated_ = 0;
+  preallocation_failed_ = false;
+  return OkStatus();
+}
+
+Status CommitLog::Sync() {
+  MSGSDK_RETURN_IF_ERROR(CheckWritable());
+  // Segments before the active one were synced when they were sealed.
+  const SegmentPtr active = Active();
+  Status status = SyncFile(active->fd.get(), active->path);
+  if (!status.ok()) {
+    SetBroken(status);
+    return CheckWritable();
+  }
+  return OkStatus();
+}
+
+std::optional<CommitLog::Location> CommitLog::Locate(int64_t offset) const {
+  std::shared_ptr<const std::vector<SegmentPtr>> segments;
+  {
+    std::lock_guard lock(segments_mu_);
+    segments = segments_;
+  }
+  auto it = std::upper_bound(segments->begin(), segments->end(), offset,
+                             [](int64_t o, const SegmentPtr& s) { return o < s->base; });
+  if (it == segments->begin()) return std::nullopt;
+  Location location;
+  location.limit = it == segments->end() ? std::numeric_limits<int64_t>::max() : (*it)->base;
+  location.segment = *(it - 1);
+  return location;
+}
+
+Status CommitLog::ReadAt(int64_t offset, char* out, size_t size) const {
+  const auto location = Locate(offset);
+  if (!location || offset + static_cast<int64_t>(size) > location->limit) {
+    return DataLossError("commit log offset " + std::to_string(offset) + " (" +
+                         std::to_string(size) + " bytes) is not within one segment of " +
+                         dir_.native());
+  }
+  const Segment& segment = *location->segment;
+  const int64_t position = offset - segment.base;
+  MSGSDK_ASSIGN_OR_RETURN(size_t got,
+                          PreadAll(segment.fd.get(), out, size, position, segment.path));
+  if (got != size) {
+    return DataLossError("commit log segment " + segment.path.native() + " ends before position " +
+                         std::to_string(position + static_cast<int64_t>(size)));
+  }
+  return OkStatus();
+}
+
+// ---- Scanner ---------------------------------------------------------------------------------
+
+CommitLog::Scanner::Scanner(const CommitLog& log, int64_t from, int64_t to)
+    : segments_(log.Segments()), to_(to) {
+  // Start in the segment holding `from`.
+  while (segment_index_ + 1 < segments_.size() && segments_[segment_index_ + 1]->base <= from) {
+    ++segment_index_;
+  }
+  if (!segments_.empty()) pos_ = std::max<int64_t>(0, from - segments_[segment_index_]->base);
+}
+
+Status CommitLog::Scanner::Fill(size_t need) {
+  // Keep the bytes from pos_ on, then read more after them.
+  const size_t keep_from = static_cast<size_t>(pos_ - buffer_pos_);
+  const size_t kept = buffer_len_ - std::min(buffer_len_, keep_from);
+  if (kept > 0 && keep_from > 0) std::memmove(buffer_.data(), buffer_.data() + keep_from, kept);
+  buffer_pos_ = pos_;
+  buffer_len_ = kept;
+  const size_t want = std::max(need, kScanChunkBytes);
+  if (buffer_.size() < want) buffer_.resize(want);
+  const int64_t file_pos = buffer_pos_ + static_cast<int64_t>(buffer_len_);
+  const size_t to_read =
+      static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(buffer_.size() - buffer_len_),
+                                            seg_end_ - file_pos));
+  if (to_read == 0) return OkStatus();
+  const Segment& segment = *segments_[segment_index_];
+  MSGSDK_ASSIGN_OR_RETURN(size_t got, PreadAll(segment.fd.get(), buffer_.data() + buffer_len_,
+                                               to_read, file_pos, segment.path));
+  buffer_len_ += got;
+  if (got < to_read) seg_end_ = buffer_pos_ + static_cast<int64_t>(buffer_len_);
+  return OkStatus();
+}
+
+Result<CommitLog::Scanner::Item> CommitLog::Scanner::Next() {
+  Item item;
+  for (;;) {
+    if (segment_index_ >= segments_.size()) return item;  // kEnd
+    const Segment& segment = *segments_[segment_index_];
+    if (segment.base >= to_) return item;
+    if (!started_) {
+      struct stat st;
+      if (::fstat(segment.fd.get(), &st) != 0) return ErrnoError(errno, "cannot stat", segment.path);
+      seg_end_ = std::min<int64_t>(static_cast<int64_t>(st.st_size), to_ - segment.base);
+      buffer_pos_ = pos_;
+      buffer_len_ = 0;
+      started_ = true;
+    }
+    if (pos_ >= seg_end_) {
+      ++segment_index_;
+      pos_ = 0;
+      started_ = false;
+      continue;
+    }
+    item.offset = segment.base + pos_;
+    item.segment = &segment;
+    size_t available = buffer_len_ - static_cast<size_t>(pos_ - buffer_pos_);
+    if (available < kRecordHeaderSize) {
+      MSGSDK_RETURN_IF_ERROR(Fill(kRecordHeaderSize));
+      available = buffer_len_;
+    }
+    const char* data = buffer_.data() + (pos_ - buffer_pos_);
+    uint32_t size = 0;
+    RecordCheck check = CheckRecord(data, available, &size);
+    if (check == RecordCheck::kTruncated && available >= kRecordHeaderSize &&
+        pos_ + static_cast<int64_t>(size) <= seg_end_) {
+      MSGSDK_RETURN_IF_ERROR(Fill(size));
+      available = buffer_len_;
+      data = buffer_.data();
+      check = CheckRecord(data, available, &size);
+    }
+    if (check != RecordCheck::kOk) {
+      item.kind = Kind::kCorrupt;
+      item.check = check;
+      // Nothing after a bad record of this segment can be located reliably.
+      ++segment_index_;
+      pos_ = 0;
+      started_ = false;
+      return item;
+    }
+    item.kind = Kind::kRecord;
+    item.record = std::string_view(data, size);
+    pos_ += size;
+    return item;
+  }
+}
+
+}  // namespace msgsdk::native

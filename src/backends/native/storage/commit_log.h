@@ -1,0 +1,150 @@
+#pragma once
+
+// The commit log: every message of every topic, appended in one sequence of records and
+// split into segment files named by the 20-digit global byte offset of their first record.
+// One writer thread appends; any thread reads records by global offset.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/native/storage/file_util.h"
+#include "backends/native/storage/message_codec.h"
+#include "msgsdk/result.h"
+
+namespace msgsdk::native {
+
+class CommitLog {
+ public:
+  struct Segment {
+    std::filesystem::path path;
+    FileDescriptor fd;
+    int64_t base = 0;  // global offset of the segment's first byte
+  };
+  using SegmentPtr = std::shared_ptr<const Segment>;
+
+  // What Open found and repaired.
+  struct RecoveryInfo {
+    // Bytes cut off the end of the last segment (a torn or corrupt tail), and why.
+    int64_t truncated_bytes = 0;
+    std::string truncation_reason;
+  };
+
+  // Opens (or creates) the log in `dir`. Validates the records of the last segment one by
+  // one (size, magic, CRC) and truncates it before the first bad one; earlier segments were
+  // synced before the next one was started, so only the last one can have a torn tail.
+  static Result<std::unique_ptr<CommitLog>> Open(std::filesystem::path dir,
+                                                 uint64_t segment_bytes, RecoveryInfo* info);
+
+  CommitLog(const CommitLog&) = delete;
+  CommitLog& operator=(const CommitLog&) = delete;
+
+  const std::filesystem::path& dir() const { return dir_; }
+  int64_t start_offset() const;
+  // Global offset where the next record goes. Any thread.
+  int64_t end_offset() const { return end_offset_.load(std::memory_order_acquire); }
+
+  // ---- Writer thread only ------------------------------------------------------------------
+  // Bytes in the active segment.
+  uint64_t active_size() const { return active_size_; }
+  uint64_t segment_bytes() const { return segment_bytes_; }
+  // Writes whole records at end_offset(). On failure nothing of `data` remains in the log.
+  Status Append(const char* data, size_t size);
+  // Syncs and seals the active segment and starts a new one at end_offset().
+  Status Roll();
+  // Gives back the disk space reserved past the end of the active segment (on close).
+  void ReleasePreallocation();
+
+  // ---- Any thread --------------------------------------------------------------------------
+  // fdatasync of everything appended so far. A failed sync makes the log refuse all further
+  // writes and syncs: after a failed fdatasync the kernel may have dropped the dirty pages,
+  // so nothing written since the last good sync can be trusted to reach the disk.
+  Status Sync();
+
+  // The segment holding `offset` and where the next segment starts (INT64_MAX for the last).
+  struct Location {
+    SegmentPtr segment;
+    int64_t limit = 0;
+  };
+  std::optional<Location> Locate(int64_t offset) const;
+
+  // Reads exactly `size` bytes at global `offset`, which must lie within one segment.
+  Status ReadAt(int64_t offset, char* out, size_t size) const;
+
+  std::vector<SegmentPtr> Segments() const;
+
+  // Sequential reading of records for recovery, across segments, in large chunks.
+  class Scanner {
+   public:
+    enum class Kind {
+      kRecord,   // `record` holds a record whose CRC matched
+      kCorrupt,  // no valid record at `offset` (why: `check`); Next() goes on with the next
+                 // segment, as the sizes after a bad header cannot be trusted
+      kEnd,
+    };
+    struct Item {
+      Kind kind = Kind::kEnd;
+      int64_t offset = 0;
+      std::string_view record;
+      RecordCheck check = RecordCheck::kOk;
+      const Segment* segment = nullptr;
+    };
+
+    // Records from global offset `from` (a record boundary) up to `to`.
+    Scanner(const CommitLog& log, int64_t from, int64_t to);
+    Result<Item> Next();
+
+   private:
+    Status Fill(size_t need);
+
+    std::vector<SegmentPtr> segments_;
+    size_t segment_index_ = 0;
+    int64_t to_ = 0;
+    int64_t pos_ = 0;        // position within the current segment
+    int64_t seg_end_ = 0;    // readable end within the current segment
+    std::string buffer_;
+    int64_t buffer_pos_ = 0;  // segment position of buffer_[0]
+    size_t buffer_len_ = 0;
+    bool started_ = false;
+  };
+
+ private:
+  CommitLog(std::filesystem::path dir, uint64_t segment_bytes);
+  Status CheckWritable() const;
+  void SetBroken(Status status);
+  void PublishSegments(std::vector<SegmentPtr> segments);
+  SegmentPtr Active() const;
+  void Preallocate(uint64_t needed);
+
+  const std::filesystem::path dir_;
+  const uint64_t segment_bytes_;
+
+  mutable std::mutex segments_mu_;
+  std::shared_ptr<const std::vector<SegmentPtr>> segments_;  // guarded by segments_mu_
+
+  // Writer thread.
+  SegmentPtr active_;
+  uint64_t active_size_ = 0;
+  // Bytes of the active segment reserved with fallocate; writes within them skip the file
+  // system's block allocation, which otherwise costs more than the copy itself.
+  uint64_t preallocated_ = 0;
+  bool preallocation_failed_ = false;
+  std::atomic<int64_t> end_offset_{0};
+
+  mutable std::mutex broken_mu_;
+  Status broken_;  // guarded by broken_mu_; sticky
+  std::atomic<bool> is_broken_{false};
+};
+
+// "00000000000000001234": the file name of the segment or index file starting at `offset`.
+std::string OffsetFileName(int64_t offset);
+// The offset a file name encodes, or nullopt if it is not 20 decimal digits.
+std::optional<int64_t> ParseOffsetFileName(std::string_view name);
+
+}  // namespace msgsdk::native

@@ -1,0 +1,279 @@
+#include "backends/native/storage/message_codec.h"
+
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "backends/native/storage/coding.h"
+#include "backends/native/storage/crc32c.h"
+
+namespace msgsdk::native {
+namespace {
+
+constexpr size_t kFixedFieldsSize = 8 + 4 + 8 + 8 + 8;  // offset, queue, queue offset, 2 times
+constexpr size_t kMaxShortString = std::numeric_limits<uint16_t>::max();
+
+Status FieldTooLong(std::string_view field, size_t size) {
+  return InvalidArgumentError("message " + std::string(field) + " is " + std::to_string(size) +
+                              " bytes, over the limit of " + std::to_string(kMaxShortString));
+}
+
+inline char* PutShortString(char* p, const std::string& s) {
+  EncodeFixed16(p, static_cast<uint16_t>(s.size()));
+  std::memcpy(p + 2, s.data(), s.size());
+  return p + 2 + s.size();
+}
+
+inline char* PutLongString(char* p, const std::string& s) {
+  EncodeFixed32(p, static_cast<uint32_t>(s.size()));
+  std::memcpy(p + 4, s.data(), s.size());
+  return p + 4 + s.size();
+}
+
+// Bounds-checked reading of a record's payload.
+class Reader {
+ public:
+  Reader(const char* p, const char* end) : p_(p), end_(end) {}
+
+  bool Fixed32(uint32_t* v) {
+    if (end_ - p_ < 4) return false;
+    *v = DecodeFixed32(p_);
+    p_ += 4;
+    return true;
+  }
+  bool Fixed64(uint64_t* v) {
+    if (end_ - p_ < 8) return false;
+    *v = DecodeFixed64(p_);
+    p_ += 8;
+    return true;
+  }
+  bool ShortString(std::string_view* s) {
+    if (end_ - p_ < 2) return false;
+    const size_t n = DecodeFixed16(p_);
+    if (static_cast<size_t>(end_ - p_ - 2) < n) return false;
+    *s = std::string_view(p_ + 2, n);
+    p_ += 2 + n;
+    return true;
+  }
+  bool LongString(std::string_view* s) {
+    if (end_ - p_ < 4) return false;
+    const size_t n = DecodeFixed32(p_);
+    if (static_cast<size_t>(end_ - p_ - 4) < n) return false;
+    *s = std::string_view(p_ + 4, n);
+    p_ += 4 + n;
+    return true;
+  }
+  bool AtEnd() const { return p_ == end_; }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+// Reads the header and fixed fields, and the strings up to the tag.
+bool ReadPrefix(std::string_view record, Reader* reader, RecordView* view, uint32_t* flags,
+                int64_t* born_ns, std::optional<int64_t>* deliver_ns,
+                std::string_view* message_id, std::string_view* key) {
+  if (record.size() < kMinRecordSize) return false;
+  const char* p = record.data();
+  *flags = DecodeFixed32(p + 12);
+  Reader r(p + kRecordHeaderSize, p + record.size());
+  uint64_t offset, queue_offset, born, stored;
+  uint32_t queue;
+  if (!r.Fixed64(&offset) || !r.Fixed32(&queue) || !r.Fixed64(&queue_offset) ||
+      !r.Fixed64(&born) || !r.Fixed64(&stored)) {
+    return false;
+  }
+  if ((*flags & kRecordHasDeliverAt) != 0) {
+    uint64_t deliver;
+    if (!r.Fixed64(&deliver)) return false;
+    *deliver_ns = static_cast<int64_t>(deliver);
+  } else {
+    deliver_ns->reset();
+  }
+  view->meta.commit_log_offset = static_cast<int64_t>(offset);
+  view->meta.queue = static_cast<int32_t>(queue);
+  view->meta.queue_offset = static_cast<int64_t>(queue_offset);
+  view->meta.stored_at = FromUnixNanos(static_cast<int64_t>(stored));
+  *born_ns = static_cast<int64_t>(born);
+  if (!r.ShortString(&view->topic) || !r.ShortString(message_id) || !r.ShortString(key) ||
+      !r.ShortString(&view->tag)) {
+    return false;
+  }
+  *reader = r;
+  return true;
+}
+
+}  // namespace
+
+int64_t ToUnixNanos(Timestamp ts) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(ts.time_since_epoch()).count();
+}
+
+Timestamp FromUnixNanos(int64_t nanos) {
+  return Timestamp(
+      std::chrono::duration_cast<Timestamp::duration>(std::chrono::nanoseconds(nanos)));
+}
+
+Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
+  if (message.body.size() > max_body_bytes) {
+    return InvalidArgumentError("message body is " + std::to_string(message.body.size()) +
+                                " bytes, over max_message_bytes (" +
+                                std::to_string(max_body_bytes) + ") of topic '" +
+                                message.topic + "'");
+  }
+  if (message.topic.size() > kMaxShortString) return FieldTooLong("topic", message.topic.size());
+  if (message.message_id.size() > kMaxShortString) {
+    return FieldTooLong("message_id", message.message_id.size());
+  }
+  if (message.key.size() > kMaxShortString) return FieldTooLong("key", message.key.size());
+  if (message.tag.size() > kMaxShortString) return FieldTooLong("tag", message.tag.size());
+  size_t overhead = kFixedFieldsSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() +
+                    2 + message.message_id.size() + 2 + message.key.size() + 2 +
+                    message.tag.size() + 4;
+  for (const auto& [key, value] : message.properties) {
+    if (key.size() > kMaxShortString) {
+      return InvalidArgumentError("message property key '" + key.substr(0, 64) + "...' is " +
+                                  std::to_string(key.size()) + " bytes, over the limit of " +
+                                  std::to_string(kMaxShortString));
+    }
+    overhead += 2 + key.size() + 4 + value.size();
+    if (overhead > kMaxRecordOverhead) break;
+  }
+  if (overhead > kMaxRecordOverhead) {
+    return InvalidArgumentError(
+        "message topic, id, key, tag and properties of topic '" + message.topic +
+        "' take more than " + std::to_string(kMaxRecordOverhead) + " bytes");
+  }
+  return kRecordHeaderSize + overhead + 4 + message.body.size();
+}
+
+void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
+  const uint32_t flags = message.deliver_at ? kRecordHasDeliverAt : 0u;
+  EncodeFixed32(out, static_cast<uint32_t>(record_size));
+  EncodeFixed32(out + 8, kRecordMagic);
+  EncodeFixed32(out + 12, flags);
+  char* p = out + kRecordHeaderSize;
+  EncodeFixed64(p + 20, static_cast<uint64_t>(ToUnixNanos(message.born_at)));
+  p += kFixedFieldsSize;
+  if (message.deliver_at) {
+    EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(*message.deliver_at)));
+    p += 8;
+  }
+  p = PutShortString(p, message.topic);
+  p = PutShortString(p, message.message_id);
+  p = PutShortString(p, message.key);
+  p = PutShortString(p, message.tag);
+  EncodeFixed32(p, static_cast<uint32_t>(message.properties.size()));
+  p += 4;
+  for (const auto& [key, value] : message.properties) {
+    p = PutShortString(p, key);
+    p = PutLongString(p, value);
+  }
+  PutLongString(p, message.body);
+}
+
+void SealRecord(const RecordMeta& meta, size_t record_size, char* record) {
+  char* p = record + kRecordHeaderSize;
+  EncodeFixed64(p, static_cast<uint64_t>(meta.commit_log_offset));
+  EncodeFixed32(p + 8, static_cast<uint32_t>(meta.queue));
+  EncodeFixed64(p + 12, static_cast<uint64_t>(meta.queue_offset));
+  EncodeFixed64(p + 28, static_cast<uint64_t>(ToUnixNanos(meta.stored_at)));
+  EncodeFixed32(record + 4, Crc32c(record + 8, record_size - 8));
+}
+
+void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size,
+                  char* out) {
+  EncodeRecordBody(message, record_size, out);
+  SealRecord(meta, record_size, out);
+}
+
+std::string_view RecordTopic(const char* record) {
+  const char* p = record + kRecordHeaderSize + kFixedFieldsSize;
+  if ((DecodeFixed32(record + 12) & kRecordHasDeliverAt) != 0) p += 8;
+  return std::string_view(p + 2, DecodeFixed16(p));
+}
+
+RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size) {
+  if (available < kRecordHeaderSize) return RecordCheck::kTruncated;
+  const uint32_t record_size = DecodeFixed32(data);
+  *size = record_size;
+  if (record_size < kMinRecordSize || record_size > kMaxRecordSize) return RecordCheck::kBadSize;
+  if (DecodeFixed32(data + 8) != kRecordMagic) return RecordCheck::kBadMagic;
+  if (available < record_size) return RecordCheck::kTruncated;
+  if (DecodeFixed32(data + 4) != Crc32c(data + 8, record_size - 8)) return RecordCheck::kBadCrc;
+  return RecordCheck::kOk;
+}
+
+const char* RecordCheckName(RecordCheck check) {
+  switch (check) {
+    case RecordCheck::kOk:
+      return "ok";
+    case RecordCheck::kTruncated:
+      return "truncated record";
+    case RecordCheck::kBadSize:
+      return "impossible record size";
+    case RecordCheck::kBadMagic:
+      return "bad record magic";
+    case RecordCheck::kBadCrc:
+      return "CRC mismatch";
+  }
+  return "unknown";
+}
+
+bool DecodeRecordView(std::string_view record, RecordView* view) {
+  Reader reader(nullptr, nullptr);
+  uint32_t flags;
+  int64_t born_ns;
+  std::optional<int64_t> deliver_ns;
+  std::string_view message_id, key;
+  return ReadPrefix(record, &reader, view, &flags, &born_ns, &deliver_ns, &message_id, &key);
+}
+
+Status DecodeRecord(std::string_view record, Message* message, RecordMeta* meta) {
+  Reader r(nullptr, nullptr);
+  RecordView view;
+  uint32_t flags;
+  int64_t born_ns;
+  std::optional<int64_t> deliver_ns;
+  std::string_view message_id, key;
+  bool ok = ReadPrefix(record, &r, &view, &flags, &born_ns, &deliver_ns, &message_id, &key);
+  uint32_t property_count = 0;
+  ok = ok && r.Fixed32(&property_count);
+  if (ok) {
+    message->properties.clear();
+    for (uint32_t i = 0; i < property_count; ++i) {
+      std::string_view k, v;
+      if (!r.ShortString(&k) || !r.LongString(&v)) {
+        ok = false;
+        break;
+      }
+      message->properties.emplace_hint(message->properties.end(), k, v);
+    }
+  }
+  std::string_view body;
+  ok = ok && r.LongString(&body) && r.AtEnd();
+  if (!ok) {
+    return DataLossError("malformed record of " + std::to_string(record.size()) + " bytes");
+  }
+  message->topic.assign(view.topic);
+  message->key.assign(key);
+  message->tag.assign(view.tag);
+  message->body.assign(body);
+  message->message_id.assign(message_id);
+  message->born_at = FromUnixNanos(born_ns);
+  if (deliver_ns) {
+    message->deliver_at = FromUnixNanos(*deliver_ns);
+  } else {
+    message->deliver_at.reset();
+  }
+  message->stored_at = view.meta.stored_at;
+  message->partition = view.meta.queue;
+  message->offset = view.meta.queue_offset;
+  *meta = view.meta;
+  return OkStatus();
+}
+
+}  // namespace msgsdk::native

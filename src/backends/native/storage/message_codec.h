@@ -1,0 +1,97 @@
+#pragma once
+
+// The commit-log record: a fixed header then the encoded message.
+//
+//   offset  size  field
+//   0       4     total size of the record in bytes, header included
+//   4       4     CRC32C of bytes [8, total size)
+//   8       4     magic, which also names the format version ("MSG1")
+//   12      4     flags (kRecordHasDeliverAt)
+//   16      8     commit-log offset of the record (lets a reader check it found the right one)
+//   24      4     queue
+//   28      8     queue offset
+//   36      8     born_at, nanoseconds since the Unix epoch
+//   44      8     stored_at, nanoseconds since the Unix epoch (whole milliseconds)
+//   52      8     deliver_at, nanoseconds since the Unix epoch (only with kRecordHasDeliverAt)
+//   then    topic, message_id, key, tag: each a u16 length and the bytes
+//   then    properties: a u32 count, each a u16 key length, key, u32 value length, value
+//   then    body: a u32 length and the bytes
+// Integers are little-endian.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "msgsdk/message.h"
+#include "msgsdk/result.h"
+
+namespace msgsdk::native {
+
+inline constexpr size_t kRecordHeaderSize = 16;
+inline constexpr uint32_t kRecordMagic = 0x3147534Du;  // "MSG1" in file byte order
+inline constexpr uint32_t kRecordHasDeliverAt = 1u << 0;
+// Smallest possible record: header, fixed fields, four empty strings, no properties, no body.
+inline constexpr size_t kMinRecordSize = kRecordHeaderSize + 36 + 4 * 2 + 4 + 4;
+// Bounds the part of a record that is not the body (topic, id, key, tag, properties).
+inline constexpr size_t kMaxRecordOverhead = 1u << 20;
+// Largest body any configuration accepts (StoreOptions::max_message_bytes is at most this).
+inline constexpr uint32_t kMaxBodyLimit = 256u << 20;
+// Records larger than this are never written: a header claiming more is corrupt.
+inline constexpr uint32_t kMaxRecordSize = kMaxBodyLimit + kMaxRecordOverhead;
+
+// What the store adds to a message when it writes it.
+struct RecordMeta {
+  int64_t commit_log_offset = 0;
+  int32_t queue = 0;
+  int64_t queue_offset = 0;
+  Timestamp stored_at{};
+};
+
+// The size of the record `message` encodes to, or kInvalidArgument naming the field that
+// does not fit (body over `max_body_bytes`, a string over 65535 bytes, ...).
+Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes);
+
+// Writes the record (exactly `record_size` bytes, from RecordSize) to `out`.
+void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out);
+
+// EncodeRecord in two steps, so the message can be encoded by the thread that sends it and
+// the store's fields filled in by the writer: EncodeRecordBody writes everything but the
+// RecordMeta fields and the CRC; SealRecord writes those.
+void EncodeRecordBody(const Message& message, size_t record_size, char* out);
+void SealRecord(const RecordMeta& meta, size_t record_size, char* record);
+// The topic of a record written by EncodeRecordBody (record_size bytes at `record`).
+std::string_view RecordTopic(const char* record);
+
+enum class RecordCheck {
+  kOk,
+  kTruncated,  // fewer bytes available than the header or the size it claims
+  kBadSize,    // the size field cannot be right
+  kBadMagic,
+  kBadCrc,
+};
+
+// Checks the record that starts at `data` (`available` bytes readable from there): its size
+// (set in *size when the header could be read), magic and CRC.
+RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size);
+const char* RecordCheckName(RecordCheck check);
+
+// The fields recovery needs, without copying: views into the record.
+struct RecordView {
+  RecordMeta meta;
+  std::string_view topic;
+  std::string_view tag;
+};
+
+// Decodes the record's metadata; false if the record is malformed.
+bool DecodeRecordView(std::string_view record, RecordView* view);
+
+// Decodes a whole record (already checked with CheckRecord) into `message` (topic, key, tag,
+// properties, body, deliver_at, message_id, born_at, stored_at, partition = queue,
+// offset = queue offset) and `meta`. kDataLoss if the record is malformed.
+Status DecodeRecord(std::string_view record, Message* message, RecordMeta* meta);
+
+// Nanoseconds since the Unix epoch, as records store times.
+int64_t ToUnixNanos(Timestamp ts);
+Timestamp FromUnixNanos(int64_t nanos);
+
+}  // namespace msgsdk::native

@@ -1,0 +1,135 @@
+#pragma once
+
+// The native backend's storage engine, in the spirit of RocketMQ:
+//  - one append-only commit log split into segment files, every record with a CRC32C;
+//  - per (topic, queue) an index of fixed-size entries (commit-log offset, size, tag hash,
+//    store time) so a queue is read in order and filtered by tag without touching bodies;
+//  - consumer-group offsets persisted atomically;
+//  - recovery after a crash: a torn or corrupt tail of the log is truncated, indexes are
+//    trimmed to the log and rebuilt from it.
+// A MessageStore owns its data directory exclusively (an flock on <data_dir>/LOCK).
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "msgsdk/message.h"
+#include "msgsdk/result.h"
+
+namespace msgsdk::native {
+
+enum class FlushMode {
+  // A send is acknowledged after the fdatasync that covers it; concurrent sends share one.
+  kGroupCommit,
+  // Acknowledged once written to the page cache; fdatasync every flush_interval.
+  kPeriodic,
+};
+
+struct StoreOptions {
+  std::filesystem::path data_dir;
+  FlushMode flush_mode = FlushMode::kGroupCommit;
+  // kPeriodic: how often the log is fdatasync'ed.
+  std::chrono::milliseconds flush_interval{200};
+  // A commit-log segment is sealed and a new one started once it would exceed this size.
+  uint64_t segment_bytes = 1ULL << 30;
+  // Entries per index file of a queue.
+  uint32_t index_entries_per_file = 1u << 20;
+  // Largest accepted record body (bytes).
+  uint32_t max_message_bytes = 4u << 20;
+  // Queues of a topic created implicitly by its first send or subscription.
+  int32_t default_queues = 8;
+  // How often dirty consumer offsets are written to disk (also on Close and FlushOffsets).
+  std::chrono::milliseconds offset_flush_interval{100};
+};
+
+// Stable 64-bit hash of a tag, stored in index entries (FNV-1a; never changes across versions).
+uint64_t TagHash(std::string_view tag);
+
+// Where an appended message was stored.
+struct AppendResult {
+  int32_t queue = 0;
+  int64_t queue_offset = 0;       // position within the queue, 0-based, dense
+  int64_t commit_log_offset = 0;  // byte position in the commit log
+  Timestamp stored_at{};
+};
+
+// Called exactly once per Append, on the store's writer or flush thread, once the message
+// is durable per the flush mode (or failed). Must not block.
+using AppendCallback = std::function<void(Result<AppendResult>)>;
+
+struct ReadResult {
+  // In queue order. Each has topic, key, tag, properties, body, deliver_at, message_id,
+  // born_at, stored_at, partition (= queue) and offset (= queue offset) set.
+  std::vector<Message> messages;
+  // Where the next read of this queue should start (past messages skipped by the filter).
+  int64_t next_offset = 0;
+  // The queue's end (offset of the next message to be stored).
+  int64_t max_offset = 0;
+};
+
+struct TopicInfo {
+  std::string name;
+  int32_t queues = 0;
+};
+
+class MessageStore {
+ public:
+  // Locks the directory (kFailedPrecondition naming the path if another process holds it;
+  // kPermissionDenied / kInvalidArgument if it cannot be created or written), recovers and
+  // starts the writer and flush threads.
+  static Result<std::unique_ptr<MessageStore>> Open(StoreOptions options);
+
+  virtual ~MessageStore() = default;
+
+  // The topic's metadata, creating it with `queues` queues (or default_queues when 0)
+  // if it does not exist. Topic metadata is persisted.
+  virtual Result<TopicInfo> GetOrCreateTopic(const std::string& topic, int32_t queues = 0) = 0;
+  virtual std::optional<TopicInfo> FindTopic(const std::string& topic) const = 0;
+  virtual std::vector<TopicInfo> ListTopics() const = 0;
+
+  // Appends `message` (its topic field names the topic, which must exist) to `queue`.
+  // The record keeps every Message field a producer sets plus message_id and born_at.
+  // Oversized messages fail with kInvalidArgument; after Close, kFailedPrecondition.
+  virtual void Append(int32_t queue, Message message, AppendCallback done) = 0;
+
+  // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
+  // `tag_hashes` empty: every message; otherwise only messages whose tag hash is in it
+  // (the others are skipped using the index alone; next_offset moves past them).
+  // An offset below the oldest retained one starts at the oldest; past the end gives none.
+  // A record whose CRC does not match fails with kDataLoss naming segment and position.
+  virtual Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
+                                  int32_t max_messages, int64_t max_bytes,
+                                  const std::vector<uint64_t>& tag_hashes) const = 0;
+
+  // Blocks until `queue` holds a message at `offset` or beyond, the deadline passes, or the
+  // store closes. Returns true if data is available.
+  virtual bool WaitForData(const std::string& topic, int32_t queue, int64_t offset,
+                           std::chrono::steady_clock::time_point deadline) const = 0;
+
+  virtual int64_t MinOffset(const std::string& topic, int32_t queue) const = 0;
+  virtual int64_t MaxOffset(const std::string& topic, int32_t queue) const = 0;
+  // The first offset of `queue` whose message was stored at or after `ts` (MaxOffset if none).
+  virtual Result<int64_t> OffsetForTimestamp(const std::string& topic, int32_t queue,
+                                             Timestamp ts) const = 0;
+
+  // Consumer offsets: `offset` is the next offset the group will consume.
+  // `group` is an opaque key (the broker passes "group" or "group@member" for broadcast).
+  virtual Status CommitOffset(const std::string& group, const std::string& topic, int32_t queue,
+                              int64_t offset) = 0;
+  virtual std::optional<int64_t> CommittedOffset(const std::string& group,
+                                                 const std::string& topic,
+                                                 int32_t queue) const = 0;
+  // Writes dirty offsets to disk now (durably) and returns when done.
+  virtual Status FlushOffsets() = 0;
+
+  // Flushes the log, indexes and offsets; completes pending appends; releases the lock.
+  // Idempotent.
+  virtual Status Close() = 0;
+};
+
+}  // namespace msgsdk::native

@@ -1,0 +1,741 @@
+#include "backends/redis/redis_consumer.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <set>
+
+#include "backends/redis/redis_codec.h"
+
+namespace msgsdk::redis {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Ids per XACK / renewal command.
+constexpr size_t kIdsPerCommand = 512;
+// Consumers without pending entries that have not read for this long (and at least ten
+// claim_idle_ms) are removed from the group: they are instances that are gone for good.
+constexpr std::chrono::milliseconds kDeadConsumerIdle = std::chrono::hours(1);
+constexpr std::chrono::milliseconds kDeadConsumerScan = std::chrono::minutes(10);
+// Entries handed back at close look idle this long, so any member may claim them at once.
+constexpr int64_t kReleaseIdleMs = 24LL * 3600 * 1000;
+
+// Resets the idle time of the given entries, but only of those this consumer still owns:
+// an entry another member took over (because this one stalled) stays with that member.
+// KEYS[1] stream; ARGV[1] group; ARGV[2] consumer; ARGV[3..] entry ids. Returns how many
+// were kept.
+constexpr std::string_view kRenewScript = R"lua(
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] ~= nil and p[1][2] == ARGV[2] then kept[#kept + 1] = ARGV[i] end
+end
+local n = #kept
+if n > 0 then
+  kept[n + 1] = 'JUSTID'
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(kept))
+end
+return n
+)lua";
+
+// Consumer names in use in this process, so that two subscriptions of one group never share
+// a consumer name (they would re-read and hand back each other's pending entries).
+std::mutex& NamesMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::set<std::string>& NamesInUse() {
+  static std::set<std::string> names;
+  return names;
+}
+
+std::string AcquireConsumerName(const std::string& scope, const std::string& base,
+                                std::string& key) {
+  std::lock_guard<std::mutex> lock(NamesMutex());
+  for (int n = 1;; ++n) {
+    std::string name = n == 1 ? base : base + "-" + std::to_string(n);
+    std::string candidate = scope + "\n" + name;
+    if (NamesInUse().insert(candidate).second) {
+      key = std::move(candidate);
+      return name;
+    }
+  }
+}
+
+void ReleaseConsumerName(const std::string& key) {
+  std::lock_guard<std::mutex> lock(NamesMutex());
+  NamesInUse().erase(key);
+}
+
+const redisReply* Element(const redisReply* reply, size_t i) {
+  if (!IsArray(reply) || i >= reply->elements) return nullptr;
+  return reply->element[i];
+}
+
+int64_t ReplyInteger(const redisReply* reply) {
+  if (reply == nullptr) return 0;
+  if (reply->type == REDIS_REPLY_INTEGER) return reply->integer;
+  const std::string_view text = ReplyString(reply);
+  int64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return 0;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// Flat [name, value, name, value...] arrays (XINFO replies) as a lookup.
+const redisReply* Field(const redisReply* flat, std::string_view name) {
+  if (!IsArray(flat)) return nullptr;
+  for (size_t i = 0; i + 1 < flat->elements; i += 2) {
+    if (ReplyString(flat->element[i]) == name) return flat->element[i + 1];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status CreateGroups(Connection& connection, const std::vector<std::string>& streams,
+                    const std::string& group, std::string_view start_id) {
+  MSGSDK_RETURN_IF_ERROR(connection.EnsureConnected());
+  for (const std::string& stream : streams) {
+    std::string command;
+    AppendCommand(command, {"XGROUP", "CREATE", stream, group, start_id, "MKSTREAM"});
+    MSGSDK_RETURN_IF_ERROR(connection.AppendEncoded(command));
+  }
+  Status first_error;
+  for (const std::string& stream : streams) {
+    auto reply = connection.ReadReply("XGROUP CREATE", stream);
+    if (reply.ok() || reply.status().code() == StatusCode::kAlreadyExists) continue;
+    if (!connection.connected()) return reply.status();
+    if (first_error.ok()) first_error = reply.status();
+  }
+  return first_error;
+}
+
+Result<std::unique_ptr<RedisConsumer>> RedisConsumer::Start(std::shared_ptr<BackendState> state,
+                                                            const core::SubscriptionSpec& spec,
+                                                            core::DeliverySink& sink) {
+  const bool broadcast = spec.mode == SubscriptionMode::kBroadcast;
+  const std::string member =
+      SanitizeName(spec.member_id.empty() ? state->instance_name : spec.member_id);
+  const std::string group = RedisGroupName(spec.group, broadcast, member);
+  std::string scope;
+  for (const Endpoint& endpoint : state->options.endpoints) {
+    scope.append(endpoint.ToString()).append(",");
+  }
+  scope.append("/").append(std::to_string(state->options.database)).append("/");
+  scope.append(state->StreamOf(spec.topic, 0)).append("/").append(group);
+  std::string name_key;
+  const std::string consumer = AcquireConsumerName(scope, member, name_key);
+
+  std::unique_ptr<RedisConsumer> created(
+      new RedisConsumer(std::move(state), spec, sink, group, consumer, name_key));
+  {
+    ScopedSigpipeBlock sigpipe_guard;
+    const std::string_view start = spec.start_from == StartPosition::kLatest ? "$" : "0";
+    Status status = CreateGroups(created->worker_connection_, created->streams_, group, start);
+    if (!status.ok()) {
+      return status.WithContext("subscribing group '" + spec.group + "' to topic '" +
+                                spec.topic + "'");
+    }
+  }
+  created->state_->NoteTopic(spec.topic);
+  RedisConsumer* self = created.get();
+  self->reader_ = std::thread([self] { self->ReaderLoop(); });
+  self->worker_ = std::thread([self] { self->WorkerLoop(); });
+  {
+    std::lock_guard<std::mutex> lock(self->state_->consumers_mu);
+    self->state_->consumers.insert(self);
+  }
+  return created;
+}
+
+RedisConsumer::RedisConsumer(std::shared_ptr<BackendState> state,
+                             const core::SubscriptionSpec& spec, core::DeliverySink& sink,
+                             std::string group, std::string consumer, std::string name_key)
+    : state_(std::move(state)),
+      options_(state_->options),
+      spec_(spec),
+      sink_(sink),
+      group_(std::move(group)),
+      consumer_(std::move(consumer)),
+      name_key_(std::move(name_key)),
+      reader_connection_(state_->Settings("reader:" + consumer_),
+                         state_->options.block + std::chrono::milliseconds(100)),
+      worker_connection_(state_->Settings("acker:" + consumer_)) {
+  const auto partitions = static_cast<size_t>(options_.partitions);
+  streams_.reserve(partitions);
+  for (size_t p = 0; p < partitions; ++p) {
+    streams_.push_back(state_->StreamOf(spec_.topic, static_cast<int32_t>(p)));
+    stream_index_.emplace(streams_.back(), static_cast<int32_t>(p));
+  }
+  claim_cursor_.assign(partitions, "0-0");
+  held_.resize(partitions);
+}
+
+RedisConsumer::~RedisConsumer() {
+  {
+    // Waits if the backend is closing this consumer right now.
+    std::lock_guard<std::mutex> lock(state_->consumers_mu);
+    state_->consumers.erase(this);
+  }
+  Close(Clock::now() + options_.command_timeout).IgnoreError();
+}
+
+bool RedisConsumer::stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+bool RedisConsumer::WaitCapacity() {
+  constexpr auto kSlice = std::chrono::milliseconds(100);
+  while (!stopping()) {
+    const auto deadline = Clock::now() + kSlice;
+    if (sink_.WaitForCapacity(deadline)) return true;
+    if (Clock::now() < deadline) {
+      // Refused before its deadline: the subscription is closing; wait for our own Close.
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, deadline, [&] { return stopping_; });
+    }
+  }
+  return false;
+}
+
+bool RedisConsumer::HasCapacityNow() { return sink_.WaitForCapacity(Clock::now()); }
+
+int32_t RedisConsumer::PartitionOf(std::string_view stream) const {
+  const auto it = stream_index_.find(std::string(stream));
+  return it == stream_index_.end() ? -1 : it->second;
+}
+
+// ---- Reader ------------------------------------------------------------------------------
+
+void RedisConsumer::ReaderLoop() {
+  BlockSigpipeInThisThread();
+  Backoff backoff;
+  bool recover = true;
+  auto next_claim = Clock::now();
+  auto next_gc = Clock::now();
+  const auto claim_interval = std::clamp<std::chrono::milliseconds>(
+      options_.claim_idle / 2, std::chrono::milliseconds(5), std::chrono::seconds(5));
+  const std::string_view start = spec_.start_from == StartPosition::kLatest ? "$" : "0";
+
+  while (!stopping()) {
+    Status status;
+    if (!reader_connection_.connected()) {
+      status = reader_connection_.EnsureConnected();
+      // Whatever this consumer read just before a connection was lost may be pending
+      // without having reached the core: read its own pending entries again.
+      recover = true;
+    }
+    if (status.ok() && recover) {
+      status = RecoverOwnPending();
+      if (status.ok()) recover = false;
+    }
+    if (status.ok() && Clock::now() >= next_gc) {
+      status = CollectDeadConsumers();
+      next_gc = Clock::now() + kDeadConsumerScan;
+    }
+    if (status.ok() && Clock::now() >= next_claim) {
+      bool more = false;
+      status = ClaimIdle(more);
+      next_claim = more ? Clock::now() : Clock::now() + claim_interval;
+    }
+    if (status.ok()) {
+      if (!WaitCapacity()) break;
+      const auto until_claim =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - Clock::now());
+      // BLOCK 0 would mean "forever": always at least 1 ms.
+      const auto block = std::clamp(until_claim, std::chrono::milliseconds(1), options_.block);
+      status = ReadNew(block);
+    }
+    if (status.ok()) {
+      reader_log_.Success("reader of group '" + group_ + "' on topic '" + spec_.topic + "'");
+      backoff.Reset();
+      continue;
+    }
+    if (stopping()) break;
+    if (status.code() == StatusCode::kNotFound && reader_connection_.connected()) {
+      // NOGROUP: the stream was deleted, or the server restarted without its data.
+      LogWarning("redis cluster '" + options_.cluster + "': group '" + group_ +
+                 "' of topic '" + spec_.topic + "' is gone (" + status.message() +
+                 "); creating it again");
+      status = CreateGroups(reader_connection_, streams_, group_, start);
+      if (status.ok()) continue;
+    }
+    if (!reader_connection_.connected()) {
+      state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+    }
+    reader_log_.Failure("reader of group '" + group_ + "' on topic '" + spec_.topic +
+                        "': " + status.ToString());
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, backoff.Next(), [&] { return stopping_; });
+  }
+}
+
+Result<RedisConsumer::Counts> RedisConsumer::PendingCounts(const std::string& stream,
+                                                           std::string_view first,
+                                                           std::string_view last,
+                                                           size_t count) {
+  const std::string n = std::to_string(count);
+  MSGSDK_ASSIGN_OR_RETURN(
+      ReplyPtr reply,
+      reader_connection_.Command({"XPENDING", stream, group_, first, last, n, consumer_},
+                                 stream));
+  Counts counts;
+  const redisReply* list = reply.get();
+  for (size_t i = 0; IsArray(list) && i < list->elements; ++i) {
+    const redisReply* item = list->element[i];
+    if (!IsArray(item) || item->elements < 4) continue;
+    counts[std::string(ReplyString(item->element[0]))] = ReplyInteger(item->element[3]);
+  }
+  return counts;
+}
+
+size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entries,
+                                     const Counts* counts) {
+  if (partition < 0 || !IsArray(entries) || entries->elements == 0) return 0;
+  const std::string& stream = streams_[static_cast<size_t>(partition)];
+  std::vector<core::Delivery> batch;
+  batch.reserve(entries->elements);
+  std::vector<std::string> gone;
+  FieldList fields;
+  for (size_t i = 0; i < entries->elements; ++i) {
+    const redisReply* entry = entries->element[i];
+    if (!IsArray(entry) || entry->elements < 2) continue;
+    const std::string_view id_text = ReplyString(entry->element[0]);
+    const auto id = ParseEntryId(id_text);
+    if (!id) continue;
+    const redisReply* values = entry->element[1];
+    if (!IsArray(values)) {
+      // A pending entry whose data was trimmed away (MAXLEN) or deleted: nothing to deliver.
+      gone.emplace_back(id_text);
+      continue;
+    }
+    fields.clear();
+    for (size_t f = 0; f + 1 < values->elements; f += 2) {
+      fields.emplace_back(ReplyString(values->element[f]), ReplyString(values->element[f + 1]));
+    }
+    core::Delivery delivery;
+    delivery.message = DecodeEntry(stream, *id, fields);
+    delivery.message.topic = spec_.topic;
+    delivery.message.partition = partition;
+    delivery.message.offset = EntryIdToOffset(*id);
+    if (counts != nullptr) {
+      // Redis counts this delivery too; the core wants the deliveries before it.
+      const auto it = counts->find(std::string(id_text));
+      if (it != counts->end() && it->second > 1) {
+        delivery.message.delivery_attempt = static_cast<int>(it->second - 1);
+      }
+    }
+    delivery.receipt = std::string(id_text);
+    batch.push_back(std::move(delivery));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& held = held_[static_cast<size_t>(partition)];
+    // Entries the core already holds (re-read or re-claimed) must not reach it twice.
+    std::erase_if(batch, [&](const core::Delivery& d) { return !held.insert(d.receipt).second; });
+    for (std::string& id : gone) acks_.emplace_back(partition, std::move(id));
+  }
+  if (!gone.empty()) {
+    state_->trimmed_pending.fetch_add(static_cast<int64_t>(gone.size()));
+    LogWarning("redis cluster '" + options_.cluster + "': " + std::to_string(gone.size()) +
+               " pending entries of group '" + group_ + "' on '" + stream +
+               "' were deleted (trimmed by maxlen?) before being acknowledged");
+    cv_.notify_all();
+  }
+  const size_t delivered = batch.size();
+  if (!batch.empty()) {
+    state_->delivered.fetch_add(static_cast<int64_t>(delivered), std::memory_order_relaxed);
+    sink_.Deliver(std::move(batch));
+  }
+  return delivered;
+}
+
+Status RedisConsumer::RecoverOwnPending() {
+  const size_t partitions = streams_.size();
+  std::vector<std::string> cursor(partitions, "0");
+  std::vector<bool> done(partitions, false);
+  const std::string count = std::to_string(options_.read_batch);
+  while (!stopping()) {
+    std::vector<size_t> open;
+    for (size_t p = 0; p < partitions; ++p) {
+      if (!done[p]) open.push_back(p);
+    }
+    if (open.empty()) return OkStatus();
+    if (!WaitCapacity()) return OkStatus();
+    std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_, consumer_,
+                                          "COUNT",      count,   "STREAMS"};
+    for (const size_t p : open) args.emplace_back(streams_[p]);
+    for (const size_t p : open) args.emplace_back(cursor[p]);
+    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, reader_connection_.Command(args, streams_[open[0]]));
+    std::vector<bool> answered(partitions, false);
+    for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
+      const redisReply* item = reply->element[s];
+      const int32_t partition = PartitionOf(ReplyString(Element(item, 0)));
+      const redisReply* entries = Element(item, 1);
+      if (partition < 0) continue;
+      const auto p = static_cast<size_t>(partition);
+      answered[p] = true;
+      if (!IsArray(entries) || entries->elements == 0) {
+        done[p] = true;
+        continue;
+      }
+      const std::string first(ReplyString(Element(entries->element[0], 0)));
+      cursor[p] = std::string(ReplyString(Element(entries->element[entries->elements - 1], 0)));
+      MSGSDK_ASSIGN_OR_RETURN(Counts counts,
+                              PendingCounts(streams_[p], first, cursor[p], entries->elements));
+      DeliverEntries(partition, entries, &counts);
+    }
+    for (const size_t p : open) {
+      if (!answered[p]) done[p] = true;
+    }
+  }
+  return OkStatus();
+}
+
+Status RedisConsumer::ClaimIdle(bool& more) {
+  more = false;
+  const std::string min_idle = std::to_string(options_.claim_idle.count());
+  const std::string count = std::to_string(options_.read_batch);
+  for (size_t p = 0; p < streams_.size() && !stopping(); ++p) {
+    // Claimed entries become this consumer's: take only what the core can hold now.
+    if (!HasCapacityNow()) {
+      more = true;
+      return OkStatus();
+    }
+    MSGSDK_ASSIGN_OR_RETURN(
+        ReplyPtr reply,
+        reader_connection_.Command({"XAUTOCLAIM", streams_[p], group_, consumer_, min_idle,
+                                    claim_cursor_[p], "COUNT", count},
+                                   streams_[p]));
+    const std::string_view next = ReplyString(Element(reply.get(), 0));
+    claim_cursor_[p] = next.empty() ? std::string("0-0") : std::string(next);
+    if (claim_cursor_[p] != "0-0") more = true;
+    const redisReply* deleted = Element(reply.get(), 2);
+    if (IsArray(deleted) && deleted->elements > 0) {
+      state_->trimmed_pending.fetch_add(static_cast<int64_t>(deleted->elements));
+      LogWarning("redis cluster '" + options_.cluster + "': " +
+                 std::to_string(deleted->elements) + " pending entries of group '" + group_ +
+                 "' on '" + streams_[p] +
+                 "' were deleted (trimmed by maxlen?) before being acknowledged");
+    }
+    const redisReply* entries = Element(reply.get(), 1);
+    if (!IsArray(entries) || entries->elements == 0) continue;
+    const std::string first(ReplyString(Element(entries->element[0], 0)));
+    const std::string last(ReplyString(Element(entries->element[entries->elements - 1], 0)));
+    size_t held = 0;
+    {
+      // Entries this consumer already holds may lie in the same id range.
+      std::lock_guard<std::mutex> lock(mu_);
+      held = held_[p].size();
+    }
+    MSGSDK_ASSIGN_OR_RETURN(Counts counts,
+                            PendingCounts(streams_[p], first, last, entries->elements + held));
+    const size_t delivered = DeliverEntries(static_cast<int32_t>(p), entries, &counts);
+    if (delivered > 0) {
+      state_->claimed.fetch_add(static_cast<int64_t>(delivered), std::memory_order_relaxed);
+    }
+  }
+  return OkStatus();
+}
+
+Status RedisConsumer::CollectDeadConsumers() {
+  const auto idle_limit = std::max<std::chrono::milliseconds>(kDeadConsumerIdle,
+                                                              options_.claim_idle * 10);
+  for (const std::string& stream : streams_) {
+    if (stopping()) return OkStatus();
+    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply,
+                            reader_connection_.Command({"XINFO", "CONSUMERS", stream, group_},
+                                                       stream));
+    for (size_t i = 0; IsArray(reply.get()) && i < reply->elements; ++i) {
+      const redisReply* info = reply->element[i];
+      const std::string name(ReplyString(Field(info, "name")));
+      if (name.empty() || name == consumer_) continue;
+      if (ReplyInteger(Field(info, "pending")) != 0) continue;
+      if (ReplyInteger(Field(info, "idle")) < idle_limit.count()) continue;
+      // Pending is 0, so deleting loses nothing; a live consumer is never idle this long.
+      auto deleted =
+          reader_connection_.Command({"XGROUP", "DELCONSUMER", stream, group_, name}, stream);
+      if (!deleted.ok() && !reader_connection_.connected()) return deleted.status();
+    }
+  }
+  return OkStatus();
+}
+
+Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
+  const std::string count = std::to_string(options_.read_batch);
+  const std::string block_ms = std::to_string(block.count());
+  std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,   consumer_, "COUNT",
+                                        count,        "BLOCK", block_ms, "STREAMS"};
+  for (const std::string& stream : streams_) args.emplace_back(stream);
+  for (size_t i = 0; i < streams_.size(); ++i) args.emplace_back(">");
+  if (stopping()) return OkStatus();
+  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply,
+                          reader_connection_.Command(args, streams_.size() == 1
+                                                               ? std::string_view(streams_[0])
+                                                               : std::string_view()));
+  for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
+    const redisReply* item = reply->element[s];
+    DeliverEntries(PartitionOf(ReplyString(Element(item, 0))), Element(item, 1), nullptr);
+  }
+  return OkStatus();
+}
+
+// ---- Acknowledgements --------------------------------------------------------------------
+
+void RedisConsumer::Ack(const core::Delivery& delivery) {
+  const int32_t partition = delivery.message.partition;
+  if (partition < 0 || static_cast<size_t>(partition) >= streams_.size()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (final_phase_ && closed_) return;
+    held_[static_cast<size_t>(partition)].erase(delivery.receipt);
+    acks_.emplace_back(partition, delivery.receipt);
+  }
+  cv_.notify_all();
+}
+
+Status RedisConsumer::FlushAcks(std::vector<std::pair<int32_t, std::string>>& acks) {
+  if (acks.empty()) return OkStatus();
+  MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
+  std::vector<std::vector<std::string_view>> by_partition(streams_.size());
+  for (const auto& [partition, id] : acks) {
+    by_partition[static_cast<size_t>(partition)].emplace_back(id);
+  }
+  std::vector<size_t> commands;  // partition of each pipelined command
+  for (size_t p = 0; p < by_partition.size(); ++p) {
+    const auto& ids = by_partition[p];
+    for (size_t begin = 0; begin < ids.size(); begin += kIdsPerCommand) {
+      const size_t end = std::min(ids.size(), begin + kIdsPerCommand);
+      std::vector<std::string_view> args = {"XACK", streams_[p], group_};
+      args.insert(args.end(), ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                  ids.begin() + static_cast<std::ptrdiff_t>(end));
+      std::string command;
+      AppendCommand(command, args);
+      MSGSDK_RETURN_IF_ERROR(worker_connection_.AppendEncoded(command));
+      commands.push_back(p);
+    }
+  }
+  for (const size_t p : commands) {
+    auto reply = worker_connection_.ReadReply("XACK", streams_[p]);
+    if (!reply.ok()) {
+      if (!worker_connection_.connected()) return reply.status();
+      // NOGROUP: the group is gone and nothing is pending any more; anything else is logged
+      // and those entries are redelivered later, which at-least-once allows.
+      if (reply.status().code() != StatusCode::kNotFound) {
+        worker_log_.Failure("acknowledging on '" + streams_[p] + "': " +
+                            reply.status().ToString());
+      }
+    }
+  }
+  state_->acked.fetch_add(static_cast<int64_t>(acks.size()), std::memory_order_relaxed);
+  acks.clear();
+  return OkStatus();
+}
+
+Status RedisConsumer::RenewHeld() {
+  std::vector<std::vector<std::string>> held(streams_.size());
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t p = 0; p < held_.size(); ++p) {
+      held[p].assign(held_[p].begin(), held_[p].end());
+      any = any || !held[p].empty();
+    }
+  }
+  if (!any) return OkStatus();
+  MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
+  std::vector<size_t> commands;
+  for (size_t p = 0; p < held.size(); ++p) {
+    for (size_t begin = 0; begin < held[p].size(); begin += kIdsPerCommand) {
+      const size_t end = std::min(held[p].size(), begin + kIdsPerCommand);
+      std::vector<std::string_view> args = {"EVAL", kRenewScript, "1", streams_[p], group_,
+                                            consumer_};
+      for (size_t i = begin; i < end; ++i) args.emplace_back(held[p][i]);
+      std::string command;
+      AppendCommand(command, args);
+      MSGSDK_RETURN_IF_ERROR(worker_connection_.AppendEncoded(command));
+      commands.push_back(p);
+    }
+  }
+  Status first_error;
+  for (const size_t p : commands) {
+    auto reply = worker_connection_.ReadReply("EVAL (renew pending)", streams_[p]);
+    if (!reply.ok()) {
+      if (!worker_connection_.connected()) return reply.status();
+      if (first_error.ok()) first_error = reply.status();
+    }
+  }
+  return first_error;
+}
+
+Status RedisConsumer::ReleaseOwnPending(core::Deadline deadline, int64_t& released) {
+  released = 0;
+  MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
+  const std::string idle = std::to_string(std::max<int64_t>(kReleaseIdleMs,
+                                                            options_.claim_idle.count() * 2));
+  constexpr size_t kPage = 512;
+  const std::string page = std::to_string(kPage);
+  for (const std::string& stream : streams_) {
+    std::string start = "-";
+    while (Clock::now() < deadline) {
+      MSGSDK_ASSIGN_OR_RETURN(
+          ReplyPtr reply,
+          worker_connection_.Command({"XPENDING", stream, group_, start, "+", page, consumer_},
+                                     stream));
+      if (!IsArray(reply.get()) || reply->elements == 0) break;
+      std::vector<std::string_view> args = {"XCLAIM", stream, group_, consumer_, "0"};
+      std::string last;
+      int64_t ids = 0;
+      for (size_t i = 0; i < reply->elements; ++i) {
+        const std::string_view id = ReplyString(Element(reply->element[i], 0));
+        if (id.empty()) continue;
+        args.emplace_back(id);
+        last = std::string(id);
+        ++ids;
+      }
+      if (ids == 0) break;
+      args.insert(args.end(), {"IDLE", idle, "JUSTID"});
+      auto claimed = worker_connection_.Command(args, stream);
+      if (!claimed.ok()) return claimed.status();
+      released += ids;
+      if (reply->elements < kPage || last.empty()) break;
+      start = "(" + last;
+    }
+  }
+  return OkStatus();
+}
+
+void RedisConsumer::WorkerLoop() {
+  BlockSigpipeInThisThread();
+  Backoff backoff;
+  const auto renew_interval =
+      std::max<std::chrono::milliseconds>(options_.claim_idle / 3, std::chrono::milliseconds(2));
+  auto next_renew = Clock::now() + renew_interval;
+  std::vector<std::pair<int32_t, std::string>> acks;
+  while (true) {
+    core::Deadline final_deadline{};
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, next_renew, [&] { return !acks_.empty() || final_phase_; });
+      acks.insert(acks.end(), std::make_move_iterator(acks_.begin()),
+                  std::make_move_iterator(acks_.end()));
+      acks_.clear();
+      if (final_phase_) final_deadline = final_deadline_;
+    }
+    if (final_deadline != core::Deadline{}) {
+      {
+        // Acks taken above go back to the queue: FinishWorker writes them all.
+        std::lock_guard<std::mutex> lock(mu_);
+        acks_.insert(acks_.begin(), std::make_move_iterator(acks.begin()),
+                     std::make_move_iterator(acks.end()));
+      }
+      FinishWorker(final_deadline);
+      return;
+    }
+    Status status = FlushAcks(acks);
+    if (!status.ok() && !worker_connection_.connected()) {
+      // The connection may simply have gone stale (a server restart while it was idle):
+      // acknowledgements are idempotent, so try once more on a fresh one right away.
+      status = FlushAcks(acks);
+    }
+    if (status.ok() && Clock::now() >= next_renew) {
+      status = RenewHeld();
+      next_renew = Clock::now() + renew_interval;
+    }
+    if (status.ok()) {
+      worker_log_.Success("acknowledgements of group '" + group_ + "'");
+      backoff.Reset();
+      continue;
+    }
+    worker_log_.Failure("acknowledgements of group '" + group_ + "' on topic '" + spec_.topic +
+                        "': " + status.ToString());
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, backoff.Next(), [&] { return final_phase_; });
+  }
+}
+
+void RedisConsumer::FinishWorker(core::Deadline deadline) {
+  Backoff backoff;
+  std::vector<std::pair<int32_t, std::string>> acks;
+  Status status;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      acks.insert(acks.end(), std::make_move_iterator(acks_.begin()),
+                  std::make_move_iterator(acks_.end()));
+      acks_.clear();
+    }
+    status = FlushAcks(acks);
+    if (status.ok() || Clock::now() >= deadline) break;
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_until(lock, std::min(deadline, Clock::now() + backoff.Next()));
+  }
+  if (!acks.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    final_status_ = UnavailableError(
+        "redis cluster '" + options_.cluster + "': " + std::to_string(acks.size()) +
+        " acknowledgements of group '" + group_ + "' could not be written before the close "
+        "deadline (" + status.message() + "); those messages will be delivered again");
+    return;
+  }
+  if (Clock::now() >= deadline) return;
+  int64_t released = 0;
+  status = ReleaseOwnPending(deadline, released);
+  if (!status.ok()) {
+    LogWarning("redis cluster '" + options_.cluster + "': handing back the pending entries of "
+               "consumer '" + consumer_ + "' failed (" + status.ToString() +
+               "); other members take them over after claim_idle_ms");
+    return;
+  }
+  if (released == 0 && Clock::now() < deadline) {
+    // Nothing pending: the consumer can go, so groups do not collect names of past instances.
+    for (const std::string& stream : streams_) {
+      auto reply = worker_connection_.Command({"XGROUP", "DELCONSUMER", stream, group_, consumer_},
+                                              stream);
+      if (!reply.ok() && !worker_connection_.connected()) break;
+    }
+  }
+}
+
+Status RedisConsumer::Close(core::Deadline deadline) {
+  std::lock_guard<std::mutex> close_lock(close_mu_);
+  if (closed_) return close_status_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (!reader_.joinable()) {
+    // Never started (the groups could not be created): nothing was delivered.
+    ReleaseConsumerName(name_key_);
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    return close_status_;
+  }
+  reader_connection_.Interrupt();
+  reader_.join();
+
+  std::vector<int32_t> partitions(streams_.size());
+  for (size_t p = 0; p < partitions.size(); ++p) partitions[p] = static_cast<int32_t>(p);
+  sink_.Revoke(partitions);
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    final_phase_ = true;
+    final_deadline_ = deadline;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  ReleaseConsumerName(name_key_);
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  close_status_ = final_status_;
+  return close_status_;
+}
+
+}  // namespace msgsdk::redis

@@ -1,0 +1,157 @@
+#pragma once
+
+// Consuming: one RedisConsumer per subscription, with two threads and two connections.
+//  - The reader owns the reading: it long-polls XREADGROUP ... BLOCK over the streams this
+//    member reads, re-reads its own pending entries after (re)connecting, takes over entries
+//    other members left idle longer than claim_idle_ms (XAUTOCLAIM), and, for exclusive
+//    streams, keeps the member's share of the topic's streams (acquire, release, revoke).
+//  - The worker writes the acknowledgements (pipelined XACK, many ids per command), keeps the
+//    entries the core still holds from looking idle (XCLAIM ... JUSTID on the ones this
+//    consumer still owns), and renews the member's heartbeat and stream leases.
+//
+// Exclusive streams (clustering groups, stream_assignment "exclusive"): each member of the
+// group heartbeats into a sorted set "<prefix>:<topic>:members:<group>" (scores are expiry
+// times on the server's clock); every member sorts the live members, and the member at index
+// i reads the streams p with p % members == i. A stream is held through a lease key
+// "<prefix>:<topic>:<p>:lease:<group>" (SET NX PX, renewed every lease_ms / 3). A member
+// gives a stream up by revoking it in the core, writing its acknowledgements, handing its
+// pending entries back and deleting the lease; the next owner first takes over every
+// pending entry of the stream (XAUTOCLAIM with no idle time), then reads new entries, so
+// per-key order holds across the hand-over.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "backends/redis/redis_connection.h"
+#include "backends/redis/redis_log.h"
+#include "backends/redis/redis_state.h"
+#include "core/backend.h"
+
+namespace msgsdk::redis {
+
+// Creates `group` on every stream (XGROUP CREATE ... MKSTREAM) starting at `start_id`
+// ("0": earliest, "$": latest). Groups that exist keep their position.
+Status CreateGroups(Connection& connection, const std::vector<std::string>& streams,
+                    const std::string& group, std::string_view start_id);
+
+class RedisConsumer final : public core::BackendConsumer {
+ public:
+  // Creates the groups, then starts the threads. Errors (server down, wrong password, a key
+  // of another type...) are returned before anything runs.
+  static Result<std::unique_ptr<RedisConsumer>> Start(std::shared_ptr<BackendState> state,
+                                                      const core::SubscriptionSpec& spec,
+                                                      core::DeliverySink& sink);
+  ~RedisConsumer() override;
+
+  void Ack(const core::Delivery& delivery) override;
+  Status Close(core::Deadline deadline) override;
+
+  const std::string& group_name() const { return group_; }
+  const std::string& consumer_name() const { return consumer_; }
+  // The partitions this member reads now (all of them unless streams are exclusive).
+  std::vector<int32_t> owned_partitions();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using Counts = std::unordered_map<std::string, int64_t>;
+  using AckList = std::vector<std::pair<int32_t, std::string>>;
+
+  RedisConsumer(std::shared_ptr<BackendState> state, const core::SubscriptionSpec& spec,
+                core::DeliverySink& sink, std::string group, std::string consumer,
+                std::string name_key, bool exclusive);
+
+  bool stopping();
+  // Waits for room in the core; false once the consumer is stopping.
+  bool WaitCapacity();
+  bool HasCapacityNow();
+
+  // ---- Reader thread ----
+  void ReaderLoop();
+  Status RecoverOwnPending();
+  Status ClaimIdle(bool& more);
+  // Takes over every pending entry of a stream this member just acquired.
+  Status ClaimAll(size_t partition);
+  Status CollectDeadConsumers();
+  Status ReadNew(std::chrono::milliseconds block);
+  Status Rebalance();
+  Status Acquire(size_t partition, bool& acquired);
+  // Stops reading `partition` and revokes it in the core; when `release`, also writes its
+  // acknowledgements, hands its pending entries back and deletes the lease.
+  Status GiveUp(size_t partition, bool release);
+  void SetOwned(size_t partition, bool owned);
+  Result<Counts> PendingCounts(Connection& connection, const std::string& stream,
+                               std::string_view first, std::string_view last, size_t count);
+  // Hands the entries (a reply array) of one partition to the core, skipping the ones it
+  // already holds; entries deleted while pending are acknowledged. Returns how many went.
+  size_t DeliverEntries(int32_t partition, const redisReply* entries, const Counts* counts);
+  int32_t PartitionOf(std::string_view stream) const;
+
+  // ---- Worker thread ----
+  void WorkerLoop();
+  Status RenewHeld();
+  Status RenewLeases();
+  void FinishWorker(core::Deadline deadline);
+
+  // ---- Either thread, each with its own connection ----
+  Status FlushAcks(Connection& connection, AckList& acks);
+  // Makes this consumer's pending entries on `partitions` claimable by any member at once.
+  Status HandBack(Connection& connection, const std::vector<size_t>& partitions,
+                  core::Deadline deadline, int64_t& handed_back);
+
+  std::shared_ptr<BackendState> state_;
+  const RedisOptions& options_;
+  core::SubscriptionSpec spec_;
+  core::DeliverySink& sink_;
+  const std::string group_;
+  const std::string consumer_;
+  const std::string name_key_;
+  const bool exclusive_;
+  // Exclusive streams: this member's entry in the members set, and the key names.
+  const std::string lease_token_;
+  std::string members_key_;
+  std::vector<std::string> lease_keys_;
+  std::vector<std::string> streams_;
+  std::unordered_map<std::string, int32_t> stream_index_;
+  const std::chrono::milliseconds rebalance_interval_;
+
+  Connection reader_connection_;
+  Connection worker_connection_;
+  // Reader thread only.
+  std::vector<bool> reading_;
+  std::vector<std::string> claim_cursor_;
+  FailureLog reader_log_;
+  FailureLog worker_log_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool final_phase_ = false;
+  core::Deadline final_deadline_{};
+  Status final_status_;
+  // Partitions this member holds (what the worker renews leases of).
+  std::vector<bool> owned_;
+  // Leases the worker found taken by another member; the reader revokes them.
+  std::vector<int32_t> lost_;
+  // Entry ids handed to the core and not acknowledged yet, per partition.
+  std::vector<std::unordered_set<std::string>> held_;
+  AckList acks_;
+  // The worker is writing acknowledgements it took from acks_.
+  bool worker_flushing_ = false;
+
+  std::mutex close_mu_;
+  bool closed_ = false;
+  Status close_status_;
+  std::thread reader_;
+  std::thread worker_;
+};
+
+}  // namespace msgsdk::redis

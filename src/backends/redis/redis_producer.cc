@@ -1,0 +1,280 @@
+#include "backends/redis/redis_producer.h"
+
+#include <utility>
+
+#include "backends/redis/redis_codec.h"
+
+namespace msgsdk::redis {
+
+using Clock = std::chrono::steady_clock;
+
+void SendTracker::Add() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++pending_;
+}
+
+void SendTracker::Done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--pending_ == 0) cv_.notify_all();
+}
+
+bool SendTracker::WaitIdle(core::Deadline deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_until(lock, deadline, [&] { return pending_ == 0; });
+}
+
+int64_t SendTracker::pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
+}
+
+Writer::Writer(std::shared_ptr<BackendState> state) : state_(std::move(state)) {}
+
+void Writer::Start() {
+  // The thread holds a reference: the writer lives until its thread has finished.
+  thread_ = std::thread([self = shared_from_this()] { self->Run(); });
+}
+
+Writer::~Writer() {
+  if (!thread_.joinable()) return;
+  // The last reference is usually dropped by the thread itself as it ends.
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    thread_.detach();
+  } else {
+    thread_.join();
+  }
+}
+
+void Writer::Submit(PendingSend send) {
+  send.enqueued = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(send));
+      if (queue_.size() == 1) cv_.notify_one();
+      return;
+    }
+  }
+  // The backend is closed: no writer thread is left to complete it.
+  Complete(send, FailedPreconditionError("redis cluster '" + state_->options.cluster +
+                                         "' is closed: send to stream '" + send.stream +
+                                         "' refused"));
+}
+
+size_t Writer::CancelQueued(const SendTracker* tracker, const Status& status) {
+  std::deque<PendingSend> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::deque<PendingSend> kept;
+    for (PendingSend& send : queue_) {
+      (send.tracker.get() == tracker ? cancelled : kept).push_back(std::move(send));
+    }
+    queue_.swap(kept);
+  }
+  for (PendingSend& send : cancelled) Complete(send, status);
+  return cancelled.size();
+}
+
+void Writer::Stop(core::Deadline deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      stop_deadline_ = deadline;
+    }
+  }
+  cv_.notify_all();
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  // From a completion callback (the writer thread itself) there is nothing to wait for.
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void Writer::Complete(PendingSend& send, Result<core::StoredPosition> result) {
+  (result.ok() ? state_->sends_ok : state_->sends_failed).fetch_add(1, std::memory_order_relaxed);
+  core::SendDone done = std::move(send.done);
+  std::shared_ptr<SendTracker> tracker = std::move(send.tracker);
+  if (done) done(std::move(result));
+  if (tracker) tracker->Done();
+}
+
+std::deque<PendingSend> Writer::TakeBatch(size_t max) {
+  std::deque<PendingSend> batch;
+  std::deque<PendingSend> failures;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!queue_.empty() && batch.size() < max) {
+      PendingSend& front = queue_.front();
+      (front.command.empty() ? failures : batch).push_back(std::move(front));
+      queue_.pop_front();
+    }
+  }
+  for (PendingSend& send : failures) Complete(send, send.failure);
+  return batch;
+}
+
+void Writer::FailExpired(const Status& cause, bool fail_all) {
+  const auto now = Clock::now();
+  const auto limit = state_->options.command_timeout;
+  std::deque<PendingSend> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::deque<PendingSend> kept;
+    for (PendingSend& send : queue_) {
+      const bool expire = fail_all || send.command.empty() || now - send.enqueued >= limit;
+      (expire ? expired : kept).push_back(std::move(send));
+    }
+    queue_.swap(kept);
+  }
+  for (PendingSend& send : expired) {
+    if (send.command.empty()) {
+      Complete(send, send.failure);
+      continue;
+    }
+    Complete(send, Status(cause.code(), "send to stream '" + send.stream +
+                                            "' was not written: " + cause.message()));
+  }
+}
+
+void Writer::WriteBatch(Connection& connection, std::deque<PendingSend>& batch) {
+  for (PendingSend& send : batch) {
+    Status appended = connection.AppendEncoded(send.command);
+    if (!appended.ok()) {
+      for (PendingSend& failed : batch) Complete(failed, appended);
+      return;
+    }
+  }
+  bool reconnect = false;
+  size_t i = 0;
+  Status lost;
+  for (; i < batch.size(); ++i) {
+    PendingSend& send = batch[i];
+    auto reply = connection.ReadReply("XADD", send.stream);
+    if (!reply.ok()) {
+      if (!connection.connected()) {
+        lost = reply.status();
+        break;
+      }
+      // READONLY (failover), LOADING...: the next round reconnects and finds the primary.
+      if (reply.status().code() == StatusCode::kUnavailable) reconnect = true;
+      Complete(send, reply.status());
+      continue;
+    }
+    const auto id = ParseEntryId(ReplyString(reply->get()));
+    if (!id) {
+      Complete(send, InternalError("redis cluster '" + state_->options.cluster +
+                                   "': XADD to '" + send.stream +
+                                   "' answered without an entry id"));
+      continue;
+    }
+    Complete(send, core::StoredPosition{send.partition, EntryIdToOffset(*id)});
+  }
+  if (i < batch.size()) {
+    state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+    failure_log_.Failure("writer: " + lost.ToString());
+    const Status unknown(lost.code(), lost.message() +
+                                          "; the reply was lost, the message may or may not "
+                                          "have been stored");
+    for (; i < batch.size(); ++i) Complete(batch[i], unknown);
+  }
+  if (reconnect) connection.Disconnect();
+}
+
+void Writer::Run() {
+  BlockSigpipeInThisThread();
+  Connection connection(state_->Settings("writer"));
+  Backoff backoff;
+  const size_t depth = static_cast<size_t>(state_->options.pipeline_depth);
+  while (true) {
+    bool stopping = false;
+    core::Deadline deadline{};
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;
+      stopping = stopping_;
+      deadline = stop_deadline_;
+    }
+    if (stopping && Clock::now() >= deadline) {
+      FailExpired(DeadlineExceededError("redis cluster '" + state_->options.cluster +
+                                        "' closed before the send was written"),
+                  /*fail_all=*/true);
+      continue;
+    }
+    if (!connection.connected()) {
+      Status status = connection.EnsureConnected();
+      if (!status.ok()) {
+        state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+        failure_log_.Failure("writer: " + status.ToString());
+        // Authentication or configuration errors do not heal by waiting: fail at once.
+        FailExpired(status, /*fail_all=*/!status.IsRetriable());
+        auto wake = Clock::now() + backoff.Next();
+        std::unique_lock<std::mutex> lock(mu_);
+        if (stopping_ && stop_deadline_ < wake) wake = stop_deadline_;
+        cv_.wait_until(lock, wake, [&] { return stopping_ != stopping; });
+        continue;
+      }
+      failure_log_.Success("writer connection to " + connection.endpoint());
+      backoff.Reset();
+    }
+    std::deque<PendingSend> batch = TakeBatch(depth);
+    if (!batch.empty()) WriteBatch(connection, batch);
+  }
+}
+
+RedisProducer::RedisProducer(std::shared_ptr<BackendState> state, std::shared_ptr<Writer> writer,
+                             std::string topic)
+    : state_(std::move(state)), writer_(std::move(writer)), topic_(std::move(topic)) {
+  streams_.reserve(static_cast<size_t>(state_->options.partitions));
+  for (int32_t p = 0; p < state_->options.partitions; ++p) {
+    streams_.push_back(state_->StreamOf(topic_, p));
+  }
+}
+
+RedisProducer::~RedisProducer() {
+  Close(Clock::now() + state_->options.command_timeout).IgnoreError();
+}
+
+void RedisProducer::Send(Message message, core::SendDone done) {
+  PendingSend send;
+  send.done = std::move(done);
+  send.tracker = tracker_;
+  const int32_t partitions = state_->options.partitions;
+  send.partition = message.key.empty()
+                       ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
+                                              static_cast<uint64_t>(partitions))
+                       : PartitionForKey(message.key, partitions);
+  send.stream = streams_[static_cast<size_t>(send.partition)];
+  if (closed_.load(std::memory_order_acquire)) {
+    send.failure = FailedPreconditionError("producer of topic '" + topic_ + "' on redis cluster '" +
+                                           state_->options.cluster + "' is closed");
+  } else if (message.deliver_at.has_value()) {
+    send.failure = UnsupportedError(
+        "backend \"redis\" (cluster '" + state_->options.cluster +
+        "') does not support timer messages (capability timer_messages): topic '" + topic_ +
+        "', message with deliver_at refused");
+  } else {
+    send.command = EncodeXadd(send.stream, state_->options.maxlen, message);
+  }
+  tracker_->Add();
+  writer_->Submit(std::move(send));
+}
+
+Status RedisProducer::Close(core::Deadline deadline) {
+  closed_.store(true, std::memory_order_release);
+  if (tracker_->WaitIdle(deadline)) return OkStatus();
+  const size_t cancelled = writer_->CancelQueued(
+      tracker_.get(), DeadlineExceededError("producer of topic '" + topic_ +
+                                            "' closed before the send was written"));
+  const int64_t in_flight = tracker_->pending();
+  if (in_flight == 0) {
+    return DeadlineExceededError("producer of topic '" + topic_ + "': " +
+                                 std::to_string(cancelled) +
+                                 " sends were still queued at the close deadline and failed");
+  }
+  return DeadlineExceededError("producer of topic '" + topic_ + "': " + std::to_string(cancelled) +
+                               " queued sends failed at the close deadline and " +
+                               std::to_string(in_flight) +
+                               " written ones complete within command_timeout_ms");
+}
+
+}  // namespace msgsdk::redis

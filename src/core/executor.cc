@@ -1,0 +1,128 @@
+#include "core/executor.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+namespace msgsdk::core {
+namespace {
+
+void NameThread(const std::string& name) {
+  // Linux limits thread names to 15 characters.
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) {
+  if (threads < 1) threads = 1;
+  threads_.reserve(threads);
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+ThreadPool::~ThreadPool() { Shutdown(); }
+
+bool ThreadPool::Submit(Task task) {
+  bool notify;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    tasks_.push_back(std::move(task));
+    // Waking a thread costs a syscall; skip it when every thread is busy anyway.
+    notify = idle_ > 0;
+  }
+  if (notify) wake_.notify_one();
+  return true;
+}
+
+bool ThreadPool::IsPoolThread() const {
+  for (const auto& t : threads_) {
+    if (t.get_id() == std::this_thread::get_id()) return true;
+  }
+  return false;
+}
+
+void ThreadPool::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  std::lock_guard lock(mutex_);
+  threads_.clear();
+}
+
+void ThreadPool::Run() {
+  NameThread(name_);
+  std::unique_lock lock(mutex_);
+  while (true) {
+    if (tasks_.empty()) {
+      if (stopping_) return;
+      ++idle_;
+      wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      --idle_;
+      continue;
+    }
+    Task task = std::move(tasks_.front());
+    tasks_.pop_front();
+    lock.unlock();
+    task();
+    task = nullptr;  // destroy captured state outside the lock
+    lock.lock();
+  }
+}
+
+TimerQueue::TimerQueue() : thread_([this] { Run(); }) {}
+
+TimerQueue::~TimerQueue() { Shutdown(); }
+
+bool TimerQueue::Schedule(Clock::time_point when, Task task) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    const bool earliest = timers_.empty() || when < timers_.begin()->first;
+    timers_.emplace(when, std::move(task));
+    if (!earliest) return true;
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void TimerQueue::Shutdown() {
+  std::multimap<Clock::time_point, Task> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    dropped.swap(timers_);
+  }
+  wake_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void TimerQueue::Run() {
+  NameThread("msgsdk-timer");
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (timers_.empty()) {
+      wake_.wait(lock);
+      continue;
+    }
+    const auto due = timers_.begin()->first;
+    if (Clock::now() < due) {
+      wake_.wait_until(lock, due);
+      continue;
+    }
+    Task task = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    lock.unlock();
+    task();
+    task = nullptr;
+    lock.lock();
+  }
+}
+
+}  // namespace msgsdk::core

@@ -1,0 +1,74 @@
+#pragma once
+
+// The SDK's own threads: a fixed pool that runs user code (send callbacks, handlers), so user
+// code never runs on a backend's I/O thread, and a timer thread for delayed work (retries).
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace msgsdk::core {
+
+using Task = std::function<void()>;
+
+// Runs tasks on `threads` threads in submission order (FIFO, several at a time).
+// Thread-safety: Submit may be called from any thread, also from a task.
+class ThreadPool {
+ public:
+  ThreadPool(std::string name, int threads);
+  ~ThreadPool();  // Shutdown()
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Returns false (and drops the task) after Shutdown.
+  bool Submit(Task task);
+  // Runs every queued task, then joins the threads. Idempotent. Must not be called from a
+  // pool thread.
+  void Shutdown();
+  bool IsPoolThread() const;
+
+ private:
+  void Run();
+
+  const std::string name_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Task> tasks_;
+  int idle_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Runs tasks at (or shortly after) a given time on its own thread. Tasks must be short:
+// anything longer is handed to a ThreadPool by the task itself.
+class TimerQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  TimerQueue();
+  ~TimerQueue();  // Shutdown()
+  TimerQueue(const TimerQueue&) = delete;
+  TimerQueue& operator=(const TimerQueue&) = delete;
+
+  // Returns false (and drops the task) after Shutdown.
+  bool Schedule(Clock::time_point when, Task task);
+  // Drops pending timers without running them, joins the thread. Idempotent.
+  void Shutdown();
+
+ private:
+  void Run();
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::multimap<Clock::time_point, Task> timers_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace msgsdk::core

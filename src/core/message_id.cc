@@ -1,0 +1,46 @@
+#include "core/message_id.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <random>
+
+namespace msgsdk::core {
+namespace {
+
+uint64_t ProcessNonce() {
+  static const uint64_t nonce = [] {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32) ^ device();
+  }();
+  return nonce;
+}
+
+void AppendHex(uint64_t value, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kDigits[value & 0xF];
+    value >>= 4;
+  }
+}
+
+}  // namespace
+
+std::string NewMessageId(Timestamp now) {
+  static std::atomic<uint64_t> last{0};
+  const auto ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  const uint64_t floor = (ms & ((1ULL << 48) - 1)) << 16;
+  uint64_t previous = last.load(std::memory_order_relaxed);
+  uint64_t next;
+  do {
+    next = previous + 1 > floor ? previous + 1 : floor;
+  } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
+
+  std::string id(32, '0');
+  AppendHex(next, id.data());
+  AppendHex(ProcessNonce(), id.data() + 16);
+  return id;
+}
+
+}  // namespace msgsdk::core

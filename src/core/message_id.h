@@ -1,0 +1,17 @@
+#pragma once
+
+// Message ids: globally unique and time-ordered, assigned when a message is sent.
+
+#include <string>
+
+#include "msgsdk/message.h"
+
+namespace msgsdk::core {
+
+// 32 lowercase hex characters: 48 bits of Unix milliseconds and a 16-bit sequence (strictly
+// increasing within the process, borrowing the next millisecond if 65536 ids are taken in
+// one), then 64 random bits drawn once per process so two processes never collide.
+// Lexicographic order is send order within a process and millisecond order across them.
+std::string NewMessageId(Timestamp now);
+
+}  // namespace msgsdk::core

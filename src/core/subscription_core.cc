@@ -1,0 +1,368 @@
+#include "core/subscription_core.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "core/engine.h"
+#include "msgsdk/message.h"
+
+namespace msgsdk::core {
+namespace {
+
+// Property names the SDK adds to a dead-lettered message.
+constexpr char kDlqOriginTopic[] = "msgsdk.dlq.origin_topic";
+constexpr char kDlqOriginPartition[] = "msgsdk.dlq.origin_partition";
+constexpr char kDlqOriginOffset[] = "msgsdk.dlq.origin_offset";
+constexpr char kDlqAttempts[] = "msgsdk.dlq.attempts";
+constexpr char kDlqReason[] = "msgsdk.dlq.reason";
+
+}  // namespace
+
+SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic,
+                                   std::string group, std::string cluster, BackendPtr backend,
+                                   MessageHandler handler, TagFilter filter,
+                                   SubscriptionSettings settings)
+    : engine_(std::move(engine)),
+      topic_(std::move(topic)),
+      group_(std::move(group)),
+      cluster_(std::move(cluster)),
+      backend_(std::move(backend)),
+      handler_(std::move(handler)),
+      filter_(std::move(filter)),
+      settings_(settings),
+      pool_("msgsdk-handler", settings.threads) {}
+
+SubscriptionCore::~SubscriptionCore() { Close().IgnoreError(); }
+
+Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
+  auto consumer = backend_->Subscribe(spec, *this);
+  if (!consumer.ok()) {
+    std::lock_guard lock(mutex_);
+    closing_ = stopped_ = true;
+    return consumer.status();
+  }
+  consumer_ = std::move(consumer).value();
+  consumer_ready_.store(consumer_.get(), std::memory_order_release);
+  changed_.notify_all();
+  return OkStatus();
+}
+
+void SubscriptionCore::Ack(const Delivery& delivery) {
+  BackendConsumer* consumer = consumer_ready_.load(std::memory_order_acquire);
+  if (consumer == nullptr) {
+    // A backend may deliver before Subscribe has returned to Start.
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] {
+      consumer = consumer_ready_.load(std::memory_order_acquire);
+      return consumer != nullptr || stopped_;
+    });
+    if (consumer == nullptr) return;
+  }
+  consumer->Ack(delivery);
+}
+
+bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
+  if (stopped_) return true;
+  auto it = partitions_.find(p.delivery.message.partition);
+  return it == partitions_.end() || it->second.epoch != p.epoch;
+}
+
+void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
+  std::vector<PendingPtr> ready;
+  std::vector<Delivery> filtered_out;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& delivery : batch) {
+      if (!filter_.Matches(delivery.message.tag)) {
+        filtered_out.push_back(std::move(delivery));
+        continue;
+      }
+      auto p = std::make_unique<Pending>();
+      p->delivery = std::move(delivery);
+      Message& m = p->delivery.message;
+      m.cluster = cluster_;
+      p->attempt = std::max(0, m.delivery_attempt) + 1;
+      p->epoch = partitions_[m.partition].epoch;
+      ++inflight_;
+      if (OrderedKey(*p)) {
+        auto [chain, inserted] = key_chains_.try_emplace(m.key);
+        if (!inserted) {
+          chain->second.push_back(std::move(p));
+          continue;
+        }
+      }
+      ready.push_back(std::move(p));
+    }
+  }
+  for (auto& delivery : filtered_out) Ack(delivery);
+  for (auto& p : ready) Dispatch(std::move(p));
+}
+
+bool SubscriptionCore::WaitForCapacity(Deadline deadline) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_until(lock, deadline,
+                      [this] { return closing_ || inflight_ < settings_.max_inflight; });
+  return !closing_ && inflight_ < settings_.max_inflight;
+}
+
+void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
+  std::vector<PendingPtr> dropped;
+  std::unique_lock lock(mutex_);
+  for (int32_t partition : partitions) ++partitions_[partition].epoch;
+  // Deliveries waiting for a retry or behind their key are dropped now, so their slots free up
+  // at once; queued ones are dropped when a pool thread reaches them. A key lives in one
+  // partition, so a stale retrying head means its whole chain is stale.
+  for (auto it = retrying_.begin(); it != retrying_.end();) {
+    if (!IsStaleLocked(*it->second)) {
+      ++it;
+      continue;
+    }
+    if (OrderedKey(*it->second)) {
+      auto chain = key_chains_.find(it->second->delivery.message.key);
+      if (chain != key_chains_.end()) {
+        for (auto& waiting : chain->second) dropped.push_back(std::move(waiting));
+        key_chains_.erase(chain);
+      }
+    }
+    dropped.push_back(std::move(it->second));
+    it = retrying_.erase(it);
+  }
+  // Chains whose head is queued or running keep the head (it finishes or is dropped itself).
+  for (auto& [key, chain] : key_chains_) {
+    for (auto it = chain.begin(); it != chain.end();) {
+      if (IsStaleLocked(**it)) {
+        dropped.push_back(std::move(*it));
+        it = chain.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  inflight_ -= static_cast<int>(dropped.size());
+  changed_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
+  changed_.wait_until(lock, deadline, [&] {
+    return std::all_of(partitions.begin(), partitions.end(),
+                       [&](int32_t partition) { return partitions_[partition].busy == 0; });
+  });
+}
+
+void SubscriptionCore::Dispatch(PendingPtr p) {
+  auto self = shared_from_this();
+  // The pool is shut down only after the consumer stopped; a refused task is dropped.
+  auto holder = std::make_shared<PendingPtr>(std::move(p));
+  if (!pool_.Submit([self, holder] { self->Run(std::move(*holder)); })) {
+    Finish(std::move(*holder));
+  }
+}
+
+void SubscriptionCore::Run(PendingPtr p) {
+  const int32_t partition = p->delivery.message.partition;
+  bool stale;
+  {
+    std::lock_guard lock(mutex_);
+    stale = IsStaleLocked(*p);
+    if (!stale) ++partitions_[partition].busy;
+  }
+  if (stale) {
+    // Revoked while queued: the partition's next owner delivers it again.
+    Finish(std::move(p));
+    return;
+  }
+  p->delivery.message.delivery_attempt = p->attempt;
+  ConsumeResult result = ConsumeResult::kRetryLater;
+  try {
+    result = handler_(p->delivery.message);
+    if (result != ConsumeResult::kSuccess) p->last_error = "handler returned kRetryLater";
+  } catch (const std::exception& e) {
+    p->last_error = std::string("handler threw: ") + e.what();
+  } catch (...) {
+    p->last_error = "handler threw a non-standard exception";
+  }
+  if (result != ConsumeResult::kSuccess && p->attempt >= settings_.max_attempts) {
+    DeadLetter(std::move(p));  // stays busy until the dead letter is stored
+    return;
+  }
+  // Acknowledge while still counted busy, so Revoke's wait covers the ack.
+  if (result == ConsumeResult::kSuccess) Ack(p->delivery);
+  {
+    std::lock_guard lock(mutex_);
+    --partitions_[partition].busy;
+  }
+  if (result == ConsumeResult::kSuccess) {
+    Finish(std::move(p));
+  } else {
+    ScheduleRetry(std::move(p));
+  }
+}
+
+void SubscriptionCore::ScheduleRetry(PendingPtr p) {
+  const int shift = std::min(p->attempt - 1, 30);
+  auto delay = settings_.retry_backoff * (1LL << shift);
+  if (delay > settings_.retry_backoff_max || delay.count() < 0) delay = settings_.retry_backoff_max;
+  ++p->attempt;
+  uint64_t ticket;
+  {
+    std::lock_guard lock(mutex_);
+    if (IsStaleLocked(*p)) {
+      // fall through to drop below
+      ticket = 0;
+    } else {
+      ticket = ++next_ticket_;
+      retrying_.emplace(ticket, std::move(p));
+    }
+  }
+  if (ticket == 0) {
+    Finish(std::move(p));
+    return;
+  }
+  std::weak_ptr<SubscriptionCore> weak = shared_from_this();
+  const bool scheduled = engine_->timers().Schedule(
+      std::chrono::steady_clock::now() + delay, [weak, ticket] {
+        auto self = weak.lock();
+        if (!self) return;
+        PendingPtr due;
+        {
+          std::lock_guard lock(self->mutex_);
+          auto it = self->retrying_.find(ticket);
+          if (it == self->retrying_.end()) return;  // dropped by Revoke or Close
+          due = std::move(it->second);
+          self->retrying_.erase(it);
+        }
+        self->Dispatch(std::move(due));
+      });
+  if (!scheduled) {
+    PendingPtr dropped;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = retrying_.find(ticket);
+      if (it == retrying_.end()) return;
+      dropped = std::move(it->second);
+      retrying_.erase(it);
+    }
+    Finish(std::move(dropped));
+  }
+}
+
+void SubscriptionCore::DeadLetter(PendingPtr p) {
+  const Message& original = p->delivery.message;
+  Message letter;
+  letter.topic = DeadLetterTopic(group_);
+  letter.key = original.key;
+  letter.tag = original.tag;
+  letter.properties = original.properties;
+  letter.properties[kDlqOriginTopic] = original.topic;
+  letter.properties[kDlqOriginPartition] = std::to_string(original.partition);
+  letter.properties[kDlqOriginOffset] = std::to_string(original.offset);
+  letter.properties[kDlqAttempts] = std::to_string(p->attempt);
+  letter.properties[kDlqReason] = p->last_error;
+  letter.body = original.body;
+  letter.message_id = original.message_id;
+  letter.born_at = original.born_at;
+
+  BackendProducer* producer = nullptr;
+  Status status;
+  {
+    std::lock_guard lock(mutex_);
+    if (!dead_letters_) {
+      auto created = backend_->CreateProducer(letter.topic);
+      if (created.ok()) {
+        dead_letters_ = std::move(created).value();
+      } else {
+        status = created.status();
+      }
+    }
+    producer = dead_letters_.get();
+  }
+  auto on_stored = [self = shared_from_this(), holder = std::make_shared<PendingPtr>(std::move(p))](
+                       Result<StoredPosition> stored) {
+    PendingPtr pending = std::move(*holder);
+    if (stored.ok()) {
+      self->Ack(pending->delivery);
+      {
+        std::lock_guard lock(self->mutex_);
+        --self->partitions_[pending->delivery.message.partition].busy;
+      }
+      self->Finish(std::move(pending));
+      return;
+    }
+    // The dead-letter topic refused it: never drop the message; try again after the longest
+    // backoff (it stays unacknowledged, so a crash redelivers it too).
+    pending->last_error += "; dead-letter send failed: " + stored.status().ToString();
+    --pending->attempt;
+    {
+      std::lock_guard lock(self->mutex_);
+      --self->partitions_[pending->delivery.message.partition].busy;
+    }
+    self->ScheduleRetry(std::move(pending));
+  };
+  if (producer == nullptr) {
+    on_stored(status);
+    return;
+  }
+  producer->Send(std::move(letter), std::move(on_stored));
+}
+
+void SubscriptionCore::Finish(PendingPtr p) {
+  PendingPtr next;
+  {
+    std::lock_guard lock(mutex_);
+    --inflight_;
+    if (OrderedKey(*p)) {
+      auto chain = key_chains_.find(p->delivery.message.key);
+      if (chain != key_chains_.end()) {
+        if (chain->second.empty()) {
+          key_chains_.erase(chain);
+        } else {
+          next = std::move(chain->second.front());
+          chain->second.pop_front();
+        }
+      }
+    }
+  }
+  changed_.notify_all();
+  if (next) Dispatch(std::move(next));
+}
+
+Status SubscriptionCore::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return OkStatus();
+    closing_ = true;
+  }
+  changed_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
+  Status status;
+  if (consumer_) status = consumer_->Close(deadline);
+  std::vector<PendingPtr> dropped;
+  {
+    std::unique_lock lock(mutex_);
+    // Whatever the backend did not revoke is abandoned now: it was not acknowledged, so the
+    // cluster delivers it again.
+    stopped_ = true;
+    for (auto& [partition, state] : partitions_) ++state.epoch;
+    for (auto& [ticket, p] : retrying_) dropped.push_back(std::move(p));
+    retrying_.clear();
+    for (auto& [key, chain] : key_chains_) {
+      for (auto& p : chain) dropped.push_back(std::move(p));
+    }
+    key_chains_.clear();
+    inflight_ -= static_cast<int>(dropped.size());
+    changed_.wait_until(lock, deadline, [this] {
+      return std::all_of(partitions_.begin(), partitions_.end(),
+                         [](const auto& entry) { return entry.second.busy == 0; });
+    });
+  }
+  changed_.notify_all();
+  pool_.Shutdown();
+  std::unique_ptr<BackendProducer> dead_letters;
+  {
+    std::lock_guard lock(mutex_);
+    dead_letters = std::move(dead_letters_);
+  }
+  if (dead_letters) dead_letters->Close(deadline).IgnoreError();
+  return status;
+}
+
+}  // namespace msgsdk::core

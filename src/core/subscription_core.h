@@ -1,0 +1,110 @@
+#pragma once
+
+// A subscription: takes deliveries from a backend consumer and runs the user's handler on the
+// subscription's own threads. It owns the delivery contract that every backend shares:
+// tag filtering, per-key order (ordered mode), retries with exponential backoff that hold back
+// only the retrying key, dead-lettering after max_attempts, acknowledging only after the
+// handler succeeded, and bounded memory (max_inflight).
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/executor.h"
+#include "core/tag_filter.h"
+#include "msgsdk/message.h"
+
+namespace msgsdk::core {
+
+class Engine;
+
+struct SubscriptionSettings {
+  int threads = 4;
+  int max_attempts = 16;
+  std::chrono::milliseconds retry_backoff{100};
+  std::chrono::milliseconds retry_backoff_max{30000};
+  int max_inflight = 2000;
+  bool ordered = false;
+  std::chrono::milliseconds close_timeout{10000};
+};
+
+class SubscriptionCore : public DeliverySink,
+                         public std::enable_shared_from_this<SubscriptionCore> {
+ public:
+  SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic, std::string group,
+                   std::string cluster, BackendPtr backend, MessageHandler handler,
+                   TagFilter filter, SubscriptionSettings settings);
+  ~SubscriptionCore() override;
+
+  // Subscribes through the backend; deliveries start flowing.
+  Status Start(const SubscriptionSpec& spec);
+  Status Close();
+
+  const std::string& topic() const { return topic_; }
+  const std::string& group() const { return group_; }
+
+  // DeliverySink
+  void Deliver(std::vector<Delivery> batch) override;
+  bool WaitForCapacity(Deadline deadline) override;
+  void Revoke(const std::vector<int32_t>& partitions) override;
+
+ private:
+  struct Pending {
+    Delivery delivery;
+    int attempt = 1;
+    uint64_t epoch = 0;      // the partition's epoch when delivered; stale once revoked
+    std::string last_error;  // why the last attempt failed, for the dead-letter record
+  };
+  using PendingPtr = std::unique_ptr<Pending>;
+
+  struct PartitionState {
+    uint64_t epoch = 0;
+    int busy = 0;  // handlers running or dead-letter sends in flight
+  };
+
+  bool IsStaleLocked(const Pending& p) const;
+  void Dispatch(PendingPtr p);
+  void Run(PendingPtr p);
+  void ScheduleRetry(PendingPtr p);
+  void DeadLetter(PendingPtr p);
+  // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
+  // its slot and start its key's next delivery.
+  void Finish(PendingPtr p);
+  void Ack(const Delivery& delivery);
+  bool OrderedKey(const Pending& p) const { return settings_.ordered && !p.delivery.message.key.empty(); }
+
+  const std::shared_ptr<Engine> engine_;
+  const std::string topic_;
+  const std::string group_;
+  const std::string cluster_;
+  const BackendPtr backend_;
+  const MessageHandler handler_;
+  const TagFilter filter_;
+  const SubscriptionSettings settings_;
+  ThreadPool pool_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int inflight_ = 0;
+  bool closing_ = false;
+  bool stopped_ = false;  // the backend consumer is closed: nothing more runs
+  std::unordered_map<int32_t, PartitionState> partitions_;
+  // Ordered mode: keys with a delivery under way, and their later deliveries waiting in order.
+  std::unordered_map<std::string, std::deque<PendingPtr>> key_chains_;
+  // Deliveries waiting for their retry time, by ticket.
+  std::unordered_map<uint64_t, PendingPtr> retrying_;
+  uint64_t next_ticket_ = 0;
+  std::unique_ptr<BackendProducer> dead_letters_;
+
+  // Set once Start's backend Subscribe returned; acks wait for it.
+  std::atomic<BackendConsumer*> consumer_ready_{nullptr};
+  std::unique_ptr<BackendConsumer> consumer_;
+};
+
+}  // namespace msgsdk::core

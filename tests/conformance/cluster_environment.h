@@ -1,0 +1,47 @@
+#pragma once
+
+// One cell of the conformance matrix: a backend (with a real cluster behind it) reached
+// through a transport. The suite asks a cell only for client options; everything else is the
+// public API.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "msgsdk/options.h"
+
+namespace msgsdk::conformance {
+
+class ClusterEnvironment {
+ public:
+  virtual ~ClusterEnvironment() = default;
+  // A routing table whose default cluster is this cell's cluster, in environment
+  // "conformance", with fast retry settings. Each call may give the same table.
+  virtual std::string RoutingYaml() const = 0;
+
+  ClientOptions Options() const {
+    return ClientOptions{.config_yaml = RoutingYaml(), .environment = "conformance"};
+  }
+};
+
+struct Cell {
+  // "native_inprocess": backend, then transport.
+  std::string name;
+  // Starts what the cell needs (a fresh cluster or a fresh namespace on a shared one).
+  std::function<std::unique_ptr<ClusterEnvironment>()> make;
+};
+
+// Every cell this build can run.
+std::vector<Cell> AllCells();
+
+// The `client:` section every cell uses: quick retries so the retry tests are fast.
+inline constexpr const char* kConformanceClientSettings =
+    "client:\n"
+    "  retry_backoff_ms: 10\n"
+    "  retry_backoff_max_ms: 100\n"
+    "  max_attempts: 4\n"
+    "  close_timeout_ms: 5000\n"
+    "  send_timeout_ms: 10000\n";
+
+}  // namespace msgsdk::conformance

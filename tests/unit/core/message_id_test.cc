@@ -1,0 +1,51 @@
+#include "core/message_id.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <thread>
+
+namespace msgsdk::core {
+namespace {
+
+TEST(MessageIdTest, FixedWidthHex) {
+  const std::string id = NewMessageId(std::chrono::system_clock::now());
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
+TEST(MessageIdTest, StrictlyIncreasingEvenWithinOneMillisecond) {
+  const auto now = std::chrono::system_clock::now();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200000; ++i) ids.push_back(NewMessageId(now));  // > 65536 per ms
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+}
+
+TEST(MessageIdTest, UniqueAcrossThreads) {
+  std::vector<std::vector<std::string>> per_thread(4);
+  std::vector<std::thread> threads;
+  for (auto& ids : per_thread) {
+    threads.emplace_back([&ids] {
+      for (int i = 0; i < 20000; ++i) ids.push_back(NewMessageId(std::chrono::system_clock::now()));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& ids : per_thread) all.insert(ids.begin(), ids.end());
+  EXPECT_EQ(all.size(), 80000u);
+}
+
+TEST(MessageIdTest, FollowsTheClockAndNeverGoesBackwards) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string current = NewMessageId(now);
+  const std::string later = NewMessageId(now + std::chrono::hours(1));
+  EXPECT_LT(current.substr(0, 12), later.substr(0, 12));  // the millisecond prefix moved on
+  // A clock stepping back does not make ids go backwards.
+  EXPECT_GT(NewMessageId(now - std::chrono::hours(2)), later);
+}
+
+}  // namespace
+}  // namespace msgsdk::core

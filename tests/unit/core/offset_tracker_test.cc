@@ -1,0 +1,43 @@
+#include "core/offset_tracker.h"
+
+#include <gtest/gtest.h>
+
+namespace msgsdk::core {
+namespace {
+
+TEST(OffsetTrackerTest, CommitsOnlyTheContiguousAckedPrefix) {
+  OffsetTracker tracker(10);
+  EXPECT_EQ(tracker.CommitPosition(), 10);
+  for (int64_t offset = 10; offset < 15; ++offset) tracker.Delivered(offset);
+  EXPECT_EQ(tracker.CommitPosition(), 10);
+  EXPECT_TRUE(tracker.Acked(11));
+  EXPECT_TRUE(tracker.Acked(12));
+  EXPECT_EQ(tracker.CommitPosition(), 10);  // 10 is still being handled
+  EXPECT_TRUE(tracker.Acked(10));
+  EXPECT_EQ(tracker.CommitPosition(), 13);
+  EXPECT_TRUE(tracker.Acked(14));
+  EXPECT_TRUE(tracker.Acked(13));
+  EXPECT_EQ(tracker.CommitPosition(), 15);
+  EXPECT_EQ(tracker.outstanding(), 0u);
+}
+
+TEST(OffsetTrackerTest, SkippedOffsetsAdvanceTheCommit) {
+  OffsetTracker tracker(0);
+  tracker.Delivered(3);  // 0..2 filtered out by tag
+  tracker.FetchedUpTo(8);
+  EXPECT_EQ(tracker.CommitPosition(), 3);
+  tracker.Acked(3);
+  EXPECT_EQ(tracker.CommitPosition(), 8);
+}
+
+TEST(OffsetTrackerTest, DoubleAckIsHarmless) {
+  OffsetTracker tracker(0);
+  tracker.Delivered(0);
+  EXPECT_TRUE(tracker.Acked(0));
+  EXPECT_FALSE(tracker.Acked(0));
+  EXPECT_FALSE(tracker.Acked(42));
+  EXPECT_EQ(tracker.CommitPosition(), 1);
+}
+
+}  // namespace
+}  // namespace msgsdk::core

@@ -1,0 +1,91 @@
+#include "backends/kafka/kafka_mapping.h"
+
+#include <chrono>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "backends/kafka/kafka_errors.h"
+
+namespace msgsdk::kafka {
+namespace {
+
+TEST(KafkaMappingTest, UserPropertiesThatLookReservedAreEscaped) {
+  EXPECT_EQ(PropertyHeaderName("trace-id"), "trace-id");
+  EXPECT_EQ(PropertyHeaderName("msgsdk-id"), "msgsdk-prop-msgsdk-id");
+  EXPECT_EQ(PropertyHeaderName("msgsdk-prop-x"), "msgsdk-prop-msgsdk-prop-x");
+  EXPECT_EQ(PropertyHeaderName("Msgsdk-id"), "Msgsdk-id") << "header names are case-sensitive";
+}
+
+TEST(KafkaMappingTest, TimestampsKeepMicroseconds) {
+  const Timestamp t = Timestamp(std::chrono::microseconds(1700000000123456));
+  EXPECT_EQ(ToEpochMicros(t), 1700000000123456);
+  EXPECT_EQ(ToEpochMillis(t), 1700000000123);
+  EXPECT_EQ(FromEpochMicros(ToEpochMicros(t)), t);
+}
+
+TEST(KafkaMappingTest, EncodedHeadersCarryEverySdkField) {
+  Message m;
+  m.message_id = "0123456789abcdef0123456789abcdef";
+  m.tag = "created";
+  m.born_at = FromEpochMicros(1700000000123456);
+  m.properties = {{"trace", "t-1"}, {"msgsdk-id", "user value"}};
+  std::unique_ptr<RdKafka::Headers> headers(EncodeHeaders(m));
+  auto value = [&](const std::string& name) {
+    const RdKafka::Headers::Header h = headers->get_last(name);
+    return h.err() == RdKafka::ERR_NO_ERROR ? std::string(h.value_string(), h.value_size())
+                                           : std::string("<absent>");
+  };
+  EXPECT_EQ(value("msgsdk-id"), m.message_id);
+  EXPECT_EQ(value("msgsdk-tag"), "created");
+  EXPECT_EQ(value("msgsdk-born-at"), "1700000000123456");
+  EXPECT_EQ(value("msgsdk-deliver-at"), "<absent>");
+  EXPECT_EQ(value("trace"), "t-1");
+  EXPECT_EQ(value("msgsdk-prop-msgsdk-id"), "user value");
+  EXPECT_EQ(headers->size(), 5u);
+
+  m.tag.clear();
+  std::unique_ptr<RdKafka::Headers> untagged(EncodeHeaders(m));
+  EXPECT_EQ(untagged->get("msgsdk-tag").size(), 0u) << "no tag: no header";
+}
+
+TEST(KafkaMappingTest, SynthesizedIdsAreStableAndDistinct) {
+  const std::string id = SynthesizeMessageId("orders", 3, 42, 1700000000123);
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  EXPECT_EQ(id, SynthesizeMessageId("orders", 3, 42, 1700000000123));
+  EXPECT_EQ(id.substr(0, 12), "018bcfe5687b") << "the timestamp leads, so ids sort by time";
+  std::set<std::string> ids;
+  for (int64_t offset = 0; offset < 1000; ++offset) {
+    ids.insert(SynthesizeMessageId("orders", 3, offset, 1700000000123));
+    ids.insert(SynthesizeMessageId("orders", 4, offset, 1700000000123));
+    ids.insert(SynthesizeMessageId("orders-2", 3, offset, 1700000000123));
+  }
+  EXPECT_EQ(ids.size(), 3000u);
+}
+
+TEST(KafkaErrorsTest, CodesMapToStatusesThatSayWhatToDo) {
+  EXPECT_TRUE(KafkaStatus(RdKafka::ERR_NO_ERROR, "x").ok());
+  const Status timed_out = KafkaStatus(RdKafka::ERR__MSG_TIMED_OUT, "send to topic 't'");
+  EXPECT_EQ(timed_out.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(timed_out.IsRetriable());
+  EXPECT_NE(timed_out.message().find("send to topic 't': "), std::string::npos);
+  EXPECT_NE(timed_out.message().find("(_MSG_TIMED_OUT)"), std::string::npos);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_UNKNOWN_TOPIC_OR_PART, "t").code(), StatusCode::kNotFound);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_MSG_SIZE_TOO_LARGE, "t").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED, "t").code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_SASL_AUTHENTICATION_FAILED, "t").code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR__QUEUE_FULL, "t").code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_REBALANCE_IN_PROGRESS, "t").code(), StatusCode::kAborted);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR__PURGE_QUEUE, "t").code(), StatusCode::kCancelled);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR__FATAL, "t").code(), StatusCode::kInternal);
+  const Status detailed = KafkaStatus(RdKafka::ERR__TRANSPORT, "c", "Connection refused");
+  EXPECT_EQ(detailed.message(), "c: Connection refused (_TRANSPORT)");
+}
+
+}  // namespace
+}  // namespace msgsdk::kafka

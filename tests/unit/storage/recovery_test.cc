@@ -1,0 +1,294 @@
+// Crash recovery of the message store: torn and corrupt commit-log tails, corrupt sealed
+// segments, lost or damaged indexes, and processes that die without closing the store.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "backends/native/storage/message_store.h"
+#include "gtest/gtest.h"
+#include "unit/storage/storage_test_util.h"
+
+namespace msgsdk::native {
+namespace {
+
+using testing::AppendSync;
+using testing::AppendTracker;
+using testing::MakeMessage;
+using testing::ReadQueue;
+using testing::SortedFiles;
+using testing::TempDir;
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  StoreOptions Options() const {
+    StoreOptions options;
+    options.data_dir = dir_.path();
+    options.default_queues = 2;
+    return options;
+  }
+
+  std::unique_ptr<MessageStore> Open(const StoreOptions& options) {
+    auto store = MessageStore::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+  std::unique_ptr<MessageStore> Open() { return Open(Options()); }
+
+  // Appends `count` messages "0".."count-1" alternating over queues 0 and 1 of topic "t"
+  // and closes the store; returns each message's commit-log offset.
+  std::vector<int64_t> Fill(const StoreOptions& options, int count) {
+    std::vector<int64_t> offsets;
+    auto store = Open(options);
+    EXPECT_TRUE(store->GetOrCreateTopic("t", 2).ok());
+    for (int i = 0; i < count; ++i) {
+      auto r = AppendSync(*store, i % 2, MakeMessage("t", std::to_string(i), i % 3 ? "odd" : "even"));
+      EXPECT_TRUE(r.ok());
+      offsets.push_back(r.ok() ? r->commit_log_offset : -1);
+    }
+    EXPECT_TRUE(store->Close().ok());
+    return offsets;
+  }
+
+  std::filesystem::path LogDir() const { return dir_.path() / "commitlog"; }
+
+  void FlipByte(const std::filesystem::path& file, int64_t position) {
+    std::string content = testing::ReadAll(file);
+    ASSERT_LT(position, static_cast<int64_t>(content.size()));
+    content[static_cast<size_t>(position)] ^= 0x5A;
+    testing::WriteAll(file, content);
+  }
+
+  // Every message of both queues, by body, in queue order.
+  std::vector<std::string> Bodies(const MessageStore& store, int32_t queue) {
+    std::vector<std::string> bodies;
+    for (const Message& m : ReadQueue(store, "t", queue)) bodies.push_back(m.body);
+    return bodies;
+  }
+
+  TempDir dir_;
+};
+
+std::vector<std::string> Expected(int from, int to, int32_t queue) {
+  std::vector<std::string> bodies;
+  for (int i = from; i < to; ++i) {
+    if (i % 2 == queue) bodies.push_back(std::to_string(i));
+  }
+  return bodies;
+}
+
+TEST_F(RecoveryTest, TornTailIsTruncatedAndAppendsContinue) {
+  const auto offsets = Fill(Options(), 10);
+  const auto segment = SortedFiles(LogDir()).back();
+  // Cut the last record in the middle, as a crash during its write would.
+  std::filesystem::resize_file(segment, static_cast<uintmax_t>(offsets[9] + 20));
+  {
+    auto store = Open();
+    EXPECT_EQ(Bodies(*store, 0), Expected(0, 9, 0));
+    EXPECT_EQ(Bodies(*store, 1), Expected(0, 9, 1));
+    EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(offsets[9]));
+    auto r = AppendSync(*store, 1, MakeMessage("t", "9"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->queue_offset, 4) << "the lost message's queue offset is taken again";
+    EXPECT_EQ(r->commit_log_offset, offsets[9]);
+  }
+  auto store = Open();
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 10, 1));
+}
+
+TEST_F(RecoveryTest, TornHeaderIsTruncated) {
+  const auto offsets = Fill(Options(), 4);
+  const auto segment = SortedFiles(LogDir()).back();
+  std::filesystem::resize_file(segment, static_cast<uintmax_t>(offsets[3] + 7));
+  auto store = Open();
+  EXPECT_EQ(store->MaxOffset("t", 1), 1);
+  EXPECT_EQ(store->MaxOffset("t", 0), 2);
+}
+
+TEST_F(RecoveryTest, CorruptRecordInTheLastSegmentIsTruncatedWithWhatFollows) {
+  const auto offsets = Fill(Options(), 10);
+  FlipByte(SortedFiles(LogDir()).back(), offsets[6] + 30);
+  auto store = Open();
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 6, 0));
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 6, 1));
+  EXPECT_EQ(store->MaxOffset("t", 0), 3);
+  ASSERT_TRUE(AppendSync(*store, 0, MakeMessage("t", "new")).ok());
+  EXPECT_EQ(ReadQueue(*store, "t", 0).back().body, "new");
+}
+
+TEST_F(RecoveryTest, CorruptRecordInASealedSegmentIsDataLossOnRead) {
+  StoreOptions options = Options();
+  options.segment_bytes = 1024;
+  const auto offsets = Fill(options, 60);
+  const auto segments = SortedFiles(LogDir());
+  ASSERT_GT(segments.size(), 2u);
+  // Message 2 (queue 0, offset 1) lies in the first segment, which is sealed.
+  ASSERT_LT(offsets[2] + 40, static_cast<int64_t>(std::filesystem::file_size(segments[0])));
+  FlipByte(segments[0], offsets[2] + 40);
+
+  auto store = Open(options);
+  auto r = store->Read("t", 0, 1, 10, 1 << 20, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find(segments[0].native()), std::string::npos)
+      << r.status().ToString();
+  EXPECT_NE(r.status().message().find("position " + std::to_string(offsets[2])),
+            std::string::npos)
+      << r.status().ToString();
+
+  // What precedes the bad record is handed out; the read stops before it.
+  r = store->Read("t", 0, 0, 10, 1 << 20, {});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->messages.size(), 1u);
+  EXPECT_EQ(r->next_offset, 1);
+  // Past it everything is readable, and the other queue is untouched.
+  r = store->Read("t", 0, 2, 100, 1 << 20, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->messages.size(), 28u);
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 60, 1));
+}
+
+TEST_F(RecoveryTest, DeletedIndexIsRebuiltFromTheLog) {
+  StoreOptions options = Options();
+  options.index_entries_per_file = 4;
+  Fill(options, 50);
+  std::filesystem::remove_all(dir_.path() / "index");
+  {
+    auto store = Open(options);
+    EXPECT_EQ(Bodies(*store, 0), Expected(0, 50, 0));
+    EXPECT_EQ(Bodies(*store, 1), Expected(0, 50, 1));
+    auto filtered = store->Read("t", 0, 0, 100, 1 << 20, {TagHash("even")});
+    ASSERT_TRUE(filtered.ok());
+    EXPECT_EQ(filtered->messages.size(), 9u);  // 0, 6, 12, ..., 48
+    auto r = AppendSync(*store, 0, MakeMessage("t", "50"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->queue_offset, 25);
+  }
+  auto store = Open(options);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 51, 0));
+}
+
+TEST_F(RecoveryTest, TruncatedIndexFileIsRepaired) {
+  StoreOptions options = Options();
+  options.index_entries_per_file = 8;
+  Fill(options, 60);  // 30 per queue: index files 0, 8, 16, 24
+  const auto index_files = SortedFiles(dir_.path() / "index" / "t" / "0");
+  ASSERT_EQ(index_files.size(), 4u);
+  // Truncate a middle file mid-entry: later entries become unreachable.
+  std::filesystem::resize_file(index_files[1], 3 * 32 + 5);
+  auto store = Open(options);
+  EXPECT_EQ(store->MaxOffset("t", 0), 30);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 60, 0));
+  auto r = AppendSync(*store, 0, MakeMessage("t", "60"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->queue_offset, 30);
+}
+
+TEST_F(RecoveryTest, TruncatedLastIndexFileIsRepaired) {
+  StoreOptions options = Options();
+  options.index_entries_per_file = 1000;
+  Fill(options, 40);
+  const auto index_file = SortedFiles(dir_.path() / "index" / "t" / "1").front();
+  std::filesystem::resize_file(index_file, 7 * 32 + 3);
+  auto store = Open(options);
+  EXPECT_EQ(store->MaxOffset("t", 1), 20);
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 40, 1));
+}
+
+TEST_F(RecoveryTest, CorruptCheckpointRebuildsTheIndex) {
+  Fill(Options(), 20);
+  testing::WriteAll(dir_.path() / "index" / ".checkpoint", "garbage");
+  auto store = Open();
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 20, 0));
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 20, 1));
+}
+
+TEST_F(RecoveryTest, ChangedIndexLayoutIsRebuilt) {
+  StoreOptions options = Options();
+  options.index_entries_per_file = 16;
+  Fill(options, 40);
+  options.index_entries_per_file = 4;
+  auto store = Open(options);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 40, 0));
+  EXPECT_EQ(SortedFiles(dir_.path() / "index" / "t" / "0").size(), 5u);
+}
+
+TEST_F(RecoveryTest, LostTopicsFileIsRebuilt) {
+  Fill(Options(), 6);
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->GetOrCreateTopic("empty", 5).ok());
+  }
+  testing::WriteAll(dir_.path() / "topics", "msgsdk-topics 1\n2 t\ncrc32c 00000000\n");
+  auto store = Open();
+  ASSERT_TRUE(store->FindTopic("t").has_value());
+  EXPECT_EQ(store->FindTopic("t")->queues, 2);
+  ASSERT_TRUE(store->FindTopic("empty").has_value());
+  EXPECT_EQ(store->FindTopic("empty")->queues, 5);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 6, 0));
+}
+
+TEST_F(RecoveryTest, LostTopicsAndIndexAreRebuiltFromRecords) {
+  Fill(Options(), 6);
+  std::filesystem::remove(dir_.path() / "topics");
+  std::filesystem::remove_all(dir_.path() / "index");
+  auto store = Open();
+  ASSERT_TRUE(store->FindTopic("t").has_value());
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 6, 1));
+}
+
+// A process that dies without Close: no final checkpoint, no final sync of the indexes, and
+// whatever the writer had in flight. (The page cache outlives the process, so in both flush
+// modes every acknowledged message must come back.)
+class CrashTest : public RecoveryTest, public ::testing::WithParamInterface<FlushMode> {};
+
+TEST_P(CrashTest, AcknowledgedMessagesSurviveAProcessThatDies) {
+  StoreOptions options = Options();
+  options.flush_mode = GetParam();
+  options.flush_interval = std::chrono::milliseconds(5);
+  options.segment_bytes = 64 << 10;
+  options.index_entries_per_file = 64;
+  constexpr int kFirst = 500;
+  constexpr int kSecond = 3000;
+  Fill(options, kFirst);  // closed cleanly: a checkpoint exists
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = MessageStore::Open(options);
+    if (!store.ok()) ::_exit(2);
+    AppendTracker tracker;
+    for (int i = kFirst; i < kFirst + kSecond; ++i) {
+      (*store)->Append(i % 2, MakeMessage("t", std::to_string(i)), tracker.Callback(i - kFirst));
+    }
+    if (!tracker.Wait(kSecond)) ::_exit(3);
+    for (int i = 0; i < kSecond; ++i) {
+      if (!tracker.result(i).ok()) ::_exit(4);
+    }
+    ::_exit(0);  // no Close, no destructors
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+
+  auto store = Open(options);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, kFirst + kSecond, 0));
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, kFirst + kSecond, 1));
+  auto r = AppendSync(*store, 0, MakeMessage("t", "next"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->queue_offset, (kFirst + kSecond) / 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CrashTest,
+                         ::testing::Values(FlushMode::kGroupCommit, FlushMode::kPeriodic),
+                         [](const auto& info) {
+                           return info.param == FlushMode::kGroupCommit ? "GroupCommit"
+                                                                        : "Periodic";
+                         });
+
+}  // namespace
+}  // namespace msgsdk::native
