@@ -10,11 +10,11 @@
 
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdint>
@@ -28,9 +28,13 @@
 #include <optional>
 #include <semaphore>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "backends/native/storage/message_store.h"
 #include "msgsdk/msgsdk.h"
@@ -129,14 +133,13 @@ class TempDir {
  public:
   static msgsdk::Result<std::unique_ptr<TempDir>> Create(const std::string& parent) {
     std::error_code error;
-    const std::filesystem::path base =
-        parent.empty() ? std::filesystem::temp_directory_path(error)
-                       : std::filesystem::path(parent);
+    const std::filesystem::path base = parent.empty() ? std::filesystem::temp_directory_path(error)
+                                                      : std::filesystem::path(parent);
     if (error) return msgsdk::UnavailableError("no temporary directory: " + error.message());
     std::string pattern = (base / "msgsdk-bench-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) {
       return msgsdk::PermissionDeniedError("cannot create a directory like '" + pattern +
-                                           "': " + std::strerror(errno));
+                                           "': " + std::system_category().message(errno));
     }
     return std::unique_ptr<TempDir>(new TempDir(std::move(pattern)));
   }
@@ -162,8 +165,9 @@ std::string RoutingTableYaml(const std::string& data_dir, const std::string& flu
   return "environments:\n"
          "  bench:\n"
          "    clusters:\n"
-         "      local: { backend: native, data_dir: \"" + data_dir + "\", flush_mode: " +
-         flush_mode + " }\n"
+         "      local: { backend: native, data_dir: \"" +
+         data_dir + "\", flush_mode: " + flush_mode +
+         " }\n"
          "    default_cluster: local\n";
 }
 
@@ -297,8 +301,7 @@ Throughput MeasureSync(msgsdk::Producer& producer, const std::string& body, cons
                     .first_error = first_error};
 }
 
-Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body,
-                        const Flags& flags) {
+Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
   Budget budget(flags.max_messages, flags.case_seconds);
   CompletionCounter counter;
   Window window(flags.window);
@@ -380,11 +383,12 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
         msgsdk::Message message{.topic = topic, .tag = "bench", .body = body};
         message.message_id = message_id;
         message.born_at = std::chrono::system_clock::now();
-        (*store)->Append(queue, std::move(message),
-                         [&counter, &window](msgsdk::Result<msgsdk::native::AppendResult> r) {
-                           window.Release();
-                           counter.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
-                         });
+        (*store)->Append(
+            queue, std::move(message),
+            [&counter, &window](const msgsdk::Result<msgsdk::native::AppendResult>& r) {
+              window.Release();
+              counter.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
+            });
         queue = (queue + 1) % queues;
       }
       submitted.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
@@ -410,7 +414,7 @@ struct Latency {
 
 double Quantile(std::vector<int64_t>& sorted, double q) {
   if (sorted.empty()) return 0;
-  const auto rank = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  const auto rank = static_cast<size_t>(std::llround(q * static_cast<double>(sorted.size() - 1)));
   return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]) / 1000.0;
 }
 
@@ -470,8 +474,8 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
   // beyond the schedule), so the achieved rate is reported next to the asked one.
   const auto period = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(1.0 / flags.rate));
-  const auto total = static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) *
-                                          flags.rate);
+  const auto total =
+      static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) * flags.rate);
   const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
   const auto start = SteadyClock::now();
   SteadyClock::time_point measured_start{};
@@ -494,8 +498,7 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
   }
   const double send_seconds =
       std::chrono::duration<double>(SteadyClock::now() - measured_start).count();
-  result.achieved_rate =
-      send_seconds > 0 ? static_cast<double>(result.measured) / send_seconds : 0;
+  result.achieved_rate = send_seconds > 0 ? static_cast<double>(result.measured) / send_seconds : 0;
   e2e.WaitForCount(result.measured, std::chrono::seconds(30));
   if (!completions.WaitFor(submitted, std::chrono::seconds(60))) {
     std::fprintf(stderr, "warning: latency sends still unanswered after 60 s\n");
@@ -528,7 +531,9 @@ struct CellKey {
   std::string mode;
   size_t size;
   std::string kind;
-  auto operator<=>(const CellKey&) const = default;
+  bool operator<(const CellKey& other) const {
+    return std::tie(mode, size, kind) < std::tie(other.mode, other.size, other.kind);
+  }
 };
 
 struct Results {
@@ -537,9 +542,7 @@ struct Results {
   std::vector<std::string> errors;
 };
 
-void Progress(const std::string& what) {
-  std::fprintf(stderr, "  running %s\n", what.c_str());
-}
+void Progress(const std::string& what) { std::fprintf(stderr, "  running %s\n", what.c_str()); }
 
 // One pass over every mode, size and case.
 void RunOnce(const Flags& flags, int round, Results& results) {
@@ -564,7 +567,7 @@ void RunOnce(const Flags& flags, int round, Results& results) {
       const auto run = [&](const std::string& kind, auto&& measure) {
         if (!Wants(flags, kind) || interrupted.load()) return;
         Progress(label + kind);
-        auto producer = client->CreateProducer("bench-" + kind + suffix);
+        auto producer = client->CreateProducer(std::string("bench-").append(kind).append(suffix));
         if (!producer.ok()) {
           results.errors.push_back(label + kind + ": " + producer.status().ToString());
           return;
@@ -611,13 +614,13 @@ void RunOnce(const Flags& flags, int round, Results& results) {
 
 template <typename T, typename Key>
 T MedianBy(std::vector<T> values, Key key) {
-  std::sort(values.begin(), values.end(),
-            [&](const T& a, const T& b) { return key(a) < key(b); });
+  std::sort(values.begin(), values.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
   return values[values.size() / 2];
 }
 
 double MedianOf(const std::vector<Latency>& runs, double Latency::*field) {
   std::vector<double> values;
+  values.reserve(runs.size());
   for (const Latency& l : runs) values.push_back(l.*field);
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
@@ -626,7 +629,9 @@ double MedianOf(const std::vector<Latency>& runs, double Latency::*field) {
 std::string CurrentDate() {
   const std::time_t now = std::time(nullptr);
   char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d", std::localtime(&now));
+  std::tm local{};
+  localtime_r(&now, &local);
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d", &local);
   return buffer;
 }
 
@@ -639,8 +644,7 @@ void Report(const Flags& flags, const Results& results) {
       {"raw", "store Append (raw)"}};
   std::printf("\nSend throughput (%s of %d run%s; messages acknowledged per second)\n",
               flags.repeat > 1 ? "median" : "one", flags.repeat, flags.repeat > 1 ? "s" : "");
-  Table table({"flush mode", "size", "path", "messages", "seconds", "msgs/s", "MiB/s",
-               "vs raw"});
+  Table table({"flush mode", "size", "path", "messages", "seconds", "msgs/s", "MiB/s", "vs raw"});
   std::map<std::pair<std::string, size_t>, double> async_rates;
   for (const std::string& mode : flags.modes) {
     for (const size_t size : flags.sizes) {
@@ -657,18 +661,19 @@ void Report(const Flags& flags, const Results& results) {
         const double mib = m.rate() * static_cast<double>(size) / (1024.0 * 1024.0);
         std::string messages = WithSeparators(m.messages);
         if (m.failed > 0) messages += " (" + WithSeparators(m.failed) + " failed)";
-        table.AddRow({mode, SizeName(size), kind_names.at(kind), messages, Fixed(m.seconds, 2),
-                      WithSeparators(static_cast<uint64_t>(m.rate())), Fixed(mib, 1),
-                      raw_rate > 0 && std::string(kind) != "raw" ? Fixed(m.rate() / raw_rate, 2)
-                                                                 : "-"});
+        table.AddRow(
+            {mode, SizeName(size), kind_names.at(kind), messages, Fixed(m.seconds, 2),
+             WithSeparators(static_cast<uint64_t>(m.rate())), Fixed(mib, 1),
+             raw_rate > 0 && std::string(kind) != "raw" ? Fixed(m.rate() / raw_rate, 2) : "-"});
       }
     }
   }
   table.Print();
 
   if (!results.latency.empty()) {
-    std::printf("\nEnd-to-end latency at a fixed rate (SendAsync -> handler; ack = SendAsync -> "
-                "callback; microseconds)\n");
+    std::printf(
+        "\nEnd-to-end latency at a fixed rate (SendAsync -> handler; ack = SendAsync -> "
+        "callback; microseconds)\n");
     Table latency({"flush mode", "size", "rate msgs/s", "samples", "p50", "p99", "p99.9", "max",
                    "ack p50", "ack p99"});
     for (const std::string& mode : flags.modes) {
@@ -677,16 +682,15 @@ void Report(const Flags& flags, const Results& results) {
         if (it == results.latency.end() || it->second.empty()) continue;
         const auto& runs = it->second;
         const Latency median = MedianBy(runs, [](const Latency& l) { return l.e2e_p50_us; });
-        latency.AddRow({mode, SizeName(size),
-                        WithSeparators(static_cast<uint64_t>(
-                            MedianOf(runs, &Latency::achieved_rate))),
-                        WithSeparators(median.received),
-                        Fixed(MedianOf(runs, &Latency::e2e_p50_us), 0),
-                        Fixed(MedianOf(runs, &Latency::e2e_p99_us), 0),
-                        Fixed(MedianOf(runs, &Latency::e2e_p999_us), 0),
-                        Fixed(MedianOf(runs, &Latency::e2e_max_us), 0),
-                        Fixed(MedianOf(runs, &Latency::ack_p50_us), 0),
-                        Fixed(MedianOf(runs, &Latency::ack_p99_us), 0)});
+        latency.AddRow(
+            {mode, SizeName(size),
+             WithSeparators(static_cast<uint64_t>(MedianOf(runs, &Latency::achieved_rate))),
+             WithSeparators(median.received), Fixed(MedianOf(runs, &Latency::e2e_p50_us), 0),
+             Fixed(MedianOf(runs, &Latency::e2e_p99_us), 0),
+             Fixed(MedianOf(runs, &Latency::e2e_p999_us), 0),
+             Fixed(MedianOf(runs, &Latency::e2e_max_us), 0),
+             Fixed(MedianOf(runs, &Latency::ack_p50_us), 0),
+             Fixed(MedianOf(runs, &Latency::ack_p99_us), 0)});
       }
     }
     latency.Print();
@@ -708,9 +712,7 @@ void Report(const Flags& flags, const Results& results) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Flags flags;
   CLI::App app{
       "Benchmark of msgsdk's embedded native path: send throughput (sync, async, batched) "
@@ -735,8 +737,7 @@ int main(int argc, char** argv) {
                  "Most seconds of sending per throughput case (then in-flight sends drain)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--window", flags.window,
-                 "Async sends in flight at most (0: unbounded)")
+  app.add_option("--window", flags.window, "Async sends in flight at most (0: unbounded)")
       ->check(CLI::Range(int64_t{0}, int64_t{100'000'000}))
       ->capture_default_str();
   app.add_option("--batch", flags.batch, "Messages per SendBatch")
@@ -770,14 +771,14 @@ int main(int argc, char** argv) {
 
   std::printf("msgsdk-bench-embedded  %s  %u hardware threads\n", CurrentDate().c_str(),
               std::thread::hardware_concurrency());
-  std::printf("  producers %d, async window %s, batch %d, up to %s messages or %.1f s per "
-              "throughput case; latency at %s msgs/s for %.1f s after %.1f s warm-up\n",
-              flags.producers,
-              flags.window > 0 ? WithSeparators(static_cast<uint64_t>(flags.window)).c_str()
-                               : "unbounded",
-              flags.batch, WithSeparators(static_cast<uint64_t>(flags.max_messages)).c_str(),
-              flags.case_seconds, WithSeparators(static_cast<uint64_t>(flags.rate)).c_str(),
-              flags.latency_seconds, flags.warmup_seconds);
+  std::printf(
+      "  producers %d, async window %s, batch %d, up to %s messages or %.1f s per "
+      "throughput case; latency at %s msgs/s for %.1f s after %.1f s warm-up\n",
+      flags.producers,
+      flags.window > 0 ? WithSeparators(static_cast<uint64_t>(flags.window)).c_str() : "unbounded",
+      flags.batch, WithSeparators(static_cast<uint64_t>(flags.max_messages)).c_str(),
+      flags.case_seconds, WithSeparators(static_cast<uint64_t>(flags.rate)).c_str(),
+      flags.latency_seconds, flags.warmup_seconds);
   std::fflush(stdout);
 
   Results results;
@@ -786,4 +787,15 @@ int main(int argc, char** argv) {
   }
   Report(flags, results);
   return results.errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 }

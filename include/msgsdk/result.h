@@ -68,6 +68,8 @@ class [[nodiscard]] Result {
 
 }  // namespace msgsdk
 
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration, it cannot be parenthesised.
+
 /// Evaluates an expression yielding a Status; returns it from the enclosing function if not OK.
 #define MSGSDK_RETURN_IF_ERROR(expr)                  \
   do {                                                \
@@ -85,3 +87,5 @@ class [[nodiscard]] Result {
   auto result = (expr);                                  \
   if (!result.ok()) return result.status();              \
   lhs = std::move(result).value()
+
+// NOLINTEND(bugprone-macro-parentheses)

@@ -3,8 +3,17 @@
 #include <memory>
 #include <string>
 
+#include <cstdlib>
+#include <cstdio>
+
 #include "conformance/cluster_environment.h"
 #include "testing/temp_dir.h"
+#if defined(MSGSDK_CONFORMANCE_KAFKA)
+#include "fixtures/kafka_fixture.h"
+#endif
+#if defined(MSGSDK_CONFORMANCE_REDIS)
+#include "fixtures/redis_fixture.h"
+#endif
 
 namespace msgsdk::conformance {
 namespace {
@@ -29,11 +38,68 @@ class NativeEmbedded : public ClusterEnvironment {
   testing::TempDir dir_{"msgsdk-conformance"};
 };
 
+// A cell that cannot start its cluster cannot state anything: fail loudly, naming why.
+[[noreturn]] void CannotStart(const std::string& cell, const Status& status) {
+  std::fprintf(stderr, "conformance cell %s cannot start: %s\n", cell.c_str(),
+               status.ToString().c_str());
+  std::abort();
+}
+
+#if defined(MSGSDK_CONFORMANCE_KAFKA)
+// librdkafka's mock cluster (the real Kafka protocol on loopback), one per test.
+class KafkaMock : public ClusterEnvironment {
+ public:
+  KafkaMock() {
+    auto cluster = testing::KafkaMockCluster::Start(1);
+    if (!cluster.ok()) CannotStart("kafka", cluster.status());
+    cluster_ = std::move(cluster).value();
+  }
+  std::string RoutingYaml() const override {
+    return "environments:\n"
+           "  conformance:\n"
+           "    clusters:\n" +
+           cluster_->ClusterYaml("main") +
+           "    default_cluster: main\n" + std::string(kConformanceClientSettings);
+  }
+
+ private:
+  std::unique_ptr<testing::KafkaMockCluster> cluster_;
+};
+#endif
+
+#if defined(MSGSDK_CONFORMANCE_REDIS)
+// A real redis-server on a free loopback port, one per test.
+class RedisStreams : public ClusterEnvironment {
+ public:
+  RedisStreams() {
+    auto server = test::RedisServer::Start();
+    if (!server.ok()) CannotStart("redis", server.status());
+    server_ = std::move(server).value();
+  }
+  std::string RoutingYaml() const override {
+    return "environments:\n"
+           "  conformance:\n"
+           "    clusters:\n"
+           "      main: " + server_->ClusterYaml() + "\n"
+           "    default_cluster: main\n" + std::string(kConformanceClientSettings);
+  }
+
+ private:
+  std::unique_ptr<test::RedisServer> server_;
+};
+#endif
+
 }  // namespace
 
 std::vector<Cell> AllCells() {
   return {
       {"native_inprocess", [] { return std::make_unique<NativeEmbedded>(); }},
+#if defined(MSGSDK_CONFORMANCE_KAFKA)
+      {"kafka_inprocess", [] { return std::make_unique<KafkaMock>(); }},
+#endif
+#if defined(MSGSDK_CONFORMANCE_REDIS)
+      {"redis_inprocess", [] { return std::make_unique<RedisStreams>(); }},
+#endif
   };
 }
 

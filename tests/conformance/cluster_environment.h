@@ -5,6 +5,7 @@
 // public API.
 
 #include <functional>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct Cell {
   // Starts what the cell needs (a fresh cluster or a fresh namespace on a shared one).
   std::function<std::unique_ptr<ClusterEnvironment>()> make;
 };
+
+// gtest prints a test's parameter in its CTest name: show the cell's name, not its bytes.
+inline void PrintTo(const Cell& cell, std::ostream* out) { *out << cell.name; }
 
 // Every cell this build can run.
 std::vector<Cell> AllCells();

@@ -15,6 +15,7 @@
 
 #include "conformance/cluster_environment.h"
 #include "msgsdk/msgsdk.h"
+#include "testing/status_macros.h"
 #include "testing/wait.h"
 
 namespace msgsdk::conformance {
@@ -43,7 +44,7 @@ class ConformanceTest : public ::testing::TestWithParam<Cell> {
 
   void TearDown() override {
     if (client_) {
-      EXPECT_TRUE(client_->Close().ok());
+      MSGSDK_EXPECT_OK(client_->Close());
     }
   }
 
@@ -184,8 +185,8 @@ TEST_P(ConformanceTest, TopicsAreIsolated) {
   Subscription s2 = MakeSubscription(other, "iso", CollectInto(c2));
   ASSERT_TRUE(c1.WaitForDistinct(ids1.size()));
   ASSERT_TRUE(c2.WaitForDistinct(ids2.size()));
-  ASSERT_TRUE(s1.Close().ok());
-  ASSERT_TRUE(s2.Close().ok());
+  MSGSDK_ASSERT_OK(s1.Close());
+  MSGSDK_ASSERT_OK(s2.Close());
   std::set<std::string> expected1(ids1.begin(), ids1.end());
   for (const auto& m : c1.messages()) {
     EXPECT_EQ(m.topic, topic_);
@@ -318,7 +319,7 @@ TEST_P(ConformanceTest, TagFilterDeliversOnlyMatchingTags) {
   Subscription b = MakeSubscription(topic_, "everything", CollectInto(all));
   ASSERT_TRUE(all.WaitForDistinct(60));
   ASSERT_TRUE(filtered.WaitForDistinct(wanted));
-  ASSERT_TRUE(a.Close().ok());
+  MSGSDK_ASSERT_OK(a.Close());
   for (const auto& m : filtered.messages()) EXPECT_NE(m.tag, "shipped");
   EXPECT_EQ(filtered.distinct(), static_cast<size_t>(wanted));
 }
@@ -378,7 +379,7 @@ TEST_P(ConformanceTest, ClosingAndReopeningSubscriptionsLosesNothing) {
   for (int round = 0; round < 10; ++round) {
     Subscription sub = MakeSubscription(topic_, "churn", CollectInto(collector));
     collector.WaitForDeliveries(std::min<size_t>(kTotal, (round + 1) * kTotal / 12), 5s);
-    ASSERT_TRUE(sub.Close().ok());
+    MSGSDK_ASSERT_OK(sub.Close());
   }
   sender.join();
   Subscription last = MakeSubscription(topic_, "churn", CollectInto(collector));
@@ -419,10 +420,10 @@ TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
   {
     Subscription sub = MakeSubscription(topic_, "resume", CollectInto(before));
     ASSERT_TRUE(before.WaitForDistinct(first_ids.size()));
-    ASSERT_TRUE(sub.Close().ok());
+    MSGSDK_ASSERT_OK(sub.Close());
   }
-  ASSERT_TRUE(producer.Close().ok());
-  ASSERT_TRUE(client().Close().ok());
+  MSGSDK_ASSERT_OK(producer.Close());
+  MSGSDK_ASSERT_OK(client().Close());
   client_.reset();
 
   auto reopened = Client::Create(env_->Options());
@@ -433,7 +434,7 @@ TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
   Collector after;
   Subscription sub = MakeSubscription(topic_, "resume", CollectInto(after));
   ASSERT_TRUE(after.WaitForDistinct(second_ids.size()));
-  ASSERT_TRUE(sub.Close().ok());
+  MSGSDK_ASSERT_OK(sub.Close());
   std::set<std::string> old_ids(first_ids.begin(), first_ids.end());
   for (const auto& m : after.messages()) {
     EXPECT_FALSE(old_ids.count(m.message_id)) << "redelivered after a clean close: " << m.body;
@@ -448,7 +449,7 @@ TEST_P(ConformanceTest, ResetOffsetsReplaysFromEarliest) {
   {
     Subscription sub = MakeSubscription(topic_, "replay", CollectInto(first));
     ASSERT_TRUE(first.WaitForDistinct(ids.size()));
-    ASSERT_TRUE(sub.Close().ok());
+    MSGSDK_ASSERT_OK(sub.Close());
   }
   Status reset = client().ResetOffsets(topic_, "replay", {.kind = ResetTarget::Kind::kEarliest});
   if (!capabilities().replay) {
@@ -484,7 +485,7 @@ TEST_P(ConformanceTest, BadInputGetsClearStatuses) {
   auto huge = producer.Send({.body = std::string((4 << 20) + 1, 'x')});
   EXPECT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(huge.status().message().find("max_message_bytes"), std::string::npos);
-  ASSERT_TRUE(producer.Close().ok());
+  MSGSDK_ASSERT_OK(producer.Close());
   auto after_close = producer.Send({.body = "x"});
   EXPECT_EQ(after_close.status().code(), StatusCode::kFailedPrecondition);
 }
@@ -494,7 +495,7 @@ TEST_P(ConformanceTest, BadInputGetsClearStatuses) {
 TEST_P(ConformanceTest, ProducerKilledWithSigkillLosesNoAcknowledgedMessage) {
   // The child opens the cluster itself: close ours first (an embedded data directory can be
   // open in one process at a time).
-  ASSERT_TRUE(client().Close().ok());
+  MSGSDK_ASSERT_OK(client().Close());
   client_.reset();
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

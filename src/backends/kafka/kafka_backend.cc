@@ -94,8 +94,8 @@ Status KafkaBackend::ResetOffsets(const std::string& topic, const std::string& g
                           MakeConsumerConf(settings, group, StartPosition::kEarliest));
   std::string errstr;
   conf->set("event_cb", static_cast<RdKafka::EventCb*>(&cluster_->events()), errstr);
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(),
-                                                                                  errstr));
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), errstr));
   if (consumer == nullptr) {
     return InvalidArgumentError("resetting offsets of " + what + ": " + errstr);
   }
@@ -107,8 +107,10 @@ Status KafkaBackend::ResetOffsets(const std::string& topic, const std::string& g
     const RdKafka::ErrorCode err = consumer->query_watermark_offsets(
         topic, partition, &low_mark, &high_mark, RemainingMs(deadline));
     if (err != RdKafka::ERR_NO_ERROR) {
-      return KafkaStatus(err, "resetting offsets of " + what + ": reading the bounds of "
-                              "partition " + std::to_string(partition));
+      return KafkaStatus(err, "resetting offsets of " + what +
+                                  ": reading the bounds of "
+                                  "partition " +
+                                  std::to_string(partition));
     }
     *out = high ? high_mark : low_mark;
     return OkStatus();
@@ -181,8 +183,10 @@ Status KafkaBackend::CommitForGroup(const std::string& topic, const std::string&
     consumer->close();
     if (status.code() == StatusCode::kAborted) {
       // A member joined meanwhile: the coordinator refuses commits from outside the group.
-      return FailedPreconditionError(context + ": the group has active members; close its "
-                                     "subscriptions first (" + status.message() + ")");
+      return FailedPreconditionError(context +
+                                     ": the group has active members; close its "
+                                     "subscriptions first (" +
+                                     status.message() + ")");
     }
     return status;
   }
@@ -242,9 +246,11 @@ Status KafkaBackend::CommitAsOnlyMember(const std::string& topic, const std::str
   }
   Status status;
   while (assignments.owned.size() < offsets.size() && Clock::now() < deadline) {
-    std::unique_ptr<RdKafka::Message> message(consumer->consume(std::min(100, RemainingMs(deadline))));
+    std::unique_ptr<RdKafka::Message> message(
+        consumer->consume(std::min(100, RemainingMs(deadline))));
     if (message->err() == RdKafka::ERR_INCONSISTENT_GROUP_PROTOCOL) {
-      status = FailedPreconditionError(context + ": the group has active members; close its "
+      status = FailedPreconditionError(context +
+                                       ": the group has active members; close its "
                                        "subscriptions first");
       break;
     }
@@ -252,10 +258,10 @@ Status KafkaBackend::CommitAsOnlyMember(const std::string& topic, const std::str
   if (!status.ok()) {
     // Refused by the group.
   } else if (assignments.owned.size() < offsets.size()) {
-    status = FailedPreconditionError(
-        context + ": the group has other active members (only " +
-        std::to_string(assignments.owned.size()) + " of " + std::to_string(offsets.size()) +
-        " partitions could be taken); close its subscriptions first");
+    status = FailedPreconditionError(context + ": the group has other active members (only " +
+                                     std::to_string(assignments.owned.size()) + " of " +
+                                     std::to_string(offsets.size()) +
+                                     " partitions could be taken); close its subscriptions first");
   } else {
     status = CommitOffsets(consumer->c_ptr(), topic, offsets, deadline, what, nullptr);
   }

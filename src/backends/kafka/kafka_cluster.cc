@@ -87,21 +87,26 @@ bool SendTracker::Add(PendingSend* send) {
   return true;
 }
 
-core::SendDone SendTracker::Complete(PendingSend* send) {
+void SendTracker::Finish(PendingSend* send, Result<core::StoredPosition> result) {
   core::SendDone done;
   {
     std::lock_guard lock(mu_);
-    if (pending_.erase(send) == 0) return done;
+    if (pending_.erase(send) == 0) return;  // already failed by Close
     done = std::move(send->done);
+    ++running_;
+  }
+  done(std::move(result));
+  {
+    std::lock_guard lock(mu_);
+    --running_;
   }
   cv_.notify_all();
-  return done;
 }
 
 std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   std::unique_lock lock(mu_);
   closed_ = true;
-  cv_.wait_until(lock, deadline, [this] { return pending_.empty(); });
+  cv_.wait_until(lock, deadline, [this] { return pending_.empty() && running_ == 0; });
   std::vector<core::SendDone> expired;
   expired.reserve(pending_.size());
   for (PendingSend* send : pending_) expired.push_back(std::move(send->done));
@@ -125,10 +130,9 @@ class KafkaCluster::DeliveryReports : public RdKafka::DeliveryReportCb {
     if (send == nullptr) return;
     const RdKafka::ErrorCode err = message.err();
     if (err == RdKafka::ERR_NO_ERROR) cluster_.events().NoteBrokerAnswered();
-    core::SendDone done = send->tracker->Complete(send.get());
-    if (!done) return;  // already failed by the producer's Close
     if (err == RdKafka::ERR_NO_ERROR) {
-      done(core::StoredPosition{message.partition(), message.offset()});
+      send->tracker->Finish(send.get(),
+                            core::StoredPosition{message.partition(), message.offset()});
       return;
     }
     std::string context = "send to " + cluster_.DescribeTopic(send->topic);
@@ -144,7 +148,7 @@ class KafkaCluster::DeliveryReports : public RdKafka::DeliveryReportCb {
     } else if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
       context += ": record of " + std::to_string(send->bytes) + " bytes is too large";
     }
-    done(KafkaStatus(err, context, message.errstr()));
+    send->tracker->Finish(send.get(), KafkaStatus(err, context, message.errstr()));
   }
 
  private:
@@ -169,16 +173,14 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
   }
   cluster->producer_.reset(RdKafka::Producer::create(conf.get(), errstr));
   if (cluster->producer_ == nullptr) {
-    return InvalidArgumentError(s.Describe() + ": librdkafka refused the producer configuration: " +
-                                errstr);
+    return InvalidArgumentError(s.Describe() +
+                                ": librdkafka refused the producer configuration: " + errstr);
   }
   cluster->poll_thread_ = std::thread([raw = cluster.get()] { raw->PollLoop(); });
   return cluster;
 }
 
-KafkaCluster::~KafkaCluster() {
-  Shutdown(Clock::now()).IgnoreError();
-}
+KafkaCluster::~KafkaCluster() { Shutdown(Clock::now()).IgnoreError(); }
 
 void KafkaCluster::PollLoop() {
   while (!stop_polling_.load(std::memory_order_acquire)) {
@@ -217,8 +219,8 @@ Status KafkaCluster::Produce(const Message& message, PendingSend* send) {
 
 Result<std::unique_ptr<RdKafka::Metadata>> KafkaCluster::FetchMetadata(const std::string* topic,
                                                                        core::Deadline deadline) {
-  const std::string what = topic == nullptr ? "the topics of " + settings_.Describe()
-                                            : DescribeTopic(*topic);
+  const std::string what =
+      topic == nullptr ? "the topics of " + settings_.Describe() : DescribeTopic(*topic);
   std::unique_ptr<RdKafka::Topic> only;
   if (topic != nullptr) {
     std::string errstr;

@@ -54,10 +54,10 @@ class SendTracker {
  public:
   // Registers a send; false if the tracker is closed (the send is refused).
   bool Add(PendingSend* send);
-  // Takes the send's callback if nobody completed it yet (empty otherwise).
-  core::SendDone Complete(PendingSend* send);
-  // Refuses new sends, waits until none is pending or `deadline`, then takes the callbacks of
-  // those still pending (to be failed by the caller).
+  // Runs the send's callback with `result` unless Close already failed it.
+  void Finish(PendingSend* send, Result<core::StoredPosition> result);
+  // Refuses new sends, waits until none is pending (and no callback is running) or
+  // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
   bool closed() const;
 
@@ -65,6 +65,7 @@ class SendTracker {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::set<PendingSend*> pending_;
+  int running_ = 0;  // callbacks being run by Finish
   bool closed_ = false;
 };
 

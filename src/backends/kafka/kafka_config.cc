@@ -3,6 +3,8 @@
 #include <array>
 #include <string_view>
 
+#include <librdkafka/rdkafka.h>
+
 namespace msgsdk::kafka {
 namespace {
 
@@ -21,8 +23,9 @@ core::PropertyTable BuildProperties() {
        .default_value = "8",
        .min = 1,
        .max = 100000,
-       .description = "Partitions of a topic the backend creates on first use through the "
-                      "Admin API (a broker that auto-creates topics uses its own num.partitions)."});
+       .description =
+           "Partitions of a topic the backend creates on first use through the "
+           "Admin API (a broker that auto-creates topics uses its own num.partitions)."});
   add({.name = "replication_factor",
        .type = Type::kInt,
        .default_value = "-1",
@@ -145,6 +148,16 @@ Status ApplyCommon(RdKafka::Conf& conf, const KafkaSettings& settings) {
 
 }  // namespace
 
+const char* DefaultAssignmentStrategy() {
+  // Before 2.3.0, librdkafka aborts the process when a cooperative-sticky consumer is
+  // destroyed after joining its group but before its first assignment (librdkafka issue
+  // 4312), which a subscription closed during a rebalance does. Older versions get the eager
+  // assignors: every rebalance then revokes all partitions, which the consumer handles the
+  // same way (commit the acknowledged prefix, let the core drop what it queued).
+  constexpr int kFixedVersion = 0x02030000;
+  return rd_kafka_version() >= kFixedVersion ? "cooperative-sticky" : "range,roundrobin";
+}
+
 const core::PropertyTable& KafkaProperties() {
   static const core::PropertyTable* const table = new core::PropertyTable(BuildProperties());
   return *table;
@@ -171,7 +184,8 @@ Result<KafkaSettings> ParseSettings(const core::ClusterConfig& config) {
   s.source = config.source;
   s.bootstrap = config.GetString("bootstrap");
   if (s.bootstrap.empty()) {
-    return InvalidArgumentError(s.Describe() + ": property 'bootstrap' is required (a "
+    return InvalidArgumentError(s.Describe() +
+                                ": property 'bootstrap' is required (a "
                                 "comma-separated host:port list of brokers)");
   }
   s.partitions = static_cast<int>(config.GetInt("partitions", s.partitions));
@@ -218,8 +232,7 @@ Result<KafkaSettings> ParseSettings(const core::ClusterConfig& config) {
 Result<std::unique_ptr<RdKafka::Conf>> MakeProducerConf(const KafkaSettings& s) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   MSGSDK_RETURN_IF_ERROR(ApplyCommon(*conf, s));
-  MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.idempotence", s.idempotence ? "true" : "false",
-                                 s));
+  MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.idempotence", s.idempotence ? "true" : "false", s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "acks", s.acks, s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "linger.ms", std::to_string(s.linger.count()), s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "batch.size", std::to_string(s.batch_size), s));
@@ -244,13 +257,12 @@ Result<std::unique_ptr<RdKafka::Conf>> MakeConsumerConf(const KafkaSettings& s,
   MSGSDK_RETURN_IF_ERROR(ApplyCommon(*conf, s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "group.id", group_id, s));
   MSGSDK_RETURN_IF_ERROR(
-      SetConf(*conf, "partition.assignment.strategy", "cooperative-sticky", s));
+      SetConf(*conf, "partition.assignment.strategy", DefaultAssignmentStrategy(), s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.auto.commit", "false", s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.auto.offset.store", "false", s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.partition.eof", "false", s));
-  MSGSDK_RETURN_IF_ERROR(SetConf(
-      *conf, "auto.offset.reset", start_from == StartPosition::kLatest ? "latest" : "earliest",
-      s));
+  MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "auto.offset.reset",
+                                 start_from == StartPosition::kLatest ? "latest" : "earliest", s));
   MSGSDK_RETURN_IF_ERROR(
       SetConf(*conf, "session.timeout.ms", std::to_string(s.session_timeout.count()), s));
   MSGSDK_RETURN_IF_ERROR(

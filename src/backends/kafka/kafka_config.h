@@ -56,6 +56,10 @@ Result<std::unique_ptr<RdKafka::Conf>> MakeConsumerConf(const KafkaSettings& set
                                                         const std::string& group_id,
                                                         StartPosition start_from);
 
+// The consumers' partition.assignment.strategy unless the librdkafka map sets one:
+// cooperative-sticky where the linked librdkafka handles it safely, else range,roundrobin.
+const char* DefaultAssignmentStrategy();
+
 // Sets one property, turning librdkafka's refusal into kInvalidArgument with its own text.
 Status SetConf(RdKafka::Conf& conf, const std::string& name, const std::string& value,
                const KafkaSettings& settings);

@@ -342,8 +342,8 @@ Status CommitOffsets(rd_kafka_t* rk, const std::string& topic,
     rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
   }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  auto err = static_cast<RdKafka::ErrorCode>(
-      rd_kafka_commit_queue(rk, list, queue, nullptr, nullptr));
+  auto err =
+      static_cast<RdKafka::ErrorCode>(rd_kafka_commit_queue(rk, list, queue, nullptr, nullptr));
   rd_kafka_topic_partition_list_destroy(list);
   Status status;
   if (err != RdKafka::ERR_NO_ERROR) {
@@ -376,10 +376,9 @@ Status CommitOffsets(rd_kafka_t* rk, const std::string& topic,
 }
 
 Status KafkaSubscription::CommitSync(const Offsets& offsets, core::Deadline deadline) {
-  return CommitOffsets(consumer_->c_ptr(), spec_.topic, offsets, deadline, Describe(),
-                       [this](int32_t partition, int64_t offset) {
-                         tracker_.MarkCommitted(partition, offset);
-                       });
+  return CommitOffsets(
+      consumer_->c_ptr(), spec_.topic, offsets, deadline, Describe(),
+      [this](int32_t partition, int64_t offset) { tracker_.MarkCommitted(partition, offset); });
 }
 
 Status KafkaSubscription::Shutdown(core::Deadline deadline) {
@@ -394,8 +393,8 @@ Status KafkaSubscription::Shutdown(core::Deadline deadline) {
   std::unique_ptr<RdKafka::Queue> queue(RdKafka::Queue::create(consumer_.get()));
   if (RdKafka::Error* error = consumer_->close(queue.get())) {
     if (status.ok()) {
-      status = KafkaStatus(static_cast<RdKafka::ErrorCode>(error->code()),
-                           "closing " + Describe(), error->str());
+      status = KafkaStatus(static_cast<RdKafka::ErrorCode>(error->code()), "closing " + Describe(),
+                           error->str());
     }
     delete error;
   } else {

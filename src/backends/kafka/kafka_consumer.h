@@ -17,8 +17,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
-#include "backends/kafka/kafka_cluster.h"
 #include "backends/kafka/assignment_offsets.h"
+#include "backends/kafka/kafka_cluster.h"
 #include "core/backend.h"
 
 namespace msgsdk::kafka {

@@ -45,8 +45,8 @@ int64_t ToEpochMicros(Timestamp t) {
 }
 
 Timestamp FromEpochMicros(int64_t micros) {
-  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
-      std::chrono::microseconds(micros)));
+  return Timestamp(
+      std::chrono::duration_cast<Timestamp::duration>(std::chrono::microseconds(micros)));
 }
 
 int64_t ToEpochMillis(Timestamp t) {
@@ -59,8 +59,7 @@ RdKafka::Headers* EncodeHeaders(const Message& message) {
   if (!message.tag.empty()) headers->add(std::string(kTagHeader), message.tag);
   headers->add(std::string(kBornAtHeader), std::to_string(ToEpochMicros(message.born_at)));
   if (message.deliver_at.has_value()) {
-    headers->add(std::string(kDeliverAtHeader),
-                 std::to_string(ToEpochMicros(*message.deliver_at)));
+    headers->add(std::string(kDeliverAtHeader), std::to_string(ToEpochMicros(*message.deliver_at)));
   }
   for (const auto& [key, value] : message.properties) {
     headers->add(PropertyHeaderName(key), value);
@@ -79,11 +78,10 @@ std::string SynthesizeMessageId(std::string_view topic, int32_t partition, int64
   const uint64_t low = Hash64(identity, 0x6d736773646b32ULL);
   // 12 hex digits of milliseconds (good until the year 10889), then 20 of hash.
   char out[33];
-  std::snprintf(out, sizeof(out), "%012llx%04llx%016llx",
-                static_cast<unsigned long long>(timestamp_ms < 0 ? 0 : timestamp_ms) &
-                    0xffffffffffffULL,
-                static_cast<unsigned long long>(high & 0xffffULL),
-                static_cast<unsigned long long>(low));
+  std::snprintf(
+      out, sizeof(out), "%012llx%04llx%016llx",
+      static_cast<unsigned long long>(timestamp_ms < 0 ? 0 : timestamp_ms) & 0xffffffffffffULL,
+      static_cast<unsigned long long>(high & 0xffffULL), static_cast<unsigned long long>(low));
   return std::string(out, 32);
 }
 
@@ -117,8 +115,8 @@ Message DecodeRecord(const rd_kafka_message_t* rkmessage) {
          ++i) {
       const std::string_view header_name(name);
       const std::string_view header_value =
-          value == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(value),
-                                                                   size);
+          value == nullptr ? std::string_view()
+                           : std::string_view(static_cast<const char*>(value), size);
       if (!header_name.starts_with(kReservedHeaderPrefix)) {
         message.properties.insert_or_assign(std::string(header_name), std::string(header_value));
       } else if (header_name.starts_with(kEscapedPropertyPrefix)) {

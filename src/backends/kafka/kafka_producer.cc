@@ -10,9 +10,7 @@ KafkaTopicProducer::KafkaTopicProducer(std::shared_ptr<KafkaCluster> cluster, st
       topic_(std::move(topic)),
       tracker_(std::make_shared<SendTracker>()) {}
 
-KafkaTopicProducer::~KafkaTopicProducer() {
-  Close(std::chrono::steady_clock::now()).IgnoreError();
-}
+KafkaTopicProducer::~KafkaTopicProducer() { Close(std::chrono::steady_clock::now()).IgnoreError(); }
 
 void KafkaTopicProducer::Send(Message message, core::SendDone done) {
   if (message.deliver_at.has_value()) {
@@ -38,7 +36,7 @@ void KafkaTopicProducer::Send(Message message, core::SendDone done) {
     send.release();  // librdkafka owns it until the delivery report
     return;
   }
-  if (core::SendDone failed = tracker_->Complete(raw)) failed(status);
+  tracker_->Finish(raw, status);
 }
 
 Status KafkaTopicProducer::Close(core::Deadline deadline) {

@@ -1,9 +1,9 @@
 #include "backends/redis/redis_backend.h"
 
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 #include <charconv>
+
+#include <hiredis/hiredis.h>
 
 #include "backends/redis/redis_backend_impl.h"
 #include "backends/redis/redis_codec.h"
@@ -65,7 +65,7 @@ int64_t EstimateUnread(const redisReply* group, const redisReply* stream) {
   if (*delivered >= *last) return 0;
   if (!first || *delivered < *first) return length;
   const double span = static_cast<double>(last->ms - first->ms) + 1.0;
-  const double rest = static_cast<double>(last->ms - delivered->ms);
+  const auto rest = static_cast<double>(last->ms - delivered->ms);
   return std::clamp<int64_t>(static_cast<int64_t>(static_cast<double>(length) * rest / span), 0,
                              length);
 }
@@ -162,8 +162,7 @@ Result<std::unique_ptr<core::BackendConsumer>> RedisBackend::Subscribe(
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
       return FailedPreconditionError("redis cluster '" + state_->options.cluster +
-                                     "' is closed: cannot subscribe to topic '" + spec.topic +
-                                     "'");
+                                     "' is closed: cannot subscribe to topic '" + spec.topic + "'");
     }
   }
   MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<RedisConsumer> consumer,
@@ -209,8 +208,8 @@ Status RedisBackend::ResetOffsets(const std::string& topic, const std::string& g
     }
     if (groups.empty()) {
       // No subscription yet: the group starts where it was reset to.
-      auto created = connection.Command({"XGROUP", "CREATE", stream, group, id, "MKSTREAM"},
-                                        stream);
+      auto created =
+          connection.Command({"XGROUP", "CREATE", stream, group, id, "MKSTREAM"}, stream);
       if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) {
         return created.status().WithContext(context);
       }
@@ -262,15 +261,20 @@ Status RedisBackend::CheckStreamBacklog(const std::string& stream, int64_t& max_
     if (percent < state_->options.backlog_warn_percent) continue;
     state_->backlog_warnings.fetch_add(1);
     const auto now = Clock::now();
-    auto [it, first] = last_warned_.try_emplace(stream + "/" + name, now);
+    std::string warned_key = stream;
+    warned_key.append("/").append(name);
+    auto [it, first] = last_warned_.try_emplace(std::move(warned_key), now);
     if (!first && now - it->second < kBacklogLogInterval) continue;
     it->second = now;
-    LogWarning("redis cluster '" + state_->options.cluster + "': group '" + name + "' on '" +
-               stream + "' has " + std::to_string(unread) + " unread and " +
-               std::to_string(pending) + " unacknowledged entries, " + std::to_string(percent) +
-               "% of maxlen " + std::to_string(maxlen) +
-               ": entries will be trimmed before they are consumed; add consumers or raise "
-               "maxlen");
+    std::string text = "redis cluster '";
+    text.append(state_->options.cluster).append("': group '").append(name).append("' on '");
+    text.append(stream).append("' has ").append(std::to_string(unread)).append(" unread and ");
+    text.append(std::to_string(pending)).append(" unacknowledged entries, ");
+    text.append(std::to_string(percent)).append("% of maxlen ").append(std::to_string(maxlen));
+    text.append(
+        ": entries will be trimmed before they are consumed; add consumers or raise "
+        "maxlen");
+    LogWarning(text);
   }
   return OkStatus();
 }

@@ -198,7 +198,7 @@ std::string SyntheticMessageId(std::string_view stream, const EntryId& id) {
                 static_cast<unsigned long long>(id.ms & 0xFFFFFFFFFFFFULL),
                 static_cast<unsigned long long>(id.seq & 0xFFFFULL),
                 static_cast<unsigned long long>(hash));
-  return std::string(buffer, 32);
+  return {buffer, 32};
 }
 
 int64_t ToUnixMillis(Timestamp t) {

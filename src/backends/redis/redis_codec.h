@@ -35,6 +35,7 @@ struct EntryId {
   uint64_t seq = 0;
 
   std::string ToString() const;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted operator<=>.
   friend auto operator<=>(const EntryId&, const EntryId&) = default;
 };
 

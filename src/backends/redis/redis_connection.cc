@@ -1,12 +1,13 @@
 #include "backends/redis/redis_connection.h"
 
-#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cerrno>
 #include <ctime>
+
+#include <hiredis/hiredis.h>
 
 #include "backends/redis/redis_codec.h"
 
@@ -178,8 +179,8 @@ Status Connection::ConnectTo(size_t index) {
     const redisReply* role = reply->get();
     if (!IsArray(role) || role->elements == 0 || ReplyString(role->element[0]) != "master") {
       Disconnect();
-      return FailedPreconditionError("redis cluster '" + settings_.cluster + "': " +
-                                     target.ToString() + " is not a primary (ROLE)");
+      return FailedPreconditionError("redis cluster '" + settings_.cluster +
+                                     "': " + target.ToString() + " is not a primary (ROLE)");
     }
   }
   const timeval command_tv = ToTimeval(settings_.command_timeout + extra_read_timeout_);
@@ -268,7 +269,7 @@ void BlockSigpipeInThisThread() {
 std::string_view ReplyString(const redisReply* reply) {
   if (reply == nullptr) return {};
   if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS) {
-    return std::string_view(reply->str, reply->len);
+    return {reply->str, reply->len};
   }
   return {};
 }

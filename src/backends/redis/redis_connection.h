@@ -5,9 +5,8 @@
 // A connection failure drops the connection; the next EnsureConnected() makes a new one.
 // Not thread-safe, except Interrupt(), which another thread may call at any time.
 
-#include <signal.h>
-
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <mutex>
 #include <string>

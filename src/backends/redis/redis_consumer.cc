@@ -1,9 +1,10 @@
 #include "backends/redis/redis_consumer.h"
 
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
+#include <random>
 #include <set>
+
+#include <hiredis/hiredis.h>
 
 #include "backends/redis/redis_codec.h"
 
@@ -19,13 +20,13 @@ constexpr size_t kIdsPerCommand = 512;
 constexpr std::chrono::milliseconds kDeadConsumerIdle = std::chrono::hours(1);
 constexpr std::chrono::milliseconds kDeadConsumerScan = std::chrono::minutes(10);
 // Entries handed back at close look idle this long, so any member may claim them at once.
-constexpr int64_t kReleaseIdleMs = 24LL * 3600 * 1000;
+constexpr int64_t kHandBackIdleMs = 24LL * 3600 * 1000;
 
 // Resets the idle time of the given entries, but only of those this consumer still owns:
 // an entry another member took over (because this one stalled) stays with that member.
 // KEYS[1] stream; ARGV[1] group; ARGV[2] consumer; ARGV[3..] entry ids. Returns how many
 // were kept.
-constexpr std::string_view kRenewScript = R"lua(
+constexpr std::string_view kRenewEntriesScript = R"lua(
 local kept = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
@@ -37,6 +38,44 @@ if n > 0 then
   redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(kept))
 end
 return n
+)lua";
+
+// Heartbeats a member (score: expiry on the server's clock), forgets expired members and
+// returns the live ones. KEYS[1] members set; ARGV[1] member token; ARGV[2] lease ms.
+constexpr std::string_view kMembershipScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], lease * 10)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+)lua";
+
+// Heartbeats a member and renews the leases it holds; returns the (1-based) positions among
+// KEYS[2..] of the leases it no longer holds. KEYS[1] members set; KEYS[2..] lease keys;
+// ARGV[1] member token; ARGV[2] lease ms.
+constexpr std::string_view kRenewLeasesScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lease * 10)
+local lost = {}
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], lease)
+  else
+    lost[#lost + 1] = i - 1
+  end
+end
+return lost
+)lua";
+
+// Deletes a lease if this member still holds it. KEYS[1] lease key; ARGV[1] member token.
+constexpr std::string_view kReleaseLeaseScript = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 )lua";
 
 // Consumer names in use in this process, so that two subscriptions of one group never share
@@ -55,7 +94,8 @@ std::string AcquireConsumerName(const std::string& scope, const std::string& bas
   std::lock_guard<std::mutex> lock(NamesMutex());
   for (int n = 1;; ++n) {
     std::string name = n == 1 ? base : base + "-" + std::to_string(n);
-    std::string candidate = scope + "\n" + name;
+    std::string candidate = scope;
+    candidate.append("\n").append(name);
     if (NamesInUse().insert(candidate).second) {
       key = std::move(candidate);
       return name;
@@ -66,6 +106,15 @@ std::string AcquireConsumerName(const std::string& scope, const std::string& bas
 void ReleaseConsumerName(const std::string& key) {
   std::lock_guard<std::mutex> lock(NamesMutex());
   NamesInUse().erase(key);
+}
+
+std::string RandomHex() {
+  std::random_device device;
+  const uint64_t value = (static_cast<uint64_t>(device()) << 32) ^ device();
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 0; i < 16; ++i) out[static_cast<size_t>(i)] = kDigits[(value >> (4 * i)) & 0xF];
+  return out;
 }
 
 const redisReply* Element(const redisReply* reply, size_t i) {
@@ -92,6 +141,10 @@ const redisReply* Field(const redisReply* flat, std::string_view name) {
     if (ReplyString(flat->element[i]) == name) return flat->element[i + 1];
   }
   return nullptr;
+}
+
+std::string EntryIdOf(const redisReply* entry) {
+  return std::string(ReplyString(Element(entry, 0)));
 }
 
 }  // namespace
@@ -129,16 +182,18 @@ Result<std::unique_ptr<RedisConsumer>> RedisConsumer::Start(std::shared_ptr<Back
   scope.append(state->StreamOf(spec.topic, 0)).append("/").append(group);
   std::string name_key;
   const std::string consumer = AcquireConsumerName(scope, member, name_key);
+  // A broadcast group has a single member: nothing to share.
+  const bool exclusive = !broadcast && state->options.exclusive_streams;
 
   std::unique_ptr<RedisConsumer> created(
-      new RedisConsumer(std::move(state), spec, sink, group, consumer, name_key));
+      new RedisConsumer(std::move(state), spec, sink, group, consumer, name_key, exclusive));
   {
     ScopedSigpipeBlock sigpipe_guard;
     const std::string_view start = spec.start_from == StartPosition::kLatest ? "$" : "0";
     Status status = CreateGroups(created->worker_connection_, created->streams_, group, start);
     if (!status.ok()) {
-      return status.WithContext("subscribing group '" + spec.group + "' to topic '" +
-                                spec.topic + "'");
+      return status.WithContext("subscribing group '" + spec.group + "' to topic '" + spec.topic +
+                                "'");
     }
   }
   created->state_->NoteTopic(spec.topic);
@@ -152,16 +207,20 @@ Result<std::unique_ptr<RedisConsumer>> RedisConsumer::Start(std::shared_ptr<Back
   return created;
 }
 
-RedisConsumer::RedisConsumer(std::shared_ptr<BackendState> state,
-                             const core::SubscriptionSpec& spec, core::DeliverySink& sink,
-                             std::string group, std::string consumer, std::string name_key)
+RedisConsumer::RedisConsumer(std::shared_ptr<BackendState> state, core::SubscriptionSpec spec,
+                             core::DeliverySink& sink, std::string group, std::string consumer,
+                             std::string name_key, bool exclusive)
     : state_(std::move(state)),
       options_(state_->options),
-      spec_(spec),
+      spec_(std::move(spec)),
       sink_(sink),
       group_(std::move(group)),
       consumer_(std::move(consumer)),
       name_key_(std::move(name_key)),
+      exclusive_(exclusive),
+      lease_token_(consumer_ + "#" + RandomHex()),
+      rebalance_interval_(
+          std::max<std::chrono::milliseconds>(options_.lease / 3, std::chrono::milliseconds(10))),
       reader_connection_(state_->Settings("reader:" + consumer_),
                          state_->options.block + std::chrono::milliseconds(100)),
       worker_connection_(state_->Settings("acker:" + consumer_)) {
@@ -170,9 +229,14 @@ RedisConsumer::RedisConsumer(std::shared_ptr<BackendState> state,
   for (size_t p = 0; p < partitions; ++p) {
     streams_.push_back(state_->StreamOf(spec_.topic, static_cast<int32_t>(p)));
     stream_index_.emplace(streams_.back(), static_cast<int32_t>(p));
+    lease_keys_.push_back(streams_.back() + ":lease:" + group_);
   }
+  members_key_ = options_.key_prefix + ":" + spec_.topic + ":members:" + group_;
   claim_cursor_.assign(partitions, "0-0");
   held_.resize(partitions);
+  // Without exclusive streams every member reads every stream from the start.
+  reading_.assign(partitions, !exclusive_);
+  owned_.assign(partitions, !exclusive_);
 }
 
 RedisConsumer::~RedisConsumer() {
@@ -187,6 +251,22 @@ RedisConsumer::~RedisConsumer() {
 bool RedisConsumer::stopping() {
   std::lock_guard<std::mutex> lock(mu_);
   return stopping_;
+}
+
+std::vector<int32_t> RedisConsumer::owned_partitions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int32_t> owned;
+  for (size_t p = 0; p < owned_.size(); ++p) {
+    if (owned_[p]) owned.push_back(static_cast<int32_t>(p));
+  }
+  return owned;
+}
+
+void RedisConsumer::SetOwned(size_t partition, bool owned) {
+  reading_[partition] = owned;
+  std::lock_guard<std::mutex> lock(mu_);
+  owned_[partition] = owned;
+  if (!owned) held_[partition].clear();
 }
 
 bool RedisConsumer::WaitCapacity() {
@@ -218,6 +298,7 @@ void RedisConsumer::ReaderLoop() {
   bool recover = true;
   auto next_claim = Clock::now();
   auto next_gc = Clock::now();
+  auto next_rebalance = Clock::now();
   const auto claim_interval = std::clamp<std::chrono::milliseconds>(
       options_.claim_idle / 2, std::chrono::milliseconds(5), std::chrono::seconds(5));
   const std::string_view start = spec_.start_from == StartPosition::kLatest ? "$" : "0";
@@ -229,6 +310,10 @@ void RedisConsumer::ReaderLoop() {
       // Whatever this consumer read just before a connection was lost may be pending
       // without having reached the core: read its own pending entries again.
       recover = true;
+    }
+    if (status.ok() && exclusive_ && Clock::now() >= next_rebalance) {
+      status = Rebalance();
+      next_rebalance = Clock::now() + rebalance_interval_;
     }
     if (status.ok() && recover) {
       status = RecoverOwnPending();
@@ -244,11 +329,20 @@ void RedisConsumer::ReaderLoop() {
       next_claim = more ? Clock::now() : Clock::now() + claim_interval;
     }
     if (status.ok()) {
+      auto wake = next_claim;
+      if (exclusive_) wake = std::min(wake, next_rebalance);
+      if (std::find(reading_.begin(), reading_.end(), true) == reading_.end()) {
+        // No stream to read (exclusive streams, all held by other members): wait for the
+        // next rebalance.
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_until(lock, wake, [&] { return stopping_; });
+        continue;
+      }
       if (!WaitCapacity()) break;
-      const auto until_claim =
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - Clock::now());
+      const auto until_wake =
+          std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
       // BLOCK 0 would mean "forever": always at least 1 ms.
-      const auto block = std::clamp(until_claim, std::chrono::milliseconds(1), options_.block);
+      const auto block = std::clamp(until_wake, std::chrono::milliseconds(1), options_.block);
       status = ReadNew(block);
     }
     if (status.ok()) {
@@ -259,13 +353,14 @@ void RedisConsumer::ReaderLoop() {
     if (stopping()) break;
     if (status.code() == StatusCode::kNotFound && reader_connection_.connected()) {
       // NOGROUP: the stream was deleted, or the server restarted without its data.
-      LogWarning("redis cluster '" + options_.cluster + "': group '" + group_ +
-                 "' of topic '" + spec_.topic + "' is gone (" + status.message() +
-                 "); creating it again");
+      LogWarning("redis cluster '" + options_.cluster + "': group '" + group_ + "' of topic '" +
+                 spec_.topic + "' is gone (" + status.message() + "); creating it again");
       status = CreateGroups(reader_connection_, streams_, group_, start);
       if (status.ok()) continue;
     }
-    if (!reader_connection_.connected()) {
+    if (status.code() == StatusCode::kUnavailable) {
+      // READONLY after a failover, LOADING...: a new connection may find the primary.
+      reader_connection_.Disconnect();
       state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
     }
     reader_log_.Failure("reader of group '" + group_ + "' on topic '" + spec_.topic +
@@ -275,15 +370,14 @@ void RedisConsumer::ReaderLoop() {
   }
 }
 
-Result<RedisConsumer::Counts> RedisConsumer::PendingCounts(const std::string& stream,
+Result<RedisConsumer::Counts> RedisConsumer::PendingCounts(Connection& connection,
+                                                           const std::string& stream,
                                                            std::string_view first,
-                                                           std::string_view last,
-                                                           size_t count) {
+                                                           std::string_view last, size_t count) {
   const std::string n = std::to_string(count);
   MSGSDK_ASSIGN_OR_RETURN(
       ReplyPtr reply,
-      reader_connection_.Command({"XPENDING", stream, group_, first, last, n, consumer_},
-                                 stream));
+      connection.Command({"XPENDING", stream, group_, first, last, n, consumer_}, stream));
   Counts counts;
   const redisReply* list = reply.get();
   for (size_t i = 0; IsArray(list) && i < list->elements; ++i) {
@@ -359,6 +453,7 @@ Status RedisConsumer::RecoverOwnPending() {
   const size_t partitions = streams_.size();
   std::vector<std::string> cursor(partitions, "0");
   std::vector<bool> done(partitions, false);
+  for (size_t p = 0; p < partitions; ++p) done[p] = !reading_[p];
   const std::string count = std::to_string(options_.read_batch);
   while (!stopping()) {
     std::vector<size_t> open;
@@ -367,7 +462,7 @@ Status RedisConsumer::RecoverOwnPending() {
     }
     if (open.empty()) return OkStatus();
     if (!WaitCapacity()) return OkStatus();
-    std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_, consumer_,
+    std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,   consumer_,
                                           "COUNT",      count,   "STREAMS"};
     for (const size_t p : open) args.emplace_back(streams_[p]);
     for (const size_t p : open) args.emplace_back(cursor[p]);
@@ -384,10 +479,10 @@ Status RedisConsumer::RecoverOwnPending() {
         done[p] = true;
         continue;
       }
-      const std::string first(ReplyString(Element(entries->element[0], 0)));
-      cursor[p] = std::string(ReplyString(Element(entries->element[entries->elements - 1], 0)));
-      MSGSDK_ASSIGN_OR_RETURN(Counts counts,
-                              PendingCounts(streams_[p], first, cursor[p], entries->elements));
+      const std::string first = EntryIdOf(entries->element[0]);
+      cursor[p] = EntryIdOf(entries->element[entries->elements - 1]);
+      MSGSDK_ASSIGN_OR_RETURN(Counts counts, PendingCounts(reader_connection_, streams_[p], first,
+                                                           cursor[p], entries->elements));
       DeliverEntries(partition, entries, &counts);
     }
     for (const size_t p : open) {
@@ -402,39 +497,39 @@ Status RedisConsumer::ClaimIdle(bool& more) {
   const std::string min_idle = std::to_string(options_.claim_idle.count());
   const std::string count = std::to_string(options_.read_batch);
   for (size_t p = 0; p < streams_.size() && !stopping(); ++p) {
+    if (!reading_[p]) continue;
     // Claimed entries become this consumer's: take only what the core can hold now.
     if (!HasCapacityNow()) {
       more = true;
       return OkStatus();
     }
     MSGSDK_ASSIGN_OR_RETURN(
-        ReplyPtr reply,
-        reader_connection_.Command({"XAUTOCLAIM", streams_[p], group_, consumer_, min_idle,
-                                    claim_cursor_[p], "COUNT", count},
-                                   streams_[p]));
+        ReplyPtr reply, reader_connection_.Command({"XAUTOCLAIM", streams_[p], group_, consumer_,
+                                                    min_idle, claim_cursor_[p], "COUNT", count},
+                                                   streams_[p]));
     const std::string_view next = ReplyString(Element(reply.get(), 0));
     claim_cursor_[p] = next.empty() ? std::string("0-0") : std::string(next);
     if (claim_cursor_[p] != "0-0") more = true;
     const redisReply* deleted = Element(reply.get(), 2);
     if (IsArray(deleted) && deleted->elements > 0) {
       state_->trimmed_pending.fetch_add(static_cast<int64_t>(deleted->elements));
-      LogWarning("redis cluster '" + options_.cluster + "': " +
-                 std::to_string(deleted->elements) + " pending entries of group '" + group_ +
-                 "' on '" + streams_[p] +
+      LogWarning("redis cluster '" + options_.cluster + "': " + std::to_string(deleted->elements) +
+                 " pending entries of group '" + group_ + "' on '" + streams_[p] +
                  "' were deleted (trimmed by maxlen?) before being acknowledged");
     }
     const redisReply* entries = Element(reply.get(), 1);
     if (!IsArray(entries) || entries->elements == 0) continue;
-    const std::string first(ReplyString(Element(entries->element[0], 0)));
-    const std::string last(ReplyString(Element(entries->element[entries->elements - 1], 0)));
     size_t held = 0;
     {
       // Entries this consumer already holds may lie in the same id range.
       std::lock_guard<std::mutex> lock(mu_);
       held = held_[p].size();
     }
-    MSGSDK_ASSIGN_OR_RETURN(Counts counts,
-                            PendingCounts(streams_[p], first, last, entries->elements + held));
+    MSGSDK_ASSIGN_OR_RETURN(
+        Counts counts,
+        PendingCounts(reader_connection_, streams_[p], EntryIdOf(entries->element[0]),
+                      EntryIdOf(entries->element[entries->elements - 1]),
+                      entries->elements + held));
     const size_t delivered = DeliverEntries(static_cast<int32_t>(p), entries, &counts);
     if (delivered > 0) {
       state_->claimed.fetch_add(static_cast<int64_t>(delivered), std::memory_order_relaxed);
@@ -443,14 +538,41 @@ Status RedisConsumer::ClaimIdle(bool& more) {
   return OkStatus();
 }
 
+Status RedisConsumer::ClaimAll(size_t partition) {
+  const std::string& stream = streams_[partition];
+  const std::string count = std::to_string(options_.read_batch);
+  std::string cursor = "0-0";
+  while (!stopping()) {
+    if (!WaitCapacity()) return OkStatus();
+    MSGSDK_ASSIGN_OR_RETURN(
+        ReplyPtr reply,
+        reader_connection_.Command(
+            {"XAUTOCLAIM", stream, group_, consumer_, "0", cursor, "COUNT", count}, stream));
+    const redisReply* entries = Element(reply.get(), 1);
+    if (IsArray(entries) && entries->elements > 0) {
+      MSGSDK_ASSIGN_OR_RETURN(
+          Counts counts,
+          PendingCounts(reader_connection_, stream, EntryIdOf(entries->element[0]),
+                        EntryIdOf(entries->element[entries->elements - 1]), entries->elements));
+      const size_t delivered = DeliverEntries(static_cast<int32_t>(partition), entries, &counts);
+      if (delivered > 0) {
+        state_->claimed.fetch_add(static_cast<int64_t>(delivered), std::memory_order_relaxed);
+      }
+    }
+    const std::string_view next = ReplyString(Element(reply.get(), 0));
+    if (next.empty() || next == "0-0") return OkStatus();
+    cursor = std::string(next);
+  }
+  return OkStatus();
+}
+
 Status RedisConsumer::CollectDeadConsumers() {
-  const auto idle_limit = std::max<std::chrono::milliseconds>(kDeadConsumerIdle,
-                                                              options_.claim_idle * 10);
+  const auto idle_limit =
+      std::max<std::chrono::milliseconds>(kDeadConsumerIdle, options_.claim_idle * 10);
   for (const std::string& stream : streams_) {
     if (stopping()) return OkStatus();
-    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply,
-                            reader_connection_.Command({"XINFO", "CONSUMERS", stream, group_},
-                                                       stream));
+    MSGSDK_ASSIGN_OR_RETURN(
+        ReplyPtr reply, reader_connection_.Command({"XINFO", "CONSUMERS", stream, group_}, stream));
     for (size_t i = 0; IsArray(reply.get()) && i < reply->elements; ++i) {
       const redisReply* info = reply->element[i];
       const std::string name(ReplyString(Field(info, "name")));
@@ -471,13 +593,18 @@ Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
   const std::string block_ms = std::to_string(block.count());
   std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,   consumer_, "COUNT",
                                         count,        "BLOCK", block_ms, "STREAMS"};
-  for (const std::string& stream : streams_) args.emplace_back(stream);
-  for (size_t i = 0; i < streams_.size(); ++i) args.emplace_back(">");
+  size_t streams = 0;
+  std::string_view only;
+  for (size_t p = 0; p < streams_.size(); ++p) {
+    if (!reading_[p]) continue;
+    args.emplace_back(streams_[p]);
+    only = streams_[p];
+    ++streams;
+  }
+  for (size_t i = 0; i < streams; ++i) args.emplace_back(">");
   if (stopping()) return OkStatus();
-  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply,
-                          reader_connection_.Command(args, streams_.size() == 1
-                                                               ? std::string_view(streams_[0])
-                                                               : std::string_view()));
+  MSGSDK_ASSIGN_OR_RETURN(
+      ReplyPtr reply, reader_connection_.Command(args, streams == 1 ? only : std::string_view()));
   for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
     const redisReply* item = reply->element[s];
     DeliverEntries(PartitionOf(ReplyString(Element(item, 0))), Element(item, 1), nullptr);
@@ -485,23 +612,111 @@ Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
   return OkStatus();
 }
 
-// ---- Acknowledgements --------------------------------------------------------------------
+Status RedisConsumer::Rebalance() {
+  std::vector<int32_t> lost;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lost.swap(lost_);
+  }
+  for (const int32_t partition : lost) {
+    const auto p = static_cast<size_t>(partition);
+    if (!reading_[p]) continue;
+    LogWarning("redis cluster '" + options_.cluster + "': consumer '" + consumer_ +
+               "' lost its lease on '" + streams_[p] + "' for group '" + group_ +
+               "' (it did not renew it within lease_ms); another member reads it now");
+    MSGSDK_RETURN_IF_ERROR(GiveUp(p, /*release=*/false));
+  }
+
+  const std::string lease_ms = std::to_string(options_.lease.count());
+  MSGSDK_ASSIGN_OR_RETURN(
+      ReplyPtr reply,
+      reader_connection_.Command(
+          {"EVAL", kMembershipScript, "1", members_key_, lease_token_, lease_ms}, members_key_));
+  std::vector<std::string> members;
+  for (size_t i = 0; IsArray(reply.get()) && i < reply->elements; ++i) {
+    members.emplace_back(ReplyString(reply->element[i]));
+  }
+  if (std::find(members.begin(), members.end(), lease_token_) == members.end()) {
+    members.push_back(lease_token_);
+  }
+  // Every member sorts the same set the same way, so they agree on who reads what.
+  std::sort(members.begin(), members.end());
+  const size_t count = members.size();
+  const auto index = static_cast<size_t>(std::find(members.begin(), members.end(), lease_token_) -
+                                         members.begin());
+
+  for (size_t p = 0; p < streams_.size(); ++p) {
+    if (reading_[p] && p % count != index) MSGSDK_RETURN_IF_ERROR(GiveUp(p, /*release=*/true));
+  }
+  for (size_t p = 0; p < streams_.size() && !stopping(); ++p) {
+    if (reading_[p] || p % count != index) continue;
+    bool acquired = false;
+    MSGSDK_RETURN_IF_ERROR(Acquire(p, acquired));
+  }
+  return OkStatus();
+}
+
+Status RedisConsumer::Acquire(size_t partition, bool& acquired) {
+  acquired = false;
+  const std::string lease_ms = std::to_string(options_.lease.count());
+  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply,
+                          reader_connection_.Command(
+                              {"SET", lease_keys_[partition], lease_token_, "NX", "PX", lease_ms},
+                              lease_keys_[partition]));
+  // Nil: the previous owner has not given it up yet (or its lease has not expired).
+  if (IsNil(reply.get())) return OkStatus();
+  acquired = true;
+  SetOwned(partition, true);
+  // The previous owner's unacknowledged entries come first, before anything newer.
+  return ClaimAll(partition);
+}
+
+Status RedisConsumer::GiveUp(size_t partition, bool release) {
+  SetOwned(partition, false);
+  sink_.Revoke({static_cast<int32_t>(partition)});
+  if (!release) return OkStatus();
+  // The core finished with the partition: its acknowledgements are all queued now. Write
+  // them before handing the rest back, so the next owner does not get them again.
+  AckList acks;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !worker_flushing_; });
+    for (auto it = acks_.begin(); it != acks_.end();) {
+      if (static_cast<size_t>(it->first) == partition) {
+        acks.push_back(std::move(*it));
+        it = acks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  MSGSDK_RETURN_IF_ERROR(FlushAcks(reader_connection_, acks));
+  int64_t handed_back = 0;
+  MSGSDK_RETURN_IF_ERROR(HandBack(reader_connection_, {partition},
+                                  Clock::now() + options_.command_timeout, handed_back));
+  auto released = reader_connection_.Command(
+      {"EVAL", kReleaseLeaseScript, "1", lease_keys_[partition], lease_token_},
+      lease_keys_[partition]);
+  return released.ok() ? OkStatus() : released.status();
+}
+
+// ---- Acknowledgements and the worker -----------------------------------------------------
 
 void RedisConsumer::Ack(const core::Delivery& delivery) {
   const int32_t partition = delivery.message.partition;
   if (partition < 0 || static_cast<size_t>(partition) >= streams_.size()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (final_phase_ && closed_) return;
+    if (closed_) return;
     held_[static_cast<size_t>(partition)].erase(delivery.receipt);
     acks_.emplace_back(partition, delivery.receipt);
   }
   cv_.notify_all();
 }
 
-Status RedisConsumer::FlushAcks(std::vector<std::pair<int32_t, std::string>>& acks) {
+Status RedisConsumer::FlushAcks(Connection& connection, AckList& acks) {
   if (acks.empty()) return OkStatus();
-  MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
+  MSGSDK_RETURN_IF_ERROR(connection.EnsureConnected());
   std::vector<std::vector<std::string_view>> by_partition(streams_.size());
   for (const auto& [partition, id] : acks) {
     by_partition[static_cast<size_t>(partition)].emplace_back(id);
@@ -516,19 +731,18 @@ Status RedisConsumer::FlushAcks(std::vector<std::pair<int32_t, std::string>>& ac
                   ids.begin() + static_cast<std::ptrdiff_t>(end));
       std::string command;
       AppendCommand(command, args);
-      MSGSDK_RETURN_IF_ERROR(worker_connection_.AppendEncoded(command));
+      MSGSDK_RETURN_IF_ERROR(connection.AppendEncoded(command));
       commands.push_back(p);
     }
   }
   for (const size_t p : commands) {
-    auto reply = worker_connection_.ReadReply("XACK", streams_[p]);
+    auto reply = connection.ReadReply("XACK", streams_[p]);
     if (!reply.ok()) {
-      if (!worker_connection_.connected()) return reply.status();
+      if (!connection.connected()) return reply.status();
       // NOGROUP: the group is gone and nothing is pending any more; anything else is logged
       // and those entries are redelivered later, which at-least-once allows.
       if (reply.status().code() != StatusCode::kNotFound) {
-        worker_log_.Failure("acknowledging on '" + streams_[p] + "': " +
-                            reply.status().ToString());
+        worker_log_.Failure("acknowledging on '" + streams_[p] + "': " + reply.status().ToString());
       }
     }
   }
@@ -553,7 +767,7 @@ Status RedisConsumer::RenewHeld() {
   for (size_t p = 0; p < held.size(); ++p) {
     for (size_t begin = 0; begin < held[p].size(); begin += kIdsPerCommand) {
       const size_t end = std::min(held[p].size(), begin + kIdsPerCommand);
-      std::vector<std::string_view> args = {"EVAL", kRenewScript, "1", streams_[p], group_,
+      std::vector<std::string_view> args = {"EVAL",   kRenewEntriesScript, "1", streams_[p], group_,
                                             consumer_};
       for (size_t i = begin; i < end; ++i) args.emplace_back(held[p][i]);
       std::string command;
@@ -573,20 +787,50 @@ Status RedisConsumer::RenewHeld() {
   return first_error;
 }
 
-Status RedisConsumer::ReleaseOwnPending(core::Deadline deadline, int64_t& released) {
-  released = 0;
-  MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
-  const std::string idle = std::to_string(std::max<int64_t>(kReleaseIdleMs,
-                                                            options_.claim_idle.count() * 2));
+Status RedisConsumer::RenewLeases() {
+  std::vector<size_t> owned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t p = 0; p < owned_.size(); ++p) {
+      if (owned_[p]) owned.push_back(p);
+    }
+  }
+  const std::string lease_ms = std::to_string(options_.lease.count());
+  const std::string keys = std::to_string(owned.size() + 1);
+  std::vector<std::string_view> args = {"EVAL", kRenewLeasesScript, keys, members_key_};
+  for (const size_t p : owned) args.emplace_back(lease_keys_[p]);
+  args.emplace_back(lease_token_);
+  args.emplace_back(lease_ms);
+  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, worker_connection_.Command(args, members_key_));
+  std::vector<int32_t> lost;
+  for (size_t i = 0; IsArray(reply.get()) && i < reply->elements; ++i) {
+    const int64_t position = ReplyInteger(reply->element[i]);
+    if (position >= 1 && static_cast<size_t>(position) <= owned.size()) {
+      lost.push_back(static_cast<int32_t>(owned[static_cast<size_t>(position) - 1]));
+    }
+  }
+  if (!lost.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lost_.insert(lost_.end(), lost.begin(), lost.end());
+  }
+  return OkStatus();
+}
+
+Status RedisConsumer::HandBack(Connection& connection, const std::vector<size_t>& partitions,
+                               core::Deadline deadline, int64_t& handed_back) {
+  handed_back = 0;
+  MSGSDK_RETURN_IF_ERROR(connection.EnsureConnected());
+  const std::string idle =
+      std::to_string(std::max<int64_t>(kHandBackIdleMs, options_.claim_idle.count() * 2));
   constexpr size_t kPage = 512;
   const std::string page = std::to_string(kPage);
-  for (const std::string& stream : streams_) {
+  for (const size_t p : partitions) {
+    const std::string& stream = streams_[p];
     std::string start = "-";
     while (Clock::now() < deadline) {
       MSGSDK_ASSIGN_OR_RETURN(
           ReplyPtr reply,
-          worker_connection_.Command({"XPENDING", stream, group_, start, "+", page, consumer_},
-                                     stream));
+          connection.Command({"XPENDING", stream, group_, start, "+", page, consumer_}, stream));
       if (!IsArray(reply.get()) || reply->elements == 0) break;
       std::vector<std::string_view> args = {"XCLAIM", stream, group_, consumer_, "0"};
       std::string last;
@@ -600,10 +844,10 @@ Status RedisConsumer::ReleaseOwnPending(core::Deadline deadline, int64_t& releas
       }
       if (ids == 0) break;
       args.insert(args.end(), {"IDLE", idle, "JUSTID"});
-      auto claimed = worker_connection_.Command(args, stream);
+      auto claimed = connection.Command(args, stream);
       if (!claimed.ok()) return claimed.status();
-      released += ids;
-      if (reply->elements < kPage || last.empty()) break;
+      handed_back += ids;
+      if (reply->elements < kPage) break;
       start = "(" + last;
     }
   }
@@ -613,10 +857,11 @@ Status RedisConsumer::ReleaseOwnPending(core::Deadline deadline, int64_t& releas
 void RedisConsumer::WorkerLoop() {
   BlockSigpipeInThisThread();
   Backoff backoff;
-  const auto renew_interval =
+  auto interval =
       std::max<std::chrono::milliseconds>(options_.claim_idle / 3, std::chrono::milliseconds(2));
-  auto next_renew = Clock::now() + renew_interval;
-  std::vector<std::pair<int32_t, std::string>> acks;
+  if (exclusive_) interval = std::min(interval, rebalance_interval_);
+  auto next_renew = Clock::now();
+  AckList acks;
   while (true) {
     core::Deadline final_deadline{};
     {
@@ -625,34 +870,47 @@ void RedisConsumer::WorkerLoop() {
       acks.insert(acks.end(), std::make_move_iterator(acks_.begin()),
                   std::make_move_iterator(acks_.end()));
       acks_.clear();
-      if (final_phase_) final_deadline = final_deadline_;
+      if (final_phase_) {
+        final_deadline = final_deadline_;
+        // FinishWorker writes everything, including what was just taken.
+        acks_.swap(acks);
+      } else {
+        worker_flushing_ = !acks.empty();
+      }
     }
     if (final_deadline != core::Deadline{}) {
-      {
-        // Acks taken above go back to the queue: FinishWorker writes them all.
-        std::lock_guard<std::mutex> lock(mu_);
-        acks_.insert(acks_.begin(), std::make_move_iterator(acks.begin()),
-                     std::make_move_iterator(acks.end()));
-      }
       FinishWorker(final_deadline);
       return;
     }
-    Status status = FlushAcks(acks);
+    Status status = FlushAcks(worker_connection_, acks);
     if (!status.ok() && !worker_connection_.connected()) {
       // The connection may simply have gone stale (a server restart while it was idle):
       // acknowledgements are idempotent, so try once more on a fresh one right away.
-      status = FlushAcks(acks);
+      status = FlushAcks(worker_connection_, acks);
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!status.ok()) {
+        // Back to the queue (in front): written on the next attempt.
+        acks_.insert(acks_.begin(), std::make_move_iterator(acks.begin()),
+                     std::make_move_iterator(acks.end()));
+        acks.clear();
+      }
+      worker_flushing_ = false;
+    }
+    cv_.notify_all();
     if (status.ok() && Clock::now() >= next_renew) {
-      status = RenewHeld();
-      next_renew = Clock::now() + renew_interval;
+      if (exclusive_) status = RenewLeases();
+      if (status.ok()) status = RenewHeld();
+      next_renew = Clock::now() + interval;
     }
     if (status.ok()) {
-      worker_log_.Success("acknowledgements of group '" + group_ + "'");
+      worker_log_.Success("worker of group '" + group_ + "'");
       backoff.Reset();
       continue;
     }
-    worker_log_.Failure("acknowledgements of group '" + group_ + "' on topic '" + spec_.topic +
+    if (status.code() == StatusCode::kUnavailable) worker_connection_.Disconnect();
+    worker_log_.Failure("worker of group '" + group_ + "' on topic '" + spec_.topic +
                         "': " + status.ToString());
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, backoff.Next(), [&] { return final_phase_; });
@@ -661,7 +919,7 @@ void RedisConsumer::WorkerLoop() {
 
 void RedisConsumer::FinishWorker(core::Deadline deadline) {
   Backoff backoff;
-  std::vector<std::pair<int32_t, std::string>> acks;
+  AckList acks;
   Status status;
   while (true) {
     {
@@ -670,7 +928,7 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
                   std::make_move_iterator(acks_.end()));
       acks_.clear();
     }
-    status = FlushAcks(acks);
+    status = FlushAcks(worker_connection_, acks);
     if (status.ok() || Clock::now() >= deadline) break;
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_until(lock, std::min(deadline, Clock::now() + backoff.Next()));
@@ -679,24 +937,51 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
     std::lock_guard<std::mutex> lock(mu_);
     final_status_ = UnavailableError(
         "redis cluster '" + options_.cluster + "': " + std::to_string(acks.size()) +
-        " acknowledgements of group '" + group_ + "' could not be written before the close "
-        "deadline (" + status.message() + "); those messages will be delivered again");
+        " acknowledgements of group '" + group_ +
+        "' could not be written before the close "
+        "deadline (" +
+        status.message() + "); those messages will be delivered again");
     return;
   }
-  if (Clock::now() >= deadline) return;
-  int64_t released = 0;
-  status = ReleaseOwnPending(deadline, released);
-  if (!status.ok()) {
-    LogWarning("redis cluster '" + options_.cluster + "': handing back the pending entries of "
-               "consumer '" + consumer_ + "' failed (" + status.ToString() +
-               "); other members take them over after claim_idle_ms");
-    return;
+  std::vector<size_t> owned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t p = 0; p < owned_.size(); ++p) {
+      if (owned_[p]) owned.push_back(p);
+    }
   }
-  if (released == 0 && Clock::now() < deadline) {
+  int64_t handed_back = 0;
+  if (Clock::now() < deadline) {
+    // Every stream: entries read before this member lost a stream may still be pending.
+    std::vector<size_t> all(streams_.size());
+    for (size_t p = 0; p < all.size(); ++p) all[p] = p;
+    status = HandBack(worker_connection_, all, deadline, handed_back);
+    if (!status.ok()) {
+      LogWarning("redis cluster '" + options_.cluster +
+                 "': handing back the pending entries "
+                 "of consumer '" +
+                 consumer_ + "' failed (" + status.ToString() +
+                 "); other members take them over after claim_idle_ms");
+    }
+  }
+  if (exclusive_ && worker_connection_.connected()) {
+    // Leave the group's membership and free the streams, so others take them over now.
+    for (const size_t p : owned) {
+      auto released = worker_connection_.Command(
+          {"EVAL", kReleaseLeaseScript, "1", lease_keys_[p], lease_token_}, lease_keys_[p]);
+      if (!released.ok() && !worker_connection_.connected()) break;
+    }
+    if (worker_connection_.connected()) {
+      worker_connection_.Command({"ZREM", members_key_, lease_token_}, members_key_)
+          .status()
+          .IgnoreError();
+    }
+  }
+  if (status.ok() && handed_back == 0 && Clock::now() < deadline) {
     // Nothing pending: the consumer can go, so groups do not collect names of past instances.
     for (const std::string& stream : streams_) {
-      auto reply = worker_connection_.Command({"XGROUP", "DELCONSUMER", stream, group_, consumer_},
-                                              stream);
+      auto reply =
+          worker_connection_.Command({"XGROUP", "DELCONSUMER", stream, group_, consumer_}, stream);
       if (!reply.ok() && !worker_connection_.connected()) break;
     }
   }

@@ -65,7 +65,7 @@ class RedisConsumer final : public core::BackendConsumer {
   using Counts = std::unordered_map<std::string, int64_t>;
   using AckList = std::vector<std::pair<int32_t, std::string>>;
 
-  RedisConsumer(std::shared_ptr<BackendState> state, const core::SubscriptionSpec& spec,
+  RedisConsumer(std::shared_ptr<BackendState> state, core::SubscriptionSpec spec,
                 core::DeliverySink& sink, std::string group, std::string consumer,
                 std::string name_key, bool exclusive);
 

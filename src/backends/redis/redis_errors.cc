@@ -1,10 +1,10 @@
 #include "backends/redis/redis_errors.h"
 
-#include <hiredis/hiredis.h>
-
 #include <cerrno>
 #include <cstring>
 #include <string>
+
+#include <hiredis/hiredis.h>
 
 namespace msgsdk::redis {
 namespace {
@@ -66,15 +66,15 @@ int ErrnoOf(const RawRedisError& error) {
 Status MapConnectionError(const RawRedisError& error, const ErrorScope& scope) {
   const bool connecting = scope.command == "CONNECT";
   const std::string where = Where(scope);
-  const std::string detail = error.text.empty() ? std::string("unknown error")
-                                                : std::string(error.text);
+  const std::string detail =
+      error.text.empty() ? std::string("unknown error") : std::string(error.text);
   switch (error.context_error) {
     case REDIS_ERR_EOF:
       return UnavailableError(where + ": the server closed the connection" + What(scope));
     case REDIS_ERR_PROTOCOL:
-      return InternalError(where + ": protocol error" + What(scope) + ": " + detail +
-                           (connecting ? std::string() : std::string(
-                                             " (is the endpoint a Redis server?)")));
+      return InternalError(
+          where + ": protocol error" + What(scope) + ": " + detail +
+          (connecting ? std::string() : std::string(" (is the endpoint a Redis server?)")));
     case REDIS_ERR_OOM:
       return ResourceExhaustedError(where + ": out of memory in the client" + What(scope));
     default:
@@ -94,8 +94,7 @@ Status MapConnectionError(const RawRedisError& error, const ErrorScope& scope) {
         return UnavailableError("cannot connect to " + where +
                                 ": no answer within connect_timeout_ms");
       }
-      return DeadlineExceededError(where + ": no reply within command_timeout_ms" +
-                                   What(scope));
+      return DeadlineExceededError(where + ": no reply within command_timeout_ms" + What(scope));
     case ECONNRESET:
     case EPIPE:
     case ECONNABORTED:
@@ -119,7 +118,8 @@ Status MapReplyError(const RawRedisError& error, const ErrorScope& scope) {
   const std::string where = Where(scope);
   const std::string reply(text);
   if (StartsWith(text, "NOAUTH")) {
-    return UnauthenticatedError(where + " requires authentication: set `password` (and `user` "
+    return UnauthenticatedError(where +
+                                " requires authentication: set `password` (and `user` "
                                 "for an ACL user) in the cluster entry");
   }
   if (StartsWith(text, "WRONGPASS") || StartsWith(text, "ERR invalid password") ||
@@ -128,8 +128,10 @@ Status MapReplyError(const RawRedisError& error, const ErrorScope& scope) {
                                 "': wrong `password`, unknown `user`, or the user is disabled");
   }
   if (StartsWith(text, "ERR AUTH") || StartsWith(text, "ERR Client sent AUTH")) {
-    return UnauthenticatedError(where + " has no password configured but the cluster entry sets "
-                                "`password`: remove it or configure requirepass: " + reply);
+    return UnauthenticatedError(where +
+                                " has no password configured but the cluster entry sets "
+                                "`password`: remove it or configure requirepass: " +
+                                reply);
   }
   if (StartsWith(text, "NOPERM")) {
     return PermissionDeniedError(where + ": ACL user '" + UserName(scope) + "' is not allowed" +
@@ -138,21 +140,21 @@ Status MapReplyError(const RawRedisError& error, const ErrorScope& scope) {
   if (StartsWith(text, "WRONGTYPE")) {
     return FailedPreconditionError(
         where + ": key '" + std::string(scope.key) + "' holds a value that is not a stream" +
-        What(scope) + "; another application uses this key: remove it or choose another "
+        What(scope) +
+        "; another application uses this key: remove it or choose another "
         "`key_prefix`");
   }
   if (StartsWith(text, "BUSYGROUP")) {
     return AlreadyExistsError(where + ": consumer group already exists" + What(scope));
   }
   if (StartsWith(text, "NOGROUP")) {
-    return NotFoundError(where + ": the consumer group or the stream does not exist" +
-                         What(scope) + ": " + reply);
+    return NotFoundError(where + ": the consumer group or the stream does not exist" + What(scope) +
+                         ": " + reply);
   }
   if (StartsWith(text, "LOADING")) {
     return UnavailableError(where + " is loading its dataset into memory" + What(scope));
   }
-  if (StartsWith(text, "BUSY") || StartsWith(text, "MASTERDOWN") ||
-      StartsWith(text, "TRYAGAIN")) {
+  if (StartsWith(text, "BUSY") || StartsWith(text, "MASTERDOWN") || StartsWith(text, "TRYAGAIN")) {
     return UnavailableError(where + " is busy" + What(scope) + ": " + reply);
   }
   if (StartsWith(text, "READONLY")) {
@@ -169,13 +171,14 @@ Status MapReplyError(const RawRedisError& error, const ErrorScope& scope) {
   }
   if (StartsWith(text, "MOVED") || StartsWith(text, "ASK") || StartsWith(text, "CROSSSLOT") ||
       StartsWith(text, "CLUSTERDOWN")) {
-    return FailedPreconditionError(where + " runs in cluster mode, which this backend does not "
-                                   "support: point `endpoint` at a standalone server (" + reply +
-                                   ")");
+    return FailedPreconditionError(where +
+                                   " runs in cluster mode, which this backend does not "
+                                   "support: point `endpoint` at a standalone server (" +
+                                   reply + ")");
   }
   if (StartsWith(text, "ERR unknown command") || Contains(text, "unknown subcommand")) {
-    return UnimplementedError(where + " does not know a command this backend needs" +
-                              What(scope) + " (Redis >= 6.2 is required): " + reply);
+    return UnimplementedError(where + " does not know a command this backend needs" + What(scope) +
+                              " (Redis >= 6.2 is required): " + reply);
   }
   if (Contains(text, "DB index is out of range") || Contains(text, "invalid DB index")) {
     return InvalidArgumentError(where + ": `database` does not exist on the server: " + reply);

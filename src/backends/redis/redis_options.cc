@@ -9,8 +9,8 @@ namespace {
 using core::PropertySpec;
 using Type = core::PropertySpec::Type;
 
-PropertySpec Spec(std::string name, Type type, std::string default_value, int64_t min,
-                  int64_t max, std::string description, bool required = false,
+PropertySpec Spec(std::string name, Type type, std::string default_value, int64_t min, int64_t max,
+                  std::string description, bool required = false,
                   std::vector<std::string> allowed = {}) {
   PropertySpec spec;
   spec.allowed = std::move(allowed);
@@ -120,7 +120,7 @@ Result<Endpoint> ParseEndpoint(std::string_view text, std::string_view what) {
   const auto invalid = [&](std::string_view why) {
     return InvalidArgumentError(std::string(what) + " '" + std::string(text) + "' " +
                                 std::string(why) +
-                                " (expected \"host:port\" or \"unix:/path/to/socket\")");
+                                R"x( (expected "host:port" or "unix:/path/to/socket"))x");
   };
   Endpoint endpoint;
   if (text.starts_with("unix:")) {
@@ -207,7 +207,7 @@ Result<RedisOptions> ParseRedisOptions(const core::ClusterConfig& config) {
   const std::string assignment = config.GetString("stream_assignment", "exclusive");
   if (assignment != "exclusive" && assignment != "shared") {
     return InvalidArgumentError(context + ": `stream_assignment` is '" + assignment +
-                                "' (expected \"exclusive\" or \"shared\")");
+                                R"x(' (expected "exclusive" or "shared"))x");
   }
   options.exclusive_streams = assignment == "exclusive";
 
@@ -215,9 +215,8 @@ Result<RedisOptions> ParseRedisOptions(const core::ClusterConfig& config) {
   // (tests, embedding) is checked here so the backend never runs with nonsense values.
   for (const core::PropertySpec& spec : RedisPropertyTable()) {
     if (spec.type != Type::kInt && spec.type != Type::kDuration) continue;
-    const int64_t value = spec.type == Type::kInt
-                              ? integer(spec.name.c_str())
-                              : ms(spec.name.c_str()).count();
+    const int64_t value =
+        spec.type == Type::kInt ? integer(spec.name.c_str()) : ms(spec.name.c_str()).count();
     if (value < spec.min || value > spec.max) {
       return InvalidArgumentError(context + ": `" + spec.name + "` is " + std::to_string(value) +
                                   ", outside " + std::to_string(spec.min) + ".." +

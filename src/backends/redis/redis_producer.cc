@@ -56,9 +56,9 @@ void Writer::Submit(PendingSend send) {
     }
   }
   // The backend is closed: no writer thread is left to complete it.
-  Complete(send, FailedPreconditionError("redis cluster '" + state_->options.cluster +
-                                         "' is closed: send to stream '" + send.stream +
-                                         "' refused"));
+  Complete(send,
+           FailedPreconditionError("redis cluster '" + state_->options.cluster +
+                                   "' is closed: send to stream '" + send.stream + "' refused"));
 }
 
 size_t Writer::CancelQueued(const SendTracker* tracker, const Status& status) {
@@ -161,9 +161,8 @@ void Writer::WriteBatch(Connection& connection, std::deque<PendingSend>& batch) 
     }
     const auto id = ParseEntryId(ReplyString(reply->get()));
     if (!id) {
-      Complete(send, InternalError("redis cluster '" + state_->options.cluster +
-                                   "': XADD to '" + send.stream +
-                                   "' answered without an entry id"));
+      Complete(send, InternalError("redis cluster '" + state_->options.cluster + "': XADD to '" +
+                                   send.stream + "' answered without an entry id"));
       continue;
     }
     Complete(send, core::StoredPosition{send.partition, EntryIdToOffset(*id)});
@@ -183,7 +182,7 @@ void Writer::Run() {
   BlockSigpipeInThisThread();
   Connection connection(state_->Settings("writer"));
   Backoff backoff;
-  const size_t depth = static_cast<size_t>(state_->options.pipeline_depth);
+  const auto depth = static_cast<size_t>(state_->options.pipeline_depth);
   while (true) {
     bool stopping = false;
     core::Deadline deadline{};
@@ -248,10 +247,10 @@ void RedisProducer::Send(Message message, core::SendDone done) {
     send.failure = FailedPreconditionError("producer of topic '" + topic_ + "' on redis cluster '" +
                                            state_->options.cluster + "' is closed");
   } else if (message.deliver_at.has_value()) {
-    send.failure = UnsupportedError(
-        "backend \"redis\" (cluster '" + state_->options.cluster +
-        "') does not support timer messages (capability timer_messages): topic '" + topic_ +
-        "', message with deliver_at refused");
+    send.failure =
+        UnsupportedError("backend \"redis\" (cluster '" + state_->options.cluster +
+                         "') does not support timer messages (capability timer_messages): topic '" +
+                         topic_ + "', message with deliver_at refused");
   } else {
     send.command = EncodeXadd(send.stream, state_->options.maxlen, message);
   }
@@ -267,8 +266,8 @@ Status RedisProducer::Close(core::Deadline deadline) {
                                             "' closed before the send was written"));
   const int64_t in_flight = tracker_->pending();
   if (in_flight == 0) {
-    return DeadlineExceededError("producer of topic '" + topic_ + "': " +
-                                 std::to_string(cancelled) +
+    return DeadlineExceededError("producer of topic '" + topic_ +
+                                 "': " + std::to_string(cancelled) +
                                  " sends were still queued at the close deadline and failed");
   }
   return DeadlineExceededError("producer of topic '" + topic_ + "': " + std::to_string(cancelled) +

@@ -47,8 +47,8 @@ RedisBackendStats BackendState::Snapshot() const {
 }
 
 ConnectionSettings BackendState::Settings(std::string_view role) const {
-  return SettingsFromOptions(options, SanitizeName("msgsdk:" + instance_name + ":" +
-                                                   std::string(role)));
+  return SettingsFromOptions(options,
+                             SanitizeName("msgsdk:" + instance_name + ":" + std::string(role)));
 }
 
 void BackendState::NoteTopic(const std::string& topic) {

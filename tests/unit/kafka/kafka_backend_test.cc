@@ -3,8 +3,8 @@
 
 #include "backends/kafka/kafka_backend.h"
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,9 +21,9 @@
 
 #include "backends/kafka/kafka_mapping.h"
 #include "fixtures/kafka_fixture.h"
+#include "testing/wait.h"
 #include "unit/kafka/raw_kafka.h"
 #include "unit/kafka/test_sink.h"
-#include "testing/wait.h"
 
 namespace msgsdk::kafka {
 namespace {
@@ -36,10 +36,10 @@ using testing::TestSink;
 std::string NextMessageId() {
   static std::atomic<uint64_t> counter{1};
   char id[33];
-  std::snprintf(id, sizeof(id), "%016llx%016llx",
-                static_cast<unsigned long long>(
-                    std::chrono::system_clock::now().time_since_epoch().count()),
-                static_cast<unsigned long long>(counter.fetch_add(1)));
+  std::snprintf(
+      id, sizeof(id), "%016llx%016llx",
+      static_cast<unsigned long long>(std::chrono::system_clock::now().time_since_epoch().count()),
+      static_cast<unsigned long long>(counter.fetch_add(1)));
   return id;
 }
 
@@ -210,8 +210,8 @@ TEST_F(KafkaBackendTest, SubscriptionDeliversEveryFieldInPartitionOrder) {
   ASSERT_NE(producer, nullptr);
   std::map<std::string, Message> sent;
   for (int i = 0; i < 40; ++i) {
-    Message m = MakeMessage(Numbered("key-", i % 5), i % 2 ? "odd" : "even",
-                            Numbered("body-", i), {{"seq", std::to_string(i)}});
+    Message m = MakeMessage(Numbered("key-", i % 5), i % 2 ? "odd" : "even", Numbered("body-", i),
+                            {{"seq", std::to_string(i)}});
     sent[m.message_id] = m;
     ASSERT_TRUE(SendSync(*producer, m).ok());
   }
@@ -259,9 +259,9 @@ TEST_F(KafkaBackendTest, SubscriptionDeliversEveryFieldInPartitionOrder) {
 TEST_F(KafkaBackendTest, PlainRecordWithoutSdkHeadersIsDelivered) {
   const std::string topic = UniqueTopic();
   ASSERT_TRUE(cluster().CreateTopic(topic, 1).ok());
-  ASSERT_EQ(testing::ProduceRaw(cluster().bootstrap(), topic, std::string("k"), "plain",
-                                1700000000123),
-            "");
+  ASSERT_EQ(
+      testing::ProduceRaw(cluster().bootstrap(), topic, std::string("k"), "plain", 1700000000123),
+      "");
   ASSERT_EQ(testing::ProduceRaw(cluster().bootstrap(), topic, std::nullopt, "with headers",
                                 1700000000456, {{"source", "legacy"}, {"msgsdk-future", "x"}}),
             "");
@@ -321,10 +321,12 @@ TEST_F(KafkaBackendTest, AcknowledgedOffsetsAreCommittedWhileConsuming) {
   ASSERT_NE(Subscribe(backend, Spec(topic, "periodic"), sink), nullptr);
   ASSERT_TRUE(sink.WaitForDeliveries(3));
   // commit_interval_ms is 200 in the fixture: no Close needed for the commit to happen.
-  EXPECT_TRUE(testing::WaitUntil([&] {
-    return testing::CommittedOffsets(cluster().bootstrap(), "periodic", topic, 1) ==
-           std::vector<int64_t>{3};
-  }, 10s));
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        return testing::CommittedOffsets(cluster().bootstrap(), "periodic", topic, 1) ==
+               std::vector<int64_t>{3};
+      },
+      10s));
 }
 
 TEST_F(KafkaBackendTest, BackpressurePausesFetchingAndResumes) {
@@ -448,8 +450,7 @@ TEST_F(KafkaBackendTest, SendFailsUnavailableWhenEveryBrokerIsDown) {
 
 TEST_F(KafkaBackendTest, UnreachableBootstrapFailsTheSendWithinItsTimeout) {
   const std::string bootstrap = "127.0.0.1:" + std::to_string(ClosedPort());
-  core::Backend& backend =
-      MakeBackend({{"bootstrap", bootstrap}, {"delivery_timeout_ms", "1000"}});
+  core::Backend& backend = MakeBackend({{"bootstrap", bootstrap}, {"delivery_timeout_ms", "1000"}});
   auto start = Clock::now();
   auto producer = MakeProducer(backend, "orders");
   ASSERT_NE(producer, nullptr);
@@ -552,11 +553,10 @@ TEST_F(KafkaBackendTest, ProducerCloseCompletesEverySend) {
   std::atomic<int> completed{0};
   std::atomic<int> failed{0};
   for (int i = 0; i < 1000; ++i) {
-    producer->Send(MakeMessage(Numbered("k", i % 7), "", "m"),
-                   [&](Result<core::StoredPosition> r) {
-                     if (!r.ok()) ++failed;
-                     ++completed;
-                   });
+    producer->Send(MakeMessage(Numbered("k", i % 7), "", "m"), [&](Result<core::StoredPosition> r) {
+      if (!r.ok()) ++failed;
+      ++completed;
+    });
   }
   EXPECT_TRUE(producer->Close(Clock::now() + 10s).ok());
   EXPECT_EQ(completed.load(), 1000);
@@ -568,7 +568,9 @@ TEST_F(KafkaBackendTest, ProducerCloseCompletesEverySend) {
 TEST_F(KafkaBackendTest, RebalanceCommitsOnRevokeAndLosesNothing) {
   const std::string topic = UniqueTopic();
   ASSERT_TRUE(cluster().CreateTopic(topic, 4).ok());
-  core::Backend& backend = MakeBackend();
+  // The mock's rebalances wait session_timeout_ms - 1 s: keep them short here.
+  core::Backend& backend =
+      MakeBackend({{"session_timeout_ms", "2500"}, {"heartbeat_interval_ms", "500"}});
   auto producer = MakeProducer(backend, topic);
   ASSERT_NE(producer, nullptr);
   std::set<std::string> first_batch;
@@ -584,13 +586,15 @@ TEST_F(KafkaBackendTest, RebalanceCommitsOnRevokeAndLosesNothing) {
   ASSERT_NE(Subscribe(backend, Spec(topic, "shared"), a), nullptr);
   ASSERT_TRUE(a.WaitForDeliveries(8));
   // The periodic commit covers everything a acknowledged before b shows up.
-  ASSERT_TRUE(testing::WaitUntil([&] {
-    int64_t total = 0;
-    for (int64_t o : testing::CommittedOffsets(cluster().bootstrap(), "shared", topic, 4)) {
-      total += o > 0 ? o : 0;
-    }
-    return total == 8;
-  }, 10s));
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        int64_t total = 0;
+        for (int64_t o : testing::CommittedOffsets(cluster().bootstrap(), "shared", topic, 4)) {
+          total += o > 0 ? o : 0;
+        }
+        return total == 8;
+      },
+      10s));
 
   TestSink& b = NewSink();
   ASSERT_NE(Subscribe(backend, Spec(topic, "shared"), b), nullptr);
@@ -598,13 +602,16 @@ TEST_F(KafkaBackendTest, RebalanceCommitsOnRevokeAndLosesNothing) {
   ASSERT_TRUE(testing::WaitUntil([&] { return !a.revoked().empty(); }, 30s));
   send_batch(8, 16, nullptr);
   std::map<std::string, int> seen;
-  ASSERT_TRUE(testing::WaitUntil([&] {
-    seen.clear();
-    for (const auto* sink : {&a, &b}) {
-      for (const core::Delivery& d : sink->deliveries()) ++seen[d.message.message_id];
-    }
-    return seen.size() >= 24;
-  }, 30s)) << seen.size();
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        seen.clear();
+        for (const auto* sink : {&a, &b}) {
+          for (const core::Delivery& d : sink->deliveries()) ++seen[d.message.message_id];
+        }
+        return seen.size() >= 24;
+      },
+      30s))
+      << seen.size();
   EXPECT_EQ(seen.size(), 24u) << "nothing lost";
   // What was acknowledged and committed before the rebalance is never handed out again.
   // (Later records may be: a partition whose assignment is lost cannot commit, and

@@ -1,5 +1,7 @@
 // The kafka backend's property table and configuration checks (no cluster needed).
 
+#include "backends/kafka/kafka_config.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -7,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include "backends/kafka/kafka_backend.h"
-#include "backends/kafka/kafka_config.h"
 #include "core/cluster_config.h"
 
 namespace msgsdk::kafka {

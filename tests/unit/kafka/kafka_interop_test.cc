@@ -109,7 +109,7 @@ TEST_F(KafkaInteropTest, RecordWrittenByKcatIsDelivered) {
   ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
   sink.set_consumer(consumer->get());
   ASSERT_TRUE(sink.WaitForDeliveries(1));
-  const Message& m = sink.deliveries()[0].message;
+  const Message m = sink.deliveries()[0].message;
   EXPECT_EQ(m.body, "from kcat");
   EXPECT_EQ(m.key, "customer-7");
   EXPECT_EQ(m.tag, "paid") << "a tag header set by any client counts";

@@ -35,7 +35,7 @@ TEST(KafkaMappingTest, EncodedHeadersCarryEverySdkField) {
   auto value = [&](const std::string& name) {
     const RdKafka::Headers::Header h = headers->get_last(name);
     return h.err() == RdKafka::ERR_NO_ERROR ? std::string(h.value_string(), h.value_size())
-                                           : std::string("<absent>");
+                                            : std::string("<absent>");
   };
   EXPECT_EQ(value("msgsdk-id"), m.message_id);
   EXPECT_EQ(value("msgsdk-tag"), "created");
@@ -73,8 +73,7 @@ TEST(KafkaErrorsTest, CodesMapToStatusesThatSayWhatToDo) {
   EXPECT_NE(timed_out.message().find("send to topic 't': "), std::string::npos);
   EXPECT_NE(timed_out.message().find("(_MSG_TIMED_OUT)"), std::string::npos);
   EXPECT_EQ(KafkaStatus(RdKafka::ERR_UNKNOWN_TOPIC_OR_PART, "t").code(), StatusCode::kNotFound);
-  EXPECT_EQ(KafkaStatus(RdKafka::ERR_MSG_SIZE_TOO_LARGE, "t").code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(KafkaStatus(RdKafka::ERR_MSG_SIZE_TOO_LARGE, "t").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(KafkaStatus(RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED, "t").code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(KafkaStatus(RdKafka::ERR_SASL_AUTHENTICATION_FAILED, "t").code(),

@@ -35,10 +35,10 @@ struct RawRecord {
 
 // Produces one record (no headers unless given) and waits for its acknowledgement.
 // Returns the error name, or "" on success.
-inline std::string ProduceRaw(const std::string& bootstrap, const std::string& topic,
-                              const std::optional<std::string>& key, const std::string& value,
-                              int64_t timestamp_ms = 0,
-                              const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+inline std::string ProduceRaw(
+    const std::string& bootstrap, const std::string& topic, const std::optional<std::string>& key,
+    const std::string& value, int64_t timestamp_ms = 0,
+    const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
@@ -51,8 +51,7 @@ inline std::string ProduceRaw(const std::string& bootstrap, const std::string& t
   const void* key_data = key ? key->data() : nullptr;
   const size_t key_size = key ? key->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
-      rk, RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_KEY(key_data, key_size),
+      rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key_data, key_size),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
@@ -64,9 +63,9 @@ inline std::string ProduceRaw(const std::string& bootstrap, const std::string& t
 
 // Reads `partitions` of `topic` from the beginning until `count` records arrived or
 // `timeout` passed.
-inline std::vector<RawRecord> ReadRaw(const std::string& bootstrap, const std::string& topic,
-                                      int partitions, size_t count,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+inline std::vector<RawRecord> ReadRaw(
+    const std::string& bootstrap, const std::string& topic, int partitions, size_t count,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
@@ -113,9 +112,8 @@ inline std::vector<RawRecord> ReadRaw(const std::string& bootstrap, const std::s
 
 // The offsets `group` has committed for partitions 0..partitions-1 of `topic` (-1: none),
 // read from the group coordinator without joining the group.
-inline std::vector<int64_t> CommittedOffsets(const std::string& bootstrap,
-                                             const std::string& group, const std::string& topic,
-                                             int partitions) {
+inline std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
+                                             const std::string& topic, int partitions) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));

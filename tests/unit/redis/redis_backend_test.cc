@@ -1,14 +1,15 @@
 // The redis backend against a real redis-server (started by the fixture on a free port).
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "backends/redis/redis_backend.h"
 
 #include <atomic>
 #include <mutex>
 #include <set>
 #include <thread>
 
-#include "backends/redis/redis_backend.h"
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include "backends/redis/redis_backend_impl.h"
 #include "backends/redis/redis_codec.h"
 #include "fixtures/redis_fixture.h"
@@ -29,20 +30,21 @@ class RedisBackendTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto server = test::RedisServer::Start();
     ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(server).value().release();
+    shared_server = std::move(server).value().release();
   }
   static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
+    delete shared_server;
+    shared_server = nullptr;
   }
 
   void SetUp() override {
-    if (server_ == nullptr) GTEST_SKIP() << "no redis-server";
+    if (shared_server == nullptr) GTEST_SKIP() << "no redis-server";
     topic_ = TestTopic();
   }
 
-  static std::shared_ptr<RedisBackend> Backend(std::map<std::string, std::string> extra = {}) {
-    auto backend = RedisBackend::Create(RedisConfig(*server_, extra));
+  static std::shared_ptr<RedisBackend> Backend(
+      const std::map<std::string, std::string>& extra = {}) {
+    auto backend = RedisBackend::Create(RedisConfig(*shared_server, extra));
     EXPECT_TRUE(backend.ok()) << backend.status().ToString();
     return backend.ok() ? *backend : nullptr;
   }
@@ -57,7 +59,7 @@ class RedisBackendTest : public ::testing::Test {
   std::string Stream(int32_t partition) const { return StreamKey("msgsdk", topic_, partition); }
 
   static std::string Cli(const std::vector<std::string>& args) {
-    auto out = server_->Cli(args);
+    auto out = shared_server->Cli(args);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? *out : std::string();
   }
@@ -79,11 +81,11 @@ class RedisBackendTest : public ::testing::Test {
     return predicate();
   }
 
-  static test::RedisServer* server_;
+  static test::RedisServer* shared_server;
   std::string topic_;
 };
 
-test::RedisServer* RedisBackendTest::server_ = nullptr;
+test::RedisServer* RedisBackendTest::shared_server = nullptr;
 
 TEST_F(RedisBackendTest, DeclaresItsCapabilities) {
   auto backend = Backend();
@@ -94,7 +96,7 @@ TEST_F(RedisBackendTest, DeclaresItsCapabilities) {
   EXPECT_TRUE(caps.replay);
   EXPECT_FALSE(caps.timer_messages);
   EXPECT_FALSE(caps.transactions);
-  EXPECT_FALSE(caps.server_side_tag_filter);
+  EXPECT_FALSE(caps.shared_serverside_tag_filter);
   EXPECT_TRUE(backend->Close(Clock::now() + 5s).ok());
 }
 
@@ -232,8 +234,9 @@ TEST_F(RedisBackendTest, AcknowledgesOnlyWhatTheCoreAcks) {
   EXPECT_TRUE((*consumer)->Close(Clock::now() + 5s).ok());
 }
 
-TEST_F(RedisBackendTest, ClaimsWhatACrashedMemberHeld) {
-  auto backend = Backend({{"partitions", "1"}, {"claim_idle_ms", "150"}});
+TEST_F(RedisBackendTest, SharedStreamsClaimWhatACrashedMemberHeldAfterClaimIdle) {
+  auto backend =
+      Backend({{"partitions", "1"}, {"claim_idle_ms", "150"}, {"stream_assignment", "shared"}});
   ASSERT_NE(backend, nullptr);
   auto producer = backend->CreateProducer(topic_);
   ASSERT_TRUE(producer.ok());
@@ -259,8 +262,9 @@ TEST_F(RedisBackendTest, ClaimsWhatACrashedMemberHeld) {
   EXPECT_TRUE((*consumer)->Close(Clock::now() + 5s).ok());
 }
 
-TEST_F(RedisBackendTest, KeepsWhatItHoldsFromOtherMembers) {
-  auto backend = Backend({{"partitions", "1"}, {"claim_idle_ms", "300"}});
+TEST_F(RedisBackendTest, SharedStreamsKeepWhatAMemberHoldsFromOthers) {
+  auto backend =
+      Backend({{"partitions", "1"}, {"claim_idle_ms", "300"}, {"stream_assignment", "shared"}});
   ASSERT_NE(backend, nullptr);
   auto producer = backend->CreateProducer(topic_);
   ASSERT_TRUE(producer.ok());
@@ -282,9 +286,10 @@ TEST_F(RedisBackendTest, KeepsWhatItHoldsFromOtherMembers) {
   EXPECT_TRUE((*holder)->Close(Clock::now() + 5s).ok());
 }
 
-TEST_F(RedisBackendTest, CloseHandsUnacknowledgedEntriesBack) {
+TEST_F(RedisBackendTest, SharedStreamsCloseHandsUnacknowledgedEntriesBack) {
   // claim_idle_ms is long: only the hand-back makes the entries claimable at once.
-  auto backend = Backend({{"partitions", "2"}, {"claim_idle_ms", "600000"}});
+  auto backend =
+      Backend({{"partitions", "2"}, {"claim_idle_ms", "600000"}, {"stream_assignment", "shared"}});
   ASSERT_NE(backend, nullptr);
   auto producer = backend->CreateProducer(topic_);
   ASSERT_TRUE(producer.ok());
@@ -347,7 +352,7 @@ TEST_F(RedisBackendTest, RestartedInstanceRereadsItsOwnPendingEntries) {
 }
 
 TEST_F(RedisBackendTest, SubscriptionsInOneProcessGetDistinctConsumers) {
-  auto backend = Backend({{"partitions", "1"}});
+  auto backend = Backend({{"partitions", "1"}, {"stream_assignment", "shared"}});
   ASSERT_NE(backend, nullptr);
   core::SubscriptionSpec spec = Spec();
   spec.member_id = "same";
@@ -360,8 +365,8 @@ TEST_F(RedisBackendTest, SubscriptionsInOneProcessGetDistinctConsumers) {
   auto producer = backend->CreateProducer(topic_);
   ASSERT_TRUE(producer.ok());
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(SendSync(**producer, MakeMessage("m")).ok());
-  EXPECT_TRUE(Eventually(
-      [&] { return a_sink.deliveries().size() + b_sink.deliveries().size() >= 50; }));
+  EXPECT_TRUE(
+      Eventually([&] { return a_sink.deliveries().size() + b_sink.deliveries().size() >= 50; }));
   // Clustering: each entry went to exactly one of them.
   std::set<std::string> seen;
   for (const auto* sink : {&a_sink, &b_sink}) {
@@ -454,8 +459,7 @@ TEST_F(RedisBackendTest, ResetOffsetsReplaysFromEarliestAndFromATimestamp) {
     for (const auto& d : got) (*consumer)->Ack(d);
     EXPECT_TRUE((*consumer)->Close(Clock::now() + 5s).ok());
   }
-  ASSERT_TRUE(
-      backend->ResetOffsets(topic_, "g", {ResetTarget::Kind::kTimestamp, boundary}).ok());
+  ASSERT_TRUE(backend->ResetOffsets(topic_, "g", {ResetTarget::Kind::kTimestamp, boundary}).ok());
   {
     RecordingSink sink;
     auto consumer = backend->Subscribe(Spec(), sink);
@@ -501,7 +505,7 @@ TEST_F(RedisBackendTest, PipelinesManySends) {
   const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
   for (int i = 0; i < kCount; ++i) {
     (*producer)->Send(MakeMessage(std::string(100, 'x'), keys[static_cast<size_t>(i) % 8]),
-                      [&](Result<core::StoredPosition> r) {
+                      [&](const Result<core::StoredPosition>& r) {
                         if (r.ok()) ok.fetch_add(1);
                         done.fetch_add(1);
                       });
@@ -521,7 +525,8 @@ TEST_F(RedisBackendTest, MaxlenTrimsStreams) {
   ASSERT_TRUE(producer.ok());
   std::atomic<int> done{0};
   for (int i = 0; i < 2000; ++i) {
-    (*producer)->Send(MakeMessage("m"), [&](Result<core::StoredPosition>) { done.fetch_add(1); });
+    (*producer)->Send(MakeMessage("m"),
+                      [&](const Result<core::StoredPosition>&) { done.fetch_add(1); });
   }
   EXPECT_TRUE((*producer)->Close(Clock::now() + 20s).ok());
   const int64_t length = std::stoll(Cli({"XLEN", Stream(0)}));
@@ -595,12 +600,155 @@ TEST_F(RedisBackendTest, FallsBackToTheNextEndpoint) {
   const std::string down = (*dead)->endpoint();
   ASSERT_TRUE((*dead)->Stop().ok());
   auto backend = RedisBackend::Create(
-      RedisConfigFor(down, {{"endpoints", server_->endpoint()}, {"partitions", "1"}}));
+      RedisConfigFor(down, {{"endpoints", shared_server->endpoint()}, {"partitions", "1"}}));
   ASSERT_TRUE(backend.ok());
   auto producer = (*backend)->CreateProducer(topic_);
   ASSERT_TRUE(producer.ok());
   EXPECT_TRUE(SendSync(**producer, MakeMessage("m")).ok());
   EXPECT_EQ(Cli({"XLEN", Stream(0)}), "1\n");
+}
+
+// ---- Exclusive streams ---------------------------------------------------------------------
+
+// Every partition is read by exactly one member, and each member reads its share.
+bool Balanced(const std::vector<RedisConsumer*>& members, int32_t partitions) {
+  std::set<int32_t> seen;
+  const size_t fewest = static_cast<size_t>(partitions) / members.size();
+  for (RedisConsumer* member : members) {
+    const auto owned = member->owned_partitions();
+    if (owned.size() < fewest || owned.size() > fewest + 1) return false;
+    for (const int32_t p : owned) {
+      if (!seen.insert(p).second) return false;
+    }
+  }
+  return seen.size() == static_cast<size_t>(partitions);
+}
+
+TEST_F(RedisBackendTest, ExclusiveStreamsSplitAmongMembersAndKeepKeysTogether) {
+  auto backend = Backend({{"partitions", "4"}, {"lease_ms", "300"}});
+  ASSERT_NE(backend, nullptr);
+  std::vector<std::unique_ptr<RecordingSink>> sinks;
+  std::vector<std::unique_ptr<core::BackendConsumer>> consumers;
+  std::vector<RedisConsumer*> members;
+  for (int i = 0; i < 3; ++i) {
+    sinks.push_back(std::make_unique<RecordingSink>());
+    auto consumer = backend->Subscribe(Spec(), *sinks.back());
+    ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+    members.push_back(dynamic_cast<RedisConsumer*>(consumer->get()));
+    consumers.push_back(std::move(consumer).value());
+  }
+  ASSERT_TRUE(Eventually([&] { return Balanced(members, 4); }));
+  auto producer = backend->CreateProducer(topic_);
+  ASSERT_TRUE(producer.ok());
+  constexpr int kKeys = 12;
+  constexpr int kPerKey = 10;
+  for (int i = 0; i < kPerKey; ++i) {
+    for (int k = 0; k < kKeys; ++k) {
+      ASSERT_TRUE(
+          SendSync(**producer, MakeMessage(std::to_string(i), "key-" + std::to_string(k))).ok());
+    }
+  }
+  ASSERT_TRUE(Eventually([&] {
+    size_t total = 0;
+    for (const auto& sink : sinks) total += sink->deliveries().size();
+    return total >= static_cast<size_t>(kKeys * kPerKey);
+  }));
+  // Every key reached one member only, in send order.
+  std::map<std::string, size_t> owner;
+  for (size_t m = 0; m < sinks.size(); ++m) {
+    std::map<std::string, int> last;
+    for (const auto& d : sinks[m]->deliveries()) {
+      const auto [it, fresh] = owner.try_emplace(d.message.key, m);
+      EXPECT_EQ(it->second, m) << "key " << d.message.key << " reached two members";
+      const int n = std::stoi(d.message.body);
+      EXPECT_GT(n, last.contains(d.message.key) ? last[d.message.key] : -1);
+      last[d.message.key] = n;
+      consumers[m]->Ack(d);
+    }
+  }
+  EXPECT_EQ(owner.size(), static_cast<size_t>(kKeys));
+  for (auto& consumer : consumers) EXPECT_TRUE(consumer->Close(Clock::now() + 5s).ok());
+  // Members leave the membership set and free their leases when they close.
+  EXPECT_EQ(Cli({"EXISTS", "msgsdk:" + topic_ + ":0:lease:g", "msgsdk:" + topic_ + ":1:lease:g"}),
+            "0\n");
+  EXPECT_EQ(Cli({"ZCARD", "msgsdk:" + topic_ + ":members:g"}), "0\n");
+}
+
+TEST_F(RedisBackendTest, ExclusiveStreamsHandOverPendingEntriesFirst) {
+  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "300"}, {"claim_idle_ms", "600000"}});
+  ASSERT_NE(backend, nullptr);
+  RecordingSink a_sink;
+  auto a = backend->Subscribe(Spec(), a_sink);
+  ASSERT_TRUE(a.ok());
+  auto* a_member = dynamic_cast<RedisConsumer*>(a->get());
+  ASSERT_TRUE(Eventually([&] { return a_member->owned_partitions().size() == 2; }));
+  auto producer = backend->CreateProducer(topic_);
+  ASSERT_TRUE(producer.ok());
+  // Keys "k0" and "k1" land on different streams.
+  std::string keys[2];
+  for (int i = 0, found = 0; found < 2; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (PartitionForKey(key, 2) == found) keys[found++] = key;
+  }
+  for (int i = 0; i < 4; ++i) {
+    for (const auto& key : keys)
+      ASSERT_TRUE(SendSync(**producer, MakeMessage(std::to_string(i), key)).ok());
+  }
+  const auto held = a_sink.WaitFor(8);
+  ASSERT_EQ(held.size(), 8u);
+  // A finishes the first two of each key and still works on the rest.
+  for (const auto& d : held) {
+    if (std::stoi(d.message.body) < 2) (*a)->Ack(d);
+  }
+
+  RecordingSink b_sink;
+  auto b = backend->Subscribe(Spec(), b_sink);
+  ASSERT_TRUE(b.ok());
+  auto* b_member = dynamic_cast<RedisConsumer*>(b->get());
+  ASSERT_TRUE(Eventually([&] { return Balanced({a_member, b_member}, 2); }));
+  const int32_t moved = b_member->owned_partitions().at(0);
+  // A revoked the stream it gave up before B read it...
+  EXPECT_THAT(a_sink.revoked(), Contains(ElementsAre(moved)));
+  // ...and B first gets what A had not finished on it, in order, then the new entries.
+  for (int i = 4; i < 6; ++i) {
+    for (const auto& key : keys)
+      ASSERT_TRUE(SendSync(**producer, MakeMessage(std::to_string(i), key)).ok());
+  }
+  const auto got = b_sink.WaitFor(4);
+  ASSERT_EQ(got.size(), 4u);
+  std::vector<std::string> bodies;
+  for (const auto& d : got) {
+    EXPECT_EQ(d.message.partition, moved);
+    bodies.push_back(d.message.body);
+  }
+  EXPECT_THAT(bodies, ElementsAre("2", "3", "4", "5"));
+  EXPECT_EQ(got[0].message.delivery_attempt, 1);
+  EXPECT_EQ(got[2].message.delivery_attempt, 0);
+  for (const auto& d : b_sink.deliveries()) (*b)->Ack(d);
+  for (const auto& d : a_sink.deliveries()) (*a)->Ack(d);
+  EXPECT_TRUE((*a)->Close(Clock::now() + 5s).ok());
+  EXPECT_TRUE((*b)->Close(Clock::now() + 5s).ok());
+}
+
+TEST_F(RedisBackendTest, ExclusiveStreamsRevokeALostLease) {
+  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "300"}});
+  ASSERT_NE(backend, nullptr);
+  RecordingSink sink;
+  auto consumer = backend->Subscribe(Spec(), sink);
+  ASSERT_TRUE(consumer.ok());
+  auto* member = dynamic_cast<RedisConsumer*>(consumer->get());
+  ASSERT_TRUE(Eventually([&] { return member->owned_partitions().size() == 2; }));
+  // Another process took stream 1 over (as if this member had stalled past its lease).
+  Cli({"SET", "msgsdk:" + topic_ + ":1:lease:g", "intruder", "PX", "600"});
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& revoked : sink.revoked()) {
+      if (revoked == std::vector<int32_t>{1}) return true;
+    }
+    return false;
+  }));
+  // Once the intruder's lease expires, the stream comes back.
+  EXPECT_TRUE(Eventually([&] { return member->owned_partitions().size() == 2; }));
+  EXPECT_TRUE((*consumer)->Close(Clock::now() + 5s).ok());
 }
 
 TEST(RedisAuthTest, WrongOrMissingPasswordIsUnauthenticated) {
@@ -619,8 +767,9 @@ TEST(RedisAuthTest, WrongOrMissingPasswordIsUnauthenticated) {
   EXPECT_TRUE(right.ok()) << right.status().ToString();
 
   // An ACL user without the stream commands.
-  ASSERT_TRUE((*server)->Cli({"ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@read",
-                              "+ping", "+info"}).ok());
+  ASSERT_TRUE((*server)
+                  ->Cli({"ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@read", "+ping", "+info"})
+                  .ok());
   auto limited = RedisBackend::Create(
       RedisConfig(**server, {{"user", "reader"}, {"password", "pw"}, {"partitions", "1"}}));
   ASSERT_TRUE(limited.ok()) << limited.status().ToString();

@@ -1,9 +1,9 @@
 #include "backends/redis/redis_codec.h"
 
+#include <limits>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <limits>
 
 namespace msgsdk::redis {
 namespace {
@@ -30,8 +30,9 @@ TEST(RedisCodecTest, OffsetIsMsShiftedBySeqBits) {
 }
 
 TEST(RedisCodecTest, OffsetIsMonotonicAndSaturates) {
-  const EntryId ids[] = {{1, 0}, {1, 1}, {1, (1 << 20) - 1}, {1, 1 << 20}, {1, 1ULL << 40},
-                         {2, 0}, {1700000000000, 0}, {1ULL << 43, 0}, {1ULL << 60, 7}};
+  const EntryId ids[] = {{1, 0},          {1, 1}, {1, (1 << 20) - 1}, {1, 1 << 20},
+                         {1, 1ULL << 40}, {2, 0}, {1700000000000, 0}, {1ULL << 43, 0},
+                         {1ULL << 60, 7}};
   for (size_t i = 1; i < std::size(ids); ++i) {
     EXPECT_LE(EntryIdToOffset(ids[i - 1]), EntryIdToOffset(ids[i])) << ids[i].ToString();
     EXPECT_GE(EntryIdToOffset(ids[i]), 0);
@@ -80,9 +81,10 @@ TEST(RedisCodecTest, EncodesXaddWithAllFields) {
   m.body = std::string("x\0y", 3);
   m.born_at = FromUnixMillis(1700000000123);
   std::string expected;
-  AppendCommand(expected, {"XADD", "msgsdk:t:1", "MAXLEN", "~", "1000", "*", "id", m.message_id,
-                           "key", "order-42", "tag", "created", "born", "1700000000123",
-                           "prop.trace", "t-1", "prop.z", "", "body", m.body});
+  AppendCommand(expected,
+                {"XADD",       "msgsdk:t:1", "MAXLEN",   "~",   "1000",    "*",    "id",
+                 m.message_id, "key",        "order-42", "tag", "created", "born", "1700000000123",
+                 "prop.trace", "t-1",        "prop.z",   "",    "body",    m.body});
   EXPECT_EQ(EncodeXadd("msgsdk:t:1", 1000, m), expected);
 }
 

@@ -1,10 +1,10 @@
 #include "backends/redis/redis_errors.h"
 
+#include <cerrno>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
-
-#include <cerrno>
 
 namespace msgsdk::redis {
 namespace {
@@ -75,8 +75,8 @@ TEST(RedisErrorsTest, AuthenticationErrors) {
       Reply("WRONGPASS invalid username-password pair or user is disabled.", Scope("AUTH", ""));
   EXPECT_EQ(wrongpass.code(), StatusCode::kUnauthenticated);
   EXPECT_THAT(wrongpass.message(), HasSubstr("rejected the credentials of user 'app'"));
-  const Status no_password = Reply(
-      "ERR AUTH <password> called without any password configured for the default user.");
+  const Status no_password =
+      Reply("ERR AUTH <password> called without any password configured for the default user.");
   EXPECT_EQ(no_password.code(), StatusCode::kUnauthenticated);
   EXPECT_THAT(no_password.message(), HasSubstr("has no password configured"));
 }
@@ -99,8 +99,7 @@ TEST(RedisErrorsTest, WrongTypeNamesTheKey) {
 TEST(RedisErrorsTest, GroupErrors) {
   EXPECT_EQ(Reply("BUSYGROUP Consumer Group name already exists").code(),
             StatusCode::kAlreadyExists);
-  EXPECT_EQ(Reply("NOGROUP No such key 'k' or consumer group 'g'").code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(Reply("NOGROUP No such key 'k' or consumer group 'g'").code(), StatusCode::kNotFound);
 }
 
 TEST(RedisErrorsTest, TransientServerStatesAreUnavailable) {

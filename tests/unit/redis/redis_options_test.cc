@@ -1,9 +1,9 @@
 #include "backends/redis/redis_options.h"
 
+#include <set>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <set>
 
 #include "backends/redis/redis_backend.h"
 
@@ -43,10 +43,10 @@ TEST(RedisOptionsTest, EveryPropertyIsDescribedAndDefaultsAreInRange) {
       EXPECT_LE(value, spec.max) << spec.name;
     }
   }
-  for (const char* name : {"endpoint", "endpoints", "user", "password", "database", "partitions",
-                           "key_prefix", "maxlen", "connect_timeout_ms", "command_timeout_ms",
-                           "block_ms", "claim_idle_ms", "read_batch", "pipeline_depth",
-                           "backlog_warn_percent", "backlog_check_ms"}) {
+  for (const char* name :
+       {"endpoint", "endpoints", "user", "password", "database", "partitions", "key_prefix",
+        "maxlen", "connect_timeout_ms", "command_timeout_ms", "block_ms", "claim_idle_ms",
+        "read_batch", "pipeline_depth", "backlog_warn_percent", "backlog_check_ms"}) {
     EXPECT_TRUE(names.contains(name)) << name;
   }
 }
@@ -131,7 +131,7 @@ TEST(RedisOptionsTest, RejectsBadValuesNamingClusterAndProperty) {
 TEST(RedisOptionsTest, ParsesEndpoints) {
   EXPECT_EQ(ParseEndpoint("[::1]:6379", "endpoint")->host, "::1");
   EXPECT_EQ(ParseEndpoint("[::1]:6379", "endpoint")->ToString(), "[::1]:6379");
-  EXPECT_EQ(ParseEndpoint("unix:///tmp/r.sock", "endpoint")->unix_path, "/tmp/r.sock");
+  EXPECT_EQ(ParseEndpoint("unix:///run/redis/r.sock", "endpoint")->unix_path, "/run/redis/r.sock");
   EXPECT_FALSE(ParseEndpoint("unix:relative.sock", "endpoint").ok());
   EXPECT_FALSE(ParseEndpoint("::1:6379", "endpoint").ok());
   EXPECT_FALSE(ParseEndpoint(":6379", "endpoint").ok());

@@ -1,11 +1,11 @@
 #include "unit/redis/redis_test_util.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cstdio>
 #include <future>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "backends/redis/redis_options.h"
 
@@ -22,8 +22,7 @@ void RecordingSink::Deliver(std::vector<core::Delivery> batch) {
 
 bool RecordingSink::WaitForCapacity(core::Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_until(lock, deadline,
-                        [&] { return deliveries_.size() - released_ < capacity_; });
+  return cv_.wait_until(lock, deadline, [&] { return deliveries_.size() - released_ < capacity_; });
 }
 
 void RecordingSink::Revoke(const std::vector<int32_t>& partitions) {
@@ -106,8 +105,7 @@ Message MakeMessage(std::string body, std::string key, std::string tag, Properti
   message.born_at = std::chrono::system_clock::now();
   char id[40];
   std::snprintf(id, sizeof(id), "%016llx%016llx",
-                static_cast<unsigned long long>(
-                    message.born_at.time_since_epoch().count()),
+                static_cast<unsigned long long>(message.born_at.time_since_epoch().count()),
                 static_cast<unsigned long long>(counter.fetch_add(1)));
   message.message_id = std::string(id, 32);
   return message;
@@ -117,8 +115,9 @@ Result<core::StoredPosition> SendSync(core::BackendProducer& producer, Message m
                                       std::chrono::milliseconds timeout) {
   auto promise = std::make_shared<std::promise<Result<core::StoredPosition>>>();
   auto future = promise->get_future();
-  producer.Send(std::move(message),
-                [promise](Result<core::StoredPosition> result) { promise->set_value(result); });
+  producer.Send(std::move(message), [promise](const Result<core::StoredPosition>& result) {
+    promise->set_value(result);
+  });
   if (future.wait_for(timeout) != std::future_status::ready) {
     return DeadlineExceededError("send did not complete in time");
   }

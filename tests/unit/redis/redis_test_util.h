@@ -26,8 +26,7 @@ class RecordingSink final : public core::DeliverySink {
   void Revoke(const std::vector<int32_t>& partitions) override;
 
   // Waits until `count` deliveries arrived in total; returns all of them so far.
-  std::vector<core::Delivery> WaitFor(size_t count,
-                                      std::chrono::milliseconds timeout = 10000ms);
+  std::vector<core::Delivery> WaitFor(size_t count, std::chrono::milliseconds timeout = 10000ms);
   std::vector<core::Delivery> deliveries() const;
   std::vector<std::vector<int32_t>> revoked() const;
   // Deliveries in the order Deliver got them, batch by batch (partition of each batch).

@@ -356,6 +356,55 @@ TEST(MessageStoreTest, AppendErrorsAreReportedThroughTheCallback) {
   EXPECT_EQ(r->queue_offset, 1);
 }
 
+TEST(MessageStoreTest, RefusedAppendsInABatchLeaveTheOthersIntact) {
+  TempDir dir;
+  StoreOptions options = Options(dir.path(), FlushMode::kPeriodic);
+  options.max_message_bytes = 100;
+  options.segment_bytes = 8192;
+  auto store = OpenStore(options);
+  ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
+  AppendTracker tracker;
+  constexpr int kCount = 2000;
+  for (int i = 0; i < kCount; ++i) {
+    if (i % 7 == 3) {
+      store->Append(0, MakeMessage("missing", "x"), tracker.Callback(i));
+    } else if (i % 7 == 5) {
+      store->Append(0, MakeMessage("t", std::string(101, 'x')), tracker.Callback(i));
+    } else {
+      store->Append(0, MakeMessage("t", std::to_string(i)), tracker.Callback(i));
+    }
+  }
+  ASSERT_TRUE(tracker.Wait(kCount));
+  std::vector<std::string> expected;
+  for (int i = 0; i < kCount; ++i) {
+    const auto r = tracker.result(i);
+    if (i % 7 == 3 || i % 7 == 5) {
+      EXPECT_FALSE(r.ok());
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->queue_offset, static_cast<int64_t>(expected.size()));
+    expected.push_back(std::to_string(i));
+  }
+  std::vector<std::string> bodies;
+  for (const Message& m : ReadQueue(*store, "t", 0)) bodies.push_back(m.body);
+  EXPECT_EQ(bodies, expected);
+}
+
+TEST(MessageStoreTest, CallbacksRunOnTheWriterThread) {
+  TempDir dir;
+  auto store = OpenStore(Options(dir.path()));
+  ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
+  std::thread::id callback_thread;
+  AppendTracker tracker;
+  store->Append(0, MakeMessage("t", "x"), [&](Result<AppendResult> r) {
+    callback_thread = std::this_thread::get_id();
+    tracker.Callback(0)(std::move(r));
+  });
+  ASSERT_TRUE(tracker.Wait(1));
+  EXPECT_NE(callback_thread, std::this_thread::get_id());
+}
+
 class FlushModeTest : public ::testing::TestWithParam<FlushMode> {};
 
 TEST_P(FlushModeTest, AcknowledgedAppendsAreReadableAndSurviveReopen) {

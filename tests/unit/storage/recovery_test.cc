@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/native/storage/message_store.h"
+#include "backends/native/storage/store_metadata.h"
 #include "gtest/gtest.h"
 #include "unit/storage/storage_test_util.h"
 
@@ -87,6 +88,9 @@ TEST_F(RecoveryTest, TornTailIsTruncatedAndAppendsContinue) {
   std::filesystem::resize_file(segment, static_cast<uintmax_t>(offsets[9] + 20));
   {
     auto store = Open();
+    EXPECT_EQ(store->Recovery().truncated_bytes, 20);
+    EXPECT_NE(store->Recovery().truncation.find(segment.native()), std::string::npos)
+        << store->Recovery().truncation;
     EXPECT_EQ(Bodies(*store, 0), Expected(0, 9, 0));
     EXPECT_EQ(Bodies(*store, 1), Expected(0, 9, 1));
     EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(offsets[9]));
@@ -97,6 +101,16 @@ TEST_F(RecoveryTest, TornTailIsTruncatedAndAppendsContinue) {
   }
   auto store = Open();
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 10, 1));
+}
+
+TEST_F(RecoveryTest, CleanReopenRepairsNothing) {
+  Fill(Options(), 10);
+  auto store = Open();
+  const RecoveryReport report = store->Recovery();
+  EXPECT_EQ(report.truncated_bytes, 0);
+  EXPECT_TRUE(report.truncation.empty());
+  EXPECT_FALSE(report.index_rebuilt);
+  EXPECT_EQ(report.replayed_bytes, 0);
 }
 
 TEST_F(RecoveryTest, TornHeaderIsTruncated) {
@@ -110,8 +124,15 @@ TEST_F(RecoveryTest, TornHeaderIsTruncated) {
 
 TEST_F(RecoveryTest, CorruptRecordInTheLastSegmentIsTruncatedWithWhatFollows) {
   const auto offsets = Fill(Options(), 10);
-  FlipByte(SortedFiles(LogDir()).back(), offsets[6] + 30);
+  const auto segment = SortedFiles(LogDir()).back();
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(segment));
+  FlipByte(segment, offsets[6] + 30);
   auto store = Open();
+  EXPECT_EQ(store->Recovery().truncated_bytes, size - offsets[6]);
+  EXPECT_NE(store->Recovery().truncation.find("CRC mismatch at position " +
+                                              std::to_string(offsets[6])),
+            std::string::npos)
+      << store->Recovery().truncation;
   EXPECT_EQ(Bodies(*store, 0), Expected(0, 6, 0));
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 6, 1));
   EXPECT_EQ(store->MaxOffset("t", 0), 3);
@@ -130,6 +151,8 @@ TEST_F(RecoveryTest, CorruptRecordInASealedSegmentIsDataLossOnRead) {
   FlipByte(segments[0], offsets[2] + 40);
 
   auto store = Open(options);
+  EXPECT_EQ(store->Recovery().truncated_bytes, 0) << "sealed segments are not scanned";
+  EXPECT_FALSE(store->Recovery().index_rebuilt);
   auto r = store->Read("t", 0, 1, 10, 1 << 20, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
@@ -158,6 +181,9 @@ TEST_F(RecoveryTest, DeletedIndexIsRebuiltFromTheLog) {
   std::filesystem::remove_all(dir_.path() / "index");
   {
     auto store = Open(options);
+    EXPECT_TRUE(store->Recovery().index_rebuilt);
+    EXPECT_NE(store->Recovery().index_rebuild_reason.find("no index checkpoint"),
+              std::string::npos);
     EXPECT_EQ(Bodies(*store, 0), Expected(0, 50, 0));
     EXPECT_EQ(Bodies(*store, 1), Expected(0, 50, 1));
     auto filtered = store->Read("t", 0, 0, 100, 1 << 20, {TagHash("even")});
@@ -180,6 +206,10 @@ TEST_F(RecoveryTest, TruncatedIndexFileIsRepaired) {
   // Truncate a middle file mid-entry: later entries become unreachable.
   std::filesystem::resize_file(index_files[1], 3 * 32 + 5);
   auto store = Open(options);
+  EXPECT_TRUE(store->Recovery().index_rebuilt);
+  EXPECT_NE(store->Recovery().index_rebuild_reason.find("queue 0 of topic 't' holds 11 entries"),
+            std::string::npos)
+      << store->Recovery().index_rebuild_reason;
   EXPECT_EQ(store->MaxOffset("t", 0), 30);
   EXPECT_EQ(Bodies(*store, 0), Expected(0, 60, 0));
   auto r = AppendSync(*store, 0, MakeMessage("t", "60"));
@@ -202,6 +232,8 @@ TEST_F(RecoveryTest, CorruptCheckpointRebuildsTheIndex) {
   Fill(Options(), 20);
   testing::WriteAll(dir_.path() / "index" / ".checkpoint", "garbage");
   auto store = Open();
+  EXPECT_TRUE(store->Recovery().index_rebuilt);
+  EXPECT_NE(store->Recovery().index_rebuild_reason.find("corrupt"), std::string::npos);
   EXPECT_EQ(Bodies(*store, 0), Expected(0, 20, 0));
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 20, 1));
 }
@@ -251,6 +283,7 @@ TEST_P(CrashTest, AcknowledgedMessagesSurviveAProcessThatDies) {
   options.flush_interval = std::chrono::milliseconds(5);
   options.segment_bytes = 64 << 10;
   options.index_entries_per_file = 64;
+  options.index_checkpoint_interval = std::chrono::hours(1);  // none after the one at open
   constexpr int kFirst = 500;
   constexpr int kSecond = 3000;
   Fill(options, kFirst);  // closed cleanly: a checkpoint exists
@@ -276,11 +309,56 @@ TEST_P(CrashTest, AcknowledgedMessagesSurviveAProcessThatDies) {
   ASSERT_EQ(WEXITSTATUS(wstatus), 0);
 
   auto store = Open(options);
+  EXPECT_FALSE(store->Recovery().index_rebuilt) << store->Recovery().index_rebuild_reason;
+  EXPECT_GT(store->Recovery().replayed_bytes, 0);
   EXPECT_EQ(Bodies(*store, 0), Expected(0, kFirst + kSecond, 0));
   EXPECT_EQ(Bodies(*store, 1), Expected(0, kFirst + kSecond, 1));
   auto r = AppendSync(*store, 0, MakeMessage("t", "next"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->queue_offset, (kFirst + kSecond) / 2);
+}
+
+TEST_F(RecoveryTest, PeriodicCheckpointsBoundWhatACrashReplays) {
+  StoreOptions options = Options();
+  options.index_checkpoint_interval = std::chrono::milliseconds(5);
+  const auto checkpoint_path = dir_.path() / "index" / ".checkpoint";
+  int64_t checkpointed = -1;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = MessageStore::Open(options);
+    if (!store.ok() || !(*store)->GetOrCreateTopic("t", 2).ok()) ::_exit(2);
+    int64_t end = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto r = AppendSync(**store, i % 2, MakeMessage("t", std::to_string(i)));
+      if (!r.ok()) ::_exit(3);
+      end = r->commit_log_offset;
+    }
+    // Wait for the flusher to checkpoint everything so far (bounded by a deadline).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      auto checkpoint = DecodeCheckpoint(testing::ReadAll(checkpoint_path));
+      if (checkpoint.ok() && checkpoint->log_offset > end) break;
+      if (std::chrono::steady_clock::now() > deadline) ::_exit(4);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ::_exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+  auto checkpoint = DecodeCheckpoint(testing::ReadAll(checkpoint_path));
+  ASSERT_TRUE(checkpoint.ok());
+  checkpointed = checkpoint->log_offset;
+  EXPECT_EQ(checkpoint->queue_ends.at({"t", 0}), 50);
+
+  auto store = Open(options);
+  EXPECT_FALSE(store->Recovery().index_rebuilt);
+  EXPECT_EQ(store->Recovery().replayed_bytes,
+            static_cast<int64_t>(std::filesystem::file_size(SortedFiles(LogDir()).back())) -
+                checkpointed);
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 100, 0));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CrashTest,

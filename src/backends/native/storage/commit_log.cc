@@ -1,6 +1,7 @@
 #include "backends/native/storage/commit_log.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,10 @@ constexpr uint64_t kPreallocateBytes = 64u << 20;
 constexpr size_t kOffsetNameDigits = 20;
 
 }  // namespace
+
+CommitLog::Segment::~Segment() {
+  if (map != nullptr) ::munmap(const_cast<char*>(map), map_length);
+}
 
 std::string OffsetFileName(int64_t offset) {
   char name[32];
@@ -76,6 +81,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
     segment->path = std::move(path);
     segment->fd = std::move(fd);
     segment->base = base;
+    segment->sealed_size.store(static_cast<int64_t>(st.st_size), std::memory_order_relaxed);
     segments.push_back(std::move(segment));
     sizes.push_back(static_cast<int64_t>(st.st_size));
   }
@@ -92,6 +98,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
     sizes.push_back(0);
   }
 
+  segments.back()->sealed_size.store(-1, std::memory_order_relaxed);
   log->PublishSegments(segments);
   const SegmentPtr& last = segments.back();
   const int64_t last_size = sizes.back();
@@ -223,6 +230,7 @@ Status CommitLog::Roll() {
     return CheckWritable();
   }
   ReleasePreallocation();
+  active_->sealed_size.store(static_cast<int64_t>(active_size_), std::memory_order_release);
   const int64_t base = end_offset();
   auto segment = std::make_shared<Segment>();
   segment->path = dir_ / OffsetFileName(base);
@@ -286,6 +294,38 @@ Status CommitLog::ReadAt(int64_t offset, char* out, size_t size) const {
                          std::to_string(position + static_cast<int64_t>(size)));
   }
   return OkStatus();
+}
+
+Result<const char*> CommitLog::MappedRecord(const Location& location, int64_t offset,
+                                            size_t size) const {
+  const Segment& segment = *location.segment;
+  // The log's end first: Roll stores sealed_size before any later append moves the end, so
+  // if sealed_size still reads -1 here, the end read before it is within this segment.
+  const int64_t log_end = end_offset();
+  const int64_t sealed = segment.sealed_size.load(std::memory_order_acquire);
+  const int64_t readable_end = sealed >= 0 ? segment.base + sealed : log_end;
+  if (offset < segment.base || offset + static_cast<int64_t>(size) > readable_end) {
+    return DataLossError("commit log segment " + segment.path.native() + " position " +
+                         std::to_string(offset - segment.base) + ": " + std::to_string(size) +
+                         " bytes there are past the segment's end");
+  }
+  std::call_once(segment.map_once, [&] {
+    // Map the size the segment may grow to; a segment holding one oversized record may be
+    // longer, and is read with ReadAt past the mapping.
+    struct stat st;
+    if (::fstat(segment.fd.get(), &st) != 0) return;
+    const size_t length = std::max(static_cast<size_t>(segment_bytes_),
+                                   static_cast<size_t>(st.st_size));
+    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, segment.fd.get(), 0);
+    if (map == MAP_FAILED) return;
+    segment.map = static_cast<const char*>(map);
+    segment.map_length = length;
+  });
+  const size_t position = static_cast<size_t>(offset - segment.base);
+  if (segment.map == nullptr || position + size > segment.map_length) {
+    return static_cast<const char*>(nullptr);
+  }
+  return segment.map + position;
 }
 
 // ---- Scanner ---------------------------------------------------------------------------------

@@ -26,6 +26,18 @@ class CommitLog {
     std::filesystem::path path;
     FileDescriptor fd;
     int64_t base = 0;  // global offset of the segment's first byte
+    // Its size once sealed; -1 while it is the active segment.
+    mutable std::atomic<int64_t> sealed_size{-1};
+
+    // Read-only mapping for readers, made on first use (nullptr if that failed).
+    mutable std::once_flag map_once;
+    mutable const char* map = nullptr;
+    mutable size_t map_length = 0;
+
+    Segment() = default;
+    Segment(const Segment&) = delete;
+    Segment& operator=(const Segment&) = delete;
+    ~Segment();
   };
   using SegmentPtr = std::shared_ptr<const Segment>;
 
@@ -76,6 +88,12 @@ class CommitLog {
 
   // Reads exactly `size` bytes at global `offset`, which must lie within one segment.
   Status ReadAt(int64_t offset, char* out, size_t size) const;
+
+  // The `size` bytes at global `offset` (in location.segment) read in place from the page
+  // cache through a mapping of the segment; nullptr if the segment cannot be mapped (then
+  // use ReadAt). kDataLoss if the bytes are not all in the segment: a mapping must never
+  // be read past the end of its file.
+  Result<const char*> MappedRecord(const Location& location, int64_t offset, size_t size) const;
 
   std::vector<SegmentPtr> Segments() const;
 

@@ -74,13 +74,14 @@ class ConsumeQueue {
   // Stores `entry` at `offset`: appends when offset == write_end() (an empty queue starts at
   // any offset), overwrites an existing entry when below.
   Status Put(int64_t offset, const IndexEntry& entry);
-  // Makes the entries up to write_end() visible to readers.
-  void Publish() { max_offset_.store(write_end_, std::memory_order_release); }
+  // Makes the entries up to write_end() visible to readers. Sequentially consistent, as is
+  // max_offset(): long polling relies on a total order of this store and its waiter count.
+  void Publish() { max_offset_.store(write_end_, std::memory_order_seq_cst); }
 
   // ---- Any thread --------------------------------------------------------------------------
   int64_t min_offset() const { return min_offset_.load(std::memory_order_acquire); }
   // Published end: the offset of the next message.
-  int64_t max_offset() const { return max_offset_.load(std::memory_order_acquire); }
+  int64_t max_offset() const { return max_offset_.load(std::memory_order_seq_cst); }
 
   // The entry at `offset`, which must be in [min_offset, write_end) for the writer or
   // [min_offset, max_offset) for others.

@@ -42,17 +42,11 @@ using Clock = std::chrono::steady_clock;
 
 // Appends block (backpressure) while this many bytes of records wait for the writer.
 constexpr size_t kMaxPendingBytes = 4u << 20;
-// How often the index files are synced and the checkpoint recovery starts from is written.
-constexpr std::chrono::milliseconds kCheckpointInterval{1000};
 constexpr int32_t kMaxQueues = 1024;
 constexpr uint64_t kMinSegmentBytes = 1024;
 constexpr uint32_t kMaxIndexEntriesPerFile = 1u << 26;
 // Entries a filtered read examines at most before it returns what it found.
 constexpr int64_t kMaxScannedEntries = 1 << 16;
-// A read fetches neighbouring records with one pread when the bytes between them (records of
-// other queues) are fewer than this, and never more than kMaxReadSpan bytes at once.
-constexpr int64_t kMaxReadGap = 64 << 10;
-constexpr int64_t kMaxReadSpan = 8 << 20;
 
 constexpr const char* kLockFile = "LOCK";
 constexpr const char* kTopicsFile = "topics";
@@ -93,6 +87,9 @@ Status ValidateOptions(const StoreOptions& options) {
   }
   if (options.offset_flush_interval.count() <= 0) {
     return InvalidArgumentError("offset_flush_interval" + where + " must be positive");
+  }
+  if (options.index_checkpoint_interval.count() <= 0) {
+    return InvalidArgumentError("index_checkpoint_interval" + where + " must be positive");
   }
   return OkStatus();
 }
@@ -221,6 +218,7 @@ class MessageStoreImpl final : public MessageStore {
                                          int32_t queue) const override;
   Status FlushOffsets() override;
   Status Close() override;
+  RecoveryReport Recovery() const override { return recovery_; }
 
  private:
   // ---- Opening and recovery ----
@@ -272,6 +270,7 @@ class MessageStoreImpl final : public MessageStore {
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<OffsetStore> offsets_;
   bool started_ = false;  // recovery completed
+  RecoveryReport recovery_;
 
   // Topics. TopicState and QueueState objects live as long as the store.
   mutable std::shared_mutex topics_mu_;
@@ -340,6 +339,8 @@ Status MessageStoreImpl::Start() {
   CommitLog::RecoveryInfo log_info;
   MSGSDK_ASSIGN_OR_RETURN(log_,
                           CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes, &log_info));
+  recovery_.truncated_bytes = log_info.truncated_bytes;
+  recovery_.truncation = std::move(log_info.truncation_reason);
   MSGSDK_RETURN_IF_ERROR(RecoverIndexes());
   if (topics_dirty_) MSGSDK_RETURN_IF_ERROR(PersistTopics());
   started_ = true;
@@ -465,31 +466,44 @@ Status MessageStoreImpl::RecoverIndexes() {
   }
   // Without a checkpoint (or one the log no longer backs) nothing says which records the
   // index files hold: rebuild them from the whole log.
-  bool rebuild = log_end > log_start &&
-                 (!checkpoint || checkpoint->log_offset > log_end ||
-                  checkpoint->log_offset < log_start);
+  std::string reason;
+  if (log_end > log_start) {
+    if (!checkpoint) {
+      reason = content ? "the index checkpoint " + checkpoint_path_.native() + " is corrupt"
+                       : "there is no index checkpoint " + checkpoint_path_.native();
+    } else if (checkpoint->log_offset > log_end || checkpoint->log_offset < log_start) {
+      reason = "the index checkpoint (commit log offset " +
+               std::to_string(checkpoint->log_offset) + ") is outside the commit log [" +
+               std::to_string(log_start) + ", " + std::to_string(log_end) + ")";
+    }
+  }
 
   for (const QueueRef& ref : AllQueues()) {
     std::string damage;
     MSGSDK_RETURN_IF_ERROR(ref.queue->index.Load(log_end, &damage));
   }
-  if (!rebuild && checkpoint) {
+  if (reason.empty() && checkpoint) {
     for (const auto& [key, end] : checkpoint->queue_ends) {
       const QueueState* queue = FindQueue(key.first, key.second);
       if (queue == nullptr || queue->index.write_end() < end) {
-        rebuild = true;
+        reason = "the index of queue " + std::to_string(key.second) + " of topic '" + key.first +
+                 "' holds " + std::to_string(queue == nullptr ? 0 : queue->index.write_end()) +
+                 " entries, fewer than the " + std::to_string(end) + " of the checkpoint";
         break;
       }
     }
   }
-  if (!rebuild && checkpoint) {
+  if (reason.empty() && checkpoint && checkpoint->log_offset < log_end) {
+    recovery_.replayed_bytes = log_end - checkpoint->log_offset;
     MSGSDK_ASSIGN_OR_RETURN(bool consistent, Replay(checkpoint->log_offset, log_end, false));
-    rebuild = !consistent;
+    if (!consistent) reason = "a queue index misses entries the checkpoint says it has";
   }
-  if (rebuild) {
+  if (!reason.empty()) {
+    recovery_.index_rebuilt = true;
+    recovery_.index_rebuild_reason = std::move(reason);
+    recovery_.replayed_bytes = log_end - log_start;
     for (const QueueRef& ref : AllQueues()) MSGSDK_RETURN_IF_ERROR(ref.queue->index.Clear());
-    MSGSDK_ASSIGN_OR_RETURN(bool consistent, Replay(log_start, log_end, true));
-    (void)consistent;
+    MSGSDK_RETURN_IF_ERROR(Replay(log_start, log_end, true).status());
   }
 
   int64_t last_stored_ms = 0;
@@ -884,11 +898,10 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
         dispatched_ = std::max(dispatched_, indexed_end);
       }
     }
-    // Pairs with the fence in WaitForData: either the waiter sees the new end, or this
-    // thread sees the waiter and wakes it.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Publish and the waiter count are sequentially consistent, as are their counterparts in
+    // WaitForData: either the waiter sees the new end, or this thread sees the waiter.
     for (QueueState* queue : touched_) {
-      if (queue->waiters.load(std::memory_order_relaxed) > 0) {
+      if (queue->waiters.load(std::memory_order_seq_cst) > 0) {
         { std::lock_guard lock(queue->wait_mu); }
         queue->wait_cv.notify_all();
       }
@@ -974,9 +987,7 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
     result.next_offset = *bad_offset;
   }
 
-  // Fetch the records: neighbours in one pread.
-  std::unique_ptr<char[]> buffer;
-  size_t buffer_size = 0;
+  // Decode the records in place from the mapped segments.
   result.messages.reserve(picked.size());
   auto fail = [&](size_t at, Status status) -> Result<ReadResult> {
     if (result.messages.empty()) return status;
@@ -984,69 +995,57 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
     result.next_offset = picked[at].offset;
     return std::move(result);
   };
-  size_t i = 0;
-  while (i < picked.size()) {
-    const int64_t start = picked[i].entry.commit_log_offset;
-    const auto location = log_->Locate(start);
-    if (!location) {
-      return fail(i, DataLossError("message " + std::to_string(picked[i].offset) +
-                                   " of topic '" + topic + "' queue " + std::to_string(queue) +
-                                   " points at commit log offset " + std::to_string(start) +
-                                   ", before the log's first segment"));
-    }
-    int64_t end = start + picked[i].entry.size;
-    size_t j = i + 1;
-    for (; j < picked.size(); ++j) {
-      const IndexEntry& e = picked[j].entry;
-      const int64_t e_end = e.commit_log_offset + e.size;
-      if (e.commit_log_offset < end || e.commit_log_offset - end > kMaxReadGap ||
-          e_end - start > kMaxReadSpan || e_end > location->limit) {
-        break;
+  std::optional<CommitLog::Location> location;
+  std::unique_ptr<char[]> copy;  // for records that cannot be read through a mapping
+  size_t copy_size = 0;
+  for (size_t i = 0; i < picked.size(); ++i) {
+    const Picked& p = picked[i];
+    const int64_t offset = p.entry.commit_log_offset;
+    if (!location || offset < location->segment->base || offset >= location->limit) {
+      location = log_->Locate(offset);
+      if (!location) {
+        return fail(i, DataLossError("message " + std::to_string(p.offset) + " of topic '" +
+                                     topic + "' queue " + std::to_string(queue) +
+                                     " points at commit log offset " + std::to_string(offset) +
+                                     ", before the log's first segment"));
       }
-      end = e_end;
     }
     const CommitLog::Segment& segment = *location->segment;
-    const int64_t position = start - segment.base;
-    if (end > location->limit) {
-      return fail(i, DataLossError("commit log segment " + segment.path.native() + " position " +
-                                   std::to_string(position) +
-                                   ": the indexed record runs past the segment's end"));
+    auto corrupt = [&](std::string_view why) {
+      return DataLossError("commit log segment " + segment.path.native() + " position " +
+                           std::to_string(offset - segment.base) + ": " + std::string(why) +
+                           " in the record of message " + std::to_string(p.offset) +
+                           " of topic '" + topic + "' queue " + std::to_string(queue));
+    };
+    if (offset + p.entry.size > location->limit) {
+      return fail(i, corrupt("the record runs past the segment's end"));
     }
-    const size_t length = static_cast<size_t>(end - start);
-    if (length > buffer_size) {
-      buffer = std::make_unique<char[]>(length);
-      buffer_size = length;
+    Result<const char*> mapped = log_->MappedRecord(*location, offset, p.entry.size);
+    if (!mapped.ok()) return fail(i, mapped.status());
+    const char* data = *mapped;
+    if (data == nullptr) {
+      if (p.entry.size > copy_size) {
+        copy = std::make_unique_for_overwrite<char[]>(p.entry.size);
+        copy_size = p.entry.size;
+      }
+      Status status = log_->ReadAt(offset, copy.get(), p.entry.size);
+      if (!status.ok()) return fail(i, std::move(status));
+      data = copy.get();
     }
-    Result<size_t> got = PreadAll(segment.fd.get(), buffer.get(), length, position, segment.path);
-    if (!got.ok()) return fail(i, got.status());
-    for (; i < j; ++i) {
-      const Picked& p = picked[i];
-      const int64_t at = p.entry.commit_log_offset - start;
-      const int64_t record_position = p.entry.commit_log_offset - segment.base;
-      auto corrupt = [&](std::string_view why) {
-        return DataLossError("commit log segment " + segment.path.native() + " position " +
-                             std::to_string(record_position) + ": " + std::string(why) +
-                             " in the record of message " + std::to_string(p.offset) +
-                             " of topic '" + topic + "' queue " + std::to_string(queue));
-      };
-      if (static_cast<int64_t>(*got) < at + p.entry.size) {
-        return fail(i, corrupt("the segment ends before the record"));
-      }
-      uint32_t size = 0;
-      const RecordCheck check = CheckRecord(buffer.get() + at, p.entry.size, &size);
-      if (check != RecordCheck::kOk || size != p.entry.size) {
-        return fail(i, corrupt(check != RecordCheck::kOk ? RecordCheckName(check)
-                                                         : "record size differs from the index"));
-      }
-      Message& message = result.messages.emplace_back();
-      RecordMeta meta;
-      Status decoded = DecodeRecord(std::string_view(buffer.get() + at, size), &message, &meta);
-      if (!decoded.ok() || meta.queue != queue || meta.queue_offset != p.offset ||
-          meta.commit_log_offset != p.entry.commit_log_offset || message.topic != topic) {
-        result.messages.pop_back();
-        return fail(i, corrupt(decoded.ok() ? "record does not belong to this queue position"
-                                            : decoded.message()));
-      }
+    uint32_t size = 0;
+    const RecordCheck check = CheckRecord(data, p.entry.size, &size);
+    if (check != RecordCheck::kOk || size != p.entry.size) {
+      return fail(i, corrupt(check != RecordCheck::kOk ? RecordCheckName(check)
+                                                       : "record size differs from the index"));
+    }
+    Message& message = result.messages.emplace_back();
+    RecordMeta meta;
+    Status decoded = DecodeRecord(std::string_view(data, size), &message, &meta);
+    if (!decoded.ok() || meta.queue != queue || meta.queue_offset != p.offset ||
+        meta.commit_log_offset != offset || message.topic != topic) {
+      result.messages.pop_back();
+      return fail(i, corrupt(decoded.ok() ? "record does not belong to this queue position"
+                                          : decoded.message()));
     }
   }
   return result;
@@ -1066,15 +1065,14 @@ bool MessageStoreImpl::WaitForData(const std::string& topic, int32_t queue, int6
   }
   QueueState* q = const_cast<QueueState*>(state);
   if (q->index.max_offset() > offset) return true;
-  q->waiters.fetch_add(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  q->waiters.fetch_add(1, std::memory_order_seq_cst);
   {
     std::unique_lock lock(q->wait_mu);
     q->wait_cv.wait_until(lock, deadline, [&] {
       return q->index.max_offset() > offset || closed_.load(std::memory_order_acquire);
     });
   }
-  q->waiters.fetch_sub(1, std::memory_order_relaxed);
+  q->waiters.fetch_sub(1, std::memory_order_seq_cst);
   return q->index.max_offset() > offset;
 }
 
@@ -1122,7 +1120,7 @@ void MessageStoreImpl::FlusherLoop() {
   pthread_setname_np(pthread_self(), "msgsdk-store-f");
   const bool periodic = options_.flush_mode == FlushMode::kPeriodic;
   Clock::time_point next_sync = Clock::now() + options_.flush_interval;
-  Clock::time_point next_checkpoint = Clock::now() + kCheckpointInterval;
+  Clock::time_point next_checkpoint = Clock::now() + options_.index_checkpoint_interval;
   std::unique_lock lock(flusher_mu_);
   while (!flusher_stop_) {
     const Clock::time_point wake = periodic ? std::min(next_sync, next_checkpoint) : next_checkpoint;
@@ -1138,7 +1136,7 @@ void MessageStoreImpl::FlusherLoop() {
     if (now >= next_checkpoint) {
       // Retried at the next interval; recovery replays from the previous checkpoint meanwhile.
       WriteCheckpoint(/*force=*/false).IgnoreError();
-      next_checkpoint = now + kCheckpointInterval;
+      next_checkpoint = now + options_.index_checkpoint_interval;
     }
     lock.lock();
   }

@@ -45,6 +45,10 @@ struct StoreOptions {
   int32_t default_queues = 8;
   // How often dirty consumer offsets are written to disk (also on Close and FlushOffsets).
   std::chrono::milliseconds offset_flush_interval{100};
+  // How often the queue indexes are synced and the checkpoint recovery replays the log from
+  // is written (also on Close): after a crash, at most about this much of the log is
+  // re-indexed.
+  std::chrono::milliseconds index_checkpoint_interval{1000};
 };
 
 // Stable 64-bit hash of a tag, stored in index entries (FNV-1a; never changes across versions).
@@ -58,8 +62,9 @@ struct AppendResult {
   Timestamp stored_at{};
 };
 
-// Called exactly once per Append, on the store's writer or flush thread, once the message
-// is durable per the flush mode (or failed). Must not block.
+// Called exactly once per Append, on the store's writer thread, once the message is durable
+// per the flush mode (or failed); after Close, at once on the caller's thread with
+// kFailedPrecondition. Must not block and must not throw.
 using AppendCallback = std::function<void(Result<AppendResult>)>;
 
 struct ReadResult {
@@ -75,6 +80,19 @@ struct ReadResult {
 struct TopicInfo {
   std::string name;
   int32_t queues = 0;
+};
+
+// What Open found and repaired, for the operator's log.
+struct RecoveryReport {
+  // Bytes cut off the end of the commit log (a torn or corrupt tail: appends that were never
+  // acknowledged in kGroupCommit mode), and where and why.
+  int64_t truncated_bytes = 0;
+  std::string truncation;
+  // The queue indexes were rebuilt from the whole log, and why.
+  bool index_rebuilt = false;
+  std::string index_rebuild_reason;
+  // Commit-log bytes re-indexed after the last index checkpoint.
+  int64_t replayed_bytes = 0;
 };
 
 class MessageStore {
@@ -94,7 +112,8 @@ class MessageStore {
 
   // Appends `message` (its topic field names the topic, which must exist) to `queue`.
   // The record keeps every Message field a producer sets plus message_id and born_at.
-  // Oversized messages fail with kInvalidArgument; after Close, kFailedPrecondition.
+  // Oversized messages fail with kInvalidArgument, an unknown topic with kNotFound, a queue
+  // out of range with kInvalidArgument; after Close, kFailedPrecondition.
   virtual void Append(int32_t queue, Message message, AppendCallback done) = 0;
 
   // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
@@ -130,6 +149,9 @@ class MessageStore {
   // Flushes the log, indexes and offsets; completes pending appends; releases the lock.
   // Idempotent.
   virtual Status Close() = 0;
+
+  // What recovery did when the store was opened.
+  virtual RecoveryReport Recovery() const = 0;
 };
 
 }  // namespace msgsdk::native
