@@ -70,7 +70,10 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
       table_(std::move(table)),
       environment_(std::move(environment)),
       client_id_(std::move(client_id)),
-      callback_pool_("msgsdk-callback", table_->client_settings().callback_threads) {}
+      callback_pool_("msgsdk-callback", table_->client_settings().callback_threads),
+      send_completions_(callback_pool_, [](std::pair<SendCallback, Result<SendReceipt>>& done) {
+        done.first(done.second);
+      }) {}
 
 Engine::~Engine() { Close().IgnoreError(); }
 

@@ -41,8 +41,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
   const ClientSettings& settings() const { return table_->client_settings(); }
-  // Runs SendAsync callbacks.
-  ThreadPool& callback_pool() { return callback_pool_; }
+  // Runs a SendAsync callback on the callback pool.
+  void CompleteSend(SendCallback callback, Result<SendReceipt> result) {
+    send_completions_.Post({std::move(callback), std::move(result)});
+  }
   // Retry backoffs.
   TimerQueue& timers() { return timers_; }
 
@@ -64,6 +66,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string environment_;
   const std::string client_id_;
   ThreadPool callback_pool_;
+  BatchingQueue<std::pair<SendCallback, Result<SendReceipt>>> send_completions_;
   TimerQueue timers_;
 
   std::mutex mutex_;

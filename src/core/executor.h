@@ -46,6 +46,50 @@ class ThreadPool {
   std::vector<std::thread> threads_;
 };
 
+// Hands items to a ThreadPool in batches: one pool task drains every item posted meanwhile, so
+// a stream of completions costs one wakeup per batch instead of one per item. Items are
+// handled one batch at a time, in posting order.
+template <typename Item>
+class BatchingQueue {
+ public:
+  using Handler = std::function<void(Item&)>;
+  BatchingQueue(ThreadPool& pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
+
+  void Post(Item item) {
+    {
+      std::lock_guard lock(mutex_);
+      pending_.push_back(std::move(item));
+      if (draining_) return;
+      draining_ = true;
+    }
+    // After the pool shut down (the client closed) the caller still hears back, inline.
+    if (!pool_.Submit([this] { Drain(); })) Drain();
+  }
+
+ private:
+  void Drain() {
+    std::vector<Item> batch;
+    while (true) {
+      {
+        std::lock_guard lock(mutex_);
+        if (pending_.empty()) {
+          draining_ = false;
+          return;
+        }
+        batch.swap(pending_);
+      }
+      for (Item& item : batch) handler_(item);
+      batch.clear();
+    }
+  }
+
+  ThreadPool& pool_;
+  const Handler handler_;
+  std::mutex mutex_;
+  std::vector<Item> pending_;
+  bool draining_ = false;
+};
+
 // Runs tasks at (or shortly after) a given time on its own thread. Tasks must be short:
 // anything longer is handed to a ThreadPool by the task itself.
 class TimerQueue {

@@ -64,18 +64,30 @@ void ProducerCore::Submit(Message message, std::function<void(Result<SendReceipt
   });
 }
 
+bool ProducerCore::BeginSends(int64_t count) {
+  in_flight_.fetch_add(count);
+  if (!closed_.load()) return true;
+  if (in_flight_.fetch_sub(count) == count) {
+    std::lock_guard lock(mutex_);
+    drained_.notify_all();
+  }
+  return false;
+}
+
 void ProducerCore::EndSend() {
-  std::lock_guard lock(mutex_);
-  if (--in_flight_ == 0) drained_.notify_all();
+  if (in_flight_.fetch_sub(1) == 1 && closed_.load()) {
+    std::lock_guard lock(mutex_);
+    drained_.notify_all();
+  }
+}
+
+Status ProducerCore::ClosedError() const {
+  return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
 }
 
 Result<SendReceipt> ProducerCore::Send(Message message) {
   MSGSDK_RETURN_IF_ERROR(Prepare(message));
-  {
-    std::lock_guard lock(mutex_);
-    if (closed_) return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
-    ++in_flight_;
-  }
+  if (!BeginSends(1)) return ClosedError();
   struct Waiter {
     std::mutex mutex;
     std::condition_variable done;
@@ -97,39 +109,26 @@ Result<SendReceipt> ProducerCore::Send(Message message) {
 }
 
 void ProducerCore::SendAsync(Message message, SendCallback callback) {
-  ThreadPool& pool = engine_->callback_pool();
-  auto complete = [&pool](SendCallback& cb, Result<SendReceipt> result) {
-    if (!cb) return;
-    // The pool refuses work only after the client closed; the caller still hears back.
-    auto shared = std::make_shared<Result<SendReceipt>>(std::move(result));
-    if (!pool.Submit([cb, shared] { cb(*shared); })) cb(*shared);
-  };
   Status status = Prepare(message);
-  if (status.ok()) {
-    std::lock_guard lock(mutex_);
-    if (closed_) {
-      status = FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
-    } else {
-      ++in_flight_;
-    }
-  }
+  if (status.ok() && !BeginSends(1)) status = ClosedError();
   if (!status.ok()) {
-    complete(callback, std::move(status));
+    if (callback) engine_->CompleteSend(std::move(callback), std::move(status));
     return;
   }
-  Submit(std::move(message), [complete, callback = std::move(callback)](
+  if (!callback) {
+    Submit(std::move(message), [](Result<SendReceipt>) {});
+    return;
+  }
+  Submit(std::move(message), [engine = engine_.get(), callback = std::move(callback)](
                                  Result<SendReceipt> result) mutable {
-    complete(callback, std::move(result));
+    engine->CompleteSend(std::move(callback), std::move(result));
   });
 }
 
 Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> messages) {
   for (auto& message : messages) MSGSDK_RETURN_IF_ERROR(Prepare(message));
-  {
-    std::lock_guard lock(mutex_);
-    if (closed_) return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
-    in_flight_ += static_cast<int64_t>(messages.size());
-  }
+  if (messages.empty()) return std::vector<SendReceipt>();
+  if (!BeginSends(static_cast<int64_t>(messages.size()))) return ClosedError();
   struct Batch {
     std::mutex mutex;
     std::condition_variable done;
@@ -163,12 +162,12 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
 }
 
 Status ProducerCore::Close() {
-  std::unique_lock lock(mutex_);
-  if (closed_) return OkStatus();
-  closed_ = true;
+  if (closed_.exchange(true)) return OkStatus();
   const auto deadline = std::chrono::steady_clock::now() + send_timeout_;
-  drained_.wait_until(lock, deadline, [this] { return in_flight_ == 0; });
-  lock.unlock();
+  {
+    std::unique_lock lock(mutex_);
+    drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; });
+  }
   return backend_->Close(deadline);
 }
 

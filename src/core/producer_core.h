@@ -35,7 +35,10 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   Status Prepare(Message& message) const;
   // Hands a prepared message to the backend; `done` runs on the backend's thread.
   void Submit(Message message, std::function<void(Result<SendReceipt>)> done);
+  // Counts a send in; false (and counted out again) once the producer is closed.
+  bool BeginSends(int64_t count);
   void EndSend();
+  Status ClosedError() const;
 
   const std::shared_ptr<Engine> engine_;
   const std::string topic_;
@@ -45,10 +48,12 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   const std::chrono::milliseconds send_timeout_;
   const int64_t max_message_bytes_;
 
+  // Sends are counted before `closed_` is checked and Close sets `closed_` before it waits
+  // for the count, so no send slips past a Close (both sequentially consistent).
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<bool> closed_{false};
   std::mutex mutex_;
   std::condition_variable drained_;
-  int64_t in_flight_ = 0;
-  bool closed_ = false;
 };
 
 }  // namespace msgsdk::core

@@ -261,9 +261,9 @@ void KafkaSubscription::OnRevoke(const std::vector<RdKafka::TopicPartition*>& pa
     sink_.Revoke(owned);
     if (!lost) {
       // Lost partitions already belong to someone else: a commit would be rejected.
-      CommitSync(tracker_.Committable(false, &owned),
-                 Clock::now() + cluster_->settings().metadata_timeout)
-          .IgnoreError();
+      Status committed = CommitSync(tracker_.Committable(true, &owned),
+                                    Clock::now() + cluster_->settings().metadata_timeout);
+      if (!committed.ok()) revoke_commit_status_ = std::move(committed);
     }
     for (int32_t partition : owned) tracker_.Revoke(partition);
   }
@@ -382,36 +382,73 @@ Status KafkaSubscription::CommitSync(const Offsets& offsets, core::Deadline dead
 }
 
 Status KafkaSubscription::Shutdown(core::Deadline deadline) {
-  Status status;
+  // Commit while still a member. During a rebalance the coordinator refuses it; the
+  // revocation that leaving the group brings (OnRevoke) then commits what is left.
+  Status early_commit;
   const std::vector<int32_t> owned = tracker_.Partitions();
   if (!owned.empty()) {
     sink_.Revoke(owned);
-    status = CommitSync(tracker_.Committable(false, &owned), deadline);
-    for (int32_t partition : owned) tracker_.Revoke(partition);
+    early_commit = CommitSync(tracker_.Committable(true, &owned), deadline);
   }
-  // Leave the group without blocking past the deadline: close() through a queue we poll.
-  std::unique_ptr<RdKafka::Queue> queue(RdKafka::Queue::create(consumer_.get()));
-  if (RdKafka::Error* error = consumer_->close(queue.get())) {
-    if (status.ok()) {
-      status = KafkaStatus(static_cast<RdKafka::ErrorCode>(error->code()), "closing " + Describe(),
-                           error->str());
-    }
-    delete error;
+  revoke_commit_status_ = OkStatus();
+
+  // Leave the group without blocking past the deadline: close through a queue served here
+  // with the event API (records still arriving on it are dropped: they were never handed out).
+  rd_kafka_t* rk = consumer_->c_ptr();
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  Status status;
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue)) {
+    status = KafkaStatus(static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error)),
+                         "closing " + Describe(), rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
   } else {
-    while (!consumer_->closed() && Clock::now() < deadline) {
-      queue->poll(std::clamp(RemainingMs(deadline), 1, 100));
+    while (!rd_kafka_consumer_closed(rk) && Clock::now() < deadline) {
+      rd_kafka_event_t* event =
+          rd_kafka_queue_poll(queue, std::clamp(RemainingMs(deadline), 1, 100));
+      if (event == nullptr) continue;
+      if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) ServeRebalanceEvent(event);
+      rd_kafka_event_destroy(event);
     }
-    if (!consumer_->closed() && status.ok()) {
+    if (!rd_kafka_consumer_closed(rk)) {
       status = DeadlineExceededError("closing " + Describe() +
                                      ": leaving the group did not finish by the deadline");
     }
   }
-  queue.reset();
+  rd_kafka_queue_destroy(queue);
+
+  const std::vector<int32_t> left = tracker_.Partitions();
+  if (!left.empty()) {
+    // Never revoked (the deadline passed, or the assignment was lost): the early commit is
+    // all there is.
+    if (status.ok()) status = early_commit;
+    for (int32_t partition : left) tracker_.Revoke(partition);
+  } else if (status.ok()) {
+    status = revoke_commit_status_;
+  }
   DrainCommitResults();
   rd_kafka_queue_destroy(commit_queue_);
   commit_queue_ = nullptr;
   consumer_.reset();  // without a second, blocking close
   return status;
+}
+
+void KafkaSubscription::ServeRebalanceEvent(rd_kafka_event_t* event) {
+  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_event_error(event));
+  std::vector<RdKafka::TopicPartition*> partitions;
+  if (const rd_kafka_topic_partition_list_t* list = rd_kafka_event_topic_partition_list(event)) {
+    for (int i = 0; i < list->cnt; ++i) {
+      partitions.push_back(
+          RdKafka::TopicPartition::create(list->elems[i].topic, list->elems[i].partition));
+    }
+  }
+  if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    OnAssign(partitions);
+  } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+    OnRevoke(partitions, consumer_->assignment_lost());
+  } else {
+    OnRebalanceError(err);
+  }
+  RdKafka::TopicPartition::destroy(partitions);
 }
 
 }  // namespace msgsdk::kafka

@@ -66,6 +66,8 @@ class KafkaSubscription : public core::BackendConsumer {
   void DrainCommitResults();
   Status CommitSync(const Offsets& offsets, core::Deadline deadline);
   Status Shutdown(core::Deadline deadline);
+  // A rebalance event polled through the event API while closing.
+  void ServeRebalanceEvent(rd_kafka_event_t* event);
   std::string Describe() const;
 
   const std::shared_ptr<KafkaCluster> cluster_;
@@ -78,6 +80,8 @@ class KafkaSubscription : public core::BackendConsumer {
   rd_kafka_queue_t* commit_queue_ = nullptr;
   AssignmentOffsets tracker_;
   bool paused_ = false;
+  // The last failed commit of a revocation (poll thread only).
+  Status revoke_commit_status_;
   bool cooperative_ = true;
 
   std::atomic<bool> stop_{false};

@@ -96,7 +96,7 @@ TEST_F(RedisBackendTest, DeclaresItsCapabilities) {
   EXPECT_TRUE(caps.replay);
   EXPECT_FALSE(caps.timer_messages);
   EXPECT_FALSE(caps.transactions);
-  EXPECT_FALSE(caps.shared_serverside_tag_filter);
+  EXPECT_FALSE(caps.server_side_tag_filter);
   EXPECT_TRUE(backend->Close(Clock::now() + 5s).ok());
 }
 
@@ -813,7 +813,7 @@ TEST(RedisRestartTest, NoAcknowledgedSendIsLostAcrossSigkill) {
       Message m = MakeMessage("payload");
       const std::string id = m.message_id;
       in_flight.fetch_add(1);
-      (*producer)->Send(std::move(m), [&, id](Result<core::StoredPosition> r) {
+      (*producer)->Send(std::move(m), [&, id](const Result<core::StoredPosition>& r) {
         if (r.ok()) {
           std::lock_guard<std::mutex> lock(mu);
           acknowledged.insert(id);

@@ -2,8 +2,9 @@
 
 #include <string>
 
-#include "backends/native/storage/coding.h"
 #include "gtest/gtest.h"
+
+#include "backends/native/storage/coding.h"
 
 namespace msgsdk::native {
 namespace {

@@ -1,9 +1,9 @@
 #include "backends/native/storage/message_store.h"
 
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "unit/storage/storage_test_util.h"
 
 namespace msgsdk::native {
@@ -62,7 +63,8 @@ TEST(MessageStoreTest, RoundTripsEveryField) {
   m.deliver_at = Timestamp(std::chrono::nanoseconds(1800000000123456789));
   m.message_id = "0190f0e1a2b3c4d5e6f708192a3b4c5d";
   m.born_at = Timestamp(std::chrono::nanoseconds(1700000000987654321));
-  const auto before = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  const auto before =
+      std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
   auto appended = AppendSync(*store, 2, m);
   ASSERT_TRUE(appended.ok()) << appended.status().ToString();
   EXPECT_EQ(appended->queue, 2);
@@ -135,7 +137,8 @@ TEST(MessageStoreTest, RollsSegmentsAndReadsAcrossThem) {
     ASSERT_TRUE(store->GetOrCreateTopic("t", 2).ok());
     AppendTracker tracker;
     for (int i = 0; i < 200; ++i) {
-      store->Append(i % 2, MakeMessage("t", std::string(150, 'a' + i % 26)), tracker.Callback(i));
+      store->Append(i % 2, MakeMessage("t", std::string(150, static_cast<char>('a' + i % 26))),
+                    tracker.Callback(i));
     }
     ASSERT_TRUE(tracker.Wait(200));
     const auto segments = testing::SortedFiles(dir.path() / "commitlog");
@@ -318,8 +321,7 @@ TEST(MessageStoreTest, TopicsArePersistedAndValidated) {
     EXPECT_EQ(store->GetOrCreateTopic("x/y").status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(store->GetOrCreateTopic(".hidden").status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(store->GetOrCreateTopic("c", -1).status().code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(store->GetOrCreateTopic("c", 100000).status().code(),
-              StatusCode::kInvalidArgument);
+    EXPECT_EQ(store->GetOrCreateTopic("c", 100000).status().code(), StatusCode::kInvalidArgument);
     EXPECT_FALSE(store->FindTopic("c").has_value());
   }
   auto store = OpenStore(Options(dir.path()));
@@ -397,7 +399,7 @@ TEST(MessageStoreTest, CallbacksRunOnTheWriterThread) {
   ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
   std::thread::id callback_thread;
   AppendTracker tracker;
-  store->Append(0, MakeMessage("t", "x"), [&](Result<AppendResult> r) {
+  store->Append(0, MakeMessage("t", "x"), [&](const Result<AppendResult>& r) {
     callback_thread = std::this_thread::get_id();
     tracker.Callback(0)(std::move(r));
   });
@@ -417,6 +419,7 @@ TEST_P(FlushModeTest, AcknowledgedAppendsAreReadableAndSurviveReopen) {
     AppendTracker tracker;
     // Several producers at once: group commit shares syncs between them.
     std::vector<std::thread> producers;
+    producers.reserve(4);
     for (int p = 0; p < 4; ++p) {
       producers.emplace_back([&, p] {
         for (int i = p; i < kCount; i += 4) {
@@ -456,7 +459,7 @@ TEST(MessageStoreTest, CloseCompletesPendingAppendsAndIsIdempotent) {
   std::atomic<int> calls{0};
   constexpr int kCount = 20000;
   for (int i = 0; i < kCount; ++i) {
-    store->Append(0, MakeMessage("t", "x"), [&](Result<AppendResult> r) {
+    store->Append(0, MakeMessage("t", "x"), [&](const Result<AppendResult>& r) {
       calls.fetch_add(1);
       if (r.ok()) ok.fetch_add(1);
     });
@@ -467,7 +470,8 @@ TEST(MessageStoreTest, CloseCompletesPendingAppendsAndIsIdempotent) {
   EXPECT_TRUE(store->Close().ok());
 
   Status after;
-  store->Append(0, MakeMessage("t", "late"), [&](Result<AppendResult> r) { after = r.status(); });
+  store->Append(0, MakeMessage("t", "late"),
+                [&](const Result<AppendResult>& r) { after = r.status(); });
   EXPECT_EQ(after.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->Read("t", 0, 0, 1, 1, {}).status().code(), StatusCode::kFailedPrecondition);
   store.reset();
@@ -483,7 +487,7 @@ TEST(MessageStoreTest, CallbacksMayAppend) {
   ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
   ASSERT_TRUE(store->GetOrCreateTopic("dlq", 1).ok());
   AppendTracker tracker;
-  store->Append(0, MakeMessage("t", "first"), [&](Result<AppendResult> r) {
+  store->Append(0, MakeMessage("t", "first"), [&](const Result<AppendResult>& r) {
     ASSERT_TRUE(r.ok());
     store->Append(0, MakeMessage("dlq", "second"), tracker.Callback(0));
   });
@@ -503,7 +507,8 @@ TEST(MessageStoreTest, WaitForDataWakesOnAppendAndTimesOut) {
 
   std::atomic<bool> woke{false};
   std::thread waiter([&] {
-    woke = store->WaitForData("t", 0, 0, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    woke =
+        store->WaitForData("t", 0, 0, std::chrono::steady_clock::now() + std::chrono::seconds(30));
   });
   ASSERT_TRUE(AppendSync(*store, 1, MakeMessage("t", "other queue")).ok());
   ASSERT_TRUE(AppendSync(*store, 0, MakeMessage("t", "this queue")).ok());
@@ -529,8 +534,8 @@ TEST(MessageStoreTest, CloseWakesWaiters) {
   ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
   std::atomic<bool> returned{false};
   std::thread waiter([&] {
-    EXPECT_FALSE(store->WaitForData("t", 0, 0,
-                                    std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+    EXPECT_FALSE(
+        store->WaitForData("t", 0, 0, std::chrono::steady_clock::now() + std::chrono::seconds(60)));
     returned = true;
   });
   const auto start = std::chrono::steady_clock::now();
@@ -568,8 +573,7 @@ TEST(MessageStoreTest, LockedDirectoryIsRefused) {
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(second.status().message().find(dir.path().native()), std::string::npos);
   EXPECT_NE(second.status().message().find("locked by another process"), std::string::npos);
-  EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid())),
-            std::string::npos);
+  EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid())), std::string::npos);
 }
 
 TEST(MessageStoreTest, LockHeldByAnotherProcessIsRefusedUntilItExits) {
@@ -626,8 +630,8 @@ TEST(MessageStoreTest, UncreatableDirectoryIsAClearError) {
   if (::geteuid() != 0) {  // root ignores permission bits
     const auto read_only = dir.path() / "read-only";
     std::filesystem::create_directory(read_only);
-    std::filesystem::permissions(read_only, std::filesystem::perms::owner_read |
-                                                std::filesystem::perms::owner_exec);
+    std::filesystem::permissions(
+        read_only, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
     store = MessageStore::Open(Options(read_only / "data"));
     ASSERT_FALSE(store.ok());
     EXPECT_EQ(store.status().code(), StatusCode::kPermissionDenied);

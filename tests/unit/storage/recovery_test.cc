@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
+
 #include "backends/native/storage/message_store.h"
 #include "backends/native/storage/store_metadata.h"
-#include "gtest/gtest.h"
 #include "unit/storage/storage_test_util.h"
 
 namespace msgsdk::native {
@@ -46,7 +47,8 @@ class RecoveryTest : public ::testing::Test {
     auto store = Open(options);
     EXPECT_TRUE(store->GetOrCreateTopic("t", 2).ok());
     for (int i = 0; i < count; ++i) {
-      auto r = AppendSync(*store, i % 2, MakeMessage("t", std::to_string(i), i % 3 ? "odd" : "even"));
+      auto r =
+          AppendSync(*store, i % 2, MakeMessage("t", std::to_string(i), i % 3 ? "odd" : "even"));
       EXPECT_TRUE(r.ok());
       offsets.push_back(r.ok() ? r->commit_log_offset : -1);
     }
@@ -129,9 +131,9 @@ TEST_F(RecoveryTest, CorruptRecordInTheLastSegmentIsTruncatedWithWhatFollows) {
   FlipByte(segment, offsets[6] + 30);
   auto store = Open();
   EXPECT_EQ(store->Recovery().truncated_bytes, size - offsets[6]);
-  EXPECT_NE(store->Recovery().truncation.find("CRC mismatch at position " +
-                                              std::to_string(offsets[6])),
-            std::string::npos)
+  EXPECT_NE(
+      store->Recovery().truncation.find("CRC mismatch at position " + std::to_string(offsets[6])),
+      std::string::npos)
       << store->Recovery().truncation;
   EXPECT_EQ(Bodies(*store, 0), Expected(0, 6, 0));
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 6, 1));
@@ -158,8 +160,7 @@ TEST_F(RecoveryTest, CorruptRecordInASealedSegmentIsDataLossOnRead) {
   EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(r.status().message().find(segments[0].native()), std::string::npos)
       << r.status().ToString();
-  EXPECT_NE(r.status().message().find("position " + std::to_string(offsets[2])),
-            std::string::npos)
+  EXPECT_NE(r.status().message().find("position " + std::to_string(offsets[2])), std::string::npos)
       << r.status().ToString();
 
   // What precedes the bad record is handed out; the read stops before it.

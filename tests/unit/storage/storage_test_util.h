@@ -15,8 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "backends/native/storage/message_store.h"
 #include "gtest/gtest.h"
+
+#include "backends/native/storage/message_store.h"
 
 namespace msgsdk::native::testing {
 

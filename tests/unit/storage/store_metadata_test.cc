@@ -2,9 +2,10 @@
 
 #include <string>
 
+#include "gtest/gtest.h"
+
 #include "backends/native/storage/consume_queue.h"
 #include "backends/native/storage/offset_store.h"
-#include "gtest/gtest.h"
 #include "unit/storage/storage_test_util.h"
 
 namespace msgsdk::native {

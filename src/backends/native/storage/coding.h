@@ -80,9 +80,15 @@ inline void AppendString16(std::string* out, std::string_view value) {
 class SliceReader {
  public:
   explicit SliceReader(std::string_view data) : data_(data) {}
-  bool Fixed16(uint16_t* value) { return Take(2, [&](const char* p) { *value = DecodeFixed16(p); }); }
-  bool Fixed32(uint32_t* value) { return Take(4, [&](const char* p) { *value = DecodeFixed32(p); }); }
-  bool Fixed64(uint64_t* value) { return Take(8, [&](const char* p) { *value = DecodeFixed64(p); }); }
+  bool Fixed16(uint16_t* value) {
+    return Take(2, [&](const char* p) { *value = DecodeFixed16(p); });
+  }
+  bool Fixed32(uint32_t* value) {
+    return Take(4, [&](const char* p) { *value = DecodeFixed32(p); });
+  }
+  bool Fixed64(uint64_t* value) {
+    return Take(8, [&](const char* p) { *value = DecodeFixed64(p); });
+  }
   bool String16(std::string_view* value) {
     uint16_t size;
     if (!Fixed16(&size) || data_.size() < size) return false;

@@ -129,8 +129,8 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
     if (info != nullptr) {
       info->truncated_bytes = last_size - valid;
       if (info->truncation_reason.empty()) {
-        info->truncation_reason = "torn record at position " + std::to_string(valid) + " of " +
-                                  last->path.native();
+        info->truncation_reason =
+            "torn record at position " + std::to_string(valid) + " of " + last->path.native();
       }
     }
   }
@@ -168,7 +168,7 @@ Status CommitLog::CheckWritable() const {
   return broken_;
 }
 
-void CommitLog::SetBroken(Status status) {
+void CommitLog::SetBroken(const Status& status) {
   std::lock_guard lock(broken_mu_);
   if (broken_.ok()) {
     broken_ = Status(status.code(), status.message() +
@@ -206,7 +206,7 @@ void CommitLog::ReleasePreallocation() {
 Status CommitLog::Append(const char* data, size_t size) {
   MSGSDK_RETURN_IF_ERROR(CheckWritable());
   if (active_size_ + size > preallocated_) Preallocate(active_size_ + size);
-  const int64_t position = static_cast<int64_t>(active_size_);
+  const auto position = static_cast<int64_t>(active_size_);
   Status status = PwriteAll(active_->fd.get(), data, size, position, active_->path);
   if (!status.ok()) {
     // A partial write must not stay: the next batch would be written after garbage.
@@ -314,14 +314,14 @@ Result<const char*> CommitLog::MappedRecord(const Location& location, int64_t of
     // longer, and is read with ReadAt past the mapping.
     struct stat st;
     if (::fstat(segment.fd.get(), &st) != 0) return;
-    const size_t length = std::max(static_cast<size_t>(segment_bytes_),
-                                   static_cast<size_t>(st.st_size));
+    const size_t length =
+        std::max(static_cast<size_t>(segment_bytes_), static_cast<size_t>(st.st_size));
     void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, segment.fd.get(), 0);
     if (map == MAP_FAILED) return;
     segment.map = static_cast<const char*>(map);
     segment.map_length = length;
   });
-  const size_t position = static_cast<size_t>(offset - segment.base);
+  const auto position = static_cast<size_t>(offset - segment.base);
   if (segment.map == nullptr || position + size > segment.map_length) {
     return static_cast<const char*>(nullptr);
   }
@@ -341,7 +341,7 @@ CommitLog::Scanner::Scanner(const CommitLog& log, int64_t from, int64_t to)
 
 Status CommitLog::Scanner::Fill(size_t need) {
   // Keep the bytes from pos_ on, then read more after them.
-  const size_t keep_from = static_cast<size_t>(pos_ - buffer_pos_);
+  const auto keep_from = static_cast<size_t>(pos_ - buffer_pos_);
   const size_t kept = buffer_len_ - std::min(buffer_len_, keep_from);
   if (kept > 0 && keep_from > 0) std::memmove(buffer_.data(), buffer_.data() + keep_from, kept);
   buffer_pos_ = pos_;
@@ -349,9 +349,8 @@ Status CommitLog::Scanner::Fill(size_t need) {
   const size_t want = std::max(need, kScanChunkBytes);
   if (buffer_.size() < want) buffer_.resize(want);
   const int64_t file_pos = buffer_pos_ + static_cast<int64_t>(buffer_len_);
-  const size_t to_read =
-      static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(buffer_.size() - buffer_len_),
-                                            seg_end_ - file_pos));
+  const size_t to_read = static_cast<size_t>(
+      std::min<int64_t>(static_cast<int64_t>(buffer_.size() - buffer_len_), seg_end_ - file_pos));
   if (to_read == 0) return OkStatus();
   const Segment& segment = *segments_[segment_index_];
   MSGSDK_ASSIGN_OR_RETURN(size_t got, PreadAll(segment.fd.get(), buffer_.data() + buffer_len_,
@@ -369,7 +368,8 @@ Result<CommitLog::Scanner::Item> CommitLog::Scanner::Next() {
     if (segment.base >= to_) return item;
     if (!started_) {
       struct stat st;
-      if (::fstat(segment.fd.get(), &st) != 0) return ErrnoError(errno, "cannot stat", segment.path);
+      if (::fstat(segment.fd.get(), &st) != 0)
+        return ErrnoError(errno, "cannot stat", segment.path);
       seg_end_ = std::min<int64_t>(static_cast<int64_t>(st.st_size), to_ - segment.base);
       buffer_pos_ = pos_;
       buffer_len_ = 0;

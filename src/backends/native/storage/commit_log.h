@@ -51,8 +51,8 @@ class CommitLog {
   // Opens (or creates) the log in `dir`. Validates the records of the last segment one by
   // one (size, magic, CRC) and truncates it before the first bad one; earlier segments were
   // synced before the next one was started, so only the last one can have a torn tail.
-  static Result<std::unique_ptr<CommitLog>> Open(std::filesystem::path dir,
-                                                 uint64_t segment_bytes, RecoveryInfo* info);
+  static Result<std::unique_ptr<CommitLog>> Open(std::filesystem::path dir, uint64_t segment_bytes,
+                                                 RecoveryInfo* info);
 
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
@@ -124,8 +124,8 @@ class CommitLog {
     std::vector<SegmentPtr> segments_;
     size_t segment_index_ = 0;
     int64_t to_ = 0;
-    int64_t pos_ = 0;        // position within the current segment
-    int64_t seg_end_ = 0;    // readable end within the current segment
+    int64_t pos_ = 0;      // position within the current segment
+    int64_t seg_end_ = 0;  // readable end within the current segment
     std::string buffer_;
     int64_t buffer_pos_ = 0;  // segment position of buffer_[0]
     size_t buffer_len_ = 0;
@@ -135,7 +135,7 @@ class CommitLog {
  private:
   CommitLog(std::filesystem::path dir, uint64_t segment_bytes);
   Status CheckWritable() const;
-  void SetBroken(Status status);
+  void SetBroken(const Status& status);
   void PublishSegments(std::vector<SegmentPtr> segments);
   SegmentPtr Active() const;
   void Preallocate(uint64_t needed);

@@ -77,7 +77,7 @@ Status ConsumeQueue::ZeroTail(File* file, int64_t slots) {
   // leaves the file sparse. Unmapped meanwhile: a mapping must not outlive its pages.
   ::munmap(file->data, file->bytes);
   file->data = nullptr;
-  if (::ftruncate(file->fd.get(), static_cast<off_t>(slots) * kIndexEntrySize) != 0 ||
+  if (::ftruncate(file->fd.get(), static_cast<off_t>(slots * kIndexEntrySize)) != 0 ||
       ::ftruncate(file->fd.get(), static_cast<off_t>(file_bytes_)) != 0) {
     return ErrnoError(errno, "cannot truncate index file", file->path);
   }
@@ -117,8 +117,7 @@ Status ConsumeQueue::Load(int64_t log_end, std::string* damage) {
   damage->clear();
   std::vector<std::pair<int64_t, std::filesystem::path>> found;
   std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end;
-       it.increment(ec)) {
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     const auto base = ParseOffsetFileName(it->path().filename().native());
     if (base) found.emplace_back(*base, it->path());
   }
@@ -182,9 +181,8 @@ Status ConsumeQueue::Load(int64_t log_end, std::string* damage) {
   for (size_t i = 0; i < files.size(); ++i) {
     const File& file = *files[i];
     IndexEntry last;
-    if (i + 1 < files.size() &&
-        DecodeEntry(file.data + (entries_per_file_ - 1) * kIndexEntrySize, &last) !=
-            EntryState::kCorrupt) {
+    if (i + 1 < files.size() && DecodeEntry(file.data + (entries_per_file_ - 1) * kIndexEntrySize,
+                                            &last) != EntryState::kCorrupt) {
       end = file.base + entries_per_file_;
       continue;
     }
@@ -247,8 +245,7 @@ Status ConsumeQueue::Clear() {
   for (const FilePtr& file : files) MSGSDK_RETURN_IF_ERROR(RemoveFile(*file));
   // Files left from an earlier layout that Load did not map.
   std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end;
-       it.increment(ec)) {
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     if (ParseOffsetFileName(it->path().filename().native())) {
       if (::unlink(it->path().c_str()) != 0 && errno != ENOENT) {
         return ErrnoError(errno, "cannot remove index file", it->path());
@@ -299,7 +296,7 @@ Status ConsumeQueue::Put(int64_t offset, const IndexEntry& entry) {
 ConsumeQueue::FilePtr ConsumeQueue::FileAt(int64_t offset) const {
   std::lock_guard lock(files_mu_);
   if (files_.empty() || offset < files_.front()->base) return nullptr;
-  const size_t index = static_cast<size_t>((offset - files_.front()->base) / entries_per_file_);
+  const auto index = static_cast<size_t>((offset - files_.front()->base) / entries_per_file_);
   return index < files_.size() ? files_[index] : nullptr;
 }
 

@@ -41,7 +41,7 @@ inline uint32_t LoadLe32(const unsigned char* p) {
 
 #ifdef MSGSDK_CRC32C_X86
 __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const void* data,
-                                                        size_t size) {
+                                                       size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint32_t l = ~crc;
   while (size > 0 && (reinterpret_cast<uintptr_t>(p) & 7u) != 0) {

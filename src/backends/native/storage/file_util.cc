@@ -86,7 +86,8 @@ Result<size_t> PreadAll(int fd, char* data, size_t size, int64_t offset,
                         const std::filesystem::path& path) {
   size_t total = 0;
   while (total < size) {
-    const ssize_t got = ::pread(fd, data + total, size - total, offset + static_cast<int64_t>(total));
+    const ssize_t got =
+        ::pread(fd, data + total, size - total, offset + static_cast<int64_t>(total));
     if (got < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "cannot read", path);
@@ -115,8 +116,10 @@ Status CreateDirectories(const std::filesystem::path& dir, std::string_view what
     return ErrnoError(ec.value(), std::string("cannot create ").append(what), dir);
   }
   if (!std::filesystem::is_directory(dir, ec)) {
-    return InvalidArgumentError(std::string(what).append(" ").append(dir.native()).append(
-        " exists and is not a directory"));
+    return InvalidArgumentError(std::string(what)
+                                    .append(" ")
+                                    .append(dir.native())
+                                    .append(" exists and is not a directory"));
   }
   return OkStatus();
 }

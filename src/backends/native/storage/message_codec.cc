@@ -22,13 +22,13 @@ Status FieldTooLong(std::string_view field, size_t size) {
 
 inline char* PutShortString(char* p, const std::string& s) {
   EncodeFixed16(p, static_cast<uint16_t>(s.size()));
-  std::memcpy(p + 2, s.data(), s.size());
+  s.copy(p + 2, s.size());
   return p + 2 + s.size();
 }
 
 inline char* PutLongString(char* p, const std::string& s) {
   EncodeFixed32(p, static_cast<uint32_t>(s.size()));
-  std::memcpy(p + 4, s.data(), s.size());
+  s.copy(p + 4, s.size());
   return p + 4 + s.size();
 }
 
@@ -74,16 +74,16 @@ class Reader {
 
 // Reads the header and fixed fields, and the strings up to the tag.
 bool ReadPrefix(std::string_view record, Reader* reader, RecordView* view, uint32_t* flags,
-                int64_t* born_ns, std::optional<int64_t>* deliver_ns,
-                std::string_view* message_id, std::string_view* key) {
+                int64_t* born_ns, std::optional<int64_t>* deliver_ns, std::string_view* message_id,
+                std::string_view* key) {
   if (record.size() < kMinRecordSize) return false;
   const char* p = record.data();
   *flags = DecodeFixed32(p + 12);
   Reader r(p + kRecordHeaderSize, p + record.size());
   uint64_t offset, queue_offset, born, stored;
   uint32_t queue;
-  if (!r.Fixed64(&offset) || !r.Fixed32(&queue) || !r.Fixed64(&queue_offset) ||
-      !r.Fixed64(&born) || !r.Fixed64(&stored)) {
+  if (!r.Fixed64(&offset) || !r.Fixed32(&queue) || !r.Fixed64(&queue_offset) || !r.Fixed64(&born) ||
+      !r.Fixed64(&stored)) {
     return false;
   }
   if ((*flags & kRecordHasDeliverAt) != 0) {
@@ -121,8 +121,8 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
   if (message.body.size() > max_body_bytes) {
     return InvalidArgumentError("message body is " + std::to_string(message.body.size()) +
                                 " bytes, over max_message_bytes (" +
-                                std::to_string(max_body_bytes) + ") of topic '" +
-                                message.topic + "'");
+                                std::to_string(max_body_bytes) + ") of topic '" + message.topic +
+                                "'");
   }
   if (message.topic.size() > kMaxShortString) return FieldTooLong("topic", message.topic.size());
   if (message.message_id.size() > kMaxShortString) {
@@ -130,9 +130,8 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
   }
   if (message.key.size() > kMaxShortString) return FieldTooLong("key", message.key.size());
   if (message.tag.size() > kMaxShortString) return FieldTooLong("tag", message.tag.size());
-  size_t overhead = kFixedFieldsSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() +
-                    2 + message.message_id.size() + 2 + message.key.size() + 2 +
-                    message.tag.size() + 4;
+  size_t overhead = kFixedFieldsSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() + 2 +
+                    message.message_id.size() + 2 + message.key.size() + 2 + message.tag.size() + 4;
   for (const auto& [key, value] : message.properties) {
     if (key.size() > kMaxShortString) {
       return InvalidArgumentError("message property key '" + key.substr(0, 64) + "...' is " +
@@ -143,9 +142,9 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
     if (overhead > kMaxRecordOverhead) break;
   }
   if (overhead > kMaxRecordOverhead) {
-    return InvalidArgumentError(
-        "message topic, id, key, tag and properties of topic '" + message.topic +
-        "' take more than " + std::to_string(kMaxRecordOverhead) + " bytes");
+    return InvalidArgumentError("message topic, id, key, tag and properties of topic '" +
+                                message.topic + "' take more than " +
+                                std::to_string(kMaxRecordOverhead) + " bytes");
   }
   return kRecordHeaderSize + overhead + 4 + message.body.size();
 }
@@ -184,8 +183,7 @@ void SealRecord(const RecordMeta& meta, size_t record_size, char* record) {
   EncodeFixed32(record + 4, Crc32c(record + 8, record_size - 8));
 }
 
-void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size,
-                  char* out) {
+void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out) {
   EncodeRecordBody(message, record_size, out);
   SealRecord(meta, record_size, out);
 }
@@ -193,7 +191,7 @@ void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_
 std::string_view RecordTopic(const char* record) {
   const char* p = record + kRecordHeaderSize + kFixedFieldsSize;
   if ((DecodeFixed32(record + 12) & kRecordHasDeliverAt) != 0) p += 8;
-  return std::string_view(p + 2, DecodeFixed16(p));
+  return {p + 2, DecodeFixed16(p)};
 }
 
 RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size) {

@@ -31,7 +31,7 @@ inline constexpr size_t kRecordHeaderSize = 16;
 inline constexpr uint32_t kRecordMagic = 0x3147534Du;  // "MSG1" in file byte order
 inline constexpr uint32_t kRecordHasDeliverAt = 1u << 0;
 // Smallest possible record: header, fixed fields, four empty strings, no properties, no body.
-inline constexpr size_t kMinRecordSize = kRecordHeaderSize + 36 + 4 * 2 + 4 + 4;
+inline constexpr size_t kMinRecordSize = kRecordHeaderSize + 36 + 8 + 4 + 4;
 // Bounds the part of a record that is not the body (topic, id, key, tag, properties).
 inline constexpr size_t kMaxRecordOverhead = 1u << 20;
 // Largest body any configuration accepts (StoreOptions::max_message_bytes is at most this).

@@ -63,24 +63,22 @@ Status ValidateOptions(const StoreOptions& options) {
   if (options.data_dir.empty()) return InvalidArgumentError("message store data_dir is empty");
   const std::string where = " of the message store in " + options.data_dir.native();
   if (options.segment_bytes < kMinSegmentBytes) {
-    return InvalidArgumentError("segment_bytes " + std::to_string(options.segment_bytes) +
-                                where + " is below the minimum " +
-                                std::to_string(kMinSegmentBytes));
+    return InvalidArgumentError("segment_bytes " + std::to_string(options.segment_bytes) + where +
+                                " is below the minimum " + std::to_string(kMinSegmentBytes));
   }
   if (options.index_entries_per_file == 0 ||
       options.index_entries_per_file > kMaxIndexEntriesPerFile) {
     return InvalidArgumentError("index_entries_per_file " +
                                 std::to_string(options.index_entries_per_file) + where +
-                                " must be in [1, " + std::to_string(kMaxIndexEntriesPerFile) +
-                                "]");
+                                " must be in [1, " + std::to_string(kMaxIndexEntriesPerFile) + "]");
   }
   if (options.max_message_bytes == 0 || options.max_message_bytes > kMaxBodyLimit) {
     return InvalidArgumentError("max_message_bytes " + std::to_string(options.max_message_bytes) +
                                 where + " must be in [1, " + std::to_string(kMaxBodyLimit) + "]");
   }
   if (options.default_queues <= 0 || options.default_queues > kMaxQueues) {
-    return InvalidArgumentError("default_queues " + std::to_string(options.default_queues) +
-                                where + " must be in [1, " + std::to_string(kMaxQueues) + "]");
+    return InvalidArgumentError("default_queues " + std::to_string(options.default_queues) + where +
+                                " must be in [1, " + std::to_string(kMaxQueues) + "]");
   }
   if (options.flush_mode == FlushMode::kPeriodic && options.flush_interval.count() <= 0) {
     return InvalidArgumentError("flush_interval" + where + " must be positive");
@@ -95,7 +93,7 @@ Status ValidateOptions(const StoreOptions& options) {
 }
 
 struct StringHash {
-  using is_transparent = void;
+  using is_transparent = void;  // NOLINT(readability-identifier-naming): std name
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
 };
 
@@ -258,8 +256,7 @@ class MessageStoreImpl final : public MessageStore {
   };
   std::vector<QueueRef> AllQueues() const;
   Status ClosedError() const {
-    return FailedPreconditionError("message store " + options_.data_dir.native() +
-                                   " is closed");
+    return FailedPreconditionError("message store " + options_.data_dir.native() + " is closed");
   }
 
   const StoreOptions options_;
@@ -275,9 +272,9 @@ class MessageStoreImpl final : public MessageStore {
   // Topics. TopicState and QueueState objects live as long as the store.
   mutable std::shared_mutex topics_mu_;
   std::unordered_map<std::string, std::unique_ptr<TopicState>, StringHash, std::equal_to<>>
-      topics_;  // guarded by topics_mu_
-  std::mutex create_mu_;        // serialises topic creation (and the topics file)
-  bool topics_dirty_ = false;   // recovery found topics the file does not list
+      topics_;                 // guarded by topics_mu_
+  std::mutex create_mu_;       // serialises topic creation (and the topics file)
+  bool topics_dirty_ = false;  // recovery found topics the file does not list
   mutable std::mutex topics_wait_mu_;
   mutable std::condition_variable topics_cv_;  // a topic was created, or the store closed
 
@@ -285,11 +282,11 @@ class MessageStoreImpl final : public MessageStore {
   std::mutex append_mu_;
   std::condition_variable writer_cv_;
   std::condition_variable space_cv_;
-  PendingBatch pending_;                // guarded by append_mu_
-  bool writer_waiting_ = false;         // guarded by append_mu_
-  int blocked_appenders_ = 0;           // guarded by append_mu_
-  bool closing_ = false;                // guarded by append_mu_
-  std::thread::id writer_id_;           // guarded by append_mu_
+  PendingBatch pending_;         // guarded by append_mu_
+  bool writer_waiting_ = false;  // guarded by append_mu_
+  int blocked_appenders_ = 0;    // guarded by append_mu_
+  bool closing_ = false;         // guarded by append_mu_
+  std::thread::id writer_id_;    // guarded by append_mu_
   std::thread writer_;
 
   // Writer-thread state.
@@ -458,8 +455,7 @@ Status MessageStoreImpl::RecoverIndexes() {
   const int64_t log_end = log_->end_offset();
 
   std::optional<IndexCheckpoint> checkpoint;
-  MSGSDK_ASSIGN_OR_RETURN(std::optional<std::string> content,
-                          ReadFileIfExists(checkpoint_path_));
+  MSGSDK_ASSIGN_OR_RETURN(std::optional<std::string> content, ReadFileIfExists(checkpoint_path_));
   if (content) {
     Result<IndexCheckpoint> decoded = DecodeCheckpoint(*content);
     if (decoded.ok()) checkpoint = std::move(decoded).value();
@@ -472,9 +468,9 @@ Status MessageStoreImpl::RecoverIndexes() {
       reason = content ? "the index checkpoint " + checkpoint_path_.native() + " is corrupt"
                        : "there is no index checkpoint " + checkpoint_path_.native();
     } else if (checkpoint->log_offset > log_end || checkpoint->log_offset < log_start) {
-      reason = "the index checkpoint (commit log offset " +
-               std::to_string(checkpoint->log_offset) + ") is outside the commit log [" +
-               std::to_string(log_start) + ", " + std::to_string(log_end) + ")";
+      reason = "the index checkpoint (commit log offset " + std::to_string(checkpoint->log_offset) +
+               ") is outside the commit log [" + std::to_string(log_start) + ", " +
+               std::to_string(log_end) + ")";
     }
   }
 
@@ -587,8 +583,8 @@ Result<TopicInfo> MessageStoreImpl::GetOrCreateTopic(const std::string& topic, i
   if (auto info = FindTopic(topic)) return *info;
   const std::filesystem::path topic_dir = index_dir_ / topic;
   for (int32_t q = 0; q < count; ++q) {
-    MSGSDK_RETURN_IF_ERROR(
-        CreateDirectories(topic_dir / std::to_string(q), "index directory of topic '" + topic + "'"));
+    MSGSDK_RETURN_IF_ERROR(CreateDirectories(topic_dir / std::to_string(q),
+                                             "index directory of topic '" + topic + "'"));
   }
   MSGSDK_RETURN_IF_ERROR(SyncDirectory(topic_dir));
   MSGSDK_RETURN_IF_ERROR(SyncDirectory(index_dir_));
@@ -597,9 +593,7 @@ Result<TopicInfo> MessageStoreImpl::GetOrCreateTopic(const std::string& topic, i
   MSGSDK_RETURN_IF_ERROR(
       WriteFileAtomically(options_.data_dir / kTopicsFile, EncodeTopics(topics)));
   AddTopic(topic, count);
-  {
-    std::lock_guard lock(topics_wait_mu_);
-  }
+  { std::lock_guard lock(topics_wait_mu_); }
   topics_cv_.notify_all();
   return TopicInfo{topic, count};
 }
@@ -732,8 +726,7 @@ Status MessageStoreImpl::IndexError() const {
   return index_error_;
 }
 
-QueueState* MessageStoreImpl::ResolveQueue(std::string_view topic, int32_t queue,
-                                           Status* status) {
+QueueState* MessageStoreImpl::ResolveQueue(std::string_view topic, int32_t queue, Status* status) {
   TopicState* state = last_topic_;
   if (state == nullptr || state->name != topic) {
     auto it = writer_topics_.find(topic);
@@ -743,9 +736,9 @@ QueueState* MessageStoreImpl::ResolveQueue(std::string_view topic, int32_t queue
       std::shared_lock lock(topics_mu_);
       auto found = topics_.find(topic);
       if (found == topics_.end()) {
-        *status = NotFoundError("topic '" + std::string(topic) +
-                                "' does not exist in the message store in " +
-                                options_.data_dir.native());
+        *status =
+            NotFoundError("topic '" + std::string(topic) +
+                          "' does not exist in the message store in " + options_.data_dir.native());
         return nullptr;
       }
       state = found->second.get();
@@ -755,9 +748,9 @@ QueueState* MessageStoreImpl::ResolveQueue(std::string_view topic, int32_t queue
     last_topic_ = state;
   }
   if (queue < 0 || queue >= static_cast<int32_t>(state->queues.size())) {
-    *status = InvalidArgumentError("queue " + std::to_string(queue) + " of topic '" +
-                                   std::string(topic) + "' is out of range [0, " +
-                                   std::to_string(state->queues.size()) + ")");
+    *status =
+        InvalidArgumentError("queue " + std::to_string(queue) + " of topic '" + std::string(topic) +
+                             "' is out of range [0, " + std::to_string(state->queues.size()) + ")");
     return nullptr;
   }
   return state->queues[static_cast<size_t>(queue)].get();
@@ -1004,18 +997,18 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
     if (!location || offset < location->segment->base || offset >= location->limit) {
       location = log_->Locate(offset);
       if (!location) {
-        return fail(i, DataLossError("message " + std::to_string(p.offset) + " of topic '" +
-                                     topic + "' queue " + std::to_string(queue) +
-                                     " points at commit log offset " + std::to_string(offset) +
-                                     ", before the log's first segment"));
+        return fail(
+            i, DataLossError("message " + std::to_string(p.offset) + " of topic '" + topic +
+                             "' queue " + std::to_string(queue) + " points at commit log offset " +
+                             std::to_string(offset) + ", before the log's first segment"));
       }
     }
     const CommitLog::Segment& segment = *location->segment;
     auto corrupt = [&](std::string_view why) {
       return DataLossError("commit log segment " + segment.path.native() + " position " +
                            std::to_string(offset - segment.base) + ": " + std::string(why) +
-                           " in the record of message " + std::to_string(p.offset) +
-                           " of topic '" + topic + "' queue " + std::to_string(queue));
+                           " in the record of message " + std::to_string(p.offset) + " of topic '" +
+                           topic + "' queue " + std::to_string(queue));
     };
     if (offset + p.entry.size > location->limit) {
       return fail(i, corrupt("the record runs past the segment's end"));
@@ -1063,7 +1056,7 @@ bool MessageStoreImpl::WaitForData(const std::string& topic, int32_t queue, int6
     });
     if (state == nullptr) return false;
   }
-  QueueState* q = const_cast<QueueState*>(state);
+  auto* q = const_cast<QueueState*>(state);
   if (q->index.max_offset() > offset) return true;
   q->waiters.fetch_add(1, std::memory_order_seq_cst);
   {
@@ -1123,7 +1116,8 @@ void MessageStoreImpl::FlusherLoop() {
   Clock::time_point next_checkpoint = Clock::now() + options_.index_checkpoint_interval;
   std::unique_lock lock(flusher_mu_);
   while (!flusher_stop_) {
-    const Clock::time_point wake = periodic ? std::min(next_sync, next_checkpoint) : next_checkpoint;
+    const Clock::time_point wake =
+        periodic ? std::min(next_sync, next_checkpoint) : next_checkpoint;
     flusher_cv_.wait_until(lock, wake, [&] { return flusher_stop_; });
     if (flusher_stop_) break;
     lock.unlock();
@@ -1197,9 +1191,7 @@ Status MessageStoreImpl::Close() {
     { std::lock_guard lock(ref.queue->wait_mu); }
     ref.queue->wait_cv.notify_all();
   }
-  {
-    std::lock_guard lock(topics_wait_mu_);
-  }
+  { std::lock_guard lock(topics_wait_mu_); }
   topics_cv_.notify_all();
   lock_fd_.Reset();  // releases the flock
   close_status_ = status;

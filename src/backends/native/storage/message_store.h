@@ -140,8 +140,7 @@ class MessageStore {
   // `group` is an opaque key (the broker passes "group" or "group@member" for broadcast).
   virtual Status CommitOffset(const std::string& group, const std::string& topic, int32_t queue,
                               int64_t offset) = 0;
-  virtual std::optional<int64_t> CommittedOffset(const std::string& group,
-                                                 const std::string& topic,
+  virtual std::optional<int64_t> CommittedOffset(const std::string& group, const std::string& topic,
                                                  int32_t queue) const = 0;
   // Writes dirty offsets to disk now (durably) and returns when done.
   virtual Status FlushOffsets() = 0;

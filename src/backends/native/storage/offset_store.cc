@@ -53,8 +53,7 @@ Result<OffsetStore::OffsetMap> OffsetStore::Decode(std::string_view content) {
         !reader.Fixed64(&offset)) {
       return DataLossError("is truncated");
     }
-    offsets.emplace(Key(group, topic, static_cast<int32_t>(queue)),
-                    static_cast<int64_t>(offset));
+    offsets.emplace(Key(group, topic, static_cast<int32_t>(queue)), static_cast<int64_t>(offset));
   }
   if (!reader.empty()) return DataLossError("has trailing bytes");
   return offsets;
@@ -94,14 +93,14 @@ Status OffsetStore::Commit(std::string_view group, std::string_view topic, int32
                                 std::to_string(topic.size()));
   }
   if (queue < 0 || offset < 0) {
-    return InvalidArgumentError("cannot commit offset " + std::to_string(offset) +
-                                " of queue " + std::to_string(queue) + " of topic '" +
-                                std::string(topic) + "' for group '" + std::string(group) +
+    return InvalidArgumentError("cannot commit offset " + std::to_string(offset) + " of queue " +
+                                std::to_string(queue) + " of topic '" + std::string(topic) +
+                                "' for group '" + std::string(group) +
                                 "': queue and offset must not be negative");
   }
   std::lock_guard lock(mu_);
-  auto it = offsets_.find(std::tuple<std::string_view, std::string_view, int32_t>(group, topic,
-                                                                                  queue));
+  auto it =
+      offsets_.find(std::tuple<std::string_view, std::string_view, int32_t>(group, topic, queue));
   if (it == offsets_.end()) {
     offsets_.emplace(Key(group, topic, queue), offset);
   } else if (it->second == offset) {
@@ -116,8 +115,8 @@ Status OffsetStore::Commit(std::string_view group, std::string_view topic, int32
 std::optional<int64_t> OffsetStore::Get(std::string_view group, std::string_view topic,
                                         int32_t queue) const {
   std::lock_guard lock(mu_);
-  auto it = offsets_.find(std::tuple<std::string_view, std::string_view, int32_t>(group, topic,
-                                                                                  queue));
+  auto it =
+      offsets_.find(std::tuple<std::string_view, std::string_view, int32_t>(group, topic, queue));
   if (it == offsets_.end()) return std::nullopt;
   return it->second;
 }

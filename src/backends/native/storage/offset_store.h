@@ -33,8 +33,7 @@ class OffsetStore {
   OffsetStore& operator=(const OffsetStore&) = delete;
 
   Status Commit(std::string_view group, std::string_view topic, int32_t queue, int64_t offset);
-  std::optional<int64_t> Get(std::string_view group, std::string_view topic,
-                             int32_t queue) const;
+  std::optional<int64_t> Get(std::string_view group, std::string_view topic, int32_t queue) const;
   // Writes the offsets now if they changed since the last write; returns once durable.
   Status Flush();
   // Stops the flusher and writes the offsets. Idempotent.
@@ -43,14 +42,12 @@ class OffsetStore {
   // The file format, exposed for tests.
   using Key = std::tuple<std::string, std::string, int32_t>;
   struct KeyLess {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): std name
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
-      return std::tuple<std::string_view, std::string_view, int32_t>(std::get<0>(a),
-                                                                     std::get<1>(a),
+      return std::tuple<std::string_view, std::string_view, int32_t>(std::get<0>(a), std::get<1>(a),
                                                                      std::get<2>(a)) <
-             std::tuple<std::string_view, std::string_view, int32_t>(std::get<0>(b),
-                                                                     std::get<1>(b),
+             std::tuple<std::string_view, std::string_view, int32_t>(std::get<0>(b), std::get<1>(b),
                                                                      std::get<2>(b));
     }
   };
@@ -66,10 +63,10 @@ class OffsetStore {
   const std::chrono::milliseconds flush_interval_;
 
   mutable std::mutex mu_;
-  OffsetMap offsets_;       // guarded by mu_
-  uint64_t version_ = 0;    // guarded by mu_; bumped by every change
-  uint64_t flushed_ = 0;    // guarded by mu_; the version on disk
-  bool stop_ = false;       // guarded by mu_
+  OffsetMap offsets_;     // guarded by mu_
+  uint64_t version_ = 0;  // guarded by mu_; bumped by every change
+  uint64_t flushed_ = 0;  // guarded by mu_; the version on disk
+  bool stop_ = false;     // guarded by mu_
   std::condition_variable stop_cv_;
 
   std::mutex flush_mu_;  // one file write at a time, in version order

@@ -111,9 +111,8 @@ std::string EncodeCheckpoint(const IndexCheckpoint& checkpoint) {
 }
 
 Result<IndexCheckpoint> DecodeCheckpoint(std::string_view content) {
-  if (content.size() < 4 ||
-      DecodeFixed32(content.data() + content.size() - 4) !=
-          Crc32c(content.data(), content.size() - 4)) {
+  if (content.size() < 4 || DecodeFixed32(content.data() + content.size() - 4) !=
+                                Crc32c(content.data(), content.size() - 4)) {
     return DataLossError("fails its crc32c");
   }
   SliceReader reader(content.substr(0, content.size() - 4));
