@@ -403,16 +403,22 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
   return result;
 }
 
+// One latency case. Times in microseconds; e2e = send to handler, ack = send to callback.
 struct Latency {
   double achieved_rate = 0;  // measured messages per second actually sent
   uint64_t measured = 0;
   uint64_t received = 0;
-  double e2e_p50_us = 0, e2e_p99_us = 0, e2e_p999_us = 0, e2e_max_us = 0;
-  double ack_p50_us = 0, ack_p99_us = 0;
+  double e2e_p50_us = 0;
+  double e2e_p99_us = 0;
+  double e2e_p999_us = 0;
+  double e2e_max_us = 0;
+  double ack_p50_us = 0;
+  double ack_p99_us = 0;
   std::string first_error;
 };
 
-double Quantile(std::vector<int64_t>& sorted, double q) {
+// The q-quantile (nearest rank) of nanosecond samples sorted ascending, in microseconds.
+double Quantile(const std::vector<int64_t>& sorted, double q) {
   if (sorted.empty()) return 0;
   const auto rank = static_cast<size_t>(std::llround(q * static_cast<double>(sorted.size() - 1)));
   return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]) / 1000.0;

@@ -71,8 +71,13 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
       environment_(std::move(environment)),
       client_id_(std::move(client_id)),
       callback_pool_("msgsdk-callback", table_->client_settings().callback_threads),
-      send_completions_(callback_pool_, [](std::pair<SendCallback, Result<SendReceipt>>& done) {
-        done.first(done.second);
+      send_completions_(callback_pool_, [](SendCompletion& done) {
+        // A throwing callback must not take the pool thread down with it.
+        try {
+          done.callback(done.result);
+        } catch (...) {
+        }
+        if (done.after) done.after();
       }) {}
 
 Engine::~Engine() { Close().IgnoreError(); }

@@ -41,10 +41,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
   const ClientSettings& settings() const { return table_->client_settings(); }
-  // Runs a SendAsync callback on the callback pool.
-  void CompleteSend(SendCallback callback, Result<SendReceipt> result) {
-    send_completions_.Post({std::move(callback), std::move(result)});
+  // Runs a SendAsync callback on the callback pool, then `after` (if set).
+  void CompleteSend(SendCallback callback, Result<SendReceipt> result, Task after) {
+    send_completions_.Post({std::move(callback), std::move(result), std::move(after)});
   }
+  bool OnCallbackThread() const { return callback_pool_.IsPoolThread(); }
   // Retry backoffs.
   TimerQueue& timers() { return timers_; }
 
@@ -66,7 +67,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string environment_;
   const std::string client_id_;
   ThreadPool callback_pool_;
-  BatchingQueue<std::pair<SendCallback, Result<SendReceipt>>> send_completions_;
+  struct SendCompletion {
+    SendCallback callback;
+    Result<SendReceipt> result;
+    Task after;
+  };
+  BatchingQueue<SendCompletion> send_completions_;
   TimerQueue timers_;
 
   std::mutex mutex_;

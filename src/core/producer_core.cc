@@ -1,5 +1,6 @@
 #include "core/producer_core.h"
 
+#include <optional>
 #include <utility>
 
 #include "core/engine.h"
@@ -11,78 +12,79 @@ ProducerCore::ProducerCore(std::shared_ptr<Engine> engine, std::string topic, st
                            Capabilities capabilities, std::unique_ptr<BackendProducer> backend,
                            std::chrono::milliseconds send_timeout)
     : engine_(std::move(engine)),
-      topic_(std::move(topic)),
-      cluster_(std::move(cluster)),
+      shared_(std::make_shared<Shared>(std::move(topic), std::move(cluster))),
       capabilities_(std::move(capabilities)),
       backend_(std::move(backend)),
       send_timeout_(send_timeout),
       max_message_bytes_(engine_->settings().max_message_bytes) {}
 
+ProducerCore::~ProducerCore() { Close().IgnoreError(); }
+
 Status ProducerCore::Prepare(Message& message) const {
+  const std::string& topic = shared_->topic;
+  if (message.body.empty()) {
+    return InvalidArgumentError("message to topic '" + topic + "' has an empty body");
+  }
   size_t size = message.body.size() + message.key.size() + message.tag.size();
   for (const auto& [name, value] : message.properties) size += name.size() + value.size();
-  if (message.body.empty()) {
-    return InvalidArgumentError("message to topic '" + topic_ + "' has an empty body");
-  }
   if (static_cast<int64_t>(size) > max_message_bytes_) {
-    return InvalidArgumentError("message to topic '" + topic_ + "' is " + std::to_string(size) +
+    return InvalidArgumentError("message to topic '" + topic + "' is " + std::to_string(size) +
                                 " bytes (body, key, tag and properties); the limit is " +
                                 std::to_string(max_message_bytes_) +
                                 " (client.max_message_bytes)");
   }
   for (const char c : message.tag) {
     if (c == ' ' || c == '\t' || c == '|' || c == '*') {
-      return InvalidArgumentError("message to topic '" + topic_ + "': tag '" + message.tag +
+      return InvalidArgumentError("message to topic '" + topic + "': tag '" + message.tag +
                                   "' must be one word without spaces, '|' or '*'");
     }
   }
   if (message.deliver_at && !capabilities_.timer_messages) {
-    return UnsupportedError("message to topic '" + topic_ + "' has deliver_at, but cluster '" +
-                            cluster_ + "' (backend " + capabilities_.backend +
+    return UnsupportedError("message to topic '" + topic + "' has deliver_at, but cluster '" +
+                            shared_->cluster + "' (backend " + capabilities_.backend +
                             ") does not support timer messages");
   }
-  message.topic = topic_;
+  message.topic = topic;
   message.born_at = std::chrono::system_clock::now();
   message.message_id = NewMessageId(message.born_at);
   return OkStatus();
 }
 
-void ProducerCore::Submit(Message message, std::function<void(Result<SendReceipt>)> done) {
-  std::string id = message.message_id;
-  backend_->Send(std::move(message), [this, self = shared_from_this(), id = std::move(id),
-                                      done = std::move(done)](Result<StoredPosition> stored) {
-    if (stored.ok()) {
-      done(SendReceipt{.message_id = id,
-                       .cluster = cluster_,
-                       .partition = stored->partition,
-                       .offset = stored->offset});
-    } else {
-      done(stored.status().WithContext("send to topic '" + topic_ + "' on cluster '" + cluster_ +
-                                       "'"));
-    }
-    EndSend();
-  });
-}
-
 bool ProducerCore::BeginSends(int64_t count) {
-  in_flight_.fetch_add(count);
-  if (!closed_.load()) return true;
-  if (in_flight_.fetch_sub(count) == count) {
-    std::lock_guard lock(mutex_);
-    drained_.notify_all();
+  shared_->in_flight.fetch_add(count);
+  if (!shared_->closed.load()) return true;
+  if (shared_->in_flight.fetch_sub(count) == count) {
+    std::lock_guard lock(shared_->mutex);
+    shared_->drained.notify_all();
   }
   return false;
 }
 
-void ProducerCore::EndSend() {
-  if (in_flight_.fetch_sub(1) == 1 && closed_.load()) {
-    std::lock_guard lock(mutex_);
-    drained_.notify_all();
+void ProducerCore::Shared::EndSend() {
+  if (in_flight.fetch_sub(1) == 1 && closed.load()) {
+    std::lock_guard lock(mutex);
+    drained.notify_all();
   }
 }
 
 Status ProducerCore::ClosedError() const {
-  return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
+  return FailedPreconditionError("producer of topic '" + shared_->topic + "' is closed");
+}
+
+void ProducerCore::Submit(Message message, std::function<void(Result<SendReceipt>)> done) {
+  std::string id = message.message_id;
+  backend_->Send(std::move(message), [shared = shared_, id = std::move(id),
+                                      done = std::move(done)](Result<StoredPosition> stored) {
+    if (stored.ok()) {
+      done(SendReceipt{.message_id = id,
+                       .cluster = shared->cluster,
+                       .partition = stored->partition,
+                       .offset = stored->offset});
+    } else {
+      done(stored.status().WithContext("send to topic '" + shared->topic + "' on cluster '" +
+                                       shared->cluster + "'"));
+    }
+  });
 }
 
 Result<SendReceipt> ProducerCore::Send(Message message) {
@@ -94,15 +96,18 @@ Result<SendReceipt> ProducerCore::Send(Message message) {
     std::optional<Result<SendReceipt>> result;
   };
   auto waiter = std::make_shared<Waiter>();
-  Submit(std::move(message), [waiter](Result<SendReceipt> result) {
-    std::lock_guard lock(waiter->mutex);
-    waiter->result.emplace(std::move(result));
-    waiter->done.notify_one();
+  Submit(std::move(message), [waiter, shared = shared_](Result<SendReceipt> result) {
+    {
+      std::lock_guard lock(waiter->mutex);
+      waiter->result.emplace(std::move(result));
+      waiter->done.notify_one();
+    }
+    shared->EndSend();
   });
   std::unique_lock lock(waiter->mutex);
   if (!waiter->done.wait_for(lock, send_timeout_, [&] { return waiter->result.has_value(); })) {
-    return DeadlineExceededError("send to topic '" + topic_ + "' on cluster '" + cluster_ +
-                                 "' was not acknowledged within " +
+    return DeadlineExceededError("send to topic '" + shared_->topic + "' on cluster '" +
+                                 shared_->cluster + "' was not acknowledged within " +
                                  std::to_string(send_timeout_.count()) + " ms");
   }
   return std::move(*waiter->result);
@@ -110,18 +115,25 @@ Result<SendReceipt> ProducerCore::Send(Message message) {
 
 void ProducerCore::SendAsync(Message message, SendCallback callback) {
   Status status = Prepare(message);
-  if (status.ok() && !BeginSends(1)) status = ClosedError();
   if (!status.ok()) {
-    if (callback) engine_->CompleteSend(std::move(callback), std::move(status));
+    if (callback) engine_->CompleteSend(std::move(callback), std::move(status), nullptr);
     return;
   }
-  if (!callback) {
-    Submit(std::move(message), [](Result<SendReceipt>) {});
+  if (!BeginSends(1)) {
+    if (callback) engine_->CompleteSend(std::move(callback), ClosedError(), nullptr);
     return;
   }
-  Submit(std::move(message), [engine = engine_.get(), callback = std::move(callback)](
-                                 Result<SendReceipt> result) mutable {
-    engine->CompleteSend(std::move(callback), std::move(result));
+  // The engine outlives every send: it closes its producers (which wait for their sends and
+  // callbacks) before it goes away.
+  Submit(std::move(message), [engine = engine_.get(), shared = shared_,
+                              callback = std::move(callback)](Result<SendReceipt> result) mutable {
+    if (!callback) {
+      shared->EndSend();
+      return;
+    }
+    // Counted out after the callback ran, so Close waits for callbacks too.
+    engine->CompleteSend(std::move(callback), std::move(result),
+                         [shared = std::move(shared)] { shared->EndSend(); });
   });
 }
 
@@ -139,17 +151,20 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
   batch->remaining = messages.size();
   batch->results.resize(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
-    Submit(std::move(messages[i]), [batch, i](Result<SendReceipt> result) {
-      std::lock_guard lock(batch->mutex);
-      batch->results[i].emplace(std::move(result));
-      if (--batch->remaining == 0) batch->done.notify_one();
+    Submit(std::move(messages[i]), [batch, i, shared = shared_](Result<SendReceipt> result) {
+      {
+        std::lock_guard lock(batch->mutex);
+        batch->results[i].emplace(std::move(result));
+        if (--batch->remaining == 0) batch->done.notify_one();
+      }
+      shared->EndSend();
     });
   }
   std::unique_lock lock(batch->mutex);
   if (!batch->done.wait_for(lock, send_timeout_, [&] { return batch->remaining == 0; })) {
     return DeadlineExceededError("batch of " + std::to_string(batch->results.size()) +
-                                 " messages to topic '" + topic_ + "' on cluster '" + cluster_ +
-                                 "' was not acknowledged within " +
+                                 " messages to topic '" + shared_->topic + "' on cluster '" +
+                                 shared_->cluster + "' was not acknowledged within " +
                                  std::to_string(send_timeout_.count()) + " ms");
   }
   std::vector<SendReceipt> receipts;
@@ -162,13 +177,22 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
 }
 
 Status ProducerCore::Close() {
-  if (closed_.exchange(true)) return OkStatus();
+  if (shared_->closed.exchange(true)) return OkStatus();
   const auto deadline = std::chrono::steady_clock::now() + send_timeout_;
-  {
-    std::unique_lock lock(mutex_);
-    drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; });
+  // A callback closing its own producer must not wait for itself.
+  const bool on_callback_thread = engine_->OnCallbackThread();
+  auto drained = [this] { return shared_->in_flight.load() == 0; };
+  if (!on_callback_thread) {
+    std::unique_lock lock(shared_->mutex);
+    shared_->drained.wait_until(lock, deadline, drained);
   }
-  return backend_->Close(deadline);
+  // The backend completes or fails whatever is still pending by the deadline.
+  Status status = backend_->Close(deadline);
+  if (!on_callback_thread) {
+    std::unique_lock lock(shared_->mutex);
+    shared_->drained.wait(lock, drained);
+  }
+  return status;
 }
 
 }  // namespace msgsdk::core

@@ -22,38 +22,51 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   ProducerCore(std::shared_ptr<Engine> engine, std::string topic, std::string cluster,
                Capabilities capabilities, std::unique_ptr<BackendProducer> backend,
                std::chrono::milliseconds send_timeout);
+  ~ProducerCore();
 
   Result<SendReceipt> Send(Message message);
   void SendAsync(Message message, SendCallback callback);
   Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages);
   Status Close();
 
-  const std::string& topic() const { return topic_; }
+  const std::string& topic() const { return shared_->topic; }
 
  private:
+  // What a send's completion needs. Completions hold this, never the ProducerCore: the last
+  // reference to a producer must not be dropped on a backend thread, which would then have to
+  // tear down the backend that runs it.
+  struct Shared {
+    Shared(std::string topic, std::string cluster)
+        : topic(std::move(topic)), cluster(std::move(cluster)) {}
+    // Counts a send out; wakes Close when the last one is done.
+    void EndSend();
+
+    const std::string topic;
+    const std::string cluster;
+    // Sends are counted before `closed` is checked and Close sets `closed` before it waits for
+    // the count, so no send slips past a Close (both sequentially consistent). A SendAsync
+    // counts until its callback has run, so Close also waits for callbacks.
+    std::atomic<int64_t> in_flight{0};
+    std::atomic<bool> closed{false};
+    std::mutex mutex;
+    std::condition_variable drained;
+  };
+
   // Checks the message and fills topic, message_id and born_at.
   Status Prepare(Message& message) const;
-  // Hands a prepared message to the backend; `done` runs on the backend's thread.
-  void Submit(Message message, std::function<void(Result<SendReceipt>)> done);
-  // Counts a send in; false (and counted out again) once the producer is closed.
+  // Counts sends in; false (and counted out again) once the producer is closed.
   bool BeginSends(int64_t count);
-  void EndSend();
+  // Hands a prepared message to the backend; `done` runs on the backend's thread and must end
+  // with shared->EndSend() (or hand that on).
+  void Submit(Message message, std::function<void(Result<SendReceipt>)> done);
   Status ClosedError() const;
 
   const std::shared_ptr<Engine> engine_;
-  const std::string topic_;
-  const std::string cluster_;
+  const std::shared_ptr<Shared> shared_;
   const Capabilities capabilities_;
   const std::unique_ptr<BackendProducer> backend_;
   const std::chrono::milliseconds send_timeout_;
   const int64_t max_message_bytes_;
-
-  // Sends are counted before `closed_` is checked and Close sets `closed_` before it waits
-  // for the count, so no send slips past a Close (both sequentially consistent).
-  std::atomic<int64_t> in_flight_{0};
-  std::atomic<bool> closed_{false};
-  std::mutex mutex_;
-  std::condition_variable drained_;
 };
 
 }  // namespace msgsdk::core

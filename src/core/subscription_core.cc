@@ -275,7 +275,10 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
     }
     producer = dead_letters_.get();
   }
-  auto on_stored = [self = shared_from_this(), holder = std::make_shared<PendingPtr>(std::move(p))](
+  // Holds `this`, not a reference: it runs on a backend thread, where dropping the last
+  // reference would tear down that backend from its own thread. Close waits for it (the send
+  // counts as busy, and the dead-letter producer completes every send when it closes).
+  auto on_stored = [self = this, holder = std::make_shared<PendingPtr>(std::move(p))](
                        Result<StoredPosition> stored) {
     PendingPtr pending = std::move(*holder);
     if (stored.ok()) {

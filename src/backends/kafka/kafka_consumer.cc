@@ -416,15 +416,18 @@ Status KafkaSubscription::Shutdown(core::Deadline deadline) {
   }
   rd_kafka_queue_destroy(queue);
 
+  Status commit_status = revoke_commit_status_;
   const std::vector<int32_t> left = tracker_.Partitions();
   if (!left.empty()) {
     // Never revoked (the deadline passed, or the assignment was lost): the early commit is
     // all there is.
-    if (status.ok()) status = early_commit;
+    commit_status = early_commit;
     for (int32_t partition : left) tracker_.Revoke(partition);
-  } else if (status.ok()) {
-    status = revoke_commit_status_;
   }
+  // A commit refused because the group was rebalancing (other members joining or leaving
+  // at the same time) is not a failure of this close: the group's next owner of those
+  // partitions receives their messages again, as at-least-once delivery allows.
+  if (status.ok() && commit_status.code() != StatusCode::kAborted) status = commit_status;
   DrainCommitResults();
   rd_kafka_queue_destroy(commit_queue_);
   commit_queue_ = nullptr;

@@ -705,13 +705,16 @@ Status RedisConsumer::GiveUp(size_t partition, bool release) {
 void RedisConsumer::Ack(const core::Delivery& delivery) {
   const int32_t partition = delivery.message.partition;
   if (partition < 0 || static_cast<size_t>(partition) >= streams_.size()) return;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
     held_[static_cast<size_t>(partition)].erase(delivery.receipt);
+    // The worker only sleeps on an empty queue: one wake-up per batch, not per ack.
+    wake = acks_.empty();
     acks_.emplace_back(partition, delivery.receipt);
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
 }
 
 Status RedisConsumer::FlushAcks(Connection& connection, AckList& acks) {
@@ -943,13 +946,6 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
         status.message() + "); those messages will be delivered again");
     return;
   }
-  std::vector<size_t> owned;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t p = 0; p < owned_.size(); ++p) {
-      if (owned_[p]) owned.push_back(p);
-    }
-  }
   int64_t handed_back = 0;
   if (Clock::now() < deadline) {
     // Every stream: entries read before this member lost a stream may still be pending.
@@ -965,11 +961,17 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
     }
   }
   if (exclusive_ && worker_connection_.connected()) {
-    // Leave the group's membership and free the streams, so others take them over now.
-    for (const size_t p : owned) {
-      auto released = worker_connection_.Command(
-          {"EVAL", kReleaseLeaseScript, "1", lease_keys_[p], lease_token_}, lease_keys_[p]);
-      if (!released.ok() && !worker_connection_.connected()) break;
+    // Leave the group's membership and free the streams, so others take them over now. Every
+    // lease, not only the ones known as held: a SET NX whose reply the close interrupted may
+    // have taken one (the script deletes only leases that carry this member's token).
+    for (const std::string& lease_key : lease_keys_) {
+      std::string command;
+      AppendCommand(command, {"EVAL", kReleaseLeaseScript, "1", lease_key, lease_token_});
+      if (!worker_connection_.AppendEncoded(command).ok()) break;
+    }
+    for (const std::string& lease_key : lease_keys_) {
+      if (!worker_connection_.connected()) break;
+      worker_connection_.ReadReply("EVAL (release lease)", lease_key).status().IgnoreError();
     }
     if (worker_connection_.connected()) {
       worker_connection_.Command({"ZREM", members_key_, lease_token_}, members_key_)

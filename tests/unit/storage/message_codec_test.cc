@@ -129,7 +129,8 @@ TEST(MessageCodecTest, CheckRecordFindsEveryKindOfDamage) {
 TEST(MessageCodecTest, MalformedPayloadIsDataLoss) {
   std::string record = Encode(FullMessage(), RecordMeta{});
   // Claim more properties than there are: the decoder must stop at the record's end.
-  const size_t count_at = kRecordHeaderSize + 36 + 8 + 2 + 6 + 2 + 32 + 2 + 8 + 2 + 7;
+  // header, born_at, deliver_at, then topic, id, key and tag (length-prefixed).
+  const size_t count_at = kRecordHeaderSize + 8 + 8 + (2 + 6) + (2 + 32) + (2 + 8) + (2 + 7);
   EncodeFixed32(record.data() + count_at, 1000000);
   Message out;
   RecordMeta meta;

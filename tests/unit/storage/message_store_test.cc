@@ -399,7 +399,7 @@ TEST(MessageStoreTest, CallbacksRunOnTheWriterThread) {
   ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
   std::thread::id callback_thread;
   AppendTracker tracker;
-  store->Append(0, MakeMessage("t", "x"), [&](const Result<AppendResult>& r) {
+  store->Append(0, MakeMessage("t", "x"), [&](Result<AppendResult> r) {
     callback_thread = std::this_thread::get_id();
     tracker.Callback(0)(std::move(r));
   });

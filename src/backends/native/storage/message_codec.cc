@@ -1,7 +1,6 @@
 #include "backends/native/storage/message_codec.h"
 
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -12,7 +11,7 @@
 namespace msgsdk::native {
 namespace {
 
-constexpr size_t kFixedFieldsSize = 8 + 4 + 8 + 8 + 8;  // offset, queue, queue offset, 2 times
+constexpr size_t kBornAtSize = 8;
 constexpr size_t kMaxShortString = std::numeric_limits<uint16_t>::max();
 
 Status FieldTooLong(std::string_view field, size_t size) {
@@ -72,20 +71,23 @@ class Reader {
   const char* end_;
 };
 
-// Reads the header and fixed fields, and the strings up to the tag.
+// Reads the header, the trailer and the strings up to the tag; leaves `reader` at the
+// properties.
 bool ReadPrefix(std::string_view record, Reader* reader, RecordView* view, uint32_t* flags,
-                int64_t* born_ns, std::optional<int64_t>* deliver_ns, std::string_view* message_id,
-                std::string_view* key) {
+                int64_t* born_ns, std::optional<int64_t>* deliver_ns,
+                std::string_view* message_id, std::string_view* key) {
   if (record.size() < kMinRecordSize) return false;
   const char* p = record.data();
   *flags = DecodeFixed32(p + 12);
-  Reader r(p + kRecordHeaderSize, p + record.size());
-  uint64_t offset, queue_offset, born, stored;
-  uint32_t queue;
-  if (!r.Fixed64(&offset) || !r.Fixed32(&queue) || !r.Fixed64(&queue_offset) || !r.Fixed64(&born) ||
-      !r.Fixed64(&stored)) {
-    return false;
-  }
+  const char* trailer = p + record.size() - kRecordTrailerSize;
+  view->meta.commit_log_offset = static_cast<int64_t>(DecodeFixed64(trailer));
+  view->meta.queue = static_cast<int32_t>(DecodeFixed32(trailer + 8));
+  view->meta.queue_offset = static_cast<int64_t>(DecodeFixed64(trailer + 12));
+  view->meta.stored_at = FromUnixNanos(static_cast<int64_t>(DecodeFixed64(trailer + 20)));
+  Reader r(p + kRecordHeaderSize, trailer);
+  uint64_t born;
+  if (!r.Fixed64(&born)) return false;
+  *born_ns = static_cast<int64_t>(born);
   if ((*flags & kRecordHasDeliverAt) != 0) {
     uint64_t deliver;
     if (!r.Fixed64(&deliver)) return false;
@@ -93,11 +95,6 @@ bool ReadPrefix(std::string_view record, Reader* reader, RecordView* view, uint3
   } else {
     deliver_ns->reset();
   }
-  view->meta.commit_log_offset = static_cast<int64_t>(offset);
-  view->meta.queue = static_cast<int32_t>(queue);
-  view->meta.queue_offset = static_cast<int64_t>(queue_offset);
-  view->meta.stored_at = FromUnixNanos(static_cast<int64_t>(stored));
-  *born_ns = static_cast<int64_t>(born);
   if (!r.ShortString(&view->topic) || !r.ShortString(message_id) || !r.ShortString(key) ||
       !r.ShortString(&view->tag)) {
     return false;
@@ -130,7 +127,7 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
   }
   if (message.key.size() > kMaxShortString) return FieldTooLong("key", message.key.size());
   if (message.tag.size() > kMaxShortString) return FieldTooLong("tag", message.tag.size());
-  size_t overhead = kFixedFieldsSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() + 2 +
+  size_t overhead = kBornAtSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() + 2 +
                     message.message_id.size() + 2 + message.key.size() + 2 + message.tag.size() + 4;
   for (const auto& [key, value] : message.properties) {
     if (key.size() > kMaxShortString) {
@@ -146,7 +143,7 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
                                 message.topic + "' take more than " +
                                 std::to_string(kMaxRecordOverhead) + " bytes");
   }
-  return kRecordHeaderSize + overhead + 4 + message.body.size();
+  return kRecordHeaderSize + overhead + 4 + message.body.size() + kRecordTrailerSize;
 }
 
 void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
@@ -155,8 +152,8 @@ void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
   EncodeFixed32(out + 8, kRecordMagic);
   EncodeFixed32(out + 12, flags);
   char* p = out + kRecordHeaderSize;
-  EncodeFixed64(p + 20, static_cast<uint64_t>(ToUnixNanos(message.born_at)));
-  p += kFixedFieldsSize;
+  EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(message.born_at)));
+  p += kBornAtSize;
   if (message.deliver_at) {
     EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(*message.deliver_at)));
     p += 8;
@@ -172,24 +169,26 @@ void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
     p = PutLongString(p, value);
   }
   PutLongString(p, message.body);
+  EncodeFixed32(out + 4, Crc32c(out + 8, record_size - 8 - kRecordTrailerSize));
 }
 
 void SealRecord(const RecordMeta& meta, size_t record_size, char* record) {
-  char* p = record + kRecordHeaderSize;
-  EncodeFixed64(p, static_cast<uint64_t>(meta.commit_log_offset));
-  EncodeFixed32(p + 8, static_cast<uint32_t>(meta.queue));
-  EncodeFixed64(p + 12, static_cast<uint64_t>(meta.queue_offset));
-  EncodeFixed64(p + 28, static_cast<uint64_t>(ToUnixNanos(meta.stored_at)));
-  EncodeFixed32(record + 4, Crc32c(record + 8, record_size - 8));
+  char* trailer = record + record_size - kRecordTrailerSize;
+  EncodeFixed64(trailer, static_cast<uint64_t>(meta.commit_log_offset));
+  EncodeFixed32(trailer + 8, static_cast<uint32_t>(meta.queue));
+  EncodeFixed64(trailer + 12, static_cast<uint64_t>(meta.queue_offset));
+  EncodeFixed64(trailer + 20, static_cast<uint64_t>(ToUnixNanos(meta.stored_at)));
+  EncodeFixed32(record + 4, Crc32cExtend(DecodeFixed32(record + 4), trailer, kRecordTrailerSize));
 }
 
-void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out) {
+void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size,
+                  char* out) {
   EncodeRecordBody(message, record_size, out);
   SealRecord(meta, record_size, out);
 }
 
 std::string_view RecordTopic(const char* record) {
-  const char* p = record + kRecordHeaderSize + kFixedFieldsSize;
+  const char* p = record + kRecordHeaderSize + kBornAtSize;
   if ((DecodeFixed32(record + 12) & kRecordHasDeliverAt) != 0) p += 8;
   return {p + 2, DecodeFixed16(p)};
 }

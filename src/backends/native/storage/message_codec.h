@@ -7,16 +7,18 @@
 //   4       4     CRC32C of bytes [8, total size)
 //   8       4     magic, which also names the format version ("MSG1")
 //   12      4     flags (kRecordHasDeliverAt)
-//   16      8     commit-log offset of the record (lets a reader check it found the right one)
-//   24      4     queue
-//   28      8     queue offset
-//   36      8     born_at, nanoseconds since the Unix epoch
-//   44      8     stored_at, nanoseconds since the Unix epoch (whole milliseconds)
-//   52      8     deliver_at, nanoseconds since the Unix epoch (only with kRecordHasDeliverAt)
+//   16      8     born_at, nanoseconds since the Unix epoch
+//   24      8     deliver_at, nanoseconds since the Unix epoch (only with kRecordHasDeliverAt)
 //   then    topic, message_id, key, tag: each a u16 length and the bytes
 //   then    properties: a u32 count, each a u16 key length, key, u32 value length, value
 //   then    body: a u32 length and the bytes
-// Integers are little-endian.
+//   then the trailer, what the store assigns (the last 28 bytes):
+//           8     commit-log offset of the record (lets a reader check it found the right one)
+//           4     queue
+//           8     queue offset
+//           8     stored_at, nanoseconds since the Unix epoch (whole milliseconds)
+// Integers are little-endian. The store's fields come last so that the thread that sends a
+// message can checksum all the rest, and the writer only extends the CRC over the trailer.
 
 #include <cstddef>
 #include <cstdint>
@@ -28,10 +30,12 @@
 namespace msgsdk::native {
 
 inline constexpr size_t kRecordHeaderSize = 16;
+inline constexpr size_t kRecordTrailerSize = 28;
 inline constexpr uint32_t kRecordMagic = 0x3147534Du;  // "MSG1" in file byte order
 inline constexpr uint32_t kRecordHasDeliverAt = 1u << 0;
-// Smallest possible record: header, fixed fields, four empty strings, no properties, no body.
-inline constexpr size_t kMinRecordSize = kRecordHeaderSize + 36 + 8 + 4 + 4;
+// Smallest possible record: header, born_at, four empty strings, no properties, no body,
+// trailer.
+inline constexpr size_t kMinRecordSize = kRecordHeaderSize + 8 + 8 + 4 + 4 + kRecordTrailerSize;
 // Bounds the part of a record that is not the body (topic, id, key, tag, properties).
 inline constexpr size_t kMaxRecordOverhead = 1u << 20;
 // Largest body any configuration accepts (StoreOptions::max_message_bytes is at most this).
@@ -54,9 +58,10 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes);
 // Writes the record (exactly `record_size` bytes, from RecordSize) to `out`.
 void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out);
 
-// EncodeRecord in two steps, so the message can be encoded by the thread that sends it and
-// the store's fields filled in by the writer: EncodeRecordBody writes everything but the
-// RecordMeta fields and the CRC; SealRecord writes those.
+// EncodeRecord in two steps, so the message can be encoded (and most of it checksummed) by
+// the thread that sends it and the store's fields filled in by the writer: EncodeRecordBody
+// writes everything but the trailer, and the CRC of what it wrote where the CRC goes;
+// SealRecord writes the trailer and extends that CRC over it.
 void EncodeRecordBody(const Message& message, size_t record_size, char* out);
 void SealRecord(const RecordMeta& meta, size_t record_size, char* record);
 // The topic of a record written by EncodeRecordBody (record_size bytes at `record`).

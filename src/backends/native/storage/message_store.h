@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "msgsdk/message.h"
@@ -59,7 +60,7 @@ struct AppendResult {
   int32_t queue = 0;
   int64_t queue_offset = 0;       // position within the queue, 0-based, dense
   int64_t commit_log_offset = 0;  // byte position in the commit log
-  Timestamp stored_at{};
+  Timestamp stored_at{};          // whole milliseconds; never decreases along a queue
 };
 
 // Called exactly once per Append, on the store's writer thread, once the message is durable
@@ -105,7 +106,8 @@ class MessageStore {
   virtual ~MessageStore() = default;
 
   // The topic's metadata, creating it with `queues` queues (or default_queues when 0)
-  // if it does not exist. Topic metadata is persisted.
+  // if it does not exist (an existing topic keeps its queue count). Topic metadata is
+  // persisted. Names that cannot be directory names ('/', a leading '.') are kInvalidArgument.
   virtual Result<TopicInfo> GetOrCreateTopic(const std::string& topic, int32_t queues = 0) = 0;
   virtual std::optional<TopicInfo> FindTopic(const std::string& topic) const = 0;
   virtual std::vector<TopicInfo> ListTopics() const = 0;
@@ -114,19 +116,26 @@ class MessageStore {
   // The record keeps every Message field a producer sets plus message_id and born_at.
   // Oversized messages fail with kInvalidArgument, an unknown topic with kNotFound, a queue
   // out of range with kInvalidArgument; after Close, kFailedPrecondition.
+  // The caller's thread encodes the record; the call blocks only while several MiB of
+  // records already wait for the writer (backpressure; never on the writer thread itself,
+  // so callbacks may append).
   virtual void Append(int32_t queue, Message message, AppendCallback done) = 0;
 
   // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
   // `tag_hashes` empty: every message; otherwise only messages whose tag hash is in it
   // (the others are skipped using the index alone; next_offset moves past them).
-  // An offset below the oldest retained one starts at the oldest; past the end gives none.
-  // A record whose CRC does not match fails with kDataLoss naming segment and position.
+  // An offset below the oldest retained one starts at the oldest; past the end gives none
+  // (next_offset = max_offset). A record whose CRC does not match fails with kDataLoss
+  // naming segment and position; when messages precede it, those are returned and
+  // next_offset stops at it, so the next read reports it. A consumer that decides to skip
+  // a lost message reads on from its offset + 1.
   virtual Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
                                   int32_t max_messages, int64_t max_bytes,
                                   const std::vector<uint64_t>& tag_hashes) const = 0;
 
   // Blocks until `queue` holds a message at `offset` or beyond, the deadline passes, or the
-  // store closes. Returns true if data is available.
+  // store closes (a topic created meanwhile is waited on too). Returns true if data is
+  // available.
   virtual bool WaitForData(const std::string& topic, int32_t queue, int64_t offset,
                            std::chrono::steady_clock::time_point deadline) const = 0;
 
