@@ -113,18 +113,27 @@ class NativeProducer : public core::BackendProducer {
             ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
             : QueueForKey(message.key, queues_);
     in_flight_.fetch_add(1, std::memory_order_acq_rel);
-    broker_->Produce(queue, std::move(message),
-                     [this, done = std::move(done)](Result<AppendResult> result) {
+    broker_->store().Append(queue, std::move(message),
+                            [this, done = std::move(done)](Result<AppendResult> result) {
                        if (result.ok()) {
+                         broker_->NotifyAppended();
                          done(core::StoredPosition{result->queue, result->queue_offset});
                        } else {
                          done(result.status());
                        }
+                       // Under the lock, so the destructor cannot free the producer between
+                       // the count reaching zero and the notification.
+                       std::lock_guard lock(mutex_);
                        if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                         std::lock_guard lock(mutex_);
                          drained_.notify_all();
                        }
                      });
+  }
+
+  ~NativeProducer() override {
+    // The store completes every append (also when it closes), so this wait ends.
+    std::unique_lock lock(mutex_);
+    drained_.wait(lock, [this] { return in_flight_.load() == 0; });
   }
 
   Status Close(Deadline deadline) override {

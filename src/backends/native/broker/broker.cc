@@ -17,19 +17,13 @@ Broker::Broker(BrokerOptions options, std::unique_ptr<MessageStore> store)
 
 Broker::~Broker() { Close().IgnoreError(); }
 
-void Broker::Produce(int32_t queue, Message message, AppendCallback done) {
-  store_->Append(queue, std::move(message),
-                 [this, done = std::move(done)](Result<AppendResult> result) {
-                   const bool stored = result.ok();
-                   done(std::move(result));
-                   if (!stored) return;
-                   appends_.fetch_add(1, std::memory_order_acq_rel);
-                   // Notifying costs a syscall per append; only pay it when someone waits.
-                   if (waiters_.load(std::memory_order_acquire) > 0) {
-                     std::lock_guard lock(wait_mutex_);
-                     appended_.notify_all();
-                   }
-                 });
+void Broker::NotifyAppended() {
+  appends_.fetch_add(1, std::memory_order_acq_rel);
+  // Notifying costs a syscall per append; only pay it when someone waits.
+  if (waiters_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard lock(wait_mutex_);
+    appended_.notify_all();
+  }
 }
 
 void Broker::WaitForAppend(uint64_t seen, std::chrono::steady_clock::time_point deadline) {

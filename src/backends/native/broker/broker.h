@@ -34,8 +34,9 @@ class Broker {
   GroupCoordinator& groups() { return groups_; }
   const BrokerOptions& options() const { return options_; }
 
-  // Appends through the store and wakes long-polling consumers once the message is readable.
-  void Produce(int32_t queue, Message message, AppendCallback done);
+  // Producers call this from their append callbacks: a stored message is readable, so
+  // long-polling consumers wake up.
+  void NotifyAppended();
 
   // Blocks until a message was stored after `seen` (see AppendCount), the deadline passes or
   // WakeAll is called.
