@@ -58,7 +58,7 @@ const core::PropertyTable& NativeProperties() {
        .default_value = "1048576",
        .min = 16,
        .max = 100000000,
-       .description = "Entries (28 bytes each) per queue index file."},
+       .description = "Entries (32 bytes each) per queue index file."},
       {.name = "queues",
        .type = Type::kInt,
        .default_value = "8",

@@ -938,12 +938,11 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
   }
   if (!acks.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
-    final_status_ = UnavailableError(
-        "redis cluster '" + options_.cluster + "': " + std::to_string(acks.size()) +
-        " acknowledgements of group '" + group_ +
-        "' could not be written before the close "
-        "deadline (" +
-        status.message() + "); those messages will be delivered again");
+    final_status_ =
+        UnavailableError("redis cluster '" + options_.cluster +
+                         "': " + std::to_string(acks.size()) + " acknowledgements of group '" +
+                         group_ + "' could not be written before the close deadline (" +
+                         status.message() + "); those messages will be delivered again");
     return;
   }
   int64_t handed_back = 0;
@@ -954,10 +953,8 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
     status = HandBack(worker_connection_, all, deadline, handed_back);
     if (!status.ok()) {
       LogWarning("redis cluster '" + options_.cluster +
-                 "': handing back the pending entries "
-                 "of consumer '" +
-                 consumer_ + "' failed (" + status.ToString() +
-                 "); other members take them over after claim_idle_ms");
+                 "': handing back the pending entries of consumer '" + consumer_ + "' failed (" +
+                 status.ToString() + "); other members take them over after claim_idle_ms");
     }
   }
   if (exclusive_ && worker_connection_.connected()) {

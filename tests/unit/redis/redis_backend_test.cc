@@ -625,7 +625,8 @@ bool Balanced(const std::vector<RedisConsumer*>& members, int32_t partitions) {
 }
 
 TEST_F(RedisBackendTest, ExclusiveStreamsSplitAmongMembersAndKeepKeysTogether) {
-  auto backend = Backend({{"partitions", "4"}, {"lease_ms", "300"}});
+  // A lease long enough that a loaded machine does not make members drop out mid-test.
+  auto backend = Backend({{"partitions", "4"}, {"lease_ms", "2000"}});
   ASSERT_NE(backend, nullptr);
   std::vector<std::unique_ptr<RecordingSink>> sinks;
   std::vector<std::unique_ptr<core::BackendConsumer>> consumers;
@@ -675,7 +676,7 @@ TEST_F(RedisBackendTest, ExclusiveStreamsSplitAmongMembersAndKeepKeysTogether) {
 }
 
 TEST_F(RedisBackendTest, ExclusiveStreamsHandOverPendingEntriesFirst) {
-  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "300"}, {"claim_idle_ms", "600000"}});
+  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "1500"}, {"claim_idle_ms", "600000"}});
   ASSERT_NE(backend, nullptr);
   RecordingSink a_sink;
   auto a = backend->Subscribe(Spec(), a_sink);
@@ -731,7 +732,7 @@ TEST_F(RedisBackendTest, ExclusiveStreamsHandOverPendingEntriesFirst) {
 }
 
 TEST_F(RedisBackendTest, ExclusiveStreamsRevokeALostLease) {
-  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "300"}});
+  auto backend = Backend({{"partitions", "2"}, {"lease_ms", "1000"}});
   ASSERT_NE(backend, nullptr);
   RecordingSink sink;
   auto consumer = backend->Subscribe(Spec(), sink);
@@ -739,7 +740,7 @@ TEST_F(RedisBackendTest, ExclusiveStreamsRevokeALostLease) {
   auto* member = dynamic_cast<RedisConsumer*>(consumer->get());
   ASSERT_TRUE(Eventually([&] { return member->owned_partitions().size() == 2; }));
   // Another process took stream 1 over (as if this member had stalled past its lease).
-  Cli({"SET", "msgsdk:" + topic_ + ":1:lease:g", "intruder", "PX", "600"});
+  Cli({"SET", "msgsdk:" + topic_ + ":1:lease:g", "intruder", "PX", "1500"});
   ASSERT_TRUE(Eventually([&] {
     for (const auto& revoked : sink.revoked()) {
       if (revoked == std::vector<int32_t>{1}) return true;

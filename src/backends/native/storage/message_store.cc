@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
@@ -40,7 +41,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Appends block (backpressure) while this many bytes of records wait for the writer.
+// Appends block (backpressure) while this many bytes of records wait for the writer: enough
+// for tens of thousands of small messages per batch (and per group-commit sync), small enough
+// that a batch is still in the CPU caches when the writer hands it to the kernel.
 constexpr size_t kMaxPendingBytes = 4u << 20;
 constexpr int32_t kMaxQueues = 1024;
 constexpr uint64_t kMinSegmentBytes = 1024;
