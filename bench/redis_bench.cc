@@ -1,0 +1,476 @@
+// msgsdk-bench-redis: the Redis Streams backend through the public API, against raw hiredis on
+// the same redis-server, with the same batch sizes, in the same run.
+//
+// A redis-server is started on a free loopback port with a scratch directory and no
+// persistence (--save "" --appendonly no), and stopped at the end. For each stream count
+// (--partitions, 1 and the backend's default 4) and each repeat:
+//  - send: raw pipelined XADD in batches of --batch (one write, then every reply) vs
+//    Producer::SendAsync with a bounded window, to a topic on a cluster with that many
+//    partitions and pipeline_depth = --batch. Both write the fields the SDK writes (id, born,
+//    body), round robin over the streams. Timed from the first send to the last reply.
+//  - receive: each side reads back what its own send wrote. Raw: XREADGROUP COUNT
+//    --read-count over every stream, then one XACK per stream with that batch's ids. SDK: a new
+//    group subscribed with a handler that only counts (read_batch = --read-count), timed from
+//    the Subscribe call to the last handler call (group creation and stream assignment
+//    included).
+// The table shows medians and the SDK/raw ratio next to the target (0.9). A benchmark, not a
+// test: it prints figures and never fails on them.
+
+#include <sys/time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <semaphore>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <hiredis/hiredis.h>
+
+#include "fixtures/redis_fixture.h"
+#include "msgsdk/msgsdk.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kTargetRatio = 0.9;
+// Bounds every wait, so a broken run ends with a message instead of hanging.
+constexpr auto kGiveUp = std::chrono::seconds(120);
+
+struct Flags {
+  int64_t messages = 200000;
+  size_t size = 100;
+  std::vector<int> partitions = {1, 4};
+  int batch = 256;
+  int read_count = 512;
+  int64_t window = 65536;
+  int repeat = 3;
+};
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
+}
+
+std::string WithSeparators(uint64_t value) {
+  std::string digits = std::to_string(value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string LoadAverage() {
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) != 3) return "unknown";
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.2f %.2f %.2f", load[0], load[1], load[2]);
+  return text;
+}
+
+// ---- Raw hiredis ----------------------------------------------------------------------------
+
+struct ContextDeleter {
+  void operator()(redisContext* context) const { redisFree(context); }
+};
+using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+msgsdk::Result<ContextPtr> Connect(int port) {
+  const timeval timeout{.tv_sec = 30, .tv_usec = 0};
+  ContextPtr context(redisConnectWithTimeout("127.0.0.1", port, timeout));
+  const std::string where = "127.0.0.1:" + std::to_string(port);
+  if (context == nullptr) return msgsdk::InternalError("no memory for a connection to " + where);
+  if (context->err != 0) {
+    return msgsdk::UnavailableError("connecting to " + where + ": " + context->errstr);
+  }
+  if (redisSetTimeout(context.get(), timeout) != REDIS_OK) {
+    return msgsdk::InternalError("setting the reply timeout on " + where);
+  }
+  return context;
+}
+
+// Queues one command (hiredis buffers it until the first reply is read).
+void Append(redisContext* context, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  argv.reserve(args.size());
+  lengths.reserve(args.size());
+  for (const std::string& arg : args) {
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data());
+}
+
+// The next reply; an error reply is an error naming `what`.
+msgsdk::Result<ReplyPtr> NextReply(redisContext* context, const std::string& what) {
+  void* raw = nullptr;
+  if (redisGetReply(context, &raw) != REDIS_OK) {
+    return msgsdk::UnavailableError(what + ": " + context->errstr);
+  }
+  ReplyPtr reply(static_cast<redisReply*>(raw));
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return msgsdk::InternalError(what + ": " + std::string(reply->str, reply->len));
+  }
+  return reply;
+}
+
+msgsdk::Result<ReplyPtr> Command(redisContext* context, const std::vector<std::string>& args) {
+  Append(context, args);
+  return NextReply(context, args.front() + " " + (args.size() > 1 ? args[1] : ""));
+}
+
+std::vector<std::string> StreamNames(const std::string& prefix, int partitions) {
+  std::vector<std::string> names;
+  for (int p = 0; p < partitions; ++p) names.push_back(prefix + ":" + std::to_string(p));
+  return names;
+}
+
+std::string NowMillis() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+}
+
+// Pipelined XADD of the SDK's fields, round robin over `streams`, --batch commands per write.
+msgsdk::Result<double> RawSend(redisContext* context, const std::vector<std::string>& streams,
+                               const Flags& flags) {
+  const std::string body(flags.size, 'x');
+  // A fixed, well-formed id: the SDK's id generation is part of what the raw path leaves out.
+  const std::string message_id(32, '0');
+  size_t next_stream = 0;
+  const auto start = Clock::now();
+  for (int64_t sent = 0; sent < flags.messages;) {
+    const int64_t n = std::min<int64_t>(flags.batch, flags.messages - sent);
+    const std::string born = NowMillis();
+    for (int64_t i = 0; i < n; ++i) {
+      Append(context,
+             {"XADD", streams[next_stream], "*", "id", message_id, "born", born, "body", body});
+      next_stream = (next_stream + 1) % streams.size();
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, NextReply(context, "raw XADD"));
+      if (reply->type != REDIS_REPLY_STRING) {
+        return msgsdk::InternalError("raw XADD: unexpected reply type " +
+                                     std::to_string(reply->type));
+      }
+    }
+    sent += n;
+  }
+  return static_cast<double>(flags.messages) / Seconds(Clock::now() - start);
+}
+
+// A new group reads every stream from the start: XREADGROUP COUNT --read-count over all of
+// them, then one XACK per stream with the ids just read, until --messages were read.
+msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::string>& streams,
+                                  const std::string& group, const Flags& flags) {
+  const auto start = Clock::now();
+  for (const std::string& stream : streams) {
+    MSGSDK_RETURN_IF_ERROR(Command(context, {"XGROUP", "CREATE", stream, group, "0"}).status());
+  }
+  std::vector<std::string> read = {"XREADGROUP", "GROUP", group,
+                                   "bench-raw",  "COUNT", std::to_string(flags.read_count),
+                                   "STREAMS"};
+  read.insert(read.end(), streams.begin(), streams.end());
+  read.insert(read.end(), streams.size(), ">");
+  int64_t received = 0;
+  uint64_t body_bytes = 0;
+  while (received < flags.messages) {
+    if (Clock::now() - start > kGiveUp) {
+      return msgsdk::DeadlineExceededError("raw receive: only " + std::to_string(received) +
+                                           " of " + std::to_string(flags.messages) + " read");
+    }
+    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, Command(context, read));
+    if (reply->type != REDIS_REPLY_ARRAY) {
+      return msgsdk::InternalError("raw receive: the streams ran out after " +
+                                   std::to_string(received) + " of " +
+                                   std::to_string(flags.messages) + " messages");
+    }
+    size_t acks = 0;
+    for (size_t s = 0; s < reply->elements; ++s) {
+      const redisReply* stream = reply->element[s];
+      const redisReply* entries = stream->element[1];
+      if (entries->elements == 0) continue;
+      std::vector<std::string> ack = {
+          "XACK", std::string(stream->element[0]->str, stream->element[0]->len), group};
+      for (size_t e = 0; e < entries->elements; ++e) {
+        const redisReply* entry = entries->element[e];
+        ack.emplace_back(entry->element[0]->str, entry->element[0]->len);
+        // Find the body, as any reader would.
+        const redisReply* fields = entry->element[1];
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+          if (std::string_view(fields->element[f]->str, fields->element[f]->len) == "body") {
+            body_bytes += fields->element[f + 1]->len;
+          }
+        }
+      }
+      received += static_cast<int64_t>(entries->elements);
+      Append(context, ack);
+      ++acks;
+    }
+    for (size_t i = 0; i < acks; ++i) {
+      MSGSDK_RETURN_IF_ERROR(NextReply(context, "raw XACK").status());
+    }
+  }
+  const double seconds = Seconds(Clock::now() - start);
+  if (body_bytes != static_cast<uint64_t>(received) * flags.size) {
+    return msgsdk::InternalError("raw receive: read " + std::to_string(body_bytes) +
+                                 " body bytes for " + std::to_string(received) + " messages");
+  }
+  return static_cast<double>(received) / seconds;
+}
+
+// ---- The SDK --------------------------------------------------------------------------------
+
+// A counter a thread can wait on; remembers when the last count came.
+class Progress {
+ public:
+  explicit Progress(int64_t target) : target_(target) {}
+  void Add(bool ok) {
+    const auto now = Clock::now();
+    std::lock_guard lock(mutex_);
+    if (!ok) ++failed_;
+    last_ = now;
+    if (++done_ >= target_) reached_.notify_all();
+  }
+  bool Wait() {
+    std::unique_lock lock(mutex_);
+    return reached_.wait_for(lock, kGiveUp, [this] { return done_ >= target_; });
+  }
+  int64_t done() const {
+    std::lock_guard lock(mutex_);
+    return done_;
+  }
+  int64_t failed() const {
+    std::lock_guard lock(mutex_);
+    return failed_;
+  }
+  Clock::time_point last() const {
+    std::lock_guard lock(mutex_);
+    return last_;
+  }
+
+ private:
+  const int64_t target_;
+  mutable std::mutex mutex_;
+  std::condition_variable reached_;
+  int64_t done_ = 0;
+  int64_t failed_ = 0;
+  Clock::time_point last_;
+};
+
+msgsdk::Result<double> SdkSend(msgsdk::Client& client, const std::string& topic,
+                               const Flags& flags) {
+  MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
+  const std::string body(flags.size, 'x');
+  Progress progress(flags.messages);
+  std::counting_semaphore<> window(static_cast<std::ptrdiff_t>(flags.window));
+  const auto start = Clock::now();
+  for (int64_t i = 0; i < flags.messages; ++i) {
+    window.acquire();
+    producer.SendAsync({.body = body},
+                       [&progress, &window](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+                         window.release();
+                         progress.Add(r.ok());
+                       });
+  }
+  const bool all = progress.Wait();
+  MSGSDK_RETURN_IF_ERROR(producer.Close());
+  if (!all || progress.failed() > 0) {
+    return msgsdk::InternalError("sdk send to " + topic + ": " +
+                                 std::to_string(progress.done() - progress.failed()) + " of " +
+                                 std::to_string(flags.messages) + " acknowledged");
+  }
+  return static_cast<double>(flags.messages) / Seconds(progress.last() - start);
+}
+
+msgsdk::Result<double> SdkReceive(msgsdk::Client& client, const std::string& topic,
+                                  const std::string& group, const Flags& flags) {
+  Progress progress(flags.messages);
+  std::atomic<uint64_t> body_bytes{0};
+  const auto start = Clock::now();
+  MSGSDK_ASSIGN_OR_RETURN(msgsdk::Subscription subscription,
+                          client.Subscribe(topic, group, [&](const msgsdk::Message& message) {
+                            body_bytes.fetch_add(message.body.size(), std::memory_order_relaxed);
+                            progress.Add(true);
+                            return msgsdk::ConsumeResult::kSuccess;
+                          }));
+  const bool all = progress.Wait();
+  const Clock::time_point last = progress.last();
+  MSGSDK_RETURN_IF_ERROR(subscription.Close());
+  if (!all) {
+    return msgsdk::DeadlineExceededError("sdk receive from " + topic + ": only " +
+                                         std::to_string(progress.done()) + " of " +
+                                         std::to_string(flags.messages) + " handled");
+  }
+  if (body_bytes.load() != static_cast<uint64_t>(progress.done()) * flags.size) {
+    return msgsdk::InternalError("sdk receive from " + topic + ": unexpected body sizes");
+  }
+  return static_cast<double>(progress.done()) / Seconds(last - start);
+}
+
+// One cluster per stream count, all on the same server; topic "p<N>-..." goes to "redis-p<N>".
+std::string RoutingYaml(const std::string& endpoint, const Flags& flags) {
+  std::string yaml = "environments:\n  bench:\n    clusters:\n";
+  for (int partitions : flags.partitions) {
+    const std::string n = std::to_string(partitions);
+    yaml += "      redis-p" + n + ": { backend: redis, endpoint: \"" + endpoint +
+            "\", partitions: " + n + ", pipeline_depth: " + std::to_string(flags.batch) +
+            ", read_batch: " + std::to_string(flags.read_count) + " }\n";
+  }
+  yaml += "    topics:\n";
+  for (int partitions : flags.partitions) {
+    const std::string n = std::to_string(partitions);
+    yaml += "      \"p" + n + "-*\": redis-p" + n + "\n";
+  }
+  yaml += "client:\n  send_timeout_ms: 60000\n";
+  return yaml;
+}
+
+struct Figures {
+  std::vector<double> raw_send, sdk_send, raw_receive, sdk_receive;
+};
+
+// Deletes the streams of one repeat, so the server's memory stays flat across repeats.
+msgsdk::Status DropStreams(redisContext* context, const std::vector<std::string>& keys) {
+  std::vector<std::string> unlink = {"UNLINK"};
+  unlink.insert(unlink.end(), keys.begin(), keys.end());
+  return Command(context, unlink).status();
+}
+
+msgsdk::Status RunOnce(redisContext* context, msgsdk::Client& client, int partitions, int round,
+                       const Flags& flags, Figures& figures) {
+  const std::string name = "p" + std::to_string(partitions) + "-bench-" + std::to_string(round);
+  const std::vector<std::string> raw_streams = StreamNames("bench-raw:" + name, partitions);
+  // The backend's keys for this topic (default key_prefix "msgsdk").
+  const std::vector<std::string> sdk_streams = StreamNames("msgsdk:" + name, partitions);
+
+  MSGSDK_ASSIGN_OR_RETURN(double raw_send, RawSend(context, raw_streams, flags));
+  MSGSDK_ASSIGN_OR_RETURN(double sdk_send, SdkSend(client, name, flags));
+  MSGSDK_ASSIGN_OR_RETURN(double raw_receive, RawReceive(context, raw_streams, "raw", flags));
+  MSGSDK_ASSIGN_OR_RETURN(double sdk_receive, SdkReceive(client, name, "sdk", flags));
+  figures.raw_send.push_back(raw_send);
+  figures.sdk_send.push_back(sdk_send);
+  figures.raw_receive.push_back(raw_receive);
+  figures.sdk_receive.push_back(sdk_receive);
+  std::fprintf(stderr,
+               "partitions %d, repeat %d: send raw %.0f sdk %.0f, receive raw %.0f sdk %.0f "
+               "(load %s)\n",
+               partitions, round, raw_send, sdk_send, raw_receive, sdk_receive,
+               LoadAverage().c_str());
+  std::vector<std::string> keys = raw_streams;
+  keys.insert(keys.end(), sdk_streams.begin(), sdk_streams.end());
+  return DropStreams(context, keys);
+}
+
+std::string Ratio(double sdk, double raw) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f", raw > 0 ? sdk / raw : 0.0);
+  return text;
+}
+
+int Run(const Flags& flags) {
+  // No persistence: the figures are about the client side, not the server's disk.
+  msgsdk::test::RedisServerOptions options;
+  options.append_only = false;
+  auto server = msgsdk::test::RedisServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "starting redis-server: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  auto context = Connect((*server)->port());
+  if (!context.ok()) {
+    std::fprintf(stderr, "%s\n", context.status().ToString().c_str());
+    return 1;
+  }
+  auto client = msgsdk::Client::Create(
+      {.config_yaml = RoutingYaml((*server)->endpoint(), flags), .environment = "bench"});
+  if (!client.ok()) {
+    std::fprintf(stderr, "Client::Create: %s\n", client.status().ToString().c_str());
+    return 1;
+  }
+  const std::string load_before = LoadAverage();
+
+  std::vector<Figures> figures(flags.partitions.size());
+  for (int round = 0; round < flags.repeat; ++round) {
+    for (size_t i = 0; i < flags.partitions.size(); ++i) {
+      const msgsdk::Status status =
+          RunOnce(context->get(), *client, flags.partitions[i], round, flags, figures[i]);
+      if (!status.ok()) {
+        std::fprintf(stderr, "%s\n", status.ToString().c_str());
+        client->Close().IgnoreError();
+        return 1;
+      }
+    }
+  }
+  const msgsdk::Status closed = client->Close();
+  if (!closed.ok()) std::fprintf(stderr, "Client::Close: %s\n", closed.ToString().c_str());
+
+  std::printf(
+      "Redis Streams backend vs raw hiredis, one redis-server on loopback, %zu B bodies, "
+      "%s messages per case, XADD batches of %d, XREADGROUP COUNT %d, median of %d\n",
+      flags.size, WithSeparators(static_cast<uint64_t>(flags.messages)).c_str(), flags.batch,
+      flags.read_count, flags.repeat);
+  std::printf("load average before %s, after %s\n\n", load_before.c_str(), LoadAverage().c_str());
+  std::printf("  %-28s %10s %12s %12s %8s %7s\n", "case", "partitions", "raw msgs/s", "sdk msgs/s",
+              "sdk/raw", "target");
+  std::printf("  %s\n", std::string(82, '-').c_str());
+  for (size_t i = 0; i < flags.partitions.size(); ++i) {
+    const double raw = Median(figures[i].raw_send);
+    const double sdk = Median(figures[i].sdk_send);
+    std::printf("  %-28s %10d %12s %12s %8s %7.2f\n", "send: XADD vs SendAsync",
+                flags.partitions[i], WithSeparators(static_cast<uint64_t>(raw)).c_str(),
+                WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(),
+                kTargetRatio);
+  }
+  for (size_t i = 0; i < flags.partitions.size(); ++i) {
+    const double raw = Median(figures[i].raw_receive);
+    const double sdk = Median(figures[i].sdk_receive);
+    std::printf("  %-28s %10d %12s %12s %8s %7.2f\n", "receive: XREADGROUP vs SDK",
+                flags.partitions[i], WithSeparators(static_cast<uint64_t>(raw)).c_str(),
+                WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(),
+                kTargetRatio);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{"Redis Streams backend vs raw hiredis on one redis-server, in one run."};
+  app.add_option("--messages", flags.messages, "Messages per case")->check(CLI::PositiveNumber);
+  app.add_option("--size", flags.size, "Body bytes")->check(CLI::PositiveNumber);
+  app.add_option("--partitions", flags.partitions,
+                 "Stream counts to measure (the backend's default is 4)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--batch", flags.batch,
+                 "XADD commands per round trip (raw) and pipeline_depth (SDK)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--read-count", flags.read_count, "XREADGROUP COUNT (raw) and read_batch (SDK)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--window", flags.window, "SDK sends in flight at most")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--repeat", flags.repeat, "Repetitions; the table shows medians")
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+  return Run(flags);
+}
