@@ -125,8 +125,9 @@ double RawProduce(const Flags& flags, const std::string& topic) {
   }
   producer->flush(60000);
   const double rate = flags.messages / Seconds(Clock::now() - start);
-  if (reports.failed > 0) std::fprintf(stderr, "raw produce: %lld failed\n",
-                                       static_cast<long long>(reports.failed.load()));
+  if (reports.failed > 0)
+    std::fprintf(stderr, "raw produce: %lld failed\n",
+                 static_cast<long long>(reports.failed.load()));
   return rate;
 }
 
@@ -150,8 +151,8 @@ double SdkProduce(const Flags& flags, msgsdk::Client& client, const std::string&
   }
   progress.Wait(std::chrono::seconds(120));
   const double rate = flags.messages / Seconds(Clock::now() - start);
-  if (failed > 0) std::fprintf(stderr, "sdk produce: %lld failed\n",
-                               static_cast<long long>(failed.load()));
+  if (failed > 0)
+    std::fprintf(stderr, "sdk produce: %lld failed\n", static_cast<long long>(failed.load()));
   producer->Close().IgnoreError();
   return rate;
 }
@@ -232,8 +233,9 @@ int main(int argc, char** argv) {
   yaml.append("\"\n        linger_ms: ").append(std::to_string(flags.linger_ms));
   yaml.append("\n        delivery_timeout_ms: 60000\n        partitions: ");
   yaml.append(std::to_string(flags.partitions));
-  yaml.append("\n    default_cluster: kafka\nclient:\n  send_timeout_ms: 60000\n"
-              "  max_inflight: 20000\n");
+  yaml.append(
+      "\n    default_cluster: kafka\nclient:\n  send_timeout_ms: 60000\n"
+      "  max_inflight: 20000\n");
   auto client = msgsdk::Client::Create({.config_yaml = yaml, .environment = "bench"});
   if (!client.ok()) {
     std::fprintf(stderr, "Client::Create: %s\n", client.status().ToString().c_str());
@@ -252,17 +254,18 @@ int main(int argc, char** argv) {
     }
     raw_produce.push_back(RawProduce(flags, raw_topic));
     sdk_produce.push_back(SdkProduce(flags, *client, sdk_topic));
-    raw_consume.push_back(RawConsume(flags, raw_topic, "bench-raw"));
-    sdk_consume.push_back(SdkConsume(flags, *client, sdk_topic, "bench-sdk"));
+    raw_consume.push_back(RawConsume(flags, raw_topic, raw_topic));
+    sdk_consume.push_back(SdkConsume(flags, *client, sdk_topic, sdk_topic));
     std::fprintf(stderr, "repeat %d: produce raw %.0f sdk %.0f, consume raw %.0f sdk %.0f\n", r,
                  raw_produce.back(), sdk_produce.back(), raw_consume.back(), sdk_consume.back());
   }
   client->Close().IgnoreError();
 
-  std::printf("Kafka backend vs raw librdkafka, %zu B bodies, %lld messages, %d partitions, "
-              "linger %d ms, median of %d\n",
-              flags.size, static_cast<long long>(flags.messages), flags.partitions,
-              flags.linger_ms, flags.repeat);
+  std::printf(
+      "Kafka backend vs raw librdkafka, %zu B bodies, %lld messages, %d partitions, "
+      "linger %d ms, median of %d\n",
+      flags.size, static_cast<long long>(flags.messages), flags.partitions, flags.linger_ms,
+      flags.repeat);
   std::printf("%-10s %14s %14s %8s\n", "case", "raw msgs/s", "sdk msgs/s", "ratio");
   const double rp = Median(raw_produce), sp = Median(sdk_produce);
   const double rc = Median(raw_consume), sc = Median(sdk_consume);

@@ -83,34 +83,55 @@ std::string ClusterEvents::last_error() const {
 bool SendTracker::Add(PendingSend* send) {
   std::lock_guard lock(mu_);
   if (closed_) return false;
-  pending_.insert(send);
+  send->prev = nullptr;
+  send->next = head_;
+  if (head_ != nullptr) head_->prev = send;
+  head_ = send;
+  send->linked = true;
+  ++pending_;
   return true;
+}
+
+void SendTracker::Unlink(PendingSend* send) {
+  if (send->prev != nullptr) send->prev->next = send->next;
+  if (send->next != nullptr) send->next->prev = send->prev;
+  if (head_ == send) head_ = send->next;
+  send->prev = send->next = nullptr;
+  send->linked = false;
+  --pending_;
 }
 
 void SendTracker::Finish(PendingSend* send, Result<core::StoredPosition> result) {
   core::SendDone done;
   {
     std::lock_guard lock(mu_);
-    if (pending_.erase(send) == 0) return;  // already failed by Close
+    if (!send->linked) return;  // already failed by Close
+    Unlink(send);
     done = std::move(send->done);
-    ++running_;
+    running_.fetch_add(1);
   }
   done(std::move(result));
-  {
+  running_.fetch_sub(1);
+  // Only a closing tracker has someone to wake. (Sequentially consistent with Close's store
+  // of closing_ and load of running_: one of the two sides sees the other.)
+  if (closing_.load()) {
     std::lock_guard lock(mu_);
-    --running_;
+    cv_.notify_all();
   }
-  cv_.notify_all();
 }
 
 std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   std::unique_lock lock(mu_);
   closed_ = true;
-  cv_.wait_until(lock, deadline, [this] { return pending_.empty() && running_ == 0; });
+  closing_.store(true);
+  cv_.wait_until(lock, deadline, [this] { return pending_ == 0 && running_.load() == 0; });
   std::vector<core::SendDone> expired;
-  expired.reserve(pending_.size());
-  for (PendingSend* send : pending_) expired.push_back(std::move(send->done));
-  pending_.clear();
+  expired.reserve(pending_);
+  while (head_ != nullptr) {
+    PendingSend* send = head_;
+    expired.push_back(std::move(send->done));
+    Unlink(send);
+  }
   return expired;
 }
 
@@ -198,14 +219,18 @@ Status KafkaCluster::Produce(const Message& message, PendingSend* send) {
     return FailedPreconditionError("send to " + DescribeTopic(message.topic) +
                                    ": the connection to the cluster is closed");
   }
-  RdKafka::Headers* headers = EncodeHeaders(message);
+  rd_kafka_headers_t* headers = EncodeHeaders(message);
   const void* key = message.key.empty() ? nullptr : message.key.data();
-  const RdKafka::ErrorCode err = producer_->produce(
-      message.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-      const_cast<char*>(message.body.data()), message.body.size(), key, message.key.size(),
-      ToEpochMillis(message.born_at), headers, send);
+  const size_t key_size = message.key.size();
+  void* body = const_cast<char*>(message.body.data());
+  const size_t body_size = message.body.size();
+  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_producev(
+      producer_->c_ptr(), RD_KAFKA_V_TOPIC(message.topic.c_str()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(body, body_size),
+      RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(ToEpochMillis(message.born_at)),
+      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(send), RD_KAFKA_V_END));
   if (err == RdKafka::ERR_NO_ERROR) return OkStatus();
-  delete headers;  // still ours: produce() takes them only on success
+  rd_kafka_headers_destroy(headers);  // still ours: producev takes them only on success
   std::string context = "send to " + DescribeTopic(message.topic);
   if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
     context += ": record of " + std::to_string(send->bytes) +

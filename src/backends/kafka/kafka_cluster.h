@@ -45,11 +45,12 @@ class ClusterEvents : public RdKafka::EventCb {
 };
 
 // One send waiting for its delivery report. Owned by librdkafka (as the message opaque)
-// from a successful produce() until the report; `done` is taken by whoever completes it
+// from a successful produce() until the report; its callback is run by whoever completes it
 // first: the report, or the producer's Close at its deadline.
 struct PendingSend;
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
+// Sends are kept in an intrusive list: adding and finishing one allocates nothing.
 class SendTracker {
  public:
   // Registers a send; false if the tracker is closed (the send is refused).
@@ -62,11 +63,16 @@ class SendTracker {
   bool closed() const;
 
  private:
+  void Unlink(PendingSend* send);
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::set<PendingSend*> pending_;
-  int running_ = 0;  // callbacks being run by Finish
+  PendingSend* head_ = nullptr;  // pending sends, newest first
+  size_t pending_ = 0;
   bool closed_ = false;
+  // Callbacks being run by Finish; Close waits for them too.
+  std::atomic<int> running_{0};
+  std::atomic<bool> closing_{false};
 };
 
 struct PendingSend {
@@ -74,6 +80,10 @@ struct PendingSend {
   core::SendDone done;
   std::string topic;
   size_t bytes = 0;
+  // SendTracker's list, guarded by its mutex.
+  PendingSend* prev = nullptr;
+  PendingSend* next = nullptr;
+  bool linked = false;
 };
 
 class KafkaCluster {

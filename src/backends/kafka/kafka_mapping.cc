@@ -53,16 +53,27 @@ int64_t ToEpochMillis(Timestamp t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-RdKafka::Headers* EncodeHeaders(const Message& message) {
-  RdKafka::Headers* headers = RdKafka::Headers::create();
-  headers->add(std::string(kIdHeader), message.message_id);
-  if (!message.tag.empty()) headers->add(std::string(kTagHeader), message.tag);
-  headers->add(std::string(kBornAtHeader), std::to_string(ToEpochMicros(message.born_at)));
-  if (message.deliver_at.has_value()) {
-    headers->add(std::string(kDeliverAtHeader), std::to_string(ToEpochMicros(*message.deliver_at)));
-  }
+rd_kafka_headers_t* EncodeHeaders(const Message& message) {
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(4 + message.properties.size());
+  auto add = [headers](std::string_view name, std::string_view value) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  };
+  auto add_micros = [&add](std::string_view name, Timestamp t) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), ToEpochMicros(t));
+    add(name, std::string_view(digits, static_cast<size_t>(end - digits)));
+  };
+  add(kIdHeader, message.message_id);
+  if (!message.tag.empty()) add(kTagHeader, message.tag);
+  add_micros(kBornAtHeader, message.born_at);
+  if (message.deliver_at.has_value()) add_micros(kDeliverAtHeader, *message.deliver_at);
   for (const auto& [key, value] : message.properties) {
-    headers->add(PropertyHeaderName(key), value);
+    if (key.starts_with(kReservedHeaderPrefix)) {
+      add(PropertyHeaderName(key), value);
+    } else {
+      add(key, value);
+    }
   }
   return headers;
 }

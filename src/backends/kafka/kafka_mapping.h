@@ -38,8 +38,9 @@ int64_t ToEpochMicros(Timestamp t);
 Timestamp FromEpochMicros(int64_t micros);
 int64_t ToEpochMillis(Timestamp t);
 
-// The headers of `message` (id, tag, born_at, deliver_at, properties). Caller owns the result.
-RdKafka::Headers* EncodeHeaders(const Message& message);
+// The headers of `message` (id, tag, born_at, deliver_at, properties). Caller owns the result
+// (rd_kafka_producev takes it on success).
+rd_kafka_headers_t* EncodeHeaders(const Message& message);
 
 // A message_id for a record that carries none: 32 hex characters, the record timestamp's
 // milliseconds first (so ids still sort by time), then a hash of topic, partition and offset.
