@@ -77,7 +77,7 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
           done.callback(done.result);
         } catch (...) {
         }
-        if (done.after) done.after();
+        if (done.counter) done.counter->EndSend();
       }) {}
 
 Engine::~Engine() { Close().IgnoreError(); }

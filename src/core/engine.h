@@ -13,6 +13,7 @@
 #include "core/backend.h"
 #include "core/backend_registry.h"
 #include "core/executor.h"
+#include "core/send_counter.h"
 #include "core/routing/routing_table.h"
 #include "msgsdk/client.h"
 
@@ -41,9 +42,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
   const ClientSettings& settings() const { return table_->client_settings(); }
-  // Runs a SendAsync callback on the callback pool, then `after` (if set).
-  void CompleteSend(SendCallback callback, Result<SendReceipt> result, Task after) {
-    send_completions_.Post({std::move(callback), std::move(result), std::move(after)});
+  // Runs a SendAsync callback on the callback pool, then counts the send out of `counter`
+  // (if set).
+  void CompleteSend(SendCallback callback, Result<SendReceipt> result,
+                    std::shared_ptr<SendCounter> counter) {
+    send_completions_.Post({std::move(callback), std::move(result), std::move(counter)});
   }
   bool OnCallbackThread() const { return callback_pool_.IsPoolThread(); }
   // Retry backoffs.
@@ -70,7 +73,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   struct SendCompletion {
     SendCallback callback;
     Result<SendReceipt> result;
-    Task after;
+    std::shared_ptr<SendCounter> counter;
   };
   BatchingQueue<SendCompletion> send_completions_;
   TimerQueue timers_;

@@ -12,7 +12,7 @@ ProducerCore::ProducerCore(std::shared_ptr<Engine> engine, std::string topic, st
                            Capabilities capabilities, std::unique_ptr<BackendProducer> backend,
                            std::chrono::milliseconds send_timeout)
     : engine_(std::move(engine)),
-      shared_(std::make_shared<Shared>(std::move(topic), std::move(cluster))),
+      shared_(std::make_shared<SendCounter>(std::move(topic), std::move(cluster))),
       capabilities_(std::move(capabilities)),
       backend_(std::move(backend)),
       send_timeout_(send_timeout),
@@ -60,29 +60,23 @@ bool ProducerCore::BeginSends(int64_t count) {
   return false;
 }
 
-void ProducerCore::Shared::EndSend() {
-  if (in_flight.fetch_sub(1) == 1 && closed.load()) {
-    std::lock_guard lock(mutex);
-    drained.notify_all();
-  }
-}
-
 Status ProducerCore::ClosedError() const {
   return FailedPreconditionError("producer of topic '" + shared_->topic + "' is closed");
 }
 
-void ProducerCore::Submit(Message message, std::function<void(Result<SendReceipt>)> done) {
+template <typename Done>
+void ProducerCore::Submit(Message message, Done done) {
   std::string id = message.message_id;
   backend_->Send(std::move(message), [shared = shared_, id = std::move(id),
-                                      done = std::move(done)](Result<StoredPosition> stored) {
+                                      done = std::move(done)](Result<StoredPosition> stored) mutable {
     if (stored.ok()) {
-      done(SendReceipt{.message_id = id,
-                       .cluster = shared->cluster,
-                       .partition = stored->partition,
-                       .offset = stored->offset});
+      done(Result<SendReceipt>(SendReceipt{.message_id = std::move(id),
+                                           .cluster = shared->cluster,
+                                           .partition = stored->partition,
+                                           .offset = stored->offset}));
     } else {
-      done(stored.status().WithContext("send to topic '" + shared->topic + "' on cluster '" +
-                                       shared->cluster + "'"));
+      done(Result<SendReceipt>(stored.status().WithContext(
+          "send to topic '" + shared->topic + "' on cluster '" + shared->cluster + "'")));
     }
   });
 }
@@ -132,8 +126,7 @@ void ProducerCore::SendAsync(Message message, SendCallback callback) {
       return;
     }
     // Counted out after the callback ran, so Close waits for callbacks too.
-    engine->CompleteSend(std::move(callback), std::move(result),
-                         [shared = std::move(shared)] { shared->EndSend(); });
+    engine->CompleteSend(std::move(callback), std::move(result), std::move(shared));
   });
 }
 
