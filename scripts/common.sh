@@ -49,3 +49,28 @@ msgsdk_jobs() {
     nproc
   fi
 }
+
+# msgsdk_build_demo: the shared first half of the demo scripts. Installs the dependencies,
+# builds msgsdk with the examples (tests and benchmarks off, to be quick) into
+# $MSGSDK_BUILD_DIR (default: build), and sets `build_dir` and `demo` (the msgsdk-demo binary).
+msgsdk_build_demo() {
+  build_dir="${MSGSDK_BUILD_DIR:-${MSGSDK_ROOT}/build}"
+  if [[ "${build_dir}" != /* ]]; then
+    build_dir="${MSGSDK_ROOT}/${build_dir}"
+  fi
+
+  msgsdk_section "dependencies"
+  bash "${MSGSDK_ROOT}/scripts/install-deps.sh"
+
+  msgsdk_section "build (${build_dir})"
+  local start=${SECONDS}
+  bash "${MSGSDK_ROOT}/scripts/build.sh" "${build_dir}" \
+    -DMSGSDK_BUILD_EXAMPLES=ON -DMSGSDK_BUILD_TESTS=OFF -DMSGSDK_BUILD_BENCH=OFF
+  msgsdk_log "build: done in $(msgsdk_duration $((SECONDS - start)))"
+
+  demo="${build_dir}/examples/demo/msgsdk-demo"
+  if [[ ! -x "${demo}" ]]; then
+    msgsdk_error "the build did not produce ${demo}"
+    exit 1
+  fi
+}
