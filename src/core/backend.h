@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/cluster_config.h"
@@ -29,15 +31,60 @@ struct StoredPosition {
   int64_t offset = -1;
 };
 
-// Called exactly once per BackendProducer::Send, on any thread. Must not block.
-using SendDone = std::function<void(Result<StoredPosition>)>;
+// How a backend reports one send: stored (where) or failed (why). Called exactly once per
+// BackendProducer::Send, on any thread; must not block.
+//
+// A SendDone is one pointer to the core's record of the send, so a backend copies it into its
+// own callbacks (a std::function keeps a pointer-sized capture inline) and a send costs no
+// allocation for its completion in any layer. Copies are the same handle: call one of them,
+// once. The core's records implement Target; any other callable (a test's lambda) is wrapped
+// in a Target of its own, freed when called.
+class SendDone {
+ public:
+  class Target {
+   public:
+    // Called once; the target may free itself.
+    virtual void Complete(Result<StoredPosition> result) = 0;
+
+   protected:
+    ~Target() = default;
+  };
+
+  SendDone() = default;
+  explicit SendDone(Target* target) : target_(target) {}
+  template <typename F>
+    requires(!std::is_same_v<std::decay_t<F>, SendDone> &&
+             std::is_invocable_v<std::decay_t<F>&, Result<StoredPosition>>)
+  SendDone(F&& callable)  // NOLINT(google-explicit-constructor): passed like a callback
+      : target_(new Callable<std::decay_t<F>>(std::forward<F>(callable))) {}
+
+  void operator()(Result<StoredPosition> result) const { target_->Complete(std::move(result)); }
+  explicit operator bool() const { return target_ != nullptr; }
+
+ private:
+  template <typename F>
+  struct Callable final : Target {
+    explicit Callable(F f) : callable(std::move(f)) {}
+    void Complete(Result<StoredPosition> result) override {
+      F once = std::move(callable);
+      delete this;
+      once(std::move(result));
+    }
+    F callable;
+  };
+
+  Target* target_ = nullptr;
+};
 
 // Sends to one topic of one cluster.
 class BackendProducer {
  public:
   virtual ~BackendProducer() = default;
-  // `message` is complete: topic, message_id and born_at are set, the size is checked.
-  virtual void Send(Message message, SendDone done) = 0;
+  // `message` is complete: topic, message_id and born_at are set, the size is checked. It is
+  // read during the call only (encoded or copied into the backend's own buffers), so a send
+  // never moves or copies a Message between layers. `done` may run before Send returns (on
+  // this thread, for a send refused at once).
+  virtual void Send(const Message& message, SendDone done) = 0;
   // Completes or fails every pending send by `deadline`, then refuses new ones.
   virtual Status Close(Deadline deadline) = 0;
 };

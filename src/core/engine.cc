@@ -71,13 +71,9 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
       environment_(std::move(environment)),
       client_id_(std::move(client_id)),
       callback_pool_("msgsdk-callback", table_->client_settings().callback_threads),
-      send_completions_(callback_pool_, [](SendCompletion& done) {
-        // A throwing callback must not take the pool thread down with it.
-        try {
-          done.callback(done.result);
-        } catch (...) {
-        }
-        if (done.counter) done.counter->EndSend();
+      send_callbacks_(callback_pool_, [](AsyncSend*& send) {
+        send->RunCallback();
+        delete send;
       }) {}
 
 Engine::~Engine() { Close().IgnoreError(); }

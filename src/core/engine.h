@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/async_send.h"
 #include "core/backend.h"
 #include "core/backend_registry.h"
 #include "core/executor.h"
-#include "core/send_counter.h"
 #include "core/routing/routing_table.h"
 #include "msgsdk/client.h"
 
@@ -42,12 +42,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
   const ClientSettings& settings() const { return table_->client_settings(); }
-  // Runs a SendAsync callback on the callback pool, then counts the send out of `counter`
-  // (if set).
-  void CompleteSend(SendCallback callback, Result<SendReceipt> result,
-                    std::shared_ptr<SendCounter> counter) {
-    send_completions_.Post({std::move(callback), std::move(result), std::move(counter)});
-  }
+  // Queues a completed SendAsync for the callback pool, which runs its callback and frees it.
+  void PostCallback(AsyncSend* send) { send_callbacks_.Post(send); }
   bool OnCallbackThread() const { return callback_pool_.IsPoolThread(); }
   // Retry backoffs.
   TimerQueue& timers() { return timers_; }
@@ -70,12 +66,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string environment_;
   const std::string client_id_;
   ThreadPool callback_pool_;
-  struct SendCompletion {
-    SendCallback callback;
-    Result<SendReceipt> result;
-    std::shared_ptr<SendCounter> counter;
-  };
-  BatchingQueue<SendCompletion> send_completions_;
+  BatchingQueue<AsyncSend*> send_callbacks_;
   TimerQueue timers_;
 
   std::mutex mutex_;

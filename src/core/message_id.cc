@@ -1,5 +1,6 @@
 #include "core/message_id.h"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,11 +17,22 @@ uint64_t ProcessNonce() {
   return nonce;
 }
 
+// Two hex digits per byte from a table: ids are made on every send.
 void AppendHex(uint64_t value, char* out) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i) {
-    out[i] = kDigits[value & 0xF];
-    value >>= 4;
+  static constexpr auto kPairs = [] {
+    constexpr char kDigits[] = "0123456789abcdef";
+    std::array<char, 512> pairs{};
+    for (int byte = 0; byte < 256; ++byte) {
+      pairs[2 * byte] = kDigits[byte >> 4];
+      pairs[2 * byte + 1] = kDigits[byte & 0xF];
+    }
+    return pairs;
+  }();
+  for (int i = 7; i >= 0; --i) {
+    const auto byte = static_cast<size_t>(value & 0xFF);
+    out[2 * i] = kPairs[2 * byte];
+    out[2 * i + 1] = kPairs[2 * byte + 1];
+    value >>= 8;
   }
 }
 
@@ -37,7 +49,7 @@ std::string NewMessageId(Timestamp now) {
     next = previous + 1 > floor ? previous + 1 : floor;
   } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
 
-  std::string id(32, '0');
+  std::string id(32, '\0');
   AppendHex(next, id.data());
   AppendHex(ProcessNonce(), id.data() + 16);
   return id;

@@ -2,6 +2,7 @@
 
 // Message ids: globally unique and time-ordered, assigned when a message is sent.
 
+#include <cstddef>
 #include <string>
 
 #include "msgsdk/message.h"
@@ -13,5 +14,6 @@ namespace msgsdk::core {
 // one), then 64 random bits drawn once per process so two processes never collide.
 // Lexicographic order is send order within a process and millisecond order across them.
 std::string NewMessageId(Timestamp now);
+inline constexpr size_t kMessageIdLength = 32;
 
 }  // namespace msgsdk::core

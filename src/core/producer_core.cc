@@ -3,6 +3,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/async_send.h"
 #include "core/engine.h"
 #include "core/message_id.h"
 
@@ -64,70 +65,95 @@ Status ProducerCore::ClosedError() const {
   return FailedPreconditionError("producer of topic '" + shared_->topic + "' is closed");
 }
 
-template <typename Done>
-void ProducerCore::Submit(Message message, Done done) {
-  std::string id = message.message_id;
-  backend_->Send(std::move(message), [shared = shared_, id = std::move(id),
-                                      done = std::move(done)](Result<StoredPosition> stored) mutable {
-    if (stored.ok()) {
-      done(Result<SendReceipt>(SendReceipt{.message_id = std::move(id),
-                                           .cluster = shared->cluster,
-                                           .partition = stored->partition,
-                                           .offset = stored->offset}));
-    } else {
-      done(Result<SendReceipt>(stored.status().WithContext(
-          "send to topic '" + shared->topic + "' on cluster '" + shared->cluster + "'")));
-    }
-  });
+namespace {
+
+// The caller's view of a backend's answer: a receipt, or the failure with where it happened.
+Result<SendReceipt> ToReceipt(Result<StoredPosition> stored, std::string message_id,
+                              const SendCounter& producer) {
+  if (!stored.ok()) {
+    return stored.status().WithContext("send to topic '" + producer.topic + "' on cluster '" +
+                                       producer.cluster + "'");
+  }
+  return SendReceipt{.message_id = std::move(message_id),
+                     .cluster = producer.cluster,
+                     .partition = stored->partition,
+                     .offset = stored->offset};
 }
 
-Result<SendReceipt> ProducerCore::Send(Message message) {
+}  // namespace
+
+void AsyncSend::Complete(Result<StoredPosition> stored) {
+  if (!callback_) {
+    counter_->EndSend();
+    delete this;
+    return;
+  }
+  stored_.emplace(std::move(stored));
+  engine_.PostCallback(this);
+}
+
+void AsyncSend::Fail(Status status) {
+  if (!callback_) {
+    delete this;
+    return;
+  }
+  stored_.emplace(std::move(status));
+  engine_.PostCallback(this);
+}
+
+void AsyncSend::RunCallback() {
+  const Result<SendReceipt> result =
+      counter_ ? ToReceipt(std::move(*stored_), std::string(message_id_.data(), message_id_.size()),
+                           *counter_)
+               : Result<SendReceipt>(stored_->status());
+  // A throwing callback must not take the pool thread down with it.
+  try {
+    callback_(result);
+  } catch (...) {
+  }
+  if (counter_) counter_->EndSend();
+}
+
+Result<SendReceipt> ProducerCore::Send(Message&& message) {
   MSGSDK_RETURN_IF_ERROR(Prepare(message));
   if (!BeginSends(1)) return ClosedError();
   struct Waiter {
     std::mutex mutex;
     std::condition_variable done;
-    std::optional<Result<SendReceipt>> result;
+    std::optional<Result<StoredPosition>> stored;
   };
   auto waiter = std::make_shared<Waiter>();
-  Submit(std::move(message), [waiter, shared = shared_](Result<SendReceipt> result) {
+  backend_->Send(message, [waiter, shared = shared_](Result<StoredPosition> stored) {
     {
       std::lock_guard lock(waiter->mutex);
-      waiter->result.emplace(std::move(result));
+      waiter->stored.emplace(std::move(stored));
       waiter->done.notify_one();
     }
     shared->EndSend();
   });
   std::unique_lock lock(waiter->mutex);
-  if (!waiter->done.wait_for(lock, send_timeout_, [&] { return waiter->result.has_value(); })) {
+  if (!waiter->done.wait_for(lock, send_timeout_, [&] { return waiter->stored.has_value(); })) {
     return DeadlineExceededError("send to topic '" + shared_->topic + "' on cluster '" +
                                  shared_->cluster + "' was not acknowledged within " +
                                  std::to_string(send_timeout_.count()) + " ms");
   }
-  return std::move(*waiter->result);
+  return ToReceipt(std::move(*waiter->stored), std::move(message.message_id), *shared_);
 }
 
-void ProducerCore::SendAsync(Message message, SendCallback callback) {
+void ProducerCore::SendAsync(Message&& message, SendCallback callback) {
   Status status = Prepare(message);
   if (!status.ok()) {
-    if (callback) engine_->CompleteSend(std::move(callback), std::move(status), nullptr);
+    (new AsyncSend(*engine_, nullptr, std::move(callback), {}))->Fail(std::move(status));
     return;
   }
   if (!BeginSends(1)) {
-    if (callback) engine_->CompleteSend(std::move(callback), ClosedError(), nullptr);
+    (new AsyncSend(*engine_, nullptr, std::move(callback), {}))->Fail(ClosedError());
     return;
   }
   // The engine outlives every send: it closes its producers (which wait for their sends and
   // callbacks) before it goes away.
-  Submit(std::move(message), [engine = engine_.get(), shared = shared_,
-                              callback = std::move(callback)](Result<SendReceipt> result) mutable {
-    if (!callback) {
-      shared->EndSend();
-      return;
-    }
-    // Counted out after the callback ran, so Close waits for callbacks too.
-    engine->CompleteSend(std::move(callback), std::move(result), std::move(shared));
-  });
+  auto* send = new AsyncSend(*engine_, shared_, std::move(callback), message.message_id);
+  backend_->Send(message, SendDone(send));
 }
 
 Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> messages) {
@@ -138,16 +164,16 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
     std::mutex mutex;
     std::condition_variable done;
     size_t remaining;
-    std::vector<std::optional<Result<SendReceipt>>> results;
+    std::vector<std::optional<Result<StoredPosition>>> stored;
   };
   auto batch = std::make_shared<Batch>();
   batch->remaining = messages.size();
-  batch->results.resize(messages.size());
+  batch->stored.resize(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
-    Submit(std::move(messages[i]), [batch, i, shared = shared_](Result<SendReceipt> result) {
+    backend_->Send(messages[i], [batch, i, shared = shared_](Result<StoredPosition> stored) {
       {
         std::lock_guard lock(batch->mutex);
-        batch->results[i].emplace(std::move(result));
+        batch->stored[i].emplace(std::move(stored));
         if (--batch->remaining == 0) batch->done.notify_one();
       }
       shared->EndSend();
@@ -155,16 +181,18 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
   }
   std::unique_lock lock(batch->mutex);
   if (!batch->done.wait_for(lock, send_timeout_, [&] { return batch->remaining == 0; })) {
-    return DeadlineExceededError("batch of " + std::to_string(batch->results.size()) +
+    return DeadlineExceededError("batch of " + std::to_string(messages.size()) +
                                  " messages to topic '" + shared_->topic + "' on cluster '" +
                                  shared_->cluster + "' was not acknowledged within " +
                                  std::to_string(send_timeout_.count()) + " ms");
   }
   std::vector<SendReceipt> receipts;
-  receipts.reserve(batch->results.size());
-  for (auto& result : batch->results) {
-    if (!result->ok()) return result->status();
-    receipts.push_back(std::move(**result));
+  receipts.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    MSGSDK_ASSIGN_OR_RETURN(
+        SendReceipt receipt,
+        ToReceipt(std::move(*batch->stored[i]), std::move(messages[i].message_id), *shared_));
+    receipts.push_back(std::move(receipt));
   }
   return receipts;
 }

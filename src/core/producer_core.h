@@ -25,8 +25,8 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
                std::chrono::milliseconds send_timeout);
   ~ProducerCore();
 
-  Result<SendReceipt> Send(Message message);
-  void SendAsync(Message message, SendCallback callback);
+  Result<SendReceipt> Send(Message&& message);
+  void SendAsync(Message&& message, SendCallback callback);
   Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages);
   Status Close();
 
@@ -37,11 +37,6 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   Status Prepare(Message& message) const;
   // Counts sends in; false (and counted out again) once the producer is closed.
   bool BeginSends(int64_t count);
-  // Hands a prepared message to the backend; `done(Result<SendReceipt>)` runs on the backend's
-  // thread and must end with EndSend() on the counter (or hand that on). One closure per send:
-  // `done` is stored in it directly.
-  template <typename Done>
-  void Submit(Message message, Done done);
   Status ClosedError() const;
 
   const std::shared_ptr<Engine> engine_;

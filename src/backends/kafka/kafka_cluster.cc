@@ -213,10 +213,11 @@ std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
   return "topic '" + topic + "' on " + settings_.Describe();
 }
 
-Status KafkaCluster::Produce(const Message& message, PendingSend* send) {
+Status KafkaCluster::Produce(const std::string& topic, const Message& message,
+                             PendingSend* send) {
   std::shared_lock lock(state_mu_);
   if (closed_) {
-    return FailedPreconditionError("send to " + DescribeTopic(message.topic) +
+    return FailedPreconditionError("send to " + DescribeTopic(topic) +
                                    ": the connection to the cluster is closed");
   }
   rd_kafka_headers_t* headers = EncodeHeaders(message);
@@ -225,13 +226,13 @@ Status KafkaCluster::Produce(const Message& message, PendingSend* send) {
   void* body = const_cast<char*>(message.body.data());
   const size_t body_size = message.body.size();
   const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_producev(
-      producer_->c_ptr(), RD_KAFKA_V_TOPIC(message.topic.c_str()),
+      producer_->c_ptr(), RD_KAFKA_V_TOPIC(topic.c_str()),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(body, body_size),
       RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(ToEpochMillis(message.born_at)),
       RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(send), RD_KAFKA_V_END));
   if (err == RdKafka::ERR_NO_ERROR) return OkStatus();
   rd_kafka_headers_destroy(headers);  // still ours: producev takes them only on success
-  std::string context = "send to " + DescribeTopic(message.topic);
+  std::string context = "send to " + DescribeTopic(topic);
   if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
     context += ": record of " + std::to_string(send->bytes) +
                " bytes is larger than the producer's message.max.bytes (set it in the "

@@ -100,7 +100,7 @@ class KafkaCluster {
 
   // Hands `message` to librdkafka; the delivery report completes `send`. On an immediate
   // failure the status is returned and `send` is left to the caller.
-  Status Produce(const Message& message, PendingSend* send);
+  Status Produce(const std::string& topic, const Message& message, PendingSend* send);
 
   // Makes sure `topic` exists (creating it when auto_create_topics allows), bounded by
   // metadata_timeout_ms. kNotFound naming topic and cluster if it does not and may not be

@@ -12,13 +12,12 @@ KafkaTopicProducer::KafkaTopicProducer(std::shared_ptr<KafkaCluster> cluster, st
 
 KafkaTopicProducer::~KafkaTopicProducer() { Close(std::chrono::steady_clock::now()).IgnoreError(); }
 
-void KafkaTopicProducer::Send(Message message, core::SendDone done) {
+void KafkaTopicProducer::Send(const Message& message, core::SendDone done) {
   if (message.deliver_at.has_value()) {
     done(UnsupportedError("send to " + cluster_->DescribeTopic(topic_) +
                           ": backend 'kafka' does not support timer messages (deliver_at)"));
     return;
   }
-  message.topic = topic_;
   auto send = std::make_unique<PendingSend>();
   send->tracker = tracker_;
   send->done = std::move(done);
@@ -31,7 +30,7 @@ void KafkaTopicProducer::Send(Message message, core::SendDone done) {
     return;
   }
   PendingSend* raw = send.get();
-  const Status status = cluster_->Produce(message, raw);
+  const Status status = cluster_->Produce(topic_, message, raw);
   if (status.ok()) {
     send.release();  // librdkafka owns it until the delivery report
     return;

@@ -15,7 +15,7 @@ class KafkaTopicProducer : public core::BackendProducer {
   KafkaTopicProducer(std::shared_ptr<KafkaCluster> cluster, std::string topic);
   ~KafkaTopicProducer() override;
 
-  void Send(Message message, core::SendDone done) override;
+  void Send(const Message& message, core::SendDone done) override;
   Status Close(core::Deadline deadline) override;
 
  private:

@@ -233,7 +233,7 @@ RedisProducer::~RedisProducer() {
   Close(Clock::now() + state_->options.command_timeout).IgnoreError();
 }
 
-void RedisProducer::Send(Message message, core::SendDone done) {
+void RedisProducer::Send(const Message& message, core::SendDone done) {
   PendingSend send;
   send.done = std::move(done);
   send.tracker = tracker_;

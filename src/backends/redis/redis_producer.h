@@ -90,7 +90,7 @@ class RedisProducer final : public core::BackendProducer {
                 std::string topic);
   ~RedisProducer() override;
 
-  void Send(Message message, core::SendDone done) override;
+  void Send(const Message& message, core::SendDone done) override;
   Status Close(core::Deadline deadline) override;
 
  private:

@@ -8,12 +8,16 @@
 namespace msgsdk::native {
 
 Result<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options) {
-  MSGSDK_ASSIGN_OR_RETURN(auto store, MessageStore::Open(options.store));
-  return std::unique_ptr<Broker>(new Broker(std::move(options), std::move(store)));
+  std::unique_ptr<Broker> broker(new Broker(std::move(options)));
+  StoreOptions store_options = broker->options_.store;
+  // The store's writer stops before the broker's members go (Close runs first in ~Broker).
+  store_options.on_published = [b = broker.get()] { b->NotifyAppended(); };
+  MSGSDK_ASSIGN_OR_RETURN(broker->store_, MessageStore::Open(std::move(store_options)));
+  return broker;
 }
 
-Broker::Broker(BrokerOptions options, std::unique_ptr<MessageStore> store)
-    : options_(std::move(options)), store_(std::move(store)), groups_(options_.session_timeout) {}
+Broker::Broker(BrokerOptions options)
+    : options_(std::move(options)), groups_(options_.session_timeout) {}
 
 Broker::~Broker() { Close().IgnoreError(); }
 
@@ -68,7 +72,7 @@ Status Broker::ResetOffsets(const std::string& topic, const std::string& group,
 
 Status Broker::Close() {
   WakeAll();
-  return store_->Close();
+  return store_ ? store_->Close() : OkStatus();
 }
 
 namespace {

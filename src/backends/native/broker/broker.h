@@ -34,7 +34,7 @@ class Broker {
   GroupCoordinator& groups() { return groups_; }
   const BrokerOptions& options() const { return options_; }
 
-  // Producers call this from their append callbacks: a stored message is readable, so
+  // Called by the store after each batch it wrote: stored messages are readable, so
   // long-polling consumers wake up.
   void NotifyAppended();
 
@@ -54,7 +54,7 @@ class Broker {
   Status Close();
 
  private:
-  Broker(BrokerOptions options, std::unique_ptr<MessageStore> store);
+  explicit Broker(BrokerOptions options);
 
   const BrokerOptions options_;
   std::unique_ptr<MessageStore> store_;

@@ -203,7 +203,7 @@ class MessageStoreImpl final : public MessageStore {
   Result<TopicInfo> GetOrCreateTopic(const std::string& topic, int32_t queues) override;
   std::optional<TopicInfo> FindTopic(const std::string& topic) const override;
   std::vector<TopicInfo> ListTopics() const override;
-  void Append(int32_t queue, Message message, AppendCallback done) override;
+  void Append(int32_t queue, const Message& message, AppendCallback done) override;
   Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
                           int32_t max_messages, int64_t max_bytes,
                           const std::vector<uint64_t>& tag_hashes) const override;
@@ -659,7 +659,7 @@ std::vector<MessageStoreImpl::QueueRef> MessageStoreImpl::AllQueues() const {
 
 // ---- Appending --------------------------------------------------------------------------------
 
-void MessageStoreImpl::Append(int32_t queue, Message message, AppendCallback done) {
+void MessageStoreImpl::Append(int32_t queue, const Message& message, AppendCallback done) {
   Result<size_t> size = RecordSize(message, options_.max_message_bytes);
   const uint64_t tag_hash = TagHash(message.tag);
   std::unique_lock lock(append_mu_);
@@ -902,6 +902,7 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
         queue->wait_cv.notify_all();
       }
     }
+    if (options_.on_published) options_.on_published();
   }
 
   for (size_t i = 0; i < count; ++i) {

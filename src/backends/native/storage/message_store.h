@@ -50,6 +50,10 @@ struct StoreOptions {
   // is written (also on Close): after a crash, at most about this much of the log is
   // re-indexed.
   std::chrono::milliseconds index_checkpoint_interval{1000};
+  // Called on the writer thread after each batch of appends became readable, before their
+  // callbacks run: how a broker wakes its long-polling readers once per batch rather than
+  // once per message. Must not block.
+  std::function<void()> on_published;
 };
 
 // Stable 64-bit hash of a tag, stored in index entries (FNV-1a; never changes across versions).
@@ -119,7 +123,7 @@ class MessageStore {
   // The caller's thread encodes the record; the call blocks only while several MiB of
   // records already wait for the writer (backpressure; never on the writer thread itself,
   // so callbacks may append).
-  virtual void Append(int32_t queue, Message message, AppendCallback done) = 0;
+  virtual void Append(int32_t queue, const Message& message, AppendCallback done) = 0;
 
   // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
   // `tag_hashes` empty: every message; otherwise only messages whose tag hash is in it
