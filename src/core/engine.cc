@@ -114,9 +114,20 @@ Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view to
   return producer;
 }
 
+Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view topic,
+                                                            std::string_view group,
+                                                            MessageHandler handler,
+                                                            const SubscribeOptions& options) {
+  if (!handler) {
+    return InvalidArgumentError("subscription to topic '" + std::string(topic) +
+                                "' has no handler");
+  }
+  return Subscribe(topic, group, SettleOnReturn(std::move(handler)), options);
+}
+
 Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view topic_view,
                                                             std::string_view group_view,
-                                                            MessageHandler handler,
+                                                            AsyncHandler handler,
                                                             const SubscribeOptions& options) {
   const std::string topic(topic_view);
   const std::string group(group_view);

@@ -15,12 +15,12 @@
 #include "core/backend_registry.h"
 #include "core/executor.h"
 #include "core/routing/routing_table.h"
+#include "core/subscription_core.h"
 #include "msgsdk/client.h"
 
 namespace msgsdk::core {
 
 class ProducerCore;
-class SubscriptionCore;
 
 // Thread-safety: every public method may be called concurrently.
 class Engine : public std::enable_shared_from_this<Engine> {
@@ -34,6 +34,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   Result<std::shared_ptr<SubscriptionCore>> Subscribe(std::string_view topic,
                                                       std::string_view group,
                                                       MessageHandler handler,
+                                                      const SubscribeOptions& options);
+  // For handlers that settle deliveries later (the sidecar's streams).
+  Result<std::shared_ptr<SubscriptionCore>> Subscribe(std::string_view topic,
+                                                      std::string_view group,
+                                                      AsyncHandler handler,
                                                       const SubscribeOptions& options);
   Result<TopicRoute> Describe(std::string_view topic);
   Status ResetOffsets(std::string_view topic, std::string_view group, const ResetTarget& target);

@@ -19,9 +19,56 @@ constexpr char kDlqReason[] = "msgsdk.dlq.reason";
 
 }  // namespace
 
+Settlement::Settlement(std::shared_ptr<SubscriptionCore> subscription,
+                       std::unique_ptr<PendingDelivery> pending)
+    : subscription_(std::move(subscription)), pending_(std::move(pending)) {}
+
+Settlement::Settlement(Settlement&&) noexcept = default;
+
+Settlement& Settlement::operator=(Settlement&& other) noexcept {
+  if (this != &other) {
+    if (pending_) {
+      Settle({.kind = Verdict::Kind::kRetry, .reason = "the delivery was abandoned unsettled"});
+    }
+    subscription_ = std::move(other.subscription_);
+    pending_ = std::move(other.pending_);
+  }
+  return *this;
+}
+
+Settlement::~Settlement() {
+  if (pending_) {
+    Settle({.kind = Verdict::Kind::kRetry, .reason = "the delivery was abandoned unsettled"});
+  }
+}
+
+void Settlement::Settle(Verdict verdict) {
+  if (!pending_) return;
+  std::shared_ptr<SubscriptionCore> subscription = std::move(subscription_);
+  subscription->Conclude(std::move(pending_), std::move(verdict));
+}
+
+AsyncHandler SettleOnReturn(MessageHandler handler) {
+  return [handler = std::move(handler)](const Message& message, Settlement settlement) {
+    Verdict verdict{.kind = Verdict::Kind::kRetry};
+    try {
+      if (handler(message) == ConsumeResult::kSuccess) {
+        verdict.kind = Verdict::Kind::kAck;
+      } else {
+        verdict.reason = "handler returned kRetryLater";
+      }
+    } catch (const std::exception& e) {
+      verdict.reason = std::string("handler threw: ") + e.what();
+    } catch (...) {
+      verdict.reason = "handler threw a non-standard exception";
+    }
+    settlement.Settle(std::move(verdict));
+  };
+}
+
 SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic,
                                    std::string group, std::string cluster, BackendPtr backend,
-                                   MessageHandler handler, TagFilter filter,
+                                   AsyncHandler handler, TagFilter filter,
                                    SubscriptionSettings settings)
     : engine_(std::move(engine)),
       topic_(std::move(topic)),
@@ -171,36 +218,44 @@ void SubscriptionCore::Run(PendingPtr p) {
     return;
   }
   p->delivery.message.delivery_attempt = p->attempt;
-  ConsumeResult result = ConsumeResult::kRetryLater;
+  // Taken before `p` moves into the settlement, which keeps the message alive until settled.
+  const Message& message = p->delivery.message;
   try {
-    result = handler_(p->delivery.message);
-    if (result != ConsumeResult::kSuccess) p->last_error = "handler returned kRetryLater";
-  } catch (const std::exception& e) {
-    p->last_error = std::string("handler threw: ") + e.what();
+    handler_(message, Settlement(shared_from_this(), std::move(p)));
   } catch (...) {
-    p->last_error = "handler threw a non-standard exception";
+    // An AsyncHandler that throws has dropped its settlement: the delivery is retried.
   }
-  if (result != ConsumeResult::kSuccess && p->attempt >= settings_.max_attempts) {
+}
+
+void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
+  const int32_t partition = p->delivery.message.partition;
+  if (verdict.kind != Verdict::Kind::kAck) p->last_error = std::move(verdict.reason);
+  if (verdict.kind == Verdict::Kind::kDeadLetter ||
+      (verdict.kind == Verdict::Kind::kRetry && p->attempt >= settings_.max_attempts)) {
     DeadLetter(std::move(p));  // stays busy until the dead letter is stored
     return;
   }
   // Acknowledge while still counted busy, so Revoke's wait covers the ack.
-  if (result == ConsumeResult::kSuccess) Ack(p->delivery);
+  if (verdict.kind == Verdict::Kind::kAck) Ack(p->delivery);
   {
     std::lock_guard lock(mutex_);
     --partitions_[partition].busy;
   }
-  if (result == ConsumeResult::kSuccess) {
+  if (verdict.kind == Verdict::Kind::kAck) {
     Finish(std::move(p));
   } else {
-    ScheduleRetry(std::move(p));
+    ScheduleRetry(std::move(p), verdict.retry_delay);
   }
 }
 
-void SubscriptionCore::ScheduleRetry(PendingPtr p) {
-  const int shift = std::min(p->attempt - 1, 30);
-  auto delay = settings_.retry_backoff * (1LL << shift);
-  if (delay > settings_.retry_backoff_max || delay.count() < 0) delay = settings_.retry_backoff_max;
+void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay) {
+  if (delay.count() < 0) {
+    const int shift = std::min(p->attempt - 1, 30);
+    delay = settings_.retry_backoff * (1LL << shift);
+    if (delay > settings_.retry_backoff_max || delay.count() < 0) {
+      delay = settings_.retry_backoff_max;
+    }
+  }
   ++p->attempt;
   uint64_t ticket;
   {

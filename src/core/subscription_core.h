@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +24,51 @@
 namespace msgsdk::core {
 
 class Engine;
+class SubscriptionCore;
+struct PendingDelivery;
+
+// How a delivery ends.
+struct Verdict {
+  enum class Kind {
+    kAck,         // processed: acknowledge it
+    kRetry,       // deliver it again after a delay (dead-lettered after max_attempts)
+    kDeadLetter,  // give up on it now: straight to the group's dead-letter topic
+  };
+  Kind kind = Kind::kAck;
+  // kRetry: how long to wait first; negative means the subscription's exponential backoff.
+  std::chrono::milliseconds retry_delay{-1};
+  // kRetry / kDeadLetter: why, kept in the dead-letter record.
+  std::string reason;
+};
+
+// One delivery handed to a handler, to be settled exactly once, from any thread, now or later
+// (a sidecar settles when its remote client answers). Until then the delivery counts against
+// max_inflight and holds back its key in ordered mode. Dropped unsettled, it is retried.
+class Settlement {
+ public:
+  Settlement(Settlement&&) noexcept;
+  Settlement& operator=(Settlement&&) noexcept;
+  ~Settlement();
+
+  // The message handed out with this settlement stays valid until Settle is called.
+  void Settle(Verdict verdict);
+  explicit operator bool() const { return pending_ != nullptr; }
+
+ private:
+  friend class SubscriptionCore;
+  Settlement(std::shared_ptr<SubscriptionCore> subscription,
+             std::unique_ptr<PendingDelivery> pending);
+
+  std::shared_ptr<SubscriptionCore> subscription_;
+  std::unique_ptr<PendingDelivery> pending_;
+};
+
+// What a subscription calls for each delivery. Must not block for long: it runs on the
+// subscription's handler threads; a handler that waits on something remote settles later.
+using AsyncHandler = std::function<void(const Message& message, Settlement settlement)>;
+
+// The user's synchronous handler as an AsyncHandler: its result (or exception) settles at once.
+AsyncHandler SettleOnReturn(MessageHandler handler);
 
 struct SubscriptionSettings {
   int threads = 4;
@@ -34,11 +80,18 @@ struct SubscriptionSettings {
   std::chrono::milliseconds close_timeout{10000};
 };
 
+struct PendingDelivery {
+  Delivery delivery;
+  int attempt = 1;
+  uint64_t epoch = 0;      // the partition's epoch when delivered; stale once revoked
+  std::string last_error;  // why the last attempt failed, for the dead-letter record
+};
+
 class SubscriptionCore : public DeliverySink,
                          public std::enable_shared_from_this<SubscriptionCore> {
  public:
   SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic, std::string group,
-                   std::string cluster, BackendPtr backend, MessageHandler handler,
+                   std::string cluster, BackendPtr backend, AsyncHandler handler,
                    TagFilter filter, SubscriptionSettings settings);
   ~SubscriptionCore() override;
 
@@ -55,12 +108,8 @@ class SubscriptionCore : public DeliverySink,
   void Revoke(const std::vector<int32_t>& partitions) override;
 
  private:
-  struct Pending {
-    Delivery delivery;
-    int attempt = 1;
-    uint64_t epoch = 0;      // the partition's epoch when delivered; stale once revoked
-    std::string last_error;  // why the last attempt failed, for the dead-letter record
-  };
+  friend class Settlement;
+  using Pending = PendingDelivery;
   using PendingPtr = std::unique_ptr<Pending>;
 
   struct PartitionState {
@@ -71,7 +120,10 @@ class SubscriptionCore : public DeliverySink,
   bool IsStaleLocked(const Pending& p) const;
   void Dispatch(PendingPtr p);
   void Run(PendingPtr p);
-  void ScheduleRetry(PendingPtr p);
+  // Ends a delivery's attempt the way the handler decided.
+  void Conclude(PendingPtr p, Verdict verdict);
+  // `delay` negative: the exponential backoff of the delivery's attempt.
+  void ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay = std::chrono::milliseconds(-1));
   void DeadLetter(PendingPtr p);
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
@@ -84,7 +136,7 @@ class SubscriptionCore : public DeliverySink,
   const std::string group_;
   const std::string cluster_;
   const BackendPtr backend_;
-  const MessageHandler handler_;
+  const AsyncHandler handler_;
   const TagFilter filter_;
   const SubscriptionSettings settings_;
   ThreadPool pool_;
