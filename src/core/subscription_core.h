@@ -101,6 +101,7 @@ class SubscriptionCore : public DeliverySink,
 
   const std::string& topic() const { return topic_; }
   const std::string& group() const { return group_; }
+  const std::string& cluster() const { return cluster_; }
 
   // DeliverySink
   void Deliver(std::vector<Delivery> batch) override;

@@ -1,0 +1,40 @@
+#pragma once
+
+// msgsdk types <-> the msgsdk.v1 wire types. Shared by the sidecar server and the SDK's
+// sidecar transport, so both sides map every field and every status the same way.
+
+#include <grpcpp/support/status.h>
+
+#include "msgsdk/client.h"
+#include "msgsdk/message.h"
+#include "msgsdk/options.h"
+#include "msgsdk/producer.h"
+#include "msgsdk/result.h"
+#include "msgsdk/v1/messaging.pb.h"
+
+namespace msgsdk::sidecar {
+
+// Status codes are the same numbers on both sides (gRPC's canonical codes).
+grpc::Status ToGrpc(const Status& status);
+Status FromGrpc(const grpc::Status& status);
+void ToProto(const Status& status, v1::Status* out);
+Status FromProto(const v1::Status& status);
+
+// Every Message field; timestamps as Unix milliseconds (0: unset).
+void ToProto(const Message& message, v1::Message* out);
+Message FromProto(const v1::Message& message);
+// Moves the strings out of `message` (the body can be large).
+Message FromProto(v1::Message&& message);
+
+void ToProto(const Result<SendReceipt>& receipt, v1::PublishResult* out);
+Result<SendReceipt> FromProto(const v1::PublishResult& result);
+
+void ToProto(const TopicRoute& route, v1::GetRouteResponse* out);
+TopicRoute FromProto(const v1::GetRouteResponse& route);
+
+// The subscription a Start asks for; kInvalidArgument naming the field for values out of range.
+Result<SubscribeOptions> FromProto(const v1::Start& start);
+void ToProto(const std::string& topic, const std::string& group, const SubscribeOptions& options,
+             v1::Start* out);
+
+}  // namespace msgsdk::sidecar

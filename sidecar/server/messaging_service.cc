@@ -1,0 +1,486 @@
+#include "sidecar/server/messaging_service.h"
+
+#include <atomic>
+#include <deque>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "sidecar/common/convert.h"
+
+namespace msgsdk::sidecar {
+
+// One Subscribe call: a subscription of the core whose deliveries go out in batches, as far as
+// the client's credit allows, and are settled when the client's Settle arrives. Lives until
+// gRPC is done with the stream (OnDone) and its subscription is closed.
+class SubscribeStream final
+    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>,
+      public std::enable_shared_from_this<SubscribeStream> {
+ public:
+  explicit SubscribeStream(MessagingService& service) : service_(service) {}
+
+  // gRPC holds the stream through `self_` until OnDone.
+  void Begin() {
+    self_ = shared_from_this();
+    StartRead(&request_);
+  }
+
+  // Ends the stream from the server's side (shutdown): deliveries still unsettled go back.
+  void End(const Status& why) {
+    std::vector<core::Settlement> released;
+    {
+      std::lock_guard lock(mutex_);
+      FinishLocked(ToGrpc(why), released);
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client closed its side (or the stream broke): the subscription ends with it.
+      End(OkStatus());
+      return;
+    }
+    std::vector<std::pair<core::Settlement, core::Verdict>> settled;
+    std::vector<core::Settlement> released;
+    bool subscribe = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (finished_) return;
+      Status invalid = TakeRequestLocked(settled, subscribe);
+      if (!invalid.ok()) {
+        FinishLocked(ToGrpc(invalid), released);
+      } else {
+        WriteMoreLocked();
+        StartRead(&request_);
+      }
+    }
+    // Settled outside the lock: settling runs the core's ack and dead-letter paths.
+    for (auto& [settlement, verdict] : settled) settlement.Settle(std::move(verdict));
+    if (subscribe) StartSubscription();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::vector<core::Settlement> released;
+    std::lock_guard lock(mutex_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"),
+                   released);
+      return;
+    }
+    if (finish_pending_) {
+      finish_pending_ = false;
+      Finish(finish_status_);
+      return;
+    }
+    WriteMoreLocked();
+  }
+
+  void OnCancel() override {
+    std::vector<core::Settlement> released;
+    std::lock_guard lock(mutex_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled"), released);
+  }
+
+  void OnDone() override {
+    // gRPC is done with the stream; the service may still hold it until the subscription is
+    // closed. Dropping `self_` may delete this object: nothing may follow.
+    std::shared_ptr<SubscribeStream> self;
+    std::lock_guard lock(mutex_);
+    self = std::move(self_);
+  }
+
+ private:
+  struct Unsent {
+    v1::Delivery delivery;
+    core::Settlement settlement;
+  };
+  enum class SubscriptionState { kNone, kStarting, kOpen, kClosing, kClosed };
+
+  // Reads one request into `settled` (settlements to settle) and `subscribe`.
+  Status TakeRequestLocked(std::vector<std::pair<core::Settlement, core::Verdict>>& settled,
+                           bool& subscribe) {
+    if (request_.has_start()) {
+      if (state_ != SubscriptionState::kNone) {
+        return InvalidArgumentError("SubscribeRequest.start: the stream already has a "
+                                    "subscription; start comes in the first request only");
+      }
+      start_ = request_.start();
+      state_ = SubscriptionState::kStarting;
+      subscribe = true;
+    } else if (state_ == SubscriptionState::kNone) {
+      return InvalidArgumentError("SubscribeRequest: the first request must carry start");
+    }
+    credit_ += request_.credit();
+    for (v1::Settle& settle : *request_.mutable_settles()) {
+      auto it = held_.find(settle.delivery_id());
+      if (it == held_.end()) {
+        return InvalidArgumentError("Settle.delivery_id " + std::to_string(settle.delivery_id()) +
+                                    ": no such delivery is waiting on this stream (never "
+                                    "delivered, or settled already)");
+      }
+      core::Verdict verdict;
+      switch (settle.outcome()) {
+        case v1::Settle::ACK:
+          verdict.kind = core::Verdict::Kind::kAck;
+          break;
+        case v1::Settle::RETRY:
+          verdict.kind = core::Verdict::Kind::kRetry;
+          if (settle.retry_delay_ms() > 0) {
+            verdict.retry_delay = std::chrono::milliseconds(settle.retry_delay_ms());
+          }
+          break;
+        case v1::Settle::DEAD_LETTER:
+          verdict.kind = core::Verdict::Kind::kDeadLetter;
+          break;
+        default:
+          return InvalidArgumentError("Settle.outcome " + std::to_string(settle.outcome()) +
+                                      " of delivery " + std::to_string(settle.delivery_id()) +
+                                      " is not ACK, RETRY or DEAD_LETTER");
+      }
+      verdict.reason = settle.reason().empty() && verdict.kind != core::Verdict::Kind::kAck
+                           ? "settled by the client without a reason"
+                           : std::move(*settle.mutable_reason());
+      settled.emplace_back(std::move(it->second), std::move(verdict));
+      held_.erase(it);
+      --in_flight_;
+    }
+    request_.Clear();
+    return OkStatus();
+  }
+
+  void StartSubscription() {
+    auto self = shared_from_this();
+    const bool queued = service_.RunBlocking([self] {
+      auto options = FromProto(self->start_);
+      Result<std::shared_ptr<core::SubscriptionCore>> subscription =
+          options.ok() ? self->Subscribe(*options) : options.status();
+      self->Subscribed(std::move(subscription));
+    });
+    if (!queued) {
+      Subscribed(UnavailableError("msgsdk-sidecar is shutting down"));
+    }
+  }
+
+  Result<std::shared_ptr<core::SubscriptionCore>> Subscribe(SubscribeOptions options) {
+    options.max_inflight = service_.options().max_inflight_per_stream;
+    std::weak_ptr<SubscribeStream> weak = shared_from_this();
+    return service_.engine().Subscribe(
+        start_.topic(), start_.group(),
+        core::AsyncHandler([weak](const Message& message, core::Settlement settlement) {
+          // A stream that is gone drops the settlement: the delivery is retried, and handed back
+          // to the cluster when the subscription closes.
+          if (auto stream = weak.lock()) stream->Offer(message, std::move(settlement));
+        }),
+        options);
+  }
+
+  void Subscribed(Result<std::shared_ptr<core::SubscriptionCore>> subscription) {
+    std::vector<core::Settlement> released;
+    bool close_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!subscription.ok()) {
+        state_ = SubscriptionState::kClosed;
+        FinishLocked(ToGrpc(subscription.status()), released);
+      } else {
+        subscription_ = std::move(subscription).value();
+        if (finished_) {
+          state_ = SubscriptionState::kClosing;
+          close_now = true;
+        } else {
+          state_ = SubscriptionState::kOpen;
+          started_.mutable_started()->set_cluster(subscription_->cluster());
+          WriteMoreLocked();
+        }
+      }
+    }
+    if (close_now) CloseSubscription();
+    if (!subscription.ok()) service_.StreamClosed(this);
+  }
+
+  // From the subscription's handler threads.
+  void Offer(const Message& message, core::Settlement settlement) {
+    Unsent unsent{.settlement = std::move(settlement)};
+    ToProto(message, unsent.delivery.mutable_message());
+    std::lock_guard lock(mutex_);
+    if (finished_) return;  // dropped outside: `unsent` goes out of scope after the lock
+    unsent.delivery.set_delivery_id(++next_delivery_id_);
+    unsent_.push_back(std::move(unsent));
+    WriteMoreLocked();
+  }
+
+  void WriteMoreLocked() {
+    if (writing_ || finished_ || state_ != SubscriptionState::kOpen) return;
+    response_.Clear();
+    if (started_.has_started()) {
+      response_.Swap(&started_);
+    }
+    int batch = 0;
+    while (!unsent_.empty() && in_flight_ < credit_ && batch < service_.options().max_batch) {
+      Unsent& next = unsent_.front();
+      held_.emplace(next.delivery.delivery_id(), std::move(next.settlement));
+      *response_.add_deliveries() = std::move(next.delivery);
+      unsent_.pop_front();
+      ++in_flight_;
+      ++batch;
+    }
+    if (!response_.has_started() && response_.deliveries_size() == 0) return;
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  // Ends the stream once: what it holds goes back (the settlements land in `released`, dropped
+  // by the caller after the lock), and the subscription closes off the gRPC thread.
+  void FinishLocked(grpc::Status status, std::vector<core::Settlement>& released) {
+    if (finished_) return;
+    finished_ = true;
+    for (auto& [id, settlement] : held_) released.push_back(std::move(settlement));
+    held_.clear();
+    for (auto& unsent : unsent_) released.push_back(std::move(unsent.settlement));
+    unsent_.clear();
+    if (writing_) {
+      finish_pending_ = true;
+      finish_status_ = std::move(status);
+    } else {
+      Finish(std::move(status));
+    }
+    switch (state_) {
+      case SubscriptionState::kNone:
+        state_ = SubscriptionState::kClosed;
+        closed_without_subscription_ = true;
+        break;
+      case SubscriptionState::kOpen: {
+        state_ = SubscriptionState::kClosing;
+        auto self = shared_from_this();
+        if (!service_.RunBlocking([self] { self->CloseSubscription(); })) {
+          // The pool is gone only after every stream reported closed; never reached.
+          state_ = SubscriptionState::kClosed;
+        }
+        break;
+      }
+      default:
+        break;  // kStarting closes when Subscribed sees finished_
+    }
+    if (closed_without_subscription_) {
+      closed_without_subscription_ = false;
+      ReportClosedLater();
+    }
+  }
+
+  // StreamClosed takes the service's lock: not under ours.
+  void ReportClosedLater() {
+    auto self = shared_from_this();
+    if (!service_.RunBlocking([self] { self->service_.StreamClosed(self.get()); })) return;
+  }
+
+  void CloseSubscription() {
+    std::shared_ptr<core::SubscriptionCore> subscription;
+    {
+      std::lock_guard lock(mutex_);
+      subscription = subscription_;
+    }
+    if (subscription) subscription->Close().IgnoreError();
+    {
+      std::lock_guard lock(mutex_);
+      state_ = SubscriptionState::kClosed;
+      subscription_.reset();
+    }
+    service_.StreamClosed(this);
+  }
+
+  MessagingService& service_;
+  std::shared_ptr<SubscribeStream> self_;
+  v1::SubscribeRequest request_;  // the read in progress; only the reactor touches it
+
+  std::mutex mutex_;
+  v1::Start start_;
+  SubscriptionState state_ = SubscriptionState::kNone;
+  std::shared_ptr<core::SubscriptionCore> subscription_;
+  bool finished_ = false;
+  bool finish_pending_ = false;
+  bool closed_without_subscription_ = false;
+  grpc::Status finish_status_;
+  bool writing_ = false;
+  v1::SubscribeResponse response_;  // the write in progress
+  v1::SubscribeResponse started_;   // the Started answer, until it is written
+  uint64_t credit_ = 0;             // granted so far
+  uint64_t in_flight_ = 0;          // sent, not settled
+  uint64_t next_delivery_id_ = 0;
+  std::deque<Unsent> unsent_;
+  std::unordered_map<uint64_t, core::Settlement> held_;
+};
+
+namespace {
+
+// A stream refused before it started (the sidecar is shutting down).
+class RefusedStream final
+    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
+ public:
+  explicit RefusedStream(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+MessagingService::MessagingService(std::shared_ptr<core::Engine> engine, ServiceOptions options)
+    : engine_(std::move(engine)),
+      options_(options),
+      blocking_("msgsdk-sidecar", options.blocking_threads) {}
+
+MessagingService::~MessagingService() {
+  Drain(std::chrono::steady_clock::now());
+  blocking_.Shutdown();
+}
+
+Result<std::shared_ptr<core::ProducerCore>> MessagingService::ProducerFor(
+    const std::string& topic) {
+  {
+    std::lock_guard lock(producers_mutex_);
+    auto it = producers_.find(topic);
+    if (it != producers_.end()) return it->second;
+  }
+  MSGSDK_ASSIGN_OR_RETURN(auto producer, engine_->CreateProducer(topic, ProducerOptions{}));
+  std::lock_guard lock(producers_mutex_);
+  // Another call may have made one meanwhile: keep the first, the new one closes unused.
+  return producers_.emplace(topic, std::move(producer)).first->second;
+}
+
+bool MessagingService::BeginCall() {
+  std::lock_guard lock(streams_mutex_);
+  if (draining_) return false;
+  ++calls_in_flight_;
+  return true;
+}
+
+void MessagingService::FinishCall(grpc::ServerUnaryReactor* reactor, const grpc::Status& status) {
+  reactor->Finish(status);
+  std::lock_guard lock(streams_mutex_);
+  if (--calls_in_flight_ == 0) streams_closed_.notify_all();
+}
+
+namespace {
+
+const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "msgsdk-sidecar is shutting down");
+
+}  // namespace
+
+grpc::ServerUnaryReactor* MessagingService::Publish(grpc::CallbackServerContext* context,
+                                                    const v1::PublishRequest* request,
+                                                    v1::PublishResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  std::shared_ptr<core::ProducerCore> producer;
+  {
+    std::lock_guard lock(producers_mutex_);
+    auto it = producers_.find(request->topic());
+    if (it != producers_.end()) producer = it->second;
+  }
+  if (producer) {
+    SendAll(std::move(producer), request, response, reactor);
+    return reactor;
+  }
+  // The first send to a topic resolves its route and may connect a backend: not on this thread.
+  if (!RunBlocking([this, request, response, reactor] {
+        auto created = ProducerFor(request->topic());
+        if (!created.ok()) {
+          FinishCall(reactor, ToGrpc(created.status().WithContext("Publish")));
+          return;
+        }
+        SendAll(std::move(created).value(), request, response, reactor);
+      })) {
+    FinishCall(reactor, kShuttingDown);
+  }
+  return reactor;
+}
+
+void MessagingService::SendAll(std::shared_ptr<core::ProducerCore> producer,
+                               const v1::PublishRequest* request, v1::PublishResponse* response,
+                               grpc::ServerUnaryReactor* reactor) {
+  const int count = request->messages_size();
+  if (count == 0) {
+    FinishCall(reactor, grpc::Status::OK);
+    return;
+  }
+  for (int i = 0; i < count; ++i) response->add_results();
+  // Each callback fills its own, already allocated, result; the last one finishes the call.
+  auto remaining = std::make_shared<std::atomic<int>>(count);
+  for (int i = 0; i < count; ++i) {
+    producer->SendAsync(
+        FromProto(request->messages(i)),
+        [this, response, reactor, remaining, i](const Result<SendReceipt>& receipt) {
+          ToProto(receipt, response->mutable_results(i));
+          if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            FinishCall(reactor, grpc::Status::OK);
+          }
+        });
+  }
+}
+
+grpc::ServerUnaryReactor* MessagingService::GetRoute(grpc::CallbackServerContext* context,
+                                                     const v1::GetRouteRequest* request,
+                                                     v1::GetRouteResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  if (!RunBlocking([this, request, response, reactor] {
+        auto route = engine_->Describe(request->topic());
+        if (!route.ok()) {
+          FinishCall(reactor, ToGrpc(route.status()));
+          return;
+        }
+        ToProto(*route, response);
+        FinishCall(reactor, grpc::Status::OK);
+      })) {
+    FinishCall(reactor, kShuttingDown);
+  }
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>*
+MessagingService::Subscribe(grpc::CallbackServerContext* /*context*/) {
+  auto stream = std::make_shared<SubscribeStream>(*this);
+  {
+    std::lock_guard lock(streams_mutex_);
+    if (draining_) {
+      return new RefusedStream(kShuttingDown);
+    }
+    streams_.insert(stream);
+  }
+  stream->Begin();
+  return stream.get();
+}
+
+void MessagingService::StreamClosed(SubscribeStream* stream) {
+  std::shared_ptr<SubscribeStream> last;  // released after the lock
+  std::lock_guard lock(streams_mutex_);
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->get() == stream) {
+      last = *it;
+      streams_.erase(it);
+      break;
+    }
+  }
+  streams_closed_.notify_all();
+}
+
+void MessagingService::Drain(std::chrono::steady_clock::time_point deadline) {
+  std::vector<std::shared_ptr<SubscribeStream>> open;
+  {
+    std::lock_guard lock(streams_mutex_);
+    draining_ = true;
+    open.assign(streams_.begin(), streams_.end());
+  }
+  for (auto& stream : open) stream->End(UnavailableError("msgsdk-sidecar is shutting down"));
+  open.clear();
+  std::unique_lock lock(streams_mutex_);
+  streams_closed_.wait_until(lock, deadline,
+                             [this] { return streams_.empty() && calls_in_flight_ == 0; });
+}
+
+}  // namespace msgsdk::sidecar
