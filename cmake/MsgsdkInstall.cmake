@@ -2,7 +2,15 @@
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/msgsdk DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS msgsdk msgsdk_core msgsdk_native_storage ${MSGSDK_BACKEND_TARGETS}
+set(MSGSDK_EXPORTED_TARGETS msgsdk msgsdk_core msgsdk_native_storage ${MSGSDK_BACKEND_TARGETS})
+# With the sidecar transport, users' link lines need gRPC and Protobuf too.
+set(MSGSDK_SIDECAR_DEPENDENCIES "")
+if(TARGET msgsdk_sidecar_client)
+  list(APPEND MSGSDK_EXPORTED_TARGETS msgsdk_sidecar_client msgsdk_sidecar_common
+       msgsdk_sidecar_proto)
+  set(MSGSDK_SIDECAR_DEPENDENCIES "find_dependency(Protobuf)\nfind_dependency(gRPC CONFIG)")
+endif()
+install(TARGETS ${MSGSDK_EXPORTED_TARGETS}
         EXPORT msgsdkTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -16,8 +16,8 @@
 
 namespace msgsdk {
 
-namespace core {
-class Engine;
+namespace internal {
+class ClientTransport;
 }
 
 /// Where a topic resolves, and why (Client::Describe).
@@ -76,8 +76,8 @@ class Client {
   Status Close();
 
  private:
-  explicit Client(std::shared_ptr<core::Engine> engine);
-  std::shared_ptr<core::Engine> engine_;
+  explicit Client(std::shared_ptr<internal::ClientTransport> transport);
+  std::shared_ptr<internal::ClientTransport> transport_;
 };
 
 }  // namespace msgsdk

@@ -27,6 +27,10 @@ struct ClientOptions {
   std::string data_dir;
   /// A name for this client in logs and broadcast member ids. Empty: "<hostname>-<pid>".
   std::string client_id;
+  /// Use the msgsdk-sidecar at this address ("host:port" or "unix:/path") instead of
+  /// connecting to clusters from this process; the sidecar holds the routing table. Empty:
+  /// MSGSDK_SIDECAR; when that is unset too, the client runs in process.
+  std::string sidecar;
 };
 
 /// Options of one producer.

@@ -13,8 +13,8 @@
 
 namespace msgsdk {
 
-namespace core {
-class ProducerCore;
+namespace internal {
+class ProducerTransport;
 }
 
 /// What the cluster said when it stored a message.
@@ -61,8 +61,8 @@ class Producer {
 
  private:
   friend class Client;
-  explicit Producer(std::shared_ptr<core::ProducerCore> core);
-  std::shared_ptr<core::ProducerCore> core_;
+  explicit Producer(std::shared_ptr<internal::ProducerTransport> transport);
+  std::shared_ptr<internal::ProducerTransport> transport_;
 };
 
 }  // namespace msgsdk

@@ -10,8 +10,8 @@
 
 namespace msgsdk {
 
-namespace core {
-class SubscriptionCore;
+namespace internal {
+class SubscriptionTransport;
 }
 
 /// A subscription, created started by Client::Subscribe: its handler is being called
@@ -35,8 +35,8 @@ class Subscription {
 
  private:
   friend class Client;
-  explicit Subscription(std::shared_ptr<core::SubscriptionCore> core);
-  std::shared_ptr<core::SubscriptionCore> core_;
+  explicit Subscription(std::shared_ptr<internal::SubscriptionTransport> transport);
+  std::shared_ptr<internal::SubscriptionTransport> transport_;
 };
 
 }  // namespace msgsdk

@@ -103,6 +103,36 @@ Result<SendReceipt> FromProto(const v1::PublishResult& result) {
                      .offset = result.offset()};
 }
 
+void ToProto(const ResetTarget& target, v1::ResetOffsetsRequest* out) {
+  switch (target.kind) {
+    case ResetTarget::Kind::kEarliest:
+      out->set_target(v1::ResetOffsetsRequest::EARLIEST);
+      break;
+    case ResetTarget::Kind::kLatest:
+      out->set_target(v1::ResetOffsetsRequest::LATEST);
+      break;
+    case ResetTarget::Kind::kTimestamp:
+      out->set_target(v1::ResetOffsetsRequest::TIMESTAMP);
+      out->set_timestamp_unix_ms(ToUnixMillis(target.timestamp));
+      break;
+  }
+}
+
+Result<ResetTarget> FromProto(const v1::ResetOffsetsRequest& request) {
+  switch (request.target()) {
+    case v1::ResetOffsetsRequest::EARLIEST:
+      return ResetTarget{.kind = ResetTarget::Kind::kEarliest};
+    case v1::ResetOffsetsRequest::LATEST:
+      return ResetTarget{.kind = ResetTarget::Kind::kLatest};
+    case v1::ResetOffsetsRequest::TIMESTAMP:
+      return ResetTarget{.kind = ResetTarget::Kind::kTimestamp,
+                         .timestamp = FromUnixMillis(request.timestamp_unix_ms())};
+    default:
+      return InvalidArgumentError("ResetOffsetsRequest.target: unknown target " +
+                                  std::to_string(request.target()));
+  }
+}
+
 void ToProto(const TopicRoute& route, v1::GetRouteResponse* out) {
   out->set_topic(route.topic);
   out->set_environment(route.environment);

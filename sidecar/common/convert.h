@@ -29,6 +29,9 @@ Message FromProto(v1::Message&& message);
 void ToProto(const Result<SendReceipt>& receipt, v1::PublishResult* out);
 Result<SendReceipt> FromProto(const v1::PublishResult& result);
 
+void ToProto(const ResetTarget& target, v1::ResetOffsetsRequest* out);
+Result<ResetTarget> FromProto(const v1::ResetOffsetsRequest& request);
+
 void ToProto(const TopicRoute& route, v1::GetRouteResponse* out);
 TopicRoute FromProto(const v1::GetRouteResponse& route);
 

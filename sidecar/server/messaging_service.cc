@@ -10,6 +10,18 @@
 
 namespace msgsdk::sidecar {
 
+namespace {
+
+// What a stream that ended still held goes back to the cluster, without counting as attempts.
+void Release(std::vector<core::Settlement>& settlements) {
+  for (auto& settlement : settlements) {
+    settlement.Settle({.kind = core::Verdict::Kind::kRelease});
+  }
+  settlements.clear();
+}
+
+}  // namespace
+
 // One Subscribe call: a subscription of the core whose deliveries go out in batches, as far as
 // the client's credit allows, and are settled when the client's Settle arrives. Lives until
 // gRPC is done with the stream (OnDone) and its subscription is closed.
@@ -25,13 +37,17 @@ class SubscribeStream final
     StartRead(&request_);
   }
 
-  // Ends the stream from the server's side (shutdown): deliveries still unsettled go back.
+  // Ends the stream gracefully (the client closed its side, or the sidecar shuts down):
+  // deliveries still unsettled go back, and the client hears the end only once the
+  // subscription is closed and its offsets committed, so it may reset them or subscribe again
+  // at once.
   void End(const Status& why) {
     std::vector<core::Settlement> released;
     {
       std::lock_guard lock(mutex_);
-      FinishLocked(ToGrpc(why), released);
+      FinishLocked(ToGrpc(why), released, /*after_close=*/true);
     }
+    Release(released);
   }
 
   void OnReadDone(bool ok) override {
@@ -56,16 +72,19 @@ class SubscribeStream final
     }
     // Settled outside the lock: settling runs the core's ack and dead-letter paths.
     for (auto& [settlement, verdict] : settled) settlement.Settle(std::move(verdict));
+    Release(released);
     if (subscribe) StartSubscription();
   }
 
   void OnWriteDone(bool ok) override {
     std::vector<core::Settlement> released;
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     writing_ = false;
     if (!ok) {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"),
                    released);
+      lock.unlock();
+      Release(released);
       return;
     }
     if (finish_pending_) {
@@ -78,8 +97,12 @@ class SubscribeStream final
 
   void OnCancel() override {
     std::vector<core::Settlement> released;
-    std::lock_guard lock(mutex_);
-    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled"), released);
+    {
+      std::lock_guard lock(mutex_);
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled"),
+                   released);
+    }
+    Release(released);
   }
 
   void OnDone() override {
@@ -168,9 +191,12 @@ class SubscribeStream final
     return service_.engine().Subscribe(
         start_.topic(), start_.group(),
         core::AsyncHandler([weak](const Message& message, core::Settlement settlement) {
-          // A stream that is gone drops the settlement: the delivery is retried, and handed back
-          // to the cluster when the subscription closes.
-          if (auto stream = weak.lock()) stream->Offer(message, std::move(settlement));
+          // A stream that is gone hands the delivery back; its subscription is closing.
+          if (auto stream = weak.lock()) {
+            stream->Offer(message, std::move(settlement));
+          } else {
+            settlement.Settle({.kind = core::Verdict::Kind::kRelease});
+          }
         }),
         options);
   }
@@ -182,7 +208,11 @@ class SubscribeStream final
       std::lock_guard lock(mutex_);
       if (!subscription.ok()) {
         state_ = SubscriptionState::kClosed;
-        FinishLocked(ToGrpc(subscription.status()), released);
+        if (finished_) {
+          SendDeferredStatusLocked();
+        } else {
+          FinishLocked(ToGrpc(subscription.status()), released);
+        }
       } else {
         subscription_ = std::move(subscription).value();
         if (finished_) {
@@ -195,6 +225,7 @@ class SubscribeStream final
         }
       }
     }
+    Release(released);
     if (close_now) CloseSubscription();
     if (!subscription.ok()) service_.StreamClosed(this);
   }
@@ -203,8 +234,12 @@ class SubscribeStream final
   void Offer(const Message& message, core::Settlement settlement) {
     Unsent unsent{.settlement = std::move(settlement)};
     ToProto(message, unsent.delivery.mutable_message());
-    std::lock_guard lock(mutex_);
-    if (finished_) return;  // dropped outside: `unsent` goes out of scope after the lock
+    std::unique_lock lock(mutex_);
+    if (finished_) {
+      lock.unlock();
+      unsent.settlement.Settle({.kind = core::Verdict::Kind::kRelease});
+      return;
+    }
     unsent.delivery.set_delivery_id(++next_delivery_id_);
     unsent_.push_back(std::move(unsent));
     WriteMoreLocked();
@@ -230,20 +265,23 @@ class SubscribeStream final
     StartWrite(&response_);
   }
 
-  // Ends the stream once: what it holds goes back (the settlements land in `released`, dropped
-  // by the caller after the lock), and the subscription closes off the gRPC thread.
-  void FinishLocked(grpc::Status status, std::vector<core::Settlement>& released) {
+  // Ends the stream once: what it holds goes back (the settlements land in `released`, released
+  // by the caller after the lock), and the subscription closes off the gRPC thread. With
+  // `after_close`, the status is sent once the subscription is closed.
+  void FinishLocked(grpc::Status status, std::vector<core::Settlement>& released,
+                    bool after_close = false) {
     if (finished_) return;
     finished_ = true;
     for (auto& [id, settlement] : held_) released.push_back(std::move(settlement));
     held_.clear();
     for (auto& unsent : unsent_) released.push_back(std::move(unsent.settlement));
     unsent_.clear();
-    if (writing_) {
-      finish_pending_ = true;
-      finish_status_ = std::move(status);
+    if (after_close &&
+        (state_ == SubscriptionState::kOpen || state_ == SubscriptionState::kStarting)) {
+      deferred_status_ = std::move(status);
+      status_deferred_ = true;
     } else {
-      Finish(std::move(status));
+      SendStatusLocked(std::move(status));
     }
     switch (state_) {
       case SubscriptionState::kNone:
@@ -268,6 +306,22 @@ class SubscribeStream final
     }
   }
 
+  // Finish, or after the write in progress (gRPC allows one operation of each kind at a time).
+  void SendStatusLocked(grpc::Status status) {
+    if (writing_) {
+      finish_pending_ = true;
+      finish_status_ = std::move(status);
+    } else {
+      Finish(std::move(status));
+    }
+  }
+
+  void SendDeferredStatusLocked() {
+    if (!status_deferred_) return;
+    status_deferred_ = false;
+    SendStatusLocked(std::move(deferred_status_));
+  }
+
   // StreamClosed takes the service's lock: not under ours.
   void ReportClosedLater() {
     auto self = shared_from_this();
@@ -285,6 +339,7 @@ class SubscribeStream final
       std::lock_guard lock(mutex_);
       state_ = SubscriptionState::kClosed;
       subscription_.reset();
+      SendDeferredStatusLocked();
     }
     service_.StreamClosed(this);
   }
@@ -299,6 +354,8 @@ class SubscribeStream final
   std::shared_ptr<core::SubscriptionCore> subscription_;
   bool finished_ = false;
   bool finish_pending_ = false;
+  bool status_deferred_ = false;
+  grpc::Status deferred_status_;
   bool closed_without_subscription_ = false;
   grpc::Status finish_status_;
   bool writing_ = false;
@@ -439,6 +496,36 @@ grpc::ServerUnaryReactor* MessagingService::GetRoute(grpc::CallbackServerContext
       })) {
     FinishCall(reactor, kShuttingDown);
   }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessagingService::ResetOffsets(grpc::CallbackServerContext* context,
+                                                         const v1::ResetOffsetsRequest* request,
+                                                         v1::ResetOffsetsResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  if (!RunBlocking([this, request, reactor] {
+        auto target = FromProto(*request);
+        const Status status =
+            target.ok() ? engine_->ResetOffsets(request->topic(), request->group(), *target)
+                        : target.status();
+        FinishCall(reactor, ToGrpc(status));
+      })) {
+    FinishCall(reactor, kShuttingDown);
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessagingService::GetInfo(grpc::CallbackServerContext* context,
+                                                    const v1::GetInfoRequest* /*request*/,
+                                                    v1::GetInfoResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  response->set_environment(engine_->environment());
+  response->set_client_id(engine_->client_id());
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

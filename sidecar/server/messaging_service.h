@@ -46,6 +46,12 @@ class MessagingService final : public v1::Messaging::CallbackService {
   grpc::ServerUnaryReactor* GetRoute(grpc::CallbackServerContext* context,
                                      const v1::GetRouteRequest* request,
                                      v1::GetRouteResponse* response) override;
+  grpc::ServerUnaryReactor* ResetOffsets(grpc::CallbackServerContext* context,
+                                         const v1::ResetOffsetsRequest* request,
+                                         v1::ResetOffsetsResponse* response) override;
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context,
+                                    const v1::GetInfoRequest* request,
+                                    v1::GetInfoResponse* response) override;
 
   // Shutting down: refuses new calls, ends every open stream (their unsettled deliveries go
   // back to the cluster) and waits, up to `deadline`, until their subscriptions are closed and

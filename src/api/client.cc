@@ -1,15 +1,13 @@
-// The public handles: thin pimpl wrappers over the core. This is one of the two places where
-// exceptions are caught (the other is each backend's error mapping): nothing escapes the API.
+// The public handles: thin pimpl wrappers over a transport (the core in this process, or
+// msgsdk-sidecar). This is one of the two places where exceptions are caught (the other is each
+// backend's error mapping): nothing escapes the API.
 
 #include "msgsdk/client.h"
 
 #include <exception>
 #include <utility>
 
-#include "api/default_registry.h"
-#include "core/engine.h"
-#include "core/producer_core.h"
-#include "core/subscription_core.h"
+#include "api/transport.h"
 
 namespace msgsdk {
 namespace {
@@ -36,91 +34,92 @@ auto Guard(const char* operation, Fn&& body) -> decltype(body()) {
 
 Result<Client> Client::Create(ClientOptions options) {
   return Guard("Client::Create", [&]() -> Result<Client> {
-    MSGSDK_ASSIGN_OR_RETURN(auto engine, core::Engine::Create(std::move(options),
-                                                              internal::DefaultBackendRegistry()));
-    return Client(std::move(engine));
+    MSGSDK_ASSIGN_OR_RETURN(auto transport, internal::Connect(std::move(options)));
+    return Client(std::move(transport));
   });
 }
 
-Client::Client(std::shared_ptr<core::Engine> engine) : engine_(std::move(engine)) {}
+Client::Client(std::shared_ptr<internal::ClientTransport> transport)
+    : transport_(std::move(transport)) {}
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&& other) noexcept {
   if (this != &other) {
-    if (engine_) engine_->Close().IgnoreError();
-    engine_ = std::move(other.engine_);
+    if (transport_) transport_->Close().IgnoreError();
+    transport_ = std::move(other.transport_);
   }
   return *this;
 }
 Client::~Client() {
-  if (engine_) engine_->Close().IgnoreError();
+  if (transport_) transport_->Close().IgnoreError();
 }
 
 Result<Producer> Client::CreateProducer(std::string_view topic, ProducerOptions options) {
-  if (!engine_) return ClosedHandle("Client");
+  if (!transport_) return ClosedHandle("Client");
   return Guard("Client::CreateProducer", [&]() -> Result<Producer> {
-    MSGSDK_ASSIGN_OR_RETURN(auto core, engine_->CreateProducer(topic, options));
-    return Producer(std::move(core));
+    MSGSDK_ASSIGN_OR_RETURN(auto producer, transport_->CreateProducer(topic, options));
+    return Producer(std::move(producer));
   });
 }
 
 Result<Subscription> Client::Subscribe(std::string_view topic, std::string_view group,
                                        MessageHandler handler, SubscribeOptions options) {
-  if (!engine_) return ClosedHandle("Client");
+  if (!transport_) return ClosedHandle("Client");
   return Guard("Client::Subscribe", [&]() -> Result<Subscription> {
-    MSGSDK_ASSIGN_OR_RETURN(auto core,
-                            engine_->Subscribe(topic, group, std::move(handler), options));
-    return Subscription(std::move(core));
+    MSGSDK_ASSIGN_OR_RETURN(auto subscription,
+                            transport_->Subscribe(topic, group, std::move(handler), options));
+    return Subscription(std::move(subscription));
   });
 }
 
 Result<TopicRoute> Client::Describe(std::string_view topic) const {
-  if (!engine_) return ClosedHandle("Client");
-  return Guard("Client::Describe", [&] { return engine_->Describe(topic); });
+  if (!transport_) return ClosedHandle("Client");
+  return Guard("Client::Describe", [&] { return transport_->Describe(topic); });
 }
 
 Status Client::ResetOffsets(std::string_view topic, std::string_view group, ResetTarget target) {
-  if (!engine_) return ClosedHandle("Client");
+  if (!transport_) return ClosedHandle("Client");
   return Guard("Client::ResetOffsets",
-               [&] { return engine_->ResetOffsets(topic, group, target); });
+               [&] { return transport_->ResetOffsets(topic, group, target); });
 }
 
 const std::string& Client::environment() const {
   static const std::string kNone;
-  return engine_ ? engine_->environment() : kNone;
+  return transport_ ? transport_->environment() : kNone;
 }
 
 Status Client::Close() {
-  if (!engine_) return OkStatus();
-  return Guard("Client::Close", [&] { return engine_->Close(); });
+  if (!transport_) return OkStatus();
+  return Guard("Client::Close", [&] { return transport_->Close(); });
 }
 
 // ---- Producer ---------------------------------------------------------------------------
 
-Producer::Producer(std::shared_ptr<core::ProducerCore> core) : core_(std::move(core)) {}
+Producer::Producer(std::shared_ptr<internal::ProducerTransport> transport)
+    : transport_(std::move(transport)) {}
 Producer::Producer(Producer&&) noexcept = default;
 Producer& Producer::operator=(Producer&& other) noexcept {
   if (this != &other) {
-    if (core_) core_->Close().IgnoreError();
-    core_ = std::move(other.core_);
+    if (transport_) transport_->Close().IgnoreError();
+    transport_ = std::move(other.transport_);
   }
   return *this;
 }
 Producer::~Producer() {
-  if (core_) core_->Close().IgnoreError();
+  if (transport_) transport_->Close().IgnoreError();
 }
 
 Result<SendReceipt> Producer::Send(Message message) {
-  if (!core_) return ClosedHandle("Producer");
-  return Guard("Producer::Send", [&] { return core_->Send(std::move(message)); });
+  if (!transport_) return ClosedHandle("Producer");
+  return Guard("Producer::Send", [&] { return transport_->Send(std::move(message)); });
 }
 
 void Producer::SendAsync(Message message, SendCallback callback) {
-  if (!core_) {
+  if (!transport_) {
     if (callback) callback(ClosedHandle("Producer"));
     return;
   }
   try {
-    core_->SendAsync(std::move(message), std::move(callback));
+    transport_->SendAsync(std::move(message), std::move(callback));
   } catch (const std::exception& e) {
     // Only allocation can throw here, before the message was handed on.
     if (callback) callback(InternalError(std::string("Producer::SendAsync: ") + e.what()));
@@ -128,49 +127,49 @@ void Producer::SendAsync(Message message, SendCallback callback) {
 }
 
 Result<std::vector<SendReceipt>> Producer::SendBatch(std::vector<Message> messages) {
-  if (!core_) return ClosedHandle("Producer");
-  return Guard("Producer::SendBatch", [&] { return core_->SendBatch(std::move(messages)); });
+  if (!transport_) return ClosedHandle("Producer");
+  return Guard("Producer::SendBatch", [&] { return transport_->SendBatch(std::move(messages)); });
 }
 
 const std::string& Producer::topic() const {
   static const std::string kNone;
-  return core_ ? core_->topic() : kNone;
+  return transport_ ? transport_->topic() : kNone;
 }
 
 Status Producer::Close() {
-  if (!core_) return OkStatus();
-  return Guard("Producer::Close", [&] { return core_->Close(); });
+  if (!transport_) return OkStatus();
+  return Guard("Producer::Close", [&] { return transport_->Close(); });
 }
 
 // ---- Subscription -----------------------------------------------------------------------
 
-Subscription::Subscription(std::shared_ptr<core::SubscriptionCore> core)
-    : core_(std::move(core)) {}
+Subscription::Subscription(std::shared_ptr<internal::SubscriptionTransport> transport)
+    : transport_(std::move(transport)) {}
 Subscription::Subscription(Subscription&&) noexcept = default;
 Subscription& Subscription::operator=(Subscription&& other) noexcept {
   if (this != &other) {
-    if (core_) core_->Close().IgnoreError();
-    core_ = std::move(other.core_);
+    if (transport_) transport_->Close().IgnoreError();
+    transport_ = std::move(other.transport_);
   }
   return *this;
 }
 Subscription::~Subscription() {
-  if (core_) core_->Close().IgnoreError();
+  if (transport_) transport_->Close().IgnoreError();
 }
 
 const std::string& Subscription::topic() const {
   static const std::string kNone;
-  return core_ ? core_->topic() : kNone;
+  return transport_ ? transport_->topic() : kNone;
 }
 
 const std::string& Subscription::group() const {
   static const std::string kNone;
-  return core_ ? core_->group() : kNone;
+  return transport_ ? transport_->group() : kNone;
 }
 
 Status Subscription::Close() {
-  if (!core_) return OkStatus();
-  return Guard("Subscription::Close", [&] { return core_->Close(); });
+  if (!transport_) return OkStatus();
+  return Guard("Subscription::Close", [&] { return transport_->Close(); });
 }
 
 }  // namespace msgsdk

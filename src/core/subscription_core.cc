@@ -229,6 +229,14 @@ void SubscriptionCore::Run(PendingPtr p) {
 
 void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
   const int32_t partition = p->delivery.message.partition;
+  if (verdict.kind == Verdict::Kind::kRelease) {
+    {
+      std::lock_guard lock(mutex_);
+      --partitions_[partition].busy;
+    }
+    Finish(std::move(p));
+    return;
+  }
   if (verdict.kind != Verdict::Kind::kAck) p->last_error = std::move(verdict.reason);
   if (verdict.kind == Verdict::Kind::kDeadLetter ||
       (verdict.kind == Verdict::Kind::kRetry && p->attempt >= settings_.max_attempts)) {

@@ -33,6 +33,10 @@ struct Verdict {
     kAck,         // processed: acknowledge it
     kRetry,       // deliver it again after a delay (dead-lettered after max_attempts)
     kDeadLetter,  // give up on it now: straight to the group's dead-letter topic
+    // Hand it back unprocessed: not acknowledged, not retried here and not counted as an
+    // attempt; the cluster delivers it again once this subscription closes (or its partition
+    // moves). For a subscription about to close, such as a sidecar stream that ended.
+    kRelease,
   };
   Kind kind = Kind::kAck;
   // kRetry: how long to wait first; negative means the subscription's exponential backoff.

@@ -14,6 +14,9 @@
 #if defined(MSGSDK_CONFORMANCE_REDIS)
 #include "fixtures/redis_fixture.h"
 #endif
+#if defined(MSGSDK_CONFORMANCE_SIDECAR)
+#include "fixtures/sidecar_fixture.h"
+#endif
 
 namespace msgsdk::conformance {
 namespace {
@@ -89,6 +92,34 @@ class RedisStreams : public ClusterEnvironment {
 };
 #endif
 
+#if defined(MSGSDK_CONFORMANCE_SIDECAR)
+// A cell's cluster served by a real msgsdk-sidecar process; the suite's clients use the
+// sidecar transport.
+class ThroughSidecar : public ClusterEnvironment {
+ public:
+  explicit ThroughSidecar(std::unique_ptr<ClusterEnvironment> cluster)
+      : cluster_(std::move(cluster)) {
+    auto sidecar = testing::SidecarProcess::Start(
+        {.routing_yaml = cluster_->RoutingYaml(), .environment = "conformance"});
+    if (!sidecar.ok()) CannotStart("sidecar", sidecar.status());
+    sidecar_ = std::move(sidecar).value();
+  }
+  std::string RoutingYaml() const override { return cluster_->RoutingYaml(); }
+  ClientOptions Options() const override {
+    return ClientOptions{.environment = "conformance", .sidecar = sidecar_->address()};
+  }
+
+ private:
+  std::unique_ptr<ClusterEnvironment> cluster_;  // outlives the sidecar that uses it
+  std::unique_ptr<testing::SidecarProcess> sidecar_;
+};
+
+template <typename Cluster>
+std::unique_ptr<ClusterEnvironment> SidecarOver() {
+  return std::make_unique<ThroughSidecar>(std::make_unique<Cluster>());
+}
+#endif
+
 }  // namespace
 
 std::vector<Cell> AllCells() {
@@ -99,6 +130,15 @@ std::vector<Cell> AllCells() {
 #endif
 #if defined(MSGSDK_CONFORMANCE_REDIS)
       {"redis_inprocess", [] { return std::make_unique<RedisStreams>(); }},
+#endif
+#if defined(MSGSDK_CONFORMANCE_SIDECAR)
+      {"native_sidecar", SidecarOver<NativeEmbedded>},
+#if defined(MSGSDK_CONFORMANCE_KAFKA)
+      {"kafka_sidecar", SidecarOver<KafkaMock>},
+#endif
+#if defined(MSGSDK_CONFORMANCE_REDIS)
+      {"redis_sidecar", SidecarOver<RedisStreams>},
+#endif
 #endif
   };
 }

@@ -21,7 +21,9 @@ class ClusterEnvironment {
   // "conformance", with fast retry settings. Each call may give the same table.
   virtual std::string RoutingYaml() const = 0;
 
-  ClientOptions Options() const {
+  // How the suite's clients reach the cell: in process over RoutingYaml(), or through a
+  // sidecar serving it.
+  virtual ClientOptions Options() const {
     return ClientOptions{.config_yaml = RoutingYaml(), .environment = "conformance"};
   }
 };

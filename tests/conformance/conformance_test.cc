@@ -527,12 +527,17 @@ TEST_P(ConformanceTest, ProducerKilledWithSigkillLosesNoAcknowledgedMessage) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const std::string yaml = env_->RoutingYaml();
+  const std::string sidecar = env_->Options().sidecar;
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     close(fds[0]);
     dup2(fds[1], STDOUT_FILENO);
-    setenv("MSGSDK_CHILD_CONFIG_YAML", yaml.c_str(), 1);
+    if (sidecar.empty()) {
+      setenv("MSGSDK_CHILD_CONFIG_YAML", yaml.c_str(), 1);
+    } else {
+      setenv("MSGSDK_SIDECAR", sidecar.c_str(), 1);  // the child sends through the sidecar
+    }
     execl(MSGSDK_CHILD_PRODUCER, MSGSDK_CHILD_PRODUCER, topic_.c_str(), nullptr);
     _exit(127);
   }

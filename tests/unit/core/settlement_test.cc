@@ -190,6 +190,28 @@ TEST_F(SettlementTest, DroppedSettlementIsRetried) {
   for (auto& settlement : held.Take()) settlement.Settle({});
 }
 
+TEST_F(SettlementTest, ReleasedDeliveriesComeBackAfterTheSubscriptionClosesUncounted) {
+  SendBodies("orders", {"a"});
+  Held held;
+  auto subscription = Keep(engine_->Subscribe(
+      "orders", "g", AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }),
+      Options()));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(held.WaitFor(1));
+  for (auto& settlement : held.Take()) settlement.Settle({.kind = Verdict::Kind::kRelease});
+  ASSERT_TRUE(subscription->Close().ok());
+
+  testing::Collector again;
+  auto next = Keep(engine_->Subscribe("orders", "g", [&](const Message& m) {
+    again.Add(m);
+    return ConsumeResult::kSuccess;
+  }, Options()));
+  ASSERT_TRUE(next);
+  ASSERT_TRUE(again.WaitForDeliveries(1));
+  EXPECT_EQ(again.messages().front().body, "a");
+  EXPECT_EQ(again.messages().front().delivery_attempt, 1);
+}
+
 TEST_F(SettlementTest, CloseWaitsForUnsettledDeliveries) {
   SendBodies("orders", {"a"});
   Held held;

@@ -1,0 +1,627 @@
+#include "sidecar/client/sidecar_transport.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/executor.h"
+#include "core/names.h"
+#include "msgsdk/v1/messaging.grpc.pb.h"
+#include "sidecar/common/convert.h"
+
+namespace msgsdk::sidecar {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long Client::Create waits for the sidecar to answer.
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+// A send waits this long when the producer has no send_timeout of its own. The sidecar's own
+// send timeout (its routing table's) answers first; this bounds a sidecar that went away.
+constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
+// Messages per Publish call at most.
+constexpr size_t kMaxBatch = 1000;
+// Credit of a subscription with no max_inflight of its own, and its handler threads.
+constexpr int kDefaultCredit = 1000;
+constexpr int kDefaultHandlerThreads = 4;
+// Reconnect backoff of a subscription whose stream broke.
+constexpr auto kBackoffMin = std::chrono::milliseconds(50);
+constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
+// How long Close lets running handlers finish.
+constexpr auto kCloseTimeout = std::chrono::seconds(10);
+
+std::chrono::system_clock::time_point SystemDeadline(Clock::time_point deadline) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - Clock::now());
+}
+
+Status ConnectionError(const std::string& address, const grpc::Status& status) {
+  return Status(static_cast<StatusCode>(status.error_code()),
+                "msgsdk-sidecar at " + address + ": " + status.error_message());
+}
+
+// What the producers and subscriptions of one client share.
+struct Connection {
+  std::string address;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::Messaging::Stub> stub;
+  // SendAsync callbacks run here, never on gRPC's threads.
+  core::ThreadPool callbacks{"msgsdk-callback", 2};
+};
+
+// One Publish call's worth of messages with their callbacks.
+struct PendingSend {
+  Message message;
+  SendCallback callback;
+  Clock::time_point deadline;
+};
+
+class SidecarProducer final : public internal::ProducerTransport,
+                              public std::enable_shared_from_this<SidecarProducer> {
+ public:
+  SidecarProducer(std::shared_ptr<Connection> connection, std::string topic,
+                  std::chrono::milliseconds send_timeout)
+      : connection_(std::move(connection)), topic_(std::move(topic)), timeout_(send_timeout) {}
+
+  ~SidecarProducer() override { Close().IgnoreError(); }
+
+  Result<SendReceipt> Send(Message&& message) override {
+    std::vector<Message> one;
+    one.push_back(std::move(message));
+    MSGSDK_ASSIGN_OR_RETURN(std::vector<SendReceipt> receipts, SendBatch(std::move(one)));
+    return std::move(receipts.front());
+  }
+
+  Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages) override {
+    if (closed_.load()) return ClosedError();
+    if (messages.empty()) return std::vector<SendReceipt>();
+    v1::PublishRequest request;
+    request.set_topic(topic_);
+    for (auto& message : messages) ToProto(message, request.add_messages());
+    v1::PublishResponse response;
+    MSGSDK_RETURN_IF_ERROR(Call(request, &response, Clock::now() + timeout_));
+    std::vector<SendReceipt> receipts;
+    receipts.reserve(messages.size());
+    for (const auto& result : response.results()) {
+      MSGSDK_ASSIGN_OR_RETURN(SendReceipt receipt, FromProto(result));
+      receipts.push_back(std::move(receipt));
+    }
+    return receipts;
+  }
+
+  // Queued and sent in batches, one Publish call at a time so that a key's messages reach the
+  // sidecar in send order.
+  void SendAsync(Message&& message, SendCallback callback) override {
+    std::unique_lock lock(mutex_);
+    if (closed_.load()) {
+      lock.unlock();
+      Complete(std::move(callback), ClosedError());
+      return;
+    }
+    queue_.push_back({std::move(message), std::move(callback), Clock::now() + timeout_});
+    ++outstanding_;
+    if (!sending_) SendNextLocked(lock);
+  }
+
+  Status Close() override {
+    if (closed_.exchange(true)) return OkStatus();
+    std::unique_lock lock(mutex_);
+    const bool drained =
+        drained_.wait_for(lock, timeout_ + std::chrono::seconds(5), [this] { return outstanding_ == 0; });
+    if (!drained) {
+      return DeadlineExceededError("producer of topic '" + topic_ + "': " +
+                                   std::to_string(outstanding_) +
+                                   " sends still unanswered by the sidecar at close");
+    }
+    return OkStatus();
+  }
+
+  const std::string& topic() const override { return topic_; }
+
+ private:
+  Status ClosedError() const {
+    return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
+  }
+
+  // Publish with retries while the sidecar is unreachable or restarting (it refused the call
+  // before sending anything, or the connection broke: a message may then be stored twice, which
+  // at-least-once allows), until `deadline`.
+  Status Call(const v1::PublishRequest& request, v1::PublishResponse* response,
+              Clock::time_point deadline) {
+    auto backoff = kBackoffMin;
+    while (true) {
+      grpc::ClientContext context;
+      context.set_deadline(SystemDeadline(deadline));
+      context.set_wait_for_ready(true);
+      const grpc::Status status = connection_->stub->Publish(&context, request, response);
+      if (status.ok()) return OkStatus();
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+          Clock::now() + backoff >= deadline) {
+        return ConnectionError(connection_->address, status)
+            .WithContext("publish to topic '" + topic_ + "'");
+      }
+      std::this_thread::sleep_for(backoff);  // reconnect backoff, bounded by the deadline
+      backoff = std::min(backoff * 2, kBackoffMax);
+    }
+  }
+
+  void SendNextLocked(std::unique_lock<std::mutex>& lock) {
+    if (queue_.empty()) {
+      sending_ = false;
+      return;
+    }
+    sending_ = true;
+    auto batch = std::make_shared<std::vector<PendingSend>>();
+    while (!queue_.empty() && batch->size() < kMaxBatch) {
+      batch->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    auto call = std::make_shared<AsyncCall>();
+    call->request.set_topic(topic_);
+    Clock::time_point deadline = batch->front().deadline;
+    for (auto& pending : *batch) {
+      ToProto(pending.message, call->request.add_messages());
+      pending.message = Message();  // sent: free the body now
+      deadline = std::min(deadline, pending.deadline);
+    }
+    call->deadline = deadline;
+    StartCall(std::move(call), std::move(batch));
+  }
+
+  struct AsyncCall {
+    v1::PublishRequest request;
+    v1::PublishResponse response;
+    grpc::ClientContext context;
+    Clock::time_point deadline;
+    std::chrono::milliseconds backoff = kBackoffMin;
+  };
+
+  void StartCall(std::shared_ptr<AsyncCall> call,
+                 std::shared_ptr<std::vector<PendingSend>> batch) {
+    call->context.set_deadline(SystemDeadline(call->deadline));
+    call->context.set_wait_for_ready(true);
+    auto self = shared_from_this();
+    connection_->stub->async()->Publish(
+        &call->context, &call->request, &call->response,
+        [self, call, batch](grpc::Status status) { self->Answered(call, batch, status); });
+  }
+
+  // On a gRPC thread: hand the outcome to the callback pool, then send the next batch.
+  void Answered(std::shared_ptr<AsyncCall> call, std::shared_ptr<std::vector<PendingSend>> batch,
+                const grpc::Status& status) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        Clock::now() + call->backoff < call->deadline) {
+      // The sidecar is restarting: try the same batch again after a backoff, off this thread.
+      auto retry = std::make_shared<AsyncCall>();
+      retry->request = std::move(call->request);
+      retry->deadline = call->deadline;
+      retry->backoff = std::min(call->backoff * 2, std::chrono::milliseconds(kBackoffMax));
+      auto self = shared_from_this();
+      const auto delay = call->backoff;
+      if (connection_->callbacks.Submit([self, retry, batch, delay] {
+            std::this_thread::sleep_for(delay);  // reconnect backoff, bounded by the deadline
+            self->StartCall(retry, batch);
+          })) {
+        return;
+      }
+    }
+    auto self = shared_from_this();
+    const bool queued = connection_->callbacks.Submit([self, call, batch, status] {
+      const Status failed = status.ok() ? OkStatus()
+                                        : ConnectionError(self->connection_->address, status)
+                                              .WithContext("publish to topic '" + self->topic_ + "'");
+      for (size_t i = 0; i < batch->size(); ++i) {
+        Result<SendReceipt> receipt =
+            !failed.ok() ? Result<SendReceipt>(failed)
+            : static_cast<int>(i) < call->response.results_size()
+                ? FromProto(call->response.results(static_cast<int>(i)))
+                : Result<SendReceipt>(InternalError("the sidecar answered fewer results than sent"));
+        self->Complete(std::move((*batch)[i].callback), std::move(receipt));
+      }
+      std::unique_lock lock(self->mutex_);
+      self->outstanding_ -= static_cast<int64_t>(batch->size());
+      if (self->outstanding_ == 0) self->drained_.notify_all();
+      self->SendNextLocked(lock);
+    });
+    if (!queued) {
+      // The client is closing and its pool is gone: answer on this thread.
+      for (auto& pending : *batch) Complete(std::move(pending.callback), UnavailableError("client closed"));
+      std::unique_lock lock(mutex_);
+      outstanding_ -= static_cast<int64_t>(batch->size());
+      drained_.notify_all();
+      sending_ = false;
+    }
+  }
+
+  static void Complete(SendCallback callback, Result<SendReceipt> result) {
+    if (!callback) return;
+    try {
+      callback(result);
+    } catch (...) {
+      // A throwing callback must not take the pool thread down with it.
+    }
+  }
+
+  const std::shared_ptr<Connection> connection_;
+  const std::string topic_;
+  const std::chrono::milliseconds timeout_;
+  std::atomic<bool> closed_{false};
+
+  std::mutex mutex_;
+  std::condition_variable drained_;
+  std::deque<PendingSend> queue_;
+  bool sending_ = false;
+  int64_t outstanding_ = 0;  // queued or in a call, callback not yet run
+};
+
+// A subscription through a Subscribe stream: a reader thread takes deliveries and hands them to
+// the handler threads; a writer thread sends their settlements in batches. A broken stream is
+// opened again with backoff; deliveries of the old stream were handed back by the sidecar, so
+// their late settlements are dropped.
+class SidecarSubscription final : public internal::SubscriptionTransport {
+ public:
+  SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic,
+                      std::string group, MessageHandler handler, SubscribeOptions options)
+      : connection_(std::move(connection)),
+        topic_(std::move(topic)),
+        group_(std::move(group)),
+        handler_(std::move(handler)),
+        options_(std::move(options)),
+        credit_(options_.max_inflight > 0 ? options_.max_inflight : kDefaultCredit),
+        handlers_("msgsdk-handler",
+                  options_.consumer_threads > 0 ? options_.consumer_threads
+                                                : kDefaultHandlerThreads) {}
+
+  ~SidecarSubscription() override { Close().IgnoreError(); }
+
+  // Opens the first stream and waits for the sidecar to start the subscription, so that a
+  // refusal (a bad name, an unsupported mode) is the caller's error.
+  Status Start() {
+    MSGSDK_RETURN_IF_ERROR(OpenStream());
+    reader_ = std::thread([this] { ReadLoop(); });
+    writer_ = std::thread([this] { WriteLoop(); });
+    return OkStatus();
+  }
+
+  Status Close() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_) return OkStatus();
+      closing_ = true;
+    }
+    // Handlers already running finish and are settled; queued ones are skipped (the sidecar
+    // hands them back when the stream ends).
+    handlers_.Shutdown();
+    if (!reader_.joinable()) return OkStatus();  // never started: no stream to end
+    {
+      std::unique_lock lock(mutex_);
+      writer_done_ = true;
+      changed_.notify_all();
+    }
+    if (writer_.joinable()) writer_.join();  // flushes the last settlements, then WritesDone
+    {
+      std::unique_lock lock(mutex_);
+      // The sidecar ends the stream once it saw WritesDone; cancel it if it does not in time.
+      if (!changed_.wait_for(lock, kCloseTimeout, [this] { return stream_ended_; }) && context_) {
+        context_->TryCancel();
+      }
+    }
+    if (reader_.joinable()) reader_.join();
+    return OkStatus();
+  }
+
+  const std::string& topic() const override { return topic_; }
+  const std::string& group() const override { return group_; }
+
+ private:
+  using Stream = grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>;
+
+  struct Settled {
+    uint64_t generation;
+    v1::Settle settle;
+  };
+
+  // Opens a stream, sends Start with the credit, and waits for Started.
+  Status OpenStream() {
+    auto context = std::make_shared<grpc::ClientContext>();
+    context->set_wait_for_ready(true);
+    std::shared_ptr<Stream> stream = connection_->stub->Subscribe(context.get());
+    v1::SubscribeRequest start;
+    ToProto(topic_, group_, options_, start.mutable_start());
+    start.set_credit(static_cast<uint32_t>(credit_));
+    v1::SubscribeResponse response;
+    if (!stream->Write(start) || !stream->Read(&response) || !response.has_started()) {
+      const grpc::Status status = stream->Finish();
+      return status.ok() ? UnavailableError("msgsdk-sidecar at " + connection_->address +
+                                            " ended the stream before starting the subscription")
+                         : FromGrpc(status).WithContext("subscription to topic '" + topic_ +
+                                                        "' in group '" + group_ + "'");
+    }
+    std::lock_guard lock(mutex_);
+    context_ = std::move(context);
+    stream_ = std::move(stream);
+    ++generation_;
+    stream_ended_ = false;
+    first_response_ = std::move(response);
+    changed_.notify_all();
+    return OkStatus();
+  }
+
+  void ReadLoop() {
+    auto backoff = kBackoffMin;
+    while (true) {
+      std::shared_ptr<Stream> stream;
+      uint64_t generation;
+      v1::SubscribeResponse response;
+      {
+        std::lock_guard lock(mutex_);
+        stream = stream_;
+        generation = generation_;
+        response = std::move(first_response_);
+        first_response_.Clear();
+      }
+      Dispatch(response, generation);
+      while (stream->Read(&response)) {
+        Dispatch(response, generation);
+        backoff = kBackoffMin;
+      }
+      stream->Finish();
+      {
+        std::lock_guard lock(mutex_);
+        stream_ended_ = true;
+        changed_.notify_all();
+        if (closing_) return;
+      }
+      // The sidecar went away or restarts: open the stream again, with backoff.
+      while (true) {
+        {
+          std::unique_lock lock(mutex_);
+          if (changed_.wait_for(lock, backoff, [this] { return closing_; })) return;
+        }
+        backoff = std::min(backoff * 2, kBackoffMax);
+        if (OpenStream().ok()) break;
+      }
+    }
+  }
+
+  void Dispatch(const v1::SubscribeResponse& response, uint64_t generation) {
+    for (const v1::Delivery& delivery : response.deliveries()) {
+      auto message = std::make_shared<Message>(FromProto(delivery.message()));
+      const uint64_t id = delivery.delivery_id();
+      handlers_.Submit([this, message, id, generation] { Handle(*message, id, generation); });
+    }
+  }
+
+  void Handle(const Message& message, uint64_t id, uint64_t generation) {
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_ || generation != generation_) return;  // handed back by the sidecar
+    }
+    Settled settled{.generation = generation};
+    settled.settle.set_delivery_id(id);
+    try {
+      if (handler_(message) == ConsumeResult::kSuccess) {
+        settled.settle.set_outcome(v1::Settle::ACK);
+      } else {
+        settled.settle.set_outcome(v1::Settle::RETRY);
+        settled.settle.set_reason("handler returned kRetryLater");
+      }
+    } catch (const std::exception& e) {
+      settled.settle.set_outcome(v1::Settle::RETRY);
+      settled.settle.set_reason(std::string("handler threw: ") + e.what());
+    } catch (...) {
+      settled.settle.set_outcome(v1::Settle::RETRY);
+      settled.settle.set_reason("handler threw a non-standard exception");
+    }
+    std::lock_guard lock(mutex_);
+    settled_.push_back(std::move(settled));
+    changed_.notify_all();
+  }
+
+  // Sends settlements in batches; at close, the last ones and then WritesDone.
+  void WriteLoop() {
+    while (true) {
+      std::vector<Settled> batch;
+      std::shared_ptr<Stream> stream;
+      uint64_t generation;
+      bool done;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [this] { return !settled_.empty() || writer_done_; });
+        batch.assign(std::make_move_iterator(settled_.begin()),
+                     std::make_move_iterator(settled_.end()));
+        settled_.clear();
+        stream = stream_;
+        generation = generation_;
+        done = writer_done_;
+      }
+      v1::SubscribeRequest request;
+      for (auto& settled : batch) {
+        if (settled.generation == generation) *request.add_settles() = std::move(settled.settle);
+      }
+      // A failed write means the stream broke; the reader reopens it.
+      if (request.settles_size() > 0) stream->Write(request);
+      if (done) {
+        stream->WritesDone();
+        return;
+      }
+    }
+  }
+
+  const std::shared_ptr<Connection> connection_;
+  const std::string topic_;
+  const std::string group_;
+  const MessageHandler handler_;
+  const SubscribeOptions options_;
+  const int credit_;
+  core::ThreadPool handlers_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool closing_ = false;
+  bool writer_done_ = false;
+  bool stream_ended_ = false;
+  std::shared_ptr<grpc::ClientContext> context_;
+  std::shared_ptr<Stream> stream_;
+  uint64_t generation_ = 0;
+  v1::SubscribeResponse first_response_;
+  std::vector<Settled> settled_;
+  std::thread reader_;
+  std::thread writer_;
+};
+
+class SidecarClient final : public internal::ClientTransport {
+ public:
+  SidecarClient(std::shared_ptr<Connection> connection, std::string environment)
+      : connection_(std::move(connection)), environment_(std::move(environment)) {}
+  ~SidecarClient() override { Close().IgnoreError(); }
+
+  Result<std::shared_ptr<internal::ProducerTransport>> CreateProducer(
+      std::string_view topic, const ProducerOptions& options) override {
+    MSGSDK_RETURN_IF_ERROR(Open());
+    MSGSDK_RETURN_IF_ERROR(core::ValidateProducerTopic(std::string(topic)));
+    const auto timeout = options.send_timeout.count() > 0
+                             ? options.send_timeout
+                             : std::chrono::milliseconds(kDefaultSendTimeout);
+    auto producer = std::make_shared<SidecarProducer>(connection_, std::string(topic), timeout);
+    Track(producer);
+    return std::shared_ptr<internal::ProducerTransport>(std::move(producer));
+  }
+
+  Result<std::shared_ptr<internal::SubscriptionTransport>> Subscribe(
+      std::string_view topic, std::string_view group, MessageHandler handler,
+      const SubscribeOptions& options) override {
+    MSGSDK_RETURN_IF_ERROR(Open());
+    if (!handler) {
+      return InvalidArgumentError("subscription to topic '" + std::string(topic) +
+                                  "' has no handler");
+    }
+    auto subscription = std::make_shared<SidecarSubscription>(
+        connection_, std::string(topic), std::string(group), std::move(handler), options);
+    MSGSDK_RETURN_IF_ERROR(subscription->Start());
+    Track(subscription);
+    return std::shared_ptr<internal::SubscriptionTransport>(std::move(subscription));
+  }
+
+  Result<TopicRoute> Describe(std::string_view topic) override {
+    MSGSDK_RETURN_IF_ERROR(Open());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kDefaultSendTimeout);
+    v1::GetRouteRequest request;
+    request.set_topic(std::string(topic));
+    v1::GetRouteResponse response;
+    const grpc::Status status = connection_->stub->GetRoute(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status);
+    return FromProto(response);
+  }
+
+  Status ResetOffsets(std::string_view topic, std::string_view group,
+                      const ResetTarget& target) override {
+    MSGSDK_RETURN_IF_ERROR(Open());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kDefaultSendTimeout);
+    v1::ResetOffsetsRequest request;
+    request.set_topic(std::string(topic));
+    request.set_group(std::string(group));
+    ToProto(target, &request);
+    v1::ResetOffsetsResponse response;
+    return FromGrpc(connection_->stub->ResetOffsets(&context, request, &response));
+  }
+
+  const std::string& environment() const override { return environment_; }
+
+  Status Close() override {
+    std::vector<std::weak_ptr<internal::ProducerTransport>> producers;
+    std::vector<std::weak_ptr<internal::SubscriptionTransport>> subscriptions;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return OkStatus();
+      closed_ = true;
+      producers.swap(producers_);
+      subscriptions.swap(subscriptions_);
+    }
+    for (auto& weak : subscriptions) {
+      if (auto subscription = weak.lock()) subscription->Close().IgnoreError();
+    }
+    for (auto& weak : producers) {
+      if (auto producer = weak.lock()) producer->Close().IgnoreError();
+    }
+    // Joined here, on the closing thread, so that it never has to be joined by one of its own
+    // threads dropping the last reference. A callback closing the client leaves it running.
+    if (!connection_->callbacks.IsPoolThread()) connection_->callbacks.Shutdown();
+    return OkStatus();
+  }
+
+ private:
+  Status Open() {
+    std::lock_guard lock(mutex_);
+    return closed_ ? FailedPreconditionError("client is closed") : OkStatus();
+  }
+  void Track(const std::shared_ptr<internal::ProducerTransport>& producer) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(producers_, [](const auto& weak) { return weak.expired(); });
+    producers_.push_back(producer);
+  }
+  void Track(const std::shared_ptr<internal::SubscriptionTransport>& subscription) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(subscriptions_, [](const auto& weak) { return weak.expired(); });
+    subscriptions_.push_back(subscription);
+  }
+
+  const std::shared_ptr<Connection> connection_;
+  const std::string environment_;
+  std::mutex mutex_;
+  bool closed_ = false;
+  std::vector<std::weak_ptr<internal::ProducerTransport>> producers_;
+  std::vector<std::weak_ptr<internal::SubscriptionTransport>> subscriptions_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::string& address,
+                                                                  const ClientOptions& options) {
+  if (!options.config_path.empty() || !options.config_yaml.empty()) {
+    return InvalidArgumentError(
+        "ClientOptions: a client of msgsdk-sidecar (" + address +
+        ") takes no routing table of its own; the sidecar's routing table decides");
+  }
+  auto connection = std::make_shared<Connection>();
+  connection->address = address;
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(256 << 20);
+  arguments.SetMaxSendMessageSize(256 << 20);
+  // Reconnect quickly after a sidecar restart (gRPC's default backoff starts at 1 s).
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  connection->channel =
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  connection->stub = v1::Messaging::NewStub(connection->channel);
+
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kConnectTimeout);
+  context.set_wait_for_ready(true);
+  v1::GetInfoResponse info;
+  const grpc::Status status = connection->stub->GetInfo(&context, {}, &info);
+  if (!status.ok()) {
+    return UnavailableError("msgsdk-sidecar at " + address + " does not answer (" +
+                            status.error_message() + "); is it running?");
+  }
+  if (!options.environment.empty() && options.environment != info.environment()) {
+    return FailedPreconditionError("ClientOptions.environment is '" + options.environment +
+                                   "' but msgsdk-sidecar at " + address + " serves '" +
+                                   info.environment() + "'");
+  }
+  return std::shared_ptr<internal::ClientTransport>(
+      std::make_shared<SidecarClient>(std::move(connection), info.environment()));
+}
+
+}  // namespace msgsdk::sidecar
