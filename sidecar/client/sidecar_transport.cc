@@ -3,10 +3,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -29,6 +31,8 @@ constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
 // Messages per Publish call at most.
 constexpr size_t kMaxBatch = 1000;
+// Publish calls a producer has in flight at once: one per lane, a key always in the same lane.
+constexpr size_t kLanes = 4;
 // Credit of a subscription with no max_inflight of its own, and its handler threads.
 constexpr int kDefaultCredit = 1000;
 constexpr int kDefaultHandlerThreads = 4;
@@ -97,18 +101,22 @@ class SidecarProducer final : public internal::ProducerTransport,
     return receipts;
   }
 
-  // Queued and sent in batches, one Publish call at a time so that a key's messages reach the
-  // sidecar in send order.
+  // Queued and sent in batches. A key's messages always take the same lane, which has one
+  // Publish call in flight at a time, so they reach the sidecar in send order while the lanes
+  // overlap their round trips.
   void SendAsync(Message&& message, SendCallback callback) override {
+    const size_t lane = message.key.empty()
+                            ? next_lane_.fetch_add(1, std::memory_order_relaxed) % kLanes
+                            : std::hash<std::string>()(message.key) % kLanes;
     std::unique_lock lock(mutex_);
     if (closed_.load()) {
       lock.unlock();
       Complete(std::move(callback), ClosedError());
       return;
     }
-    queue_.push_back({std::move(message), std::move(callback), Clock::now() + timeout_});
+    lanes_[lane].queue.push_back({std::move(message), std::move(callback), Clock::now() + timeout_});
     ++outstanding_;
-    if (!sending_) SendNextLocked(lock);
+    if (!lanes_[lane].sending) SendNextLocked(lane, lock);
   }
 
   Status Close() override {
@@ -153,16 +161,17 @@ class SidecarProducer final : public internal::ProducerTransport,
     }
   }
 
-  void SendNextLocked(std::unique_lock<std::mutex>& lock) {
-    if (queue_.empty()) {
-      sending_ = false;
+  void SendNextLocked(size_t lane, std::unique_lock<std::mutex>& lock) {
+    std::deque<PendingSend>& queue = lanes_[lane].queue;
+    if (queue.empty()) {
+      lanes_[lane].sending = false;
       return;
     }
-    sending_ = true;
+    lanes_[lane].sending = true;
     auto batch = std::make_shared<std::vector<PendingSend>>();
-    while (!queue_.empty() && batch->size() < kMaxBatch) {
-      batch->push_back(std::move(queue_.front()));
-      queue_.pop_front();
+    while (!queue.empty() && batch->size() < kMaxBatch) {
+      batch->push_back(std::move(queue.front()));
+      queue.pop_front();
     }
     lock.unlock();
     auto call = std::make_shared<AsyncCall>();
@@ -174,6 +183,7 @@ class SidecarProducer final : public internal::ProducerTransport,
       deadline = std::min(deadline, pending.deadline);
     }
     call->deadline = deadline;
+    call->lane = lane;
     StartCall(std::move(call), std::move(batch));
   }
 
@@ -182,6 +192,7 @@ class SidecarProducer final : public internal::ProducerTransport,
     v1::PublishResponse response;
     grpc::ClientContext context;
     Clock::time_point deadline;
+    size_t lane = 0;
     std::chrono::milliseconds backoff = kBackoffMin;
   };
 
@@ -204,6 +215,7 @@ class SidecarProducer final : public internal::ProducerTransport,
       auto retry = std::make_shared<AsyncCall>();
       retry->request = std::move(call->request);
       retry->deadline = call->deadline;
+      retry->lane = call->lane;
       retry->backoff = std::min(call->backoff * 2, std::chrono::milliseconds(kBackoffMax));
       auto self = shared_from_this();
       const auto delay = call->backoff;
@@ -230,7 +242,7 @@ class SidecarProducer final : public internal::ProducerTransport,
       std::unique_lock lock(self->mutex_);
       self->outstanding_ -= static_cast<int64_t>(batch->size());
       if (self->outstanding_ == 0) self->drained_.notify_all();
-      self->SendNextLocked(lock);
+      self->SendNextLocked(call->lane, lock);
     });
     if (!queued) {
       // The client is closing and its pool is gone: answer on this thread.
@@ -238,7 +250,7 @@ class SidecarProducer final : public internal::ProducerTransport,
       std::unique_lock lock(mutex_);
       outstanding_ -= static_cast<int64_t>(batch->size());
       drained_.notify_all();
-      sending_ = false;
+      lanes_[call->lane].sending = false;
     }
   }
 
@@ -258,8 +270,12 @@ class SidecarProducer final : public internal::ProducerTransport,
 
   std::mutex mutex_;
   std::condition_variable drained_;
-  std::deque<PendingSend> queue_;
-  bool sending_ = false;
+  struct Lane {
+    std::deque<PendingSend> queue;
+    bool sending = false;  // a Publish call of this lane is in flight
+  };
+  std::array<Lane, kLanes> lanes_;
+  std::atomic<size_t> next_lane_{0};  // keyless messages go round the lanes
   int64_t outstanding_ = 0;  // queued or in a call, callback not yet run
 };
 
