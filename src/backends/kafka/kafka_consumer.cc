@@ -241,13 +241,15 @@ void KafkaSubscription::Dispatch() {
     deliveries.reserve(group.records.size());
     for (size_t k = 0; k < group.records.size(); ++k) {
       if (!tracked[k]) continue;
-      Message decoded = DecodeRecord(batch_[group.records[k]].message);
-      if (!tags_.empty() && !tags_.contains(decoded.tag)) {
+      core::Delivery& delivery = deliveries.emplace_back();
+      DecodeRecordInto(batch_[group.records[k]].message, &delivery.message);
+      if (!tags_.empty() && !tags_.contains(delivery.message.tag)) {
         // Filtered here, before the core sees it: handled as far as the group is concerned.
         tracker_.Ack(group.partition, group.epoch, offsets[k]);
+        deliveries.pop_back();
         continue;
       }
-      deliveries.push_back(core::Delivery{std::move(decoded), receipt});
+      delivery.receipt = receipt;
     }
     if (!deliveries.empty()) sink_.Deliver(std::move(deliveries));
   }
