@@ -83,6 +83,8 @@ std::string ClusterEvents::last_error() const {
 namespace {
 // Recycled send records kept per tracker at most (beyond it they are freed).
 constexpr size_t kMaxFreeSends = 16384;
+// Delivery reports applied per hold of a tracker's lock.
+constexpr ptrdiff_t kReportChunk = 64;
 // The delivery reports of the thread polling a producer, while it polls (else nullptr).
 thread_local std::vector<DeliveryReport>* collected_reports = nullptr;
 }  // namespace
@@ -142,25 +144,33 @@ void SendTracker::Abort(PendingSend* send, Status status) {
 
 void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end) {
   int taken = 0;
-  {
-    std::lock_guard lock(mu_);
-    for (DeliveryReport* report = begin; report != end; ++report) {
-      PendingSend* send = report->send;
-      if (send->linked) {  // else already failed by Close
-        Unlink(send);
-        report->done = std::move(send->done);
-        ++taken;
+  // In chunks, so a sending thread waiting in Begin is held up for one chunk at most.
+  // (Reports collected by a poll come kReportChunk at a time; an rd_kafka_flush brings all.)
+  for (DeliveryReport* chunk = begin; chunk != end;) {
+    DeliveryReport* const chunk_end = chunk + std::min<ptrdiff_t>(end - chunk, kReportChunk);
+    int chunk_taken = 0;
+    {
+      std::lock_guard lock(mu_);
+      for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
+        PendingSend* send = report->send;
+        if (send->linked) {  // else already failed by Close
+          Unlink(send);
+          report->done = std::move(send->done);
+          ++chunk_taken;
+        }
+        --outstanding_;
+        Recycle(send);
       }
-      --outstanding_;
-      Recycle(send);
+      running_ += chunk_taken;
     }
-    running_ += taken;
-  }
-  for (DeliveryReport* report = begin; report != end && taken > 0; ++report) {
-    if (report->done.has_value()) {
-      (*report->done)(std::move(report->result));
-      report->done.reset();
+    for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
+      if (report->done.has_value()) {
+        (*report->done)(std::move(report->result));
+        report->done.reset();
+      }
     }
+    taken += chunk_taken;
+    chunk = chunk_end;
   }
   EndCallbacks(taken);
 }
@@ -221,6 +231,11 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
                 rd_kafka_message_errstr(message)));
   if (collected_reports != nullptr) {
     collected_reports->push_back(DeliveryReport{.send = send, .result = std::move(result)});
+    // Applied in small groups while the poll goes on: one lock per group, and the group
+    // stays in cache (a whole poll can bring tens of thousands of reports).
+    if (collected_reports->size() >= static_cast<size_t>(kReportChunk)) {
+      cluster.ApplyReports(*collected_reports);
+    }
     return;
   }
   // Served by a poll that collects nothing (none in this backend does): apply it at once.

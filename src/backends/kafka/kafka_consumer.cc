@@ -16,6 +16,11 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 1000;
 // How long one poll waits for records when nothing is pending.
 constexpr int kPollWaitMs = 100;
+// How long the poll thread waits for the core to have room again before it pauses the
+// partitions. Pausing makes librdkafka discard what it prefetched (fetched again on resume),
+// which costs far more than handlers catching up for a moment; waiting longer would delay
+// rebalance callbacks, which only polling serves.
+constexpr auto kFullWait = std::chrono::milliseconds(200);
 // While paused: how long a poll serves group events, then how long to wait for capacity.
 constexpr int kPausedPollWaitMs = 20;
 constexpr auto kPausedCapacityWait = std::chrono::milliseconds(50);
@@ -152,7 +157,7 @@ void KafkaSubscription::Run() {
   const auto commit_interval = cluster_->settings().commit_interval;
   auto next_commit = Clock::now() + commit_interval;
   while (!stop_.load(std::memory_order_acquire)) {
-    if (!paused_ && !sink_.WaitForCapacity(Clock::now())) SetPaused(true);
+    if (!paused_ && !sink_.WaitForCapacity(Clock::now() + kFullWait)) SetPaused(true);
     if (paused_) {
       // Keep polling while paused: rebalances and commits are served from here.
       PollBatch(kPausedPollWaitMs);
