@@ -13,7 +13,7 @@
 // For each repeat, on topics of --partitions partitions created up front:
 //  - produce: --messages records of --size bytes, no key, each with the headers the SDK writes
 //    (msgsdk-id: 32 characters, msgsdk-born-at: microseconds) and the creation timestamp.
-//    Raw: rd_kafka_producev with a topic handle (as the backend uses) from one thread, which
+//    Raw: rd_kafka_produceva with a topic handle (as the backend) from one thread, which
 //    serves delivery reports with rd_kafka_poll(rk, 0) every --poll-every records and then
 //    until the last report, one delivery report callback per record
 //    (rd_kafka_conf_set_dr_msg_cb). The raw side uses one fixed message id: generating ids is
@@ -227,12 +227,22 @@ msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topi
     rd_kafka_header_add(headers, "msgsdk-id", -1, message_id.data(),
                         static_cast<ssize_t>(message_id.size()));
     rd_kafka_header_add(headers, "msgsdk-born-at", -1, micros, end - micros);
-    const rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(const_cast<char*>(body.data()), body.size()),
-        RD_KAFKA_V_TIMESTAMP(msgsdk::kafka::ToEpochMillis(born_at)), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_END);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // The call the backend makes (rd_kafka_producev's arguments as an array).
+    rd_kafka_vu_t fields[5];
+    fields[0].vtype = RD_KAFKA_VTYPE_RKT;
+    fields[0].u.rkt = rkt;
+    fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    fields[1].u.i = RD_KAFKA_MSG_F_COPY;
+    fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+    fields[2].u.mem.ptr = const_cast<char*>(body.data());
+    fields[2].u.mem.size = body.size();
+    fields[3].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+    fields[3].u.i64 = msgsdk::kafka::ToEpochMillis(born_at);
+    fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+    fields[4].u.headers = headers;
+    if (rd_kafka_error_t* error = rd_kafka_produceva(rk, fields, 5)) {
+      const rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+      rd_kafka_error_destroy(error);
       rd_kafka_headers_destroy(headers);
       rd_kafka_topic_destroy(rkt);
       producer.progress = nullptr;
@@ -245,22 +255,22 @@ msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topi
   rd_kafka_topic_destroy(rkt);
   producer.progress = nullptr;
   if (progress.done() < flags.messages || progress.failed() > 0) {
-    return msgsdk::InternalError("raw produce to '" + topic + "': " +
-                                 std::to_string(progress.done() - progress.failed()) + " of " +
-                                 std::to_string(flags.messages) + " acknowledged");
+    return msgsdk::InternalError("raw produce to '" + topic +
+                                 "': " + std::to_string(progress.done() - progress.failed()) +
+                                 " of " + std::to_string(flags.messages) + " acknowledged");
   }
   return static_cast<double>(flags.messages) / Seconds(progress.last() - start);
 }
 
 // Reads `count` records of `topic` as a new member of `group`, committing like the backend.
 msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
-                                  const std::string& topic, const std::string& group,
-                                  int64_t count, const Flags& flags) {
+                                  const std::string& topic, const std::string& group, int64_t count,
+                                  const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(auto cpp_conf, msgsdk::kafka::MakeConsumerConf(
                                              settings, group, msgsdk::StartPosition::kEarliest));
-  MSGSDK_ASSIGN_OR_RETURN(HandlePtr rk, NewHandle(RD_KAFKA_CONSUMER,
-                                                  rd_kafka_conf_dup(cpp_conf->c_ptr_global()),
-                                                  "raw consumer"));
+  MSGSDK_ASSIGN_OR_RETURN(
+      HandlePtr rk,
+      NewHandle(RD_KAFKA_CONSUMER, rd_kafka_conf_dup(cpp_conf->c_ptr_global()), "raw consumer"));
   rd_kafka_poll_set_consumer(rk.get());
   rd_kafka_topic_partition_list_t* subscription = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(subscription, topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -329,11 +339,11 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
   rd_kafka_consumer_close(rk.get());
   if (received < count) {
     return msgsdk::DeadlineExceededError("raw consume of " + topic + ": only " +
-                                         std::to_string(received) + " of " +
-                                         std::to_string(count) + " read");
+                                         std::to_string(received) + " of " + std::to_string(count) +
+                                         " read");
   }
-  if (body_bytes != static_cast<uint64_t>(count) * flags.size ||
-      with_headers != count || timestamp_sum <= 0) {
+  if (body_bytes != static_cast<uint64_t>(count) * flags.size || with_headers != count ||
+      timestamp_sum <= 0) {
     return msgsdk::InternalError("raw consume of " + topic +
                                  ": unexpected bodies, headers or timestamps");
   }
@@ -344,17 +354,16 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
 
 // With `keyed`, record i gets key "i mod 4096", which spreads records evenly over partitions
 // (keyless records stick to one partition for a while: librdkafka's sticky partitioning).
-msgsdk::Result<double> SdkProduce(msgsdk::Client& client, const std::string& topic,
-                                  int64_t count, bool keyed, const Flags& flags) {
+msgsdk::Result<double> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
+                                  bool keyed, const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
   Progress progress(count);
   const auto start = Clock::now();
   for (int64_t i = 0; i < count; ++i) {
-    producer.SendAsync({.key = keyed ? std::to_string(i % 4096) : std::string(), .body = body},
-                       [&progress](const msgsdk::Result<msgsdk::SendReceipt>& r) {
-                         progress.Add(r.ok());
-                       });
+    producer.SendAsync(
+        {.key = keyed ? std::to_string(i % 4096) : std::string(), .body = body},
+        [&progress](const msgsdk::Result<msgsdk::SendReceipt>& r) { progress.Add(r.ok()); });
   }
   const bool all = progress.Wait();
   MSGSDK_RETURN_IF_ERROR(producer.Close());
@@ -433,7 +442,10 @@ class Bench {
  public:
   Bench(msgsdk::testing::KafkaMockCluster& cluster, msgsdk::kafka::KafkaSettings settings,
         msgsdk::Client& client, RawProducer& raw, const Flags& flags)
-      : cluster_(cluster), settings_(std::move(settings)), client_(client), raw_(raw),
+      : cluster_(cluster),
+        settings_(std::move(settings)),
+        client_(client),
+        raw_(raw),
         flags_(flags) {}
 
   msgsdk::Status RunOnce(int round, Figures& figures) {
@@ -448,7 +460,8 @@ class Bench {
     double sdk_produce = 0;
     if (flags_.Runs("produce")) {
       MSGSDK_ASSIGN_OR_RETURN(raw_produce, RawProduce(raw_, raw_topic, flags_));
-      MSGSDK_ASSIGN_OR_RETURN(sdk_produce, SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
+      MSGSDK_ASSIGN_OR_RETURN(sdk_produce,
+                              SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
       figures.raw_produce.push_back(raw_produce);
       figures.sdk_produce.push_back(sdk_produce);
     }
@@ -504,10 +517,9 @@ void PrintRow(const char* name, const std::vector<double>& raw_figures,
               const std::vector<double>& sdk_figures) {
   const double raw = Median(raw_figures);
   const double sdk = Median(sdk_figures);
-  std::printf("  %-38s %12s %12s %8s %7.2f\n", name,
-              WithSeparators(static_cast<uint64_t>(raw)).c_str(),
-              WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(),
-              kTargetRatio);
+  std::printf(
+      "  %-38s %12s %12s %8s %7.2f\n", name, WithSeparators(static_cast<uint64_t>(raw)).c_str(),
+      WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(), kTargetRatio);
 }
 
 int Run(const Flags& flags) {
@@ -528,9 +540,9 @@ int Run(const Flags& flags) {
     std::fprintf(stderr, "%s\n", raw.status().ToString().c_str());
     return 1;
   }
-  const std::string yaml = (*cluster)->RoutingYaml(kEnvironment, kClusterName, Overrides(flags)) +
-                           "client:\n  send_timeout_ms: " +
-                           std::to_string(flags.delivery_timeout_ms) + "\n";
+  const std::string yaml =
+      (*cluster)->RoutingYaml(kEnvironment, kClusterName, Overrides(flags)) +
+      "client:\n  send_timeout_ms: " + std::to_string(flags.delivery_timeout_ms) + "\n";
   auto client = msgsdk::Client::Create({.config_yaml = yaml, .environment = kEnvironment});
   if (!client.ok()) {
     std::fprintf(stderr, "Client::Create: %s\n", client.status().ToString().c_str());
@@ -557,19 +569,19 @@ int Run(const Flags& flags) {
       rd_kafka_version_str(), flags.partitions, flags.size,
       WithSeparators(static_cast<uint64_t>(flags.messages)).c_str(),
       WithSeparators(static_cast<uint64_t>(flags.consume_messages)).c_str(), flags.repeat);
-  std::printf("producer: enable.idempotence=%s acks=%s linger.ms=%lld batch.size=%lld "
-              "batch.num.messages=%lld compression=%s\n",
-              settings->idempotence ? "true" : "false", settings->acks.c_str(),
-              static_cast<long long>(settings->linger.count()),
-              static_cast<long long>(settings->batch_size),
-              static_cast<long long>(settings->batch_num_messages),
-              settings->compression.c_str());
+  std::printf(
+      "producer: enable.idempotence=%s acks=%s linger.ms=%lld batch.size=%lld "
+      "batch.num.messages=%lld compression=%s\n",
+      settings->idempotence ? "true" : "false", settings->acks.c_str(),
+      static_cast<long long>(settings->linger.count()),
+      static_cast<long long>(settings->batch_size),
+      static_cast<long long>(settings->batch_num_messages), settings->compression.c_str());
   std::printf("load average before %s, after %s\n\n", load_before.c_str(), LoadAverage().c_str());
   std::printf("  %-38s %12s %12s %8s %7s\n", "case", "raw msgs/s", "sdk msgs/s", "sdk/raw",
               "target");
   std::printf("  %s\n", std::string(81, '-').c_str());
   if (flags.Runs("produce")) {
-    PrintRow("produce: producev vs SendAsync", figures.raw_produce, figures.sdk_produce);
+    PrintRow("produce: produceva vs SendAsync", figures.raw_produce, figures.sdk_produce);
   }
   if (flags.Runs("consume")) {
     PrintRow("consume: consumer_poll vs subscription", figures.raw_consume, figures.sdk_consume);

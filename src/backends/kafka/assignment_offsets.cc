@@ -34,9 +34,9 @@ bool AssignmentOffsets::PartitionState::TrackLocked(int64_t offset) {
 }
 
 bool AssignmentOffsets::PartitionState::AckLocked(int64_t offset) {
-  auto it = std::lower_bound(
-      outstanding.begin(), outstanding.end(), offset,
-      [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
+  auto it =
+      std::lower_bound(outstanding.begin(), outstanding.end(), offset,
+                       [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
   if (it == outstanding.end() || it->offset != offset || it->acked) return false;
   it->acked = true;
   --unacked;

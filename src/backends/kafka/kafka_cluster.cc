@@ -289,8 +289,7 @@ void KafkaCluster::Poll(int timeout_ms) {
 }
 
 KafkaCluster::KafkaCluster(KafkaSettings settings)
-    : settings_(std::move(settings)),
-      events_(std::make_unique<ClusterEvents>(settings_.cluster)) {}
+    : settings_(std::move(settings)), events_(std::make_unique<ClusterEvents>(settings_.cluster)) {}
 
 Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings) {
   std::shared_ptr<KafkaCluster> cluster(new KafkaCluster(std::move(settings)));
@@ -343,13 +342,30 @@ Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, Pe
   const size_t key_size = message.key.size();
   void* body = const_cast<char*>(message.body.data());
   const size_t body_size = message.body.size();
-  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_producev(
-      producer_->c_ptr(), RD_KAFKA_V_RKT(topic),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(body, body_size),
-      RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(ToEpochMillis(message.born_at)),
-      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(send), RD_KAFKA_V_END));
-  if (err == RdKafka::ERR_NO_ERROR) return OkStatus();
-  rd_kafka_headers_destroy(headers);  // still ours: producev takes them only on success
+  // rd_kafka_produceva rather than the RD_KAFKA_V_ macros of rd_kafka_producev, which are
+  // GNU statement expressions.
+  rd_kafka_vu_t fields[7];
+  fields[0].vtype = RD_KAFKA_VTYPE_RKT;
+  fields[0].u.rkt = topic;
+  fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[1].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[2].u.mem.ptr = body;
+  fields[2].u.mem.size = body_size;
+  fields[3].vtype = RD_KAFKA_VTYPE_KEY;
+  fields[3].u.mem.ptr = const_cast<void*>(key);
+  fields[3].u.mem.size = key_size;
+  fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+  fields[4].u.i64 = ToEpochMillis(message.born_at);
+  fields[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[5].u.headers = headers;
+  fields[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  fields[6].u.ptr = send;
+  rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), fields, 7);
+  if (error == nullptr) return OkStatus();
+  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error));
+  rd_kafka_error_destroy(error);
+  rd_kafka_headers_destroy(headers);  // still ours: produceva takes them only on success
   std::string context = "send to " + DescribeTopic(send->tracker->topic());
   if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
     context += ": record of " + std::to_string(send->bytes) +

@@ -4,9 +4,9 @@
 // librdkafka producer with the thread that serves its delivery reports, the view of broker
 // reachability, and topic lookup and creation.
 //
-// Delivery reports are collected per poll of the producer (librdkafka serves everything
-// queued in one rd_kafka_poll) and applied in batches, so the delivery thread takes a
-// tracker's lock once per batch, not once per record.
+// Delivery reports come through librdkafka's C callback, are collected while a poll serves
+// them and applied 64 at a time: the delivery thread takes a tracker's lock once per group,
+// not once per record.
 
 #include <atomic>
 #include <chrono>
@@ -144,7 +144,7 @@ class KafkaCluster {
   // `send`. On an immediate failure the status is returned and `send` is left to the caller.
   Status Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send);
 
-  // Applies delivery reports collected by whoever polled the producer.
+  // Applies delivery reports collected by whoever polled the producer, and clears them.
   void ApplyReports(std::vector<DeliveryReport>& reports);
 
   // Makes sure `topic` exists (creating it when auto_create_topics allows), bounded by
@@ -169,8 +169,8 @@ class KafkaCluster {
   // Serves the producer's queue for up to `timeout_ms`, then applies the reports it gave.
   void Poll(int timeout_ms);
   void PollLoop();
-  Status ReportStatus(const SendTracker& tracker, const PendingSend& send,
-                      RdKafka::ErrorCode err, const char* errstr) const;
+  Status ReportStatus(const SendTracker& tracker, const PendingSend& send, RdKafka::ErrorCode err,
+                      const char* errstr) const;
   // Metadata of all topics (topic == nullptr) or one, retried until `deadline`, failing
   // early once every broker is known to be down.
   Result<std::unique_ptr<RdKafka::Metadata>> FetchMetadata(const std::string* topic,

@@ -39,7 +39,7 @@ Timestamp FromEpochMicros(int64_t micros);
 int64_t ToEpochMillis(Timestamp t);
 
 // The headers of `message` (id, tag, born_at, deliver_at, properties). Caller owns the result
-// (rd_kafka_producev takes it on success).
+// (rd_kafka_produceva takes it on success).
 rd_kafka_headers_t* EncodeHeaders(const Message& message);
 
 // A message_id for a record that carries none: 32 hex characters, the record timestamp's
