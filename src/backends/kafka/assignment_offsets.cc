@@ -1,5 +1,7 @@
 #include "backends/kafka/assignment_offsets.h"
 
+#include <algorithm>
+
 namespace msgsdk::kafka {
 
 uint64_t AssignmentOffsets::Assign(int32_t partition) {
@@ -21,23 +23,55 @@ uint64_t AssignmentOffsets::Epoch(int32_t partition) const {
   return it == partitions_.end() ? 0 : it->second.epoch;
 }
 
+bool AssignmentOffsets::PartitionState::TrackLocked(int64_t offset) {
+  if (offset <= last_tracked) return false;
+  last_tracked = offset;
+  started = true;
+  outstanding.push_back(HandedOut{offset, false});
+  ++unacked;
+  fetched_up_to = offset + 1;
+  return true;
+}
+
+bool AssignmentOffsets::PartitionState::AckLocked(int64_t offset) {
+  auto it =
+      std::lower_bound(outstanding.begin(), outstanding.end(), offset,
+                       [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
+  if (it == outstanding.end() || it->offset != offset || it->acked) return false;
+  it->acked = true;
+  --unacked;
+  while (!outstanding.empty() && outstanding.front().acked) outstanding.pop_front();
+  return true;
+}
+
 bool AssignmentOffsets::Track(int32_t partition, uint64_t epoch, int64_t offset) {
   std::lock_guard lock(mu_);
   auto it = partitions_.find(partition);
   if (it == partitions_.end() || it->second.epoch != epoch) return false;
-  PartitionState& state = it->second;
-  if (offset <= state.last_tracked) return false;
-  state.last_tracked = offset;
-  if (!state.offsets.has_value()) state.offsets.emplace(offset);
-  state.offsets->Delivered(offset);
-  return true;
+  return it->second.TrackLocked(offset);
+}
+
+size_t AssignmentOffsets::Track(int32_t partition, uint64_t epoch,
+                                const std::vector<int64_t>& offsets, std::vector<char>& tracked) {
+  tracked.assign(offsets.size(), 0);
+  std::lock_guard lock(mu_);
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end() || it->second.epoch != epoch) return 0;
+  size_t count = 0;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (it->second.TrackLocked(offsets[i])) {
+      tracked[i] = 1;
+      ++count;
+    }
+  }
+  return count;
 }
 
 bool AssignmentOffsets::Ack(int32_t partition, uint64_t epoch, int64_t offset) {
   std::lock_guard lock(mu_);
   auto it = partitions_.find(partition);
-  if (it == partitions_.end() || it->second.epoch != epoch || !it->second.offsets) return false;
-  return it->second.offsets->Acked(offset);
+  if (it == partitions_.end() || it->second.epoch != epoch) return false;
+  return it->second.AckLocked(offset);
 }
 
 std::vector<std::pair<int32_t, int64_t>> AssignmentOffsets::Committable(
@@ -45,8 +79,8 @@ std::vector<std::pair<int32_t, int64_t>> AssignmentOffsets::Committable(
   std::lock_guard lock(mu_);
   std::vector<std::pair<int32_t, int64_t>> out;
   auto consider = [&](int32_t partition, const PartitionState& state) {
-    if (!state.offsets.has_value()) return;
-    const int64_t position = state.offsets->CommitPosition();
+    if (!state.started) return;
+    const int64_t position = state.CommitPosition();
     if (only_changed && position == state.committed) return;
     out.emplace_back(partition, position);
   };
@@ -79,7 +113,7 @@ size_t AssignmentOffsets::Outstanding() const {
   std::lock_guard lock(mu_);
   size_t n = 0;
   for (const auto& [partition, state] : partitions_) {
-    if (state.offsets) n += state.offsets->outstanding();
+    n += state.unacked;
   }
   return n;
 }

@@ -1,19 +1,22 @@
 #pragma once
 
-// The commit positions of the partitions a consumer owns. Per partition a core::OffsetTracker
-// keeps the contiguous acknowledged prefix; this class adds what a Kafka assignment needs:
-// an epoch per ownership (an acknowledgement from before a partition was revoked and
-// assigned again is ignored), the last committed position, and a lock, because
-// acknowledgements arrive from any thread while the poll thread delivers and commits.
+// The commit positions of the partitions a consumer owns: per partition the contiguous
+// acknowledged prefix (a slow message holds the commit position at itself), plus what a
+// Kafka assignment needs: an epoch per ownership (an acknowledgement from before a partition
+// was revoked and assigned again is ignored), the last committed position, and a lock,
+// because acknowledgements arrive from any thread while the poll thread delivers and commits.
+//
+// Offsets are handed out in increasing order per partition, so the outstanding ones of a
+// partition are kept in a deque in that order (an acknowledgement finds its entry by binary
+// search): no allocation per record, unlike a node-based set.
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <utility>
 #include <vector>
-
-#include "core/offset_tracker.h"
 
 namespace msgsdk::kafka {
 
@@ -30,6 +33,10 @@ class AssignmentOffsets {
   // `epoch` any more, or the offset is not past those already handed out: then it must not
   // be delivered.
   bool Track(int32_t partition, uint64_t epoch, int64_t offset);
+  // Track for a run of records of one partition in partition order, under one lock:
+  // tracked[i] tells whether offsets[i] may be delivered. Returns how many may.
+  size_t Track(int32_t partition, uint64_t epoch, const std::vector<int64_t>& offsets,
+               std::vector<char>& tracked);
   // The record at `offset` was handled. False if unknown (stale epoch, acknowledged twice).
   bool Ack(int32_t partition, uint64_t epoch, int64_t offset);
 
@@ -46,12 +53,27 @@ class AssignmentOffsets {
   size_t Outstanding() const;
 
  private:
+  struct HandedOut {
+    int64_t offset;
+    bool acked;
+  };
   struct PartitionState {
     uint64_t epoch = 0;
-    // Created at the first delivery, which tells where the partition's fetching started.
-    std::optional<core::OffsetTracker> offsets;
+    // Whether a record was handed out yet (the first tells where fetching started).
+    bool started = false;
+    // Handed out and not yet acknowledged, oldest first; the front is never acknowledged.
+    std::deque<HandedOut> outstanding;
+    size_t unacked = 0;
+    // One past the last offset handed out.
+    int64_t fetched_up_to = 0;
     int64_t last_tracked = -1;
     int64_t committed = -1;
+
+    bool TrackLocked(int64_t offset);
+    bool AckLocked(int64_t offset);
+    int64_t CommitPosition() const {
+      return outstanding.empty() ? fetched_up_to : outstanding.front().offset;
+    }
   };
 
   mutable std::mutex mu_;

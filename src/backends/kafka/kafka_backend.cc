@@ -48,8 +48,8 @@ class KafkaBackend : public core::Backend {
     if (!topic_status.ok() && topic_status.code() != StatusCode::kUnavailable) {
       return topic_status;
     }
-    return std::unique_ptr<core::BackendProducer>(
-        std::make_unique<KafkaTopicProducer>(cluster_, topic));
+    MSGSDK_ASSIGN_OR_RETURN(auto producer, KafkaTopicProducer::Create(cluster_, topic));
+    return std::unique_ptr<core::BackendProducer>(std::move(producer));
   }
 
   Result<std::unique_ptr<core::BackendConsumer>> Subscribe(const core::SubscriptionSpec& spec,

@@ -80,16 +80,43 @@ std::string ClusterEvents::last_error() const {
 
 // ---- SendTracker ---------------------------------------------------------------------------
 
-bool SendTracker::Add(PendingSend* send) {
+namespace {
+// Recycled send records kept per tracker at most (beyond it they are freed).
+constexpr size_t kMaxFreeSends = 16384;
+// Delivery reports applied per hold of a tracker's lock.
+constexpr ptrdiff_t kReportChunk = 64;
+// The delivery reports of the thread polling a producer, while it polls (else nullptr).
+thread_local std::vector<DeliveryReport>* collected_reports = nullptr;
+}  // namespace
+
+SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
+    : cluster_(cluster), topic_(std::move(topic)) {}
+
+SendTracker::~SendTracker() {
+  for (PendingSend* send : free_) delete send;
+}
+
+PendingSend* SendTracker::Begin(core::SendDone& done, size_t bytes) {
   std::lock_guard lock(mu_);
-  if (closed_) return false;
+  if (closed_) return nullptr;
+  PendingSend* send;
+  if (free_.empty()) {
+    send = new PendingSend();
+    send->tracker = this;
+  } else {
+    send = free_.back();
+    free_.pop_back();
+  }
+  send->done.emplace(std::move(done));
+  send->bytes = bytes;
   send->prev = nullptr;
   send->next = head_;
   if (head_ != nullptr) head_->prev = send;
   head_ = send;
   send->linked = true;
   ++pending_;
-  return true;
+  ++outstanding_;
+  return send;
 }
 
 void SendTracker::Unlink(PendingSend* send) {
@@ -101,36 +128,75 @@ void SendTracker::Unlink(PendingSend* send) {
   --pending_;
 }
 
-void SendTracker::Finish(PendingSend* send, Result<core::StoredPosition> result) {
-  core::SendDone done;
+void SendTracker::Recycle(PendingSend* send) {
+  send->done.reset();
+  if (free_.size() < kMaxFreeSends) {
+    free_.push_back(send);
+  } else {
+    delete send;
+  }
+}
+
+void SendTracker::Abort(PendingSend* send, Status status) {
+  DeliveryReport report{.send = send, .result = std::move(status)};
+  Finish(&report, &report + 1);
+}
+
+void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end) {
+  int taken = 0;
+  // In chunks, so a sending thread waiting in Begin is held up for one chunk at most.
+  // (Reports collected by a poll come kReportChunk at a time; an rd_kafka_flush brings all.)
+  for (DeliveryReport* chunk = begin; chunk != end;) {
+    DeliveryReport* const chunk_end = chunk + std::min<ptrdiff_t>(end - chunk, kReportChunk);
+    int chunk_taken = 0;
+    {
+      std::lock_guard lock(mu_);
+      for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
+        PendingSend* send = report->send;
+        if (send->linked) {  // else already failed by Close
+          Unlink(send);
+          report->done = std::move(send->done);
+          ++chunk_taken;
+        }
+        --outstanding_;
+        Recycle(send);
+      }
+      running_ += chunk_taken;
+    }
+    for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
+      if (report->done.has_value()) {
+        (*report->done)(std::move(report->result));
+        report->done.reset();
+      }
+    }
+    taken += chunk_taken;
+    chunk = chunk_end;
+  }
+  EndCallbacks(taken);
+}
+
+void SendTracker::EndCallbacks(int count) {
+  bool last = false;
   {
     std::lock_guard lock(mu_);
-    if (!send->linked) return;  // already failed by Close
-    Unlink(send);
-    done = std::move(send->done);
-    running_.fetch_add(1);
+    running_ -= count;
+    if (closed_) cv_.notify_all();
+    last = released_ && outstanding_ == 0 && running_ == 0;
   }
-  done(std::move(result));
-  running_.fetch_sub(1);
-  // Only a closing tracker has someone to wake. (Sequentially consistent with Close's store
-  // of closing_ and load of running_: one of the two sides sees the other.)
-  if (closing_.load()) {
-    std::lock_guard lock(mu_);
-    cv_.notify_all();
-  }
+  if (last) delete this;
 }
 
 std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   std::unique_lock lock(mu_);
   closed_ = true;
-  closing_.store(true);
-  cv_.wait_until(lock, deadline, [this] { return pending_ == 0 && running_.load() == 0; });
+  cv_.wait_until(lock, deadline, [this] { return pending_ == 0 && running_ == 0; });
   std::vector<core::SendDone> expired;
   expired.reserve(pending_);
   while (head_ != nullptr) {
     PendingSend* send = head_;
-    expired.push_back(std::move(send->done));
-    Unlink(send);
+    expired.push_back(std::move(*send->done));
+    send->done.reset();
+    Unlink(send);  // still outstanding: its report recycles it
   }
   return expired;
 }
@@ -140,46 +206,90 @@ bool SendTracker::closed() const {
   return closed_;
 }
 
+void SendTracker::Release() {
+  bool last = false;
+  {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    last = outstanding_ == 0 && running_ == 0;
+  }
+  if (last) delete this;
+}
+
 // ---- KafkaCluster --------------------------------------------------------------------------
 
-class KafkaCluster::DeliveryReports : public RdKafka::DeliveryReportCb {
- public:
-  explicit DeliveryReports(KafkaCluster& cluster) : cluster_(cluster) {}
-
-  void dr_cb(RdKafka::Message& message) override {
-    std::unique_ptr<PendingSend> send(static_cast<PendingSend*>(message.msg_opaque()));
-    if (send == nullptr) return;
-    const RdKafka::ErrorCode err = message.err();
-    if (err == RdKafka::ERR_NO_ERROR) cluster_.events().NoteBrokerAnswered();
-    if (err == RdKafka::ERR_NO_ERROR) {
-      send->tracker->Finish(send.get(),
-                            core::StoredPosition{message.partition(), message.offset()});
-      return;
+void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message,
+                                    void* /*opaque*/) {
+  auto* send = static_cast<PendingSend*>(message->_private);
+  if (send == nullptr) return;
+  KafkaCluster& cluster = send->tracker->cluster();
+  Result<core::StoredPosition> result =
+      message->err == RD_KAFKA_RESP_ERR_NO_ERROR
+          ? Result<core::StoredPosition>(core::StoredPosition{message->partition, message->offset})
+          : Result<core::StoredPosition>(cluster.ReportStatus(
+                *send->tracker, *send, static_cast<RdKafka::ErrorCode>(message->err),
+                rd_kafka_message_errstr(message)));
+  if (collected_reports != nullptr) {
+    collected_reports->push_back(DeliveryReport{.send = send, .result = std::move(result)});
+    // Applied in small groups while the poll goes on: one lock per group, and the group
+    // stays in cache (a whole poll can bring tens of thousands of reports).
+    if (collected_reports->size() >= static_cast<size_t>(kReportChunk)) {
+      cluster.ApplyReports(*collected_reports);
     }
-    std::string context = "send to " + cluster_.DescribeTopic(send->topic);
-    if (err == RdKafka::ERR__MSG_TIMED_OUT) {
-      context += ": not acknowledged within delivery_timeout_ms=" +
-                 std::to_string(cluster_.settings().delivery_timeout.count());
-      if (cluster_.events().brokers_down()) {
-        context += " (no broker reachable at '" + cluster_.settings().bootstrap + "'";
-        const std::string last = cluster_.events().last_error();
-        if (!last.empty()) context += ": " + last;
-        context += ")";
-      }
-    } else if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
-      context += ": record of " + std::to_string(send->bytes) + " bytes is too large";
-    }
-    send->tracker->Finish(send.get(), KafkaStatus(err, context, message.errstr()));
+    return;
   }
+  // Served by a poll that collects nothing (none in this backend does): apply it at once.
+  std::vector<DeliveryReport> one;
+  one.push_back(DeliveryReport{.send = send, .result = std::move(result)});
+  cluster.ApplyReports(one);
+}
 
- private:
-  KafkaCluster& cluster_;
-};
+Status KafkaCluster::ReportStatus(const SendTracker& tracker, const PendingSend& send,
+                                  RdKafka::ErrorCode err, const char* errstr) const {
+  std::string context = "send to " + DescribeTopic(tracker.topic());
+  if (err == RdKafka::ERR__MSG_TIMED_OUT) {
+    context += ": not acknowledged within delivery_timeout_ms=" +
+               std::to_string(settings_.delivery_timeout.count());
+    if (events_->brokers_down()) {
+      context += " (no broker reachable at '" + settings_.bootstrap + "'";
+      const std::string last = events_->last_error();
+      if (!last.empty()) context += ": " + last;
+      context += ")";
+    }
+  } else if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
+    context += ": record of " + std::to_string(send.bytes) + " bytes is too large";
+  }
+  return KafkaStatus(err, context, errstr != nullptr ? errstr : "");
+}
+
+void KafkaCluster::ApplyReports(std::vector<DeliveryReport>& reports) {
+  if (reports.empty()) return;
+  bool answered = false;
+  for (const DeliveryReport& report : reports) answered = answered || report.result.ok();
+  if (answered) events_->NoteBrokerAnswered();
+  // Consecutive reports of one tracker (usually all of them) are applied together.
+  DeliveryReport* const end = reports.data() + reports.size();
+  for (DeliveryReport* run = reports.data(); run != end;) {
+    SendTracker* tracker = run->send->tracker;
+    DeliveryReport* run_end = run + 1;
+    while (run_end != end && run_end->send->tracker == tracker) ++run_end;
+    tracker->Finish(run, run_end);
+    run = run_end;
+  }
+  reports.clear();
+}
+
+void KafkaCluster::Poll(int timeout_ms) {
+  // Per thread, so its capacity is reused from one poll to the next.
+  thread_local std::vector<DeliveryReport> reports;
+  collected_reports = &reports;
+  rd_kafka_poll(producer_->c_ptr(), timeout_ms);
+  collected_reports = nullptr;
+  ApplyReports(reports);
+}
 
 KafkaCluster::KafkaCluster(KafkaSettings settings)
-    : settings_(std::move(settings)),
-      events_(std::make_unique<ClusterEvents>(settings_.cluster)),
-      delivery_reports_(std::make_unique<DeliveryReports>(*this)) {}
+    : settings_(std::move(settings)), events_(std::make_unique<ClusterEvents>(settings_.cluster)) {}
 
 Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings) {
   std::shared_ptr<KafkaCluster> cluster(new KafkaCluster(std::move(settings)));
@@ -187,11 +297,12 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
   MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf, MakeProducerConf(s));
   std::string errstr;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(cluster->events_.get()), errstr) !=
-          RdKafka::Conf::CONF_OK ||
-      conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(cluster->delivery_reports_.get()),
-                errstr) != RdKafka::Conf::CONF_OK) {
+      RdKafka::Conf::CONF_OK) {
     return InternalError(s.Describe() + ": cannot install librdkafka callbacks: " + errstr);
   }
+  // The C callback, not the C++ DeliveryReportCb: no wrapper object per record, and the
+  // reports can be collected per poll (see Poll).
+  rd_kafka_conf_set_dr_msg_cb(conf->c_ptr_global(), &KafkaCluster::OnDeliveryReport);
   cluster->producer_.reset(RdKafka::Producer::create(conf.get(), errstr));
   if (cluster->producer_ == nullptr) {
     return InvalidArgumentError(s.Describe() +
@@ -204,20 +315,26 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
 KafkaCluster::~KafkaCluster() { Shutdown(Clock::now()).IgnoreError(); }
 
 void KafkaCluster::PollLoop() {
-  while (!stop_polling_.load(std::memory_order_acquire)) {
-    producer_->poll(100);
-  }
+  while (!stop_polling_.load(std::memory_order_acquire)) Poll(100);
 }
 
 std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
   return "topic '" + topic + "' on " + settings_.Describe();
 }
 
-Status KafkaCluster::Produce(const std::string& topic, const Message& message,
-                             PendingSend* send) {
+Result<rd_kafka_topic_t*> KafkaCluster::NewTopicHandle(const std::string& topic) {
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_->c_ptr(), topic.c_str(), nullptr);
+  if (handle == nullptr) {
+    return KafkaStatus(static_cast<RdKafka::ErrorCode>(rd_kafka_last_error()),
+                       "producing to " + DescribeTopic(topic));
+  }
+  return handle;
+}
+
+Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send) {
   std::shared_lock lock(state_mu_);
   if (closed_) {
-    return FailedPreconditionError("send to " + DescribeTopic(topic) +
+    return FailedPreconditionError("send to " + DescribeTopic(send->tracker->topic()) +
                                    ": the connection to the cluster is closed");
   }
   rd_kafka_headers_t* headers = EncodeHeaders(message);
@@ -225,14 +342,31 @@ Status KafkaCluster::Produce(const std::string& topic, const Message& message,
   const size_t key_size = message.key.size();
   void* body = const_cast<char*>(message.body.data());
   const size_t body_size = message.body.size();
-  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_producev(
-      producer_->c_ptr(), RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(body, body_size),
-      RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(ToEpochMillis(message.born_at)),
-      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(send), RD_KAFKA_V_END));
-  if (err == RdKafka::ERR_NO_ERROR) return OkStatus();
-  rd_kafka_headers_destroy(headers);  // still ours: producev takes them only on success
-  std::string context = "send to " + DescribeTopic(topic);
+  // rd_kafka_produceva rather than the RD_KAFKA_V_ macros of rd_kafka_producev, which are
+  // GNU statement expressions.
+  rd_kafka_vu_t fields[7];
+  fields[0].vtype = RD_KAFKA_VTYPE_RKT;
+  fields[0].u.rkt = topic;
+  fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[1].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[2].u.mem.ptr = body;
+  fields[2].u.mem.size = body_size;
+  fields[3].vtype = RD_KAFKA_VTYPE_KEY;
+  fields[3].u.mem.ptr = const_cast<void*>(key);
+  fields[3].u.mem.size = key_size;
+  fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+  fields[4].u.i64 = ToEpochMillis(message.born_at);
+  fields[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[5].u.headers = headers;
+  fields[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  fields[6].u.ptr = send;
+  rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), fields, 7);
+  if (error == nullptr) return OkStatus();
+  const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error));
+  rd_kafka_error_destroy(error);
+  rd_kafka_headers_destroy(headers);  // still ours: produceva takes them only on success
+  std::string context = "send to " + DescribeTopic(send->tracker->topic());
   if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
     context += ": record of " + std::to_string(send->bytes) +
                " bytes is larger than the producer's message.max.bytes (set it in the "
@@ -427,12 +561,17 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   }
   Status status;
   if (producer_ != nullptr) {
+    // rd_kafka_flush serves delivery reports on this thread: collect them like Poll does.
+    std::vector<DeliveryReport> reports;
+    collected_reports = &reports;
     producer_->flush(RemainingMs(deadline));
+    collected_reports = nullptr;
+    ApplyReports(reports);
     if (producer_->outq_len() > 0) {
       // Past the deadline: fail what is left rather than wait for it.
       producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
       const core::Deadline grace = Clock::now() + std::chrono::seconds(1);
-      while (producer_->outq_len() > 0 && Clock::now() < grace) producer_->poll(10);
+      while (producer_->outq_len() > 0 && Clock::now() < grace) Poll(10);
       status = DeadlineExceededError("closing " + settings_.Describe() +
                                      ": sends still pending at the deadline were cancelled");
     }

@@ -3,18 +3,24 @@
 // What every producer and subscription of one Kafka cluster shares: the settings, one
 // librdkafka producer with the thread that serves its delivery reports, the view of broker
 // reachability, and topic lookup and creation.
+//
+// Delivery reports come through librdkafka's C callback, are collected while a poll serves
+// them and applied 64 at a time: the delivery thread takes a tracker's lock once per group,
+// not once per record.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include "backends/kafka/kafka_config.h"
@@ -44,46 +50,79 @@ class ClusterEvents : public RdKafka::EventCb {
   std::string last_error_;
 };
 
-// One send waiting for its delivery report. Owned by librdkafka (as the message opaque)
-// from a successful produce() until the report; its callback is run by whoever completes it
-// first: the report, or the producer's Close at its deadline.
-struct PendingSend;
+class KafkaCluster;
+class SendTracker;
+
+// One send waiting for its delivery report: the message opaque librdkafka hands back with
+// the report. Owned by its SendTracker, which recycles it once the report arrived.
+struct PendingSend {
+  SendTracker* tracker = nullptr;
+  std::optional<core::SendDone> done;  // empty once run or taken by Close
+  size_t bytes = 0;
+  // The tracker's list of sends whose callback has not run, guarded by its mutex.
+  PendingSend* prev = nullptr;
+  PendingSend* next = nullptr;
+  bool linked = false;
+};
+
+// A delivery report, as collected by the thread that polls the producer.
+struct DeliveryReport {
+  PendingSend* send = nullptr;
+  Result<core::StoredPosition> result = core::StoredPosition{};
+  std::optional<core::SendDone> done;  // taken from `send` when the report is applied
+};
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
-// Sends are kept in an intrusive list: adding and finishing one allocates nothing.
+// Sends are kept in an intrusive list and their records recycled: in steady state a send
+// allocates nothing here, and the producing thread and the delivery thread meet on the
+// tracker's mutex once per send and once per batch of reports respectively.
+// Lifetime: created by the producer, which calls Release() instead of deleting it; it goes
+// away once released and every send handed to librdkafka has had its report (a report can
+// come after the producer's Close gave up on it).
 class SendTracker {
  public:
-  // Registers a send; false if the tracker is closed (the send is refused).
-  bool Add(PendingSend* send);
-  // Runs the send's callback with `result` unless Close already failed it.
-  void Finish(PendingSend* send, Result<core::StoredPosition> result);
+  SendTracker(KafkaCluster* cluster, std::string topic);
+  SendTracker(const SendTracker&) = delete;
+  SendTracker& operator=(const SendTracker&) = delete;
+
+  KafkaCluster& cluster() const { return *cluster_; }
+  const std::string& topic() const { return topic_; }
+
+  // Registers a send of `bytes` that will complete `done` (moved from only on success);
+  // nullptr if the tracker is closed (the send is refused).
+  PendingSend* Begin(core::SendDone& done, size_t bytes);
+  // The send never reached librdkafka: runs its callback with `status` now.
+  void Abort(PendingSend* send, Status status);
+  // Applies reports [begin, end), all of sends of this tracker: runs each callback unless
+  // Close already failed it, then recycles the sends.
+  void Finish(DeliveryReport* begin, DeliveryReport* end);
   // Refuses new sends, waits until none is pending (and no callback is running) or
   // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
   bool closed() const;
+  // The producer is done with the tracker (after Close).
+  void Release();
 
  private:
+  ~SendTracker();
   void Unlink(PendingSend* send);
+  // Returns `send` to the free list; mu_ held.
+  void Recycle(PendingSend* send);
+  // After the callbacks of `count` sends ran: wakes Close, deletes the tracker if it was the
+  // last thing it waited for.
+  void EndCallbacks(int count);
 
+  KafkaCluster* const cluster_;
+  const std::string topic_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  PendingSend* head_ = nullptr;  // pending sends, newest first
-  size_t pending_ = 0;
+  PendingSend* head_ = nullptr;  // sends whose callback has not run, newest first
+  size_t pending_ = 0;           // length of that list
+  size_t outstanding_ = 0;       // sends handed to librdkafka and not yet reported
+  int running_ = 0;              // callbacks being run by Finish and Abort
   bool closed_ = false;
-  // Callbacks being run by Finish; Close waits for them too.
-  std::atomic<int> running_{0};
-  std::atomic<bool> closing_{false};
-};
-
-struct PendingSend {
-  std::shared_ptr<SendTracker> tracker;
-  core::SendDone done;
-  std::string topic;
-  size_t bytes = 0;
-  // SendTracker's list, guarded by its mutex.
-  PendingSend* prev = nullptr;
-  PendingSend* next = nullptr;
-  bool linked = false;
+  bool released_ = false;
+  std::vector<PendingSend*> free_;
 };
 
 class KafkaCluster {
@@ -98,9 +137,15 @@ class KafkaCluster {
   const KafkaSettings& settings() const { return settings_; }
   ClusterEvents& events() { return *events_; }
 
-  // Hands `message` to librdkafka; the delivery report completes `send`. On an immediate
-  // failure the status is returned and `send` is left to the caller.
-  Status Produce(const std::string& topic, const Message& message, PendingSend* send);
+  // A handle of `topic` for Produce (the caller destroys it with rd_kafka_topic_destroy).
+  Result<rd_kafka_topic_t*> NewTopicHandle(const std::string& topic);
+
+  // Hands `message` to librdkafka as a record of `topic`; the delivery report completes
+  // `send`. On an immediate failure the status is returned and `send` is left to the caller.
+  Status Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send);
+
+  // Applies delivery reports collected by whoever polled the producer, and clears them.
+  void ApplyReports(std::vector<DeliveryReport>& reports);
 
   // Makes sure `topic` exists (creating it when auto_create_topics allows), bounded by
   // metadata_timeout_ms. kNotFound naming topic and cluster if it does not and may not be
@@ -118,9 +163,14 @@ class KafkaCluster {
   std::string DescribeTopic(const std::string& topic) const;
 
  private:
-  class DeliveryReports;
   explicit KafkaCluster(KafkaSettings settings);
+  // librdkafka's dr_msg_cb: collects the report for ApplyReports.
+  static void OnDeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
+  // Serves the producer's queue for up to `timeout_ms`, then applies the reports it gave.
+  void Poll(int timeout_ms);
   void PollLoop();
+  Status ReportStatus(const SendTracker& tracker, const PendingSend& send, RdKafka::ErrorCode err,
+                      const char* errstr) const;
   // Metadata of all topics (topic == nullptr) or one, retried until `deadline`, failing
   // early once every broker is known to be down.
   Result<std::unique_ptr<RdKafka::Metadata>> FetchMetadata(const std::string* topic,
@@ -138,7 +188,6 @@ class KafkaCluster {
 
   const KafkaSettings settings_;
   std::unique_ptr<ClusterEvents> events_;
-  std::unique_ptr<DeliveryReports> delivery_reports_;
   std::unique_ptr<RdKafka::Producer> producer_;
 
   // Produce holds it shared; Shutdown exclusively, so no produce() races the flush.

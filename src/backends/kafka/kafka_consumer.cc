@@ -16,6 +16,11 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 1000;
 // How long one poll waits for records when nothing is pending.
 constexpr int kPollWaitMs = 100;
+// How long the poll thread waits for the core to have room again before it pauses the
+// partitions. Pausing makes librdkafka discard what it prefetched (fetched again on resume),
+// which costs far more than handlers catching up for a moment; waiting longer would delay
+// rebalance callbacks, which only polling serves.
+constexpr auto kFullWait = std::chrono::milliseconds(200);
 // While paused: how long a poll serves group events, then how long to wait for capacity.
 constexpr int kPausedPollWaitMs = 20;
 constexpr auto kPausedCapacityWait = std::chrono::milliseconds(50);
@@ -152,7 +157,7 @@ void KafkaSubscription::Run() {
   const auto commit_interval = cluster_->settings().commit_interval;
   auto next_commit = Clock::now() + commit_interval;
   while (!stop_.load(std::memory_order_acquire)) {
-    if (!paused_ && !sink_.WaitForCapacity(Clock::now())) SetPaused(true);
+    if (!paused_ && !sink_.WaitForCapacity(Clock::now() + kFullWait)) SetPaused(true);
     if (paused_) {
       // Keep polling while paused: rebalances and commits are served from here.
       PollBatch(kPausedPollWaitMs);
@@ -182,58 +187,103 @@ void KafkaSubscription::Run() {
 }
 
 void KafkaSubscription::PollBatch(int wait_ms) {
-  std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>> batch;
+  // The C API: the C++ one wraps every record in an object of its own.
+  rd_kafka_t* rk = consumer_->c_ptr();
+  batch_.clear();
   int wait = wait_ms;
-  while (batch.size() < kMaxBatch) {
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(wait));
+  while (batch_.size() < kMaxBatch) {
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(rk, wait);
     wait = 0;
-    const RdKafka::ErrorCode err = message->err();
-    if (err == RdKafka::ERR__TIMED_OUT) break;
-    if (err != RdKafka::ERR_NO_ERROR) {
+    if (message == nullptr) break;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Consumer errors (unreachable brokers, a topic not available yet) are transient and
       // librdkafka retries them itself; a fatal one stops this consumer for good.
-      if (err == RdKafka::ERR__FATAL) {
+      if (message->err == RD_KAFKA_RESP_ERR__FATAL) {
         std::fprintf(stderr, "msgsdk: %s: fatal consumer error: %s\n", Describe().c_str(),
-                     message->errstr().c_str());
+                     rd_kafka_message_errstr(message));
       }
+      rd_kafka_message_destroy(message);
       continue;
     }
     // The epoch at the time of consumption: a rebalance during the rest of this batch makes
     // the record stale, and it must then not be delivered.
-    const uint64_t epoch = tracker_.Epoch(message->partition());
-    batch.emplace_back(std::move(message), epoch);
+    batch_.push_back(Polled{message, OwnedEpoch(message->partition)});
   }
-  if (!batch.empty()) Dispatch(batch);
+  if (!batch_.empty()) Dispatch();
 }
 
-void KafkaSubscription::Dispatch(
-    std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>>& batch) {
+void KafkaSubscription::Dispatch() {
   cluster_->events().NoteBrokerAnswered();
-  // One Deliver per partition, records in partition order.
-  std::vector<std::pair<int32_t, std::vector<core::Delivery>>> groups;
-  for (auto& [message, epoch] : batch) {
-    const int32_t partition = message->partition();
-    const int64_t offset = message->offset();
-    if (epoch == 0 || !tracker_.Track(partition, epoch, offset)) continue;
-    Message decoded = DecodeRecord(message->c_ptr());
-    if (!tags_.empty() && !tags_.contains(decoded.tag)) {
-      // Filtered here, before the core sees it: handled as far as the group is concerned.
-      tracker_.Ack(partition, epoch, offset);
-      continue;
-    }
-    auto group = std::find_if(groups.begin(), groups.end(),
-                              [partition](const auto& g) { return g.first == partition; });
+  // One Deliver per partition (and ownership), records in partition order.
+  struct Group {
+    int32_t partition;
+    uint64_t epoch;
+    std::vector<size_t> records;  // indexes into batch_
+  };
+  std::vector<Group> groups;
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const int32_t partition = batch_[i].message->partition;
+    const uint64_t epoch = batch_[i].epoch;
+    if (epoch == 0) continue;  // not owned when polled
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+      return g.partition == partition && g.epoch == epoch;
+    });
     if (group == groups.end()) {
-      groups.emplace_back(partition, std::vector<core::Delivery>());
+      groups.push_back(Group{partition, epoch, {}});
       group = std::prev(groups.end());
     }
-    group->second.push_back(core::Delivery{std::move(decoded), std::to_string(epoch)});
+    group->records.push_back(i);
   }
-  for (auto& [partition, deliveries] : groups) sink_.Deliver(std::move(deliveries));
+  std::vector<int64_t> offsets;
+  std::vector<char> tracked;
+  for (const Group& group : groups) {
+    offsets.clear();
+    for (size_t i : group.records) offsets.push_back(batch_[i].message->offset);
+    // One lock for the whole run.
+    if (tracker_.Track(group.partition, group.epoch, offsets, tracked) == 0) continue;
+    const std::string receipt = std::to_string(group.epoch);
+    std::vector<core::Delivery> deliveries;
+    deliveries.reserve(group.records.size());
+    for (size_t k = 0; k < group.records.size(); ++k) {
+      if (!tracked[k]) continue;
+      core::Delivery& delivery = deliveries.emplace_back();
+      DecodeRecordInto(batch_[group.records[k]].message, &delivery.message);
+      if (!tags_.empty() && !tags_.contains(delivery.message.tag)) {
+        // Filtered here, before the core sees it: handled as far as the group is concerned.
+        tracker_.Ack(group.partition, group.epoch, offsets[k]);
+        deliveries.pop_back();
+        continue;
+      }
+      delivery.receipt = receipt;
+    }
+    if (!deliveries.empty()) sink_.Deliver(std::move(deliveries));
+  }
+  for (const Polled& polled : batch_) rd_kafka_message_destroy(polled.message);
+  batch_.clear();
+}
+
+uint64_t KafkaSubscription::OwnedEpoch(int32_t partition) const {
+  if (partition < 0 || static_cast<size_t>(partition) >= epochs_.size()) return 0;
+  return epochs_[static_cast<size_t>(partition)];
+}
+
+void KafkaSubscription::AssignPartition(int32_t partition) {
+  if (partition < 0) return;
+  if (static_cast<size_t>(partition) >= epochs_.size()) {
+    epochs_.resize(static_cast<size_t>(partition) + 1, 0);
+  }
+  epochs_[static_cast<size_t>(partition)] = tracker_.Assign(partition);
+}
+
+void KafkaSubscription::RevokePartition(int32_t partition) {
+  tracker_.Revoke(partition);
+  if (partition >= 0 && static_cast<size_t>(partition) < epochs_.size()) {
+    epochs_[static_cast<size_t>(partition)] = 0;
+  }
 }
 
 void KafkaSubscription::OnAssign(const std::vector<RdKafka::TopicPartition*>& partitions) {
-  for (const RdKafka::TopicPartition* tp : partitions) tracker_.Assign(tp->partition());
+  for (const RdKafka::TopicPartition* tp : partitions) AssignPartition(tp->partition());
   if (IsCooperative(consumer_.get())) {
     if (RdKafka::Error* error = consumer_->incremental_assign(partitions)) {
       std::fprintf(stderr, "msgsdk: %s: incremental assign failed: %s\n", Describe().c_str(),
@@ -253,7 +303,7 @@ void KafkaSubscription::OnRevoke(const std::vector<RdKafka::TopicPartition*>& pa
                                  bool lost) {
   std::vector<int32_t> owned;
   for (const RdKafka::TopicPartition* tp : partitions) {
-    if (tracker_.Epoch(tp->partition()) != 0) owned.push_back(tp->partition());
+    if (OwnedEpoch(tp->partition()) != 0) owned.push_back(tp->partition());
   }
   if (!owned.empty()) {
     // The core finishes or drops what it holds of these partitions first, so the commit
@@ -265,7 +315,7 @@ void KafkaSubscription::OnRevoke(const std::vector<RdKafka::TopicPartition*>& pa
                                     Clock::now() + cluster_->settings().metadata_timeout);
       if (!committed.ok()) revoke_commit_status_ = std::move(committed);
     }
-    for (int32_t partition : owned) tracker_.Revoke(partition);
+    for (int32_t partition : owned) RevokePartition(partition);
   }
   if (IsCooperative(consumer_.get())) {
     if (RdKafka::Error* error = consumer_->incremental_unassign(partitions)) {
@@ -283,7 +333,7 @@ void KafkaSubscription::OnRebalanceError(RdKafka::ErrorCode err) {
                RdKafka::err2str(err).c_str());
   const std::vector<int32_t> owned = tracker_.Partitions();
   if (!owned.empty()) sink_.Revoke(owned);
-  for (int32_t partition : owned) tracker_.Revoke(partition);
+  for (int32_t partition : owned) RevokePartition(partition);
   consumer_->unassign();
 }
 
@@ -422,7 +472,7 @@ Status KafkaSubscription::Shutdown(core::Deadline deadline) {
     // Never revoked (the deadline passed, or the assignment was lost): the early commit is
     // all there is.
     commit_status = early_commit;
-    for (int32_t partition : left) tracker_.Revoke(partition);
+    for (int32_t partition : left) RevokePartition(partition);
   }
   // A commit refused because the group was rebalancing (other members joining or leaving
   // at the same time) is not a failure of this close: the group's next owner of those

@@ -56,8 +56,14 @@ class KafkaSubscription : public core::BackendConsumer {
 
   // ---- poll thread only ----
   void Run();
+  // Polls up to kMaxBatch records (waiting up to `wait_ms` for the first) and dispatches them.
   void PollBatch(int wait_ms);
-  void Dispatch(std::vector<std::pair<std::unique_ptr<RdKafka::Message>, uint64_t>>& batch);
+  // Hands batch_ to the sink, then destroys its records.
+  void Dispatch();
+  // The epoch of an owned partition, 0 if not owned (without the tracker's lock).
+  uint64_t OwnedEpoch(int32_t partition) const;
+  void AssignPartition(int32_t partition);
+  void RevokePartition(int32_t partition);
   void OnAssign(const std::vector<RdKafka::TopicPartition*>& partitions);
   void OnRevoke(const std::vector<RdKafka::TopicPartition*>& partitions, bool lost);
   void OnRebalanceError(RdKafka::ErrorCode err);
@@ -79,6 +85,14 @@ class KafkaSubscription : public core::BackendConsumer {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   rd_kafka_queue_t* commit_queue_ = nullptr;
   AssignmentOffsets tracker_;
+  // ---- poll thread only ----
+  struct Polled {
+    rd_kafka_message_t* message;
+    uint64_t epoch;  // of its partition when it was polled
+  };
+  std::vector<Polled> batch_;
+  // The epoch of each owned partition by partition id (0: not owned); mirrors tracker_.
+  std::vector<uint64_t> epochs_;
   bool paused_ = false;
   // The last failed commit of a revocation (poll thread only).
   Status revoke_commit_status_;

@@ -98,6 +98,12 @@ std::string SynthesizeMessageId(std::string_view topic, int32_t partition, int64
 
 Message DecodeRecord(const rd_kafka_message_t* rkmessage) {
   Message message;
+  DecodeRecordInto(rkmessage, &message);
+  return message;
+}
+
+void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* out) {
+  Message& message = *out;
   message.topic = rd_kafka_topic_name(rkmessage->rkt);
   message.partition = rkmessage->partition;
   message.offset = rkmessage->offset;
@@ -163,7 +169,6 @@ Message DecodeRecord(const rd_kafka_message_t* rkmessage) {
     message.message_id = SynthesizeMessageId(message.topic, message.partition, message.offset,
                                              record_time.has_value() ? timestamp_ms : 0);
   }
-  return message;
 }
 
 }  // namespace msgsdk::kafka

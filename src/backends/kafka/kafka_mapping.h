@@ -39,7 +39,7 @@ Timestamp FromEpochMicros(int64_t micros);
 int64_t ToEpochMillis(Timestamp t);
 
 // The headers of `message` (id, tag, born_at, deliver_at, properties). Caller owns the result
-// (rd_kafka_producev takes it on success).
+// (rd_kafka_produceva takes it on success).
 rd_kafka_headers_t* EncodeHeaders(const Message& message);
 
 // A message_id for a record that carries none: 32 hex characters, the record timestamp's
@@ -51,5 +51,8 @@ std::string SynthesizeMessageId(std::string_view topic, int32_t partition, int64
 // The message a consumed record stands for: every field of Delivery::message but `cluster`
 // and `delivery_attempt`. `rkmessage` must hold a record (err == 0).
 Message DecodeRecord(const rd_kafka_message_t* rkmessage);
+// The same into `message`, which must be default-constructed (decoding in place saves moving
+// a Message into its Delivery).
+void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* message);
 
 }  // namespace msgsdk::kafka

@@ -5,12 +5,26 @@
 
 namespace msgsdk::kafka {
 
-KafkaTopicProducer::KafkaTopicProducer(std::shared_ptr<KafkaCluster> cluster, std::string topic)
+Result<std::unique_ptr<KafkaTopicProducer>> KafkaTopicProducer::Create(
+    std::shared_ptr<KafkaCluster> cluster, std::string topic) {
+  MSGSDK_ASSIGN_OR_RETURN(rd_kafka_topic_t * handle, cluster->NewTopicHandle(topic));
+  return std::unique_ptr<KafkaTopicProducer>(
+      new KafkaTopicProducer(std::move(cluster), std::move(topic), handle));
+}
+
+KafkaTopicProducer::KafkaTopicProducer(std::shared_ptr<KafkaCluster> cluster, std::string topic,
+                                       rd_kafka_topic_t* handle)
     : cluster_(std::move(cluster)),
       topic_(std::move(topic)),
-      tracker_(std::make_shared<SendTracker>()) {}
+      handle_(handle),
+      tracker_(new SendTracker(cluster_.get(), topic_)) {}
 
-KafkaTopicProducer::~KafkaTopicProducer() { Close(std::chrono::steady_clock::now()).IgnoreError(); }
+KafkaTopicProducer::~KafkaTopicProducer() {
+  Close(std::chrono::steady_clock::now()).IgnoreError();
+  tracker_->Release();
+  // Records still queued hold their own reference to the topic.
+  rd_kafka_topic_destroy(handle_);
+}
 
 void KafkaTopicProducer::Send(const Message& message, core::SendDone done) {
   if (message.deliver_at.has_value()) {
@@ -18,24 +32,15 @@ void KafkaTopicProducer::Send(const Message& message, core::SendDone done) {
                           ": backend 'kafka' does not support timer messages (deliver_at)"));
     return;
   }
-  auto send = std::make_unique<PendingSend>();
-  send->tracker = tracker_;
-  send->done = std::move(done);
-  send->topic = topic_;
-  send->bytes = message.body.size() + message.key.size();
-  if (!tracker_->Add(send.get())) {
-    core::SendDone refused = std::move(send->done);
-    refused(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
-                                    ": the producer is closed"));
+  PendingSend* send = tracker_->Begin(done, message.body.size() + message.key.size());
+  if (send == nullptr) {
+    done(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
+                                 ": the producer is closed"));
     return;
   }
-  PendingSend* raw = send.get();
-  const Status status = cluster_->Produce(topic_, message, raw);
-  if (status.ok()) {
-    send.release();  // librdkafka owns it until the delivery report
-    return;
-  }
-  tracker_->Finish(raw, status);
+  // On success librdkafka holds the send until its delivery report.
+  Status status = cluster_->Produce(message, handle_, send);
+  if (!status.ok()) tracker_->Abort(send, std::move(status));
 }
 
 Status KafkaTopicProducer::Close(core::Deadline deadline) {
