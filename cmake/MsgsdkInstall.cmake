@@ -2,7 +2,8 @@
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/msgsdk DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS msgsdk msgsdk_core msgsdk_native_storage ${MSGSDK_BACKEND_TARGETS}
+install(TARGETS msgsdk msgsdk_core msgsdk_native_storage msgsdk_native_protocol msgsdk_native_wire
+                ${MSGSDK_BACKEND_TARGETS}
         EXPORT msgsdkTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
