@@ -9,8 +9,7 @@
 // SIGTERM or SIGINT: stops accepting, answers in-flight requests, flushes and exits 0.
 // Exit status 1: the broker could not start (the reason is on standard error); 2: bad flags.
 
-#include <signal.h>
-
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -47,10 +46,10 @@ std::string ApplyConfigFile(const std::string& path, const CLI::App& app, Settin
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
-    return "config file " + path + ": " + e.what();
+    return fmt::format("config file {}: {}", path, e.what());
   }
   if (root.IsNull()) return "";
-  if (!root.IsMap()) return "config file " + path + ": expected a map of settings";
+  if (!root.IsMap()) return fmt::format("config file {}: expected a map of settings", path);
   struct Key {
     std::string flag;
     std::function<void(const YAML::Node&)> apply;
@@ -79,28 +78,29 @@ std::string ApplyConfigFile(const std::string& path, const CLI::App& app, Settin
        {"--log-level", [&](const YAML::Node& n) { settings->log_level = n.as<std::string>(); }}},
   };
   for (const auto& entry : root) {
-    const std::string name = entry.first.as<std::string>();
+    const auto name = entry.first.as<std::string>();
     auto it = keys.find(name);
     if (it == keys.end()) {
       std::string known;
-      for (const auto& [key, unused] : keys) known += (known.empty() ? "" : ", ") + key;
-      return "config file " + path + ":" + std::to_string(entry.first.Mark().line + 1) +
-             ": unknown setting '" + name + "' (known: " + known + ")";
+      for (const auto& [key, unused] : keys) {
+        if (!known.empty()) known += ", ";
+        known += key;
+      }
+      return fmt::format("config file {}:{}: unknown setting '{}' (known: {})", path,
+                         entry.first.Mark().line + 1, name, known);
     }
     if (app.count(it->second.flag) > 0) continue;
     try {
       it->second.apply(entry.second);
     } catch (const YAML::Exception& e) {
-      return "config file " + path + ":" + std::to_string(entry.second.Mark().line + 1) + ": " +
-             name + ": " + e.what();
+      return fmt::format("config file {}:{}: {}: {}", path, entry.second.Mark().line + 1, name,
+                         e.what());
     }
   }
   return "";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   Settings settings;
   std::string config_file;
   CLI::App app{"msgsdk-broker: the native msgsdk broker as a network daemon"};
@@ -204,4 +204,16 @@ int main(int argc, char** argv) {
       (*server)->Shutdown(std::chrono::milliseconds(settings.shutdown_timeout_ms));
   server->reset();
   return status.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Errors are reported as statuses; an exception here is a bug (or out of memory).
+    std::fprintf(stderr, "msgsdk-broker: unexpected exception: %s\n", e.what());
+    return 1;
+  }
 }

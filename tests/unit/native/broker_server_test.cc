@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -105,7 +106,7 @@ class BrokerServerTest : public ::testing::Test {
 
   Result<wire::GroupResponse> Group(FrameType type, const std::string& topic,
                                     const std::string& member, uint32_t session_ms = 10000,
-                                    std::vector<int32_t> released = {}) {
+                                    const std::vector<int32_t>& released = {}) {
     wire::GroupRequest request;
     request.set_topic(topic);
     request.set_group("g");
@@ -334,7 +335,7 @@ TEST_F(BrokerServerTest, BadFramesCostOnlyTheirOwnConnection) {
     bool close_after_send;  // the client ends the stream itself (a truncated frame)
     std::string logged;
   };
-  const uint8_t produce = static_cast<uint8_t>(FrameType::kProduce);
+  const auto produce = static_cast<uint8_t>(FrameType::kProduce);
   std::vector<Case> cases = {
       {"bad version", Header(0, 9, produce, 1), false, "protocol version 9 is not supported"},
       {"unknown type", Header(0, protocol::kProtocolVersion, 0x42, 2), false,
@@ -523,6 +524,56 @@ TEST(BrokerServerInProcessTest, AClientThatStopsReadingIsDisconnectedAfterTheSta
                                                           topic, kTimeout)
                   .ok());
   MSGSDK_EXPECT_OK(broker->Shutdown(5s));
+}
+
+TEST(BrokerConfigTest, SettingsComeFromAYamlFileAndFlagsWin) {
+  testing::TempDir dir("msgsdk-broker-config");
+  const std::string config = (dir.path() / "broker.yaml").string();
+  {
+    std::ofstream out(config);
+    out << "# msgsdk-broker settings\n"
+           "queues: 3\n"
+           "flush_mode: periodic\n"  // the fixture's --flush-mode group_commit wins
+           "flush_interval_ms: 50\n"
+           "listen: 127.0.0.1:1\n"  // and so does its --listen
+           "log_level: debug\n";
+  }
+  auto broker = test::BrokerProcess::Start(
+      {.binary = MSGSDK_BROKER_BINARY, .extra_args = {"--config", config}});
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  EXPECT_NE((*broker)->LogTail().find("flush mode group_commit, 3 queues per new topic"),
+            std::string::npos)
+      << (*broker)->LogTail();
+  auto client = BrokerClient::Create({.endpoints = {(*broker)->endpoint()}, .cluster = "c"});
+  ASSERT_TRUE(client.ok());
+  wire::GetOrCreateTopicRequest request;
+  request.set_topic("configured");
+  auto topic = CallAndWait<wire::GetOrCreateTopicResponse>(**client, FrameType::kGetOrCreateTopic,
+                                                           request, kTimeout);
+  ASSERT_TRUE(topic.ok()) << topic.status().ToString();
+  EXPECT_EQ(topic->queues(), 3);
+  client->reset();
+  MSGSDK_EXPECT_OK((*broker)->Stop());
+}
+
+TEST(BrokerConfigTest, BadSettingsStopTheStartWithTheirReason) {
+  testing::TempDir dir("msgsdk-broker-config");
+  const std::string config = (dir.path() / "broker.yaml").string();
+  {
+    std::ofstream out(config);
+    out << "queues: 3\nflush_mod: periodic\n";
+  }
+  auto typo = test::BrokerProcess::Start(
+      {.binary = MSGSDK_BROKER_BINARY, .extra_args = {"--config", config}});
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("broker.yaml:2: unknown setting 'flush_mod'"),
+            std::string::npos)
+      << typo.status().ToString();
+  auto bad_flag =
+      test::BrokerProcess::Start({.binary = MSGSDK_BROKER_BINARY, .flush_mode = "sometimes"});
+  ASSERT_FALSE(bad_flag.ok());
+  EXPECT_NE(bad_flag.status().message().find("--flush-mode"), std::string::npos)
+      << bad_flag.status().ToString();
 }
 
 TEST(BrokerClientTest, MalformedEndpointsAreRefusedByName) {

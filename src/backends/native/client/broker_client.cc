@@ -19,7 +19,7 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 
 }  // namespace
 
@@ -144,8 +144,10 @@ class BrokerClient::Impl {
     const std::string what = protocol::FrameTypeName(static_cast<uint8_t>(it->second.type));
     const std::string after = std::to_string(it->second.timeout.count()) + " ms";
     if (it->second.written) {
-      Complete(id, DeadlineExceededError(what + ": no answer from msgsdk-broker at " +
-                                         EndpointName(endpoint_index_) + " within " + after));
+      Complete(id,
+               DeadlineExceededError(what + ": no answer from msgsdk-broker of native cluster '" +
+                                     options_.cluster + "' at " + EndpointName(endpoint_index_) +
+                                     " within " + after));
       return;
     }
     // Never written: take it off the queue, so it is not sent after being reported failed.
@@ -177,7 +179,8 @@ class BrokerClient::Impl {
     const auto& [host, port] = endpoints_[endpoint_index_];
     resolver_.async_resolve(
         host, std::to_string(port), tcp::resolver::numeric_service,
-        [this, epoch](const boost::system::error_code& error, tcp::resolver::results_type results) {
+        [this, epoch](const boost::system::error_code& error,
+                      const tcp::resolver::results_type& results) {
           if (epoch != epoch_ || closing_) return;
           if (error) {
             ConnectFailed("cannot resolve: " + error.message());
@@ -252,8 +255,10 @@ class BrokerClient::Impl {
                  options_.cluster.c_str(), last_error_.c_str());
     // Requests the broker may have received: their outcome is unknown. The others wait for
     // the next connection.
-    FailAll(UnavailableError("connection to msgsdk-broker at " + last_error_ +
-                             " lost before the answer arrived"),
+    FailAll(UnavailableError("native cluster '" + options_.cluster +
+                             "': connection to msgsdk-broker at " + last_error_ +
+                             " lost before the answer arrived (the request may have been "
+                             "carried out)"),
             /*only_written=*/true);
     ScheduleReconnect();
   }

@@ -23,10 +23,6 @@
 #include "backends/native/protocol/frame.h"
 #include "msgsdk/result.h"
 
-namespace google::protobuf {
-class MessageLite;
-}
-
 namespace msgsdk::native::client {
 
 struct BrokerClientOptions {

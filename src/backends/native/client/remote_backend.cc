@@ -125,7 +125,7 @@ class RemoteProducer : public core::BackendProducer {
       for (Entry& entry : batch) {
         wire::ProduceEntry* out = request.add_entries();
         out->set_queue(entry.queue);
-        protocol::ToWire(entry.message, /*with_delivery=*/false, out->mutable_message());
+        protocol::ToWire(std::move(entry.message), /*with_delivery=*/false, out->mutable_message());
         dones->push_back(std::move(entry.done));
       }
       client_->Call(

@@ -7,12 +7,17 @@
 namespace msgsdk::native::protocol {
 
 void ToWire(const Message& message, bool with_delivery, wire::Message* out) {
-  out->set_key(message.key);
-  out->set_tag(message.tag);
-  for (const auto& [name, value] : message.properties) (*out->mutable_properties())[name] = value;
-  out->set_body(message.body);
+  ToWire(Message(message), with_delivery, out);
+}
+
+void ToWire(Message&& message, bool with_delivery, wire::Message* out) {
+  out->set_key(std::move(message.key));
+  out->set_tag(std::move(message.tag));
+  auto& properties = *out->mutable_properties();
+  for (auto& [name, value] : message.properties) properties[name] = std::move(value);
+  out->set_body(std::move(message.body));
   if (message.deliver_at) out->set_deliver_at_ns(ToUnixNanos(*message.deliver_at));
-  out->set_message_id(message.message_id);
+  out->set_message_id(std::move(message.message_id));
   out->set_born_at_ns(ToUnixNanos(message.born_at));
   if (with_delivery) {
     out->set_queue(message.partition);

@@ -151,7 +151,7 @@ Status StatusFromWire(int32_t code, const std::string& message) {
   if (code < 0 || code > static_cast<int32_t>(StatusCode::kUnauthenticated)) {
     return UnknownError("status code " + std::to_string(code) + " from the peer: " + message);
   }
-  return Status(static_cast<StatusCode>(code), message);
+  return {static_cast<StatusCode>(code), message};
 }
 
 }  // namespace msgsdk::native::protocol

@@ -20,12 +20,10 @@
 #include <string>
 #include <string_view>
 
+#include <google/protobuf/message_lite.h>
+
 #include "msgsdk/result.h"
 #include "msgsdk/status.h"
-
-namespace google::protobuf {
-class MessageLite;
-}
 
 namespace msgsdk::native::protocol {
 

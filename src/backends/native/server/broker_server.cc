@@ -29,7 +29,7 @@ using Clock = std::chrono::steady_clock;
 // Requests read from one connection and not yet answered; beyond this the connection stops
 // reading until some are answered (a client pipelining without bound cannot grow our memory).
 constexpr int kMaxInFlightPerConnection = 8192;
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 constexpr int32_t kMaxQueuesPerTopic = 1024;
 constexpr int32_t kMaxFetchMessages = 65536;
 constexpr int64_t kDefaultFetchBytes = int64_t{8} << 20;
@@ -65,7 +65,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   Status Shutdown(std::chrono::milliseconds timeout);
 
   // Called by connections, on the I/O thread.
-  void Dispatch(const std::shared_ptr<Connection>& connection, Frame frame);
+  void Dispatch(const std::shared_ptr<Connection>& connection, const Frame& frame);
   void Forget(const std::shared_ptr<Connection>& connection);
   void CheckDrained();
   const ServerOptions& options() const { return options_; }
@@ -96,7 +96,8 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   bool TryFetch(const wire::FetchRequest& request, wire::FetchResponse* response);
   // Answers the parked fetches of `topic` that now find data.
   void WakeParked(const std::string& topic);
-  void AnswerParked(uint64_t park_id);
+  // Answers a parked fetch with `response`, or with a fresh read when there is none.
+  void AnswerParked(uint64_t park_id, wire::FetchResponse* response = nullptr);
 
   const ServerOptions options_;
   std::unique_ptr<Broker> broker_;
@@ -218,7 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return;
       }
       if (!frame->has_value()) return;
-      server_.Dispatch(shared_from_this(), std::move(**frame));
+      server_.Dispatch(shared_from_this(), **frame);
     }
   }
 
@@ -399,7 +400,7 @@ void BrokerServer::Impl::CheckDrained() {
   drained_ = nullptr;
 }
 
-void BrokerServer::Impl::Dispatch(const std::shared_ptr<Connection>& c, Frame frame) {
+void BrokerServer::Impl::Dispatch(const std::shared_ptr<Connection>& c, const Frame& frame) {
   c->Began();
   switch (frame.header.request_type()) {
     case FrameType::kGetOrCreateTopic:
@@ -533,8 +534,8 @@ bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request,
       ready = true;
       continue;
     }
-    for (const Message& message : read->messages) {
-      protocol::ToWire(message, /*with_delivery=*/true, data.add_messages());
+    for (Message& message : read->messages) {
+      protocol::ToWire(std::move(message), /*with_delivery=*/true, data.add_messages());
     }
     data.set_next_offset(read->next_offset);
     data.set_max_offset(read->max_offset);
@@ -592,25 +593,28 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
       });
 }
 
-void BrokerServer::Impl::AnswerParked(uint64_t park_id) {
+void BrokerServer::Impl::AnswerParked(uint64_t park_id, wire::FetchResponse* response) {
   auto it = parked_.find(park_id);
   if (it == parked_.end()) return;
   ParkedFetch parked = std::move(it->second);
   parked_.erase(it);
   parked.timer->cancel();
-  wire::FetchResponse response;
-  TryFetch(parked.request, &response);
-  parked.connection->Respond(ResponseType(FrameType::kFetch), parked.request_id, response);
+  wire::FetchResponse fresh;
+  if (response == nullptr) {
+    TryFetch(parked.request, &fresh);
+    response = &fresh;
+  }
+  parked.connection->Respond(ResponseType(FrameType::kFetch), parked.request_id, *response);
 }
 
 void BrokerServer::Impl::WakeParked(const std::string& topic) {
-  std::vector<uint64_t> ready;
+  std::vector<std::pair<uint64_t, wire::FetchResponse>> ready;
   for (auto& [park_id, parked] : parked_) {
     if (parked.request.topic() != topic) continue;
-    wire::FetchResponse probe;
-    if (TryFetch(parked.request, &probe)) ready.push_back(park_id);
+    wire::FetchResponse response;
+    if (TryFetch(parked.request, &response)) ready.emplace_back(park_id, std::move(response));
   }
-  for (uint64_t park_id : ready) AnswerParked(park_id);
+  for (auto& [park_id, response] : ready) AnswerParked(park_id, &response);
 }
 
 void BrokerServer::Impl::HandleCommitOffset(const std::shared_ptr<Connection>& c,
