@@ -273,12 +273,13 @@ class RemoteConsumer : public core::BackendConsumer {
   void Run() {
     bool joined = false;
     auto next_heartbeat = Clock::now();
-    if (broadcast_) {
-      std::vector<int32_t> all;
-      for (int32_t queue = 0; queue < queues_; ++queue) all.push_back(queue);
-      AddQueues(all);
-    }
+    std::vector<int32_t> all_queues;
+    all_queues.reserve(static_cast<size_t>(queues_));
+    for (int32_t queue = 0; queue < queues_; ++queue) all_queues.push_back(queue);
     while (!Stopping()) {
+      // Broadcast: every queue, each from this member's own position. Queues whose position
+      // could not be read yet (no connection) are tried again on every round.
+      if (broadcast_) AddQueues(all_queues);
       if (!broadcast_ && (!joined || Clock::now() >= next_heartbeat)) {
         const FrameType type = joined ? FrameType::kHeartbeat : FrameType::kJoinGroup;
         auto response =
