@@ -435,7 +435,7 @@ TEST_F(BrokerServerTest, RequestsFailWithUnavailableWhileNoBrokerListensThenReco
   wire::GetOrCreateTopicRequest request;
   request.set_topic("gone");
   auto failed = CallAndWait<wire::GetOrCreateTopicResponse>(*client_, FrameType::kGetOrCreateTopic,
-                                                            request, 300ms);
+                                                            request, 2s);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
   EXPECT_NE(failed.status().message().find("native cluster 'test'"), std::string::npos)
