@@ -2,7 +2,8 @@
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/msgsdk DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-set(MSGSDK_EXPORTED_TARGETS msgsdk msgsdk_core msgsdk_native_storage ${MSGSDK_BACKEND_TARGETS})
+set(MSGSDK_EXPORTED_TARGETS msgsdk msgsdk_core msgsdk_native_storage msgsdk_native_protocol
+                            msgsdk_native_wire ${MSGSDK_BACKEND_TARGETS})
 # With the sidecar transport, users' link lines need gRPC and Protobuf too.
 set(MSGSDK_SIDECAR_DEPENDENCIES "")
 if(TARGET msgsdk_sidecar_client)

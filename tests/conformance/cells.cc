@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "conformance/cluster_environment.h"
+#include "fixtures/broker_fixture.h"
 #include "testing/temp_dir.h"
 #if defined(MSGSDK_CONFORMANCE_KAFKA)
 #include "fixtures/kafka_fixture.h"
@@ -47,6 +48,30 @@ class NativeEmbedded : public ClusterEnvironment {
                status.ToString().c_str());
   std::abort();
 }
+
+// A real msgsdk-broker process on a free loopback port with a fresh data directory, one per
+// test; the backend reaches it over TCP.
+class NativeBroker : public ClusterEnvironment {
+ public:
+  NativeBroker() {
+    auto broker = test::BrokerProcess::Start({.binary = MSGSDK_BROKER_BINARY});
+    if (!broker.ok()) CannotStart("native_broker", broker.status());
+    broker_ = std::move(broker).value();
+  }
+  std::string RoutingYaml() const override {
+    return "environments:\n"
+           "  conformance:\n"
+           "    clusters:\n"
+           "      main: " +
+           broker_->ClusterYaml("poll_wait_ms: 100, heartbeat_interval_ms: 100") +
+           "\n"
+           "    default_cluster: main\n" +
+           std::string(kConformanceClientSettings);
+  }
+
+ private:
+  std::unique_ptr<test::BrokerProcess> broker_;
+};
 
 #if defined(MSGSDK_CONFORMANCE_KAFKA)
 // librdkafka's mock cluster (the real Kafka protocol on loopback), one per test.
@@ -125,6 +150,7 @@ std::unique_ptr<ClusterEnvironment> SidecarOver() {
 std::vector<Cell> AllCells() {
   return {
       {"native_inprocess", [] { return std::make_unique<NativeEmbedded>(); }},
+      {"native_broker", [] { return std::make_unique<NativeBroker>(); }},
 #if defined(MSGSDK_CONFORMANCE_KAFKA)
       {"kafka_inprocess", [] { return std::make_unique<KafkaMock>(); }},
 #endif

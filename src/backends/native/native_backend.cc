@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "backends/native/broker/broker.h"
+#include "backends/native/client/remote_backend.h"
 #include "core/offset_tracker.h"
 
 namespace msgsdk::native {
@@ -24,9 +25,56 @@ const core::PropertyTable& NativeProperties() {
   static const core::PropertyTable table = {
       {.name = "embedded",
        .type = Type::kBool,
-       .default_value = "true",
-       .description = "Run the broker inside the client process, storing in data_dir. "
-                      "(Connecting to a msgsdk-broker daemon comes with its `endpoints` key.)"},
+       .description = "true: run the broker inside the client process, storing in data_dir "
+                      "(the default without endpoints). false: use the msgsdk-broker daemon "
+                      "named by endpoints (the default with them)."},
+      {.name = "endpoints",
+       .type = Type::kList,
+       .description = "host:port of a msgsdk-broker daemon serving this cluster (several "
+                      "addresses of it are tried in turn). When set, the daemon owns the "
+                      "storage: data_dir, flush and segment settings, max_message_bytes and "
+                      "queues are its flags, not these properties."},
+      {.name = "connect_timeout_ms",
+       .type = Type::kDuration,
+       .default_value = "3000",
+       .min = 1,
+       .max = 600000,
+       .description = "Daemon mode: how long one connection attempt to an endpoint may take."},
+      {.name = "reconnect_backoff_ms",
+       .type = Type::kDuration,
+       .default_value = "50",
+       .min = 1,
+       .max = 600000,
+       .description = "Daemon mode: delay before reconnecting after a failed attempt or a lost "
+                      "connection; doubled after each failure up to reconnect_backoff_max_ms."},
+      {.name = "reconnect_backoff_max_ms",
+       .type = Type::kDuration,
+       .default_value = "2000",
+       .min = 1,
+       .max = 600000,
+       .description = "Daemon mode: the longest delay between reconnection attempts."},
+      {.name = "request_timeout_ms",
+       .type = Type::kDuration,
+       .default_value = "10000",
+       .min = 1,
+       .max = 600000,
+       .description = "Daemon mode: how long a request (a batch of sends, a commit, a group "
+                      "call) waits for its answer, including while no connection can be made; "
+                      "a long-polling fetch gets poll_wait_ms more."},
+      {.name = "session_timeout_ms",
+       .type = Type::kDuration,
+       .default_value = "10000",
+       .min = 100,
+       .max = 300000,
+       .description = "Daemon mode: a consumer that has not heartbeated for this long is "
+                      "removed from its group and its queues go to the other members."},
+      {.name = "heartbeat_interval_ms",
+       .type = Type::kDuration,
+       .default_value = "1000",
+       .min = 1,
+       .max = 300000,
+       .description = "Daemon mode: how often a consumer heartbeats (and learns of "
+                      "rebalances); must be below session_timeout_ms."},
       {.name = "data_dir",
        .type = Type::kString,
        .default_value = "./msgsdk-data",
@@ -398,12 +446,18 @@ class NativeBackendFactory : public core::BackendFactory {
   const core::PropertyTable& properties() const override { return NativeProperties(); }
 
   Result<core::BackendPtr> Create(const core::ClusterConfig& config) override {
-    if (!config.GetBool("embedded", true)) {
-      return InvalidArgumentError(
-          "native cluster '" + config.name +
-          "': embedded: false needs the address of a msgsdk-broker daemon, which this build "
-          "cannot connect to; use embedded: true");
+    const bool has_endpoints = !config.GetList("endpoints").empty();
+    const std::string embedded = config.GetString("embedded");
+    if (has_endpoints && embedded == "true") {
+      return InvalidArgumentError("native cluster '" + config.name + "' (" + config.source +
+                                  "): embedded: true and endpoints exclude each other");
     }
+    if (!has_endpoints && embedded == "false") {
+      return InvalidArgumentError("native cluster '" + config.name + "' (" + config.source +
+                                  "): embedded: false needs endpoints, the host:port of a "
+                                  "msgsdk-broker daemon");
+    }
+    if (has_endpoints) return client::CreateRemoteBackend(config);
     BrokerOptions options;
     options.store.data_dir = config.GetString("data_dir", "./msgsdk-data");
     options.store.flush_mode = config.GetString("flush_mode", "group_commit") == "periodic"

@@ -30,11 +30,27 @@ class GroupCoordinator {
     // Owned queues the member should finish, commit and Release: they belong to another
     // member now.
     std::vector<int32_t> to_release;
+    // Bumped whenever a member joins, leaves or expires.
+    uint64_t generation = 0;
   };
 
-  // Joins (first call) or refreshes the member and returns its assignment.
+  // Joins (first call) or refreshes the member and returns its assignment. The member's
+  // session timeout is the coordinator's.
   Assignment Heartbeat(const std::string& group, const std::string& topic,
                        const std::string& member, int32_t queues);
+  // Joins the member (or refreshes it if already joined) with its own session timeout.
+  Assignment Join(const std::string& group, const std::string& topic, const std::string& member,
+                  int32_t queues, std::chrono::milliseconds session_timeout);
+  // A joined member's heartbeat: hands back `released` queues, refreshes the member and
+  // returns its assignment. std::nullopt if the member is not in the group (it never joined,
+  // left, or expired, and its queues may belong to others now: it must stop consuming them
+  // and join again).
+  std::optional<Assignment> Refresh(const std::string& group, const std::string& topic,
+                                    const std::string& member, int32_t queues,
+                                    const std::vector<int32_t>& released);
+  // True if the live member `member` owns `queue`.
+  bool Owns(const std::string& group, const std::string& topic, const std::string& member,
+            int32_t queue);
   // The member finished with `queue`; another member may take it.
   void Release(const std::string& group, const std::string& topic, const std::string& member,
                int32_t queue);
@@ -44,10 +60,19 @@ class GroupCoordinator {
   bool HasMembers(const std::string& group, const std::string& topic);
 
  private:
-  struct GroupState {
-    std::map<std::string, Clock::time_point> members;  // member -> last heartbeat
-    std::vector<std::optional<std::string>> owners;    // queue -> owning member
+  struct MemberState {
+    Clock::time_point last_heartbeat;
+    std::chrono::milliseconds session_timeout;
   };
+  struct GroupState {
+    std::map<std::string, MemberState> members;
+    std::vector<std::optional<std::string>> owners;  // queue -> owning member
+    uint64_t generation = 0;
+  };
+
+  // Refreshes (or adds) the member and computes its assignment (lock held).
+  Assignment AssignLocked(GroupState& state, const std::string& member, int32_t queues,
+                          std::chrono::milliseconds session_timeout, Clock::time_point now);
 
   // Drops members whose session expired (lock held).
   void ExpireLocked(GroupState& state, Clock::time_point now);

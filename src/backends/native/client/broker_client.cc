@@ -1,0 +1,405 @@
+#include "backends/native/client/broker_client.h"
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <google/protobuf/message_lite.h>
+
+#include "backends/native/protocol/address.h"
+
+namespace msgsdk::native::client {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+constexpr size_t kReadChunk = size_t{64} * 1024;
+
+}  // namespace
+
+class BrokerClient::Impl {
+ public:
+  Impl(BrokerClientOptions options, std::vector<std::pair<std::string, uint16_t>> endpoints)
+      : options_(std::move(options)),
+        endpoints_(std::move(endpoints)),
+        work_(asio::make_work_guard(io_)),
+        socket_(io_),
+        resolver_(io_),
+        connect_timer_(io_),
+        backoff_timer_(io_),
+        backoff_(options_.reconnect_backoff_min),
+        decoder_(protocol::FrameDirection::kResponse, protocol::kMaxFrameBodyLimit) {}
+
+  void Start(const std::shared_ptr<Impl>& self) {
+    // The thread keeps the state alive until its loop ends, even if the last handle is
+    // dropped from a callback on this very thread.
+    thread_ = std::thread([self] { self->io_.run(); });
+  }
+
+  void Call(protocol::FrameType type, const google::protobuf::MessageLite& request,
+            std::chrono::milliseconds timeout, ResponseCallback done) {
+    const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::string bytes;
+    Status encoded = protocol::AppendFrame(static_cast<uint8_t>(type), id, request, &bytes);
+    if (!encoded.ok()) {
+      done(encoded);
+      return;
+    }
+    {
+      std::lock_guard lock(post_mutex_);
+      if (!closed_) {
+        asio::post(io_, [this, id, type, timeout, bytes = std::move(bytes),
+                         done = std::move(done)]() mutable {
+          Enqueue(id, type, timeout, std::move(bytes), std::move(done));
+        });
+        return;
+      }
+    }
+    done(FailedPreconditionError(Who() + " is closed"));
+  }
+
+  void Close() {
+    {
+      std::lock_guard lock(post_mutex_);
+      if (closed_) return;
+      closed_ = true;
+      // Runs after every request posted before it (one thread, handlers in order).
+      asio::post(io_, [this] {
+        closing_ = true;
+        FailAll(FailedPreconditionError(Who() + " is closed"), /*only_written=*/false);
+        CloseSocket();
+        resolver_.cancel();
+        connect_timer_.cancel();
+        backoff_timer_.cancel();
+        work_.reset();
+      });
+    }
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      thread_.detach();  // the loop ends once this handler returns; the thread owns the state
+    } else if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+ private:
+  struct Pending {
+    protocol::FrameType type;
+    ResponseCallback done;
+    std::unique_ptr<asio::steady_timer> timer;
+    std::chrono::milliseconds timeout;
+    bool written = false;
+  };
+  enum class State { kIdle, kConnecting, kConnected, kBackoff };
+
+  std::string Who() const {
+    return "msgsdk-broker connection of native cluster '" + options_.cluster + "'";
+  }
+  std::string EndpointName(size_t index) const {
+    return endpoints_[index].first + ":" + std::to_string(endpoints_[index].second);
+  }
+
+  // ---- I/O thread only from here on. ----
+
+  void Enqueue(uint64_t id, protocol::FrameType type, std::chrono::milliseconds timeout,
+               std::string bytes, ResponseCallback done) {
+    if (closing_) {
+      done(FailedPreconditionError(Who() + " is closed"));
+      return;
+    }
+    Pending& pending = pending_[id];
+    pending.type = type;
+    pending.done = std::move(done);
+    pending.timeout = timeout;
+    pending.timer = std::make_unique<asio::steady_timer>(io_);
+    pending.timer->expires_after(timeout);
+    pending.timer->async_wait([this, id](const boost::system::error_code& error) {
+      if (!error) Expire(id);
+    });
+    queued_.emplace_back(id, std::move(bytes));
+    if (state_ == State::kConnected) {
+      Flush();
+    } else if (state_ == State::kIdle) {
+      Connect();
+    }
+  }
+
+  void Complete(uint64_t id, Result<protocol::Frame> result) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;  // answered after it timed out
+    ResponseCallback done = std::move(it->second.done);
+    it->second.timer->cancel();
+    pending_.erase(it);
+    done(std::move(result));
+  }
+
+  void Expire(uint64_t id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    const std::string what = protocol::FrameTypeName(static_cast<uint8_t>(it->second.type));
+    const std::string after = std::to_string(it->second.timeout.count()) + " ms";
+    if (it->second.written) {
+      Complete(id,
+               DeadlineExceededError(what + ": no answer from msgsdk-broker of native cluster '" +
+                                     options_.cluster + "' at " + EndpointName(endpoint_index_) +
+                                     " within " + after));
+      return;
+    }
+    // Never written: take it off the queue, so it is not sent after being reported failed.
+    for (auto q = queued_.begin(); q != queued_.end(); ++q) {
+      if (q->first == id) {
+        queued_.erase(q);
+        break;
+      }
+    }
+    Complete(id,
+             UnavailableError(what + ": no connection to msgsdk-broker of native cluster '" +
+                              options_.cluster + "' within " + after +
+                              (last_error_.empty() ? "" : " (last error: " + last_error_ + ")")));
+  }
+
+  // Fails the pending requests: those written to the connection, or all.
+  void FailAll(const Status& status, bool only_written) {
+    std::vector<uint64_t> ids;
+    for (const auto& [id, pending] : pending_) {
+      if (!only_written || pending.written) ids.push_back(id);
+    }
+    for (uint64_t id : ids) Complete(id, status);
+    if (!only_written) queued_.clear();
+  }
+
+  void Connect() {
+    state_ = State::kConnecting;
+    const uint64_t epoch = ++epoch_;
+    const auto& [host, port] = endpoints_[endpoint_index_];
+    resolver_.async_resolve(
+        host, std::to_string(port), tcp::resolver::numeric_service,
+        [this, epoch](const boost::system::error_code& error,
+                      const tcp::resolver::results_type& results) {
+          if (epoch != epoch_ || closing_) return;
+          if (error) {
+            ConnectFailed("cannot resolve: " + error.message());
+            return;
+          }
+          socket_ = tcp::socket(io_);
+          connect_timer_.expires_after(options_.connect_timeout);
+          connect_timer_.async_wait([this, epoch](const boost::system::error_code& e) {
+            if (!e && epoch == epoch_ && state_ == State::kConnecting) {
+              timed_out_ = true;
+              CloseSocket();
+            }
+          });
+          timed_out_ = false;
+          asio::async_connect(
+              socket_, results,
+              [this, epoch](const boost::system::error_code& e, const tcp::endpoint&) {
+                if (epoch != epoch_ || closing_) return;
+                connect_timer_.cancel();
+                if (e) {
+                  ConnectFailed(timed_out_
+                                    ? "connect timed out after " +
+                                          std::to_string(options_.connect_timeout.count()) + " ms"
+                                    : e.message());
+                  return;
+                }
+                Connected();
+              });
+        });
+  }
+
+  void Connected() {
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    if (!last_error_.empty()) {
+      std::fprintf(stderr, "msgsdk native: cluster '%s' connected to msgsdk-broker at %s\n",
+                   options_.cluster.c_str(), EndpointName(endpoint_index_).c_str());
+    }
+    state_ = State::kConnected;
+    last_error_.clear();
+    backoff_ = options_.reconnect_backoff_min;
+    decoder_.Reset();
+    Read();
+    Flush();
+  }
+
+  void ConnectFailed(const std::string& reason) {
+    last_error_ = EndpointName(endpoint_index_) + ": " + reason;
+    endpoint_index_ = (endpoint_index_ + 1) % endpoints_.size();
+    ScheduleReconnect();
+  }
+
+  void ScheduleReconnect() {
+    state_ = State::kBackoff;
+    backoff_timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, options_.reconnect_backoff_max);
+    backoff_timer_.async_wait([this](const boost::system::error_code& error) {
+      if (error || closing_) return;
+      state_ = State::kIdle;
+      // Reconnect only for work: an idle cluster holds no connection attempts.
+      if (!queued_.empty()) Connect();
+    });
+  }
+
+  void Disconnect(const std::string& reason) {
+    ++epoch_;
+    CloseSocket();
+    writing_ = false;
+    writing_buffer_.clear();
+    last_error_ = EndpointName(endpoint_index_) + ": " + reason;
+    std::fprintf(stderr, "msgsdk native: cluster '%s': connection to msgsdk-broker lost (%s)\n",
+                 options_.cluster.c_str(), last_error_.c_str());
+    // Requests the broker may have received: their outcome is unknown. The others wait for
+    // the next connection.
+    FailAll(UnavailableError("native cluster '" + options_.cluster +
+                             "': connection to msgsdk-broker at " + last_error_ +
+                             " lost before the answer arrived (the request may have been "
+                             "carried out)"),
+            /*only_written=*/true);
+    ScheduleReconnect();
+  }
+
+  void CloseSocket() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  void Read() {
+    const uint64_t epoch = epoch_;
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [this, epoch](const boost::system::error_code& error, size_t bytes) {
+                              if (epoch != epoch_ || closing_) return;
+                              if (error) {
+                                Disconnect(error == asio::error::eof
+                                               ? "the broker closed the connection"
+                                               : "read failed: " + error.message());
+                                return;
+                              }
+                              decoder_.Append(std::string_view(read_buffer_.data(), bytes));
+                              while (true) {
+                                auto frame = decoder_.Next();
+                                if (!frame.ok()) {
+                                  Disconnect("protocol error: " + frame.status().message());
+                                  return;
+                                }
+                                if (!frame->has_value()) break;
+                                const uint64_t id = (*frame)->header.request_id;
+                                Complete(id, std::move(**frame));
+                                if (epoch != epoch_ || closing_)
+                                  return;  // a callback closed the client
+                              }
+                              Read();
+                            });
+  }
+
+  void Flush() {
+    if (writing_ || queued_.empty() || state_ != State::kConnected) return;
+    writing_ = true;
+    writing_buffer_.clear();
+    for (auto& [id, bytes] : queued_) {
+      writing_buffer_ += bytes;
+      auto it = pending_.find(id);
+      if (it != pending_.end()) it->second.written = true;
+    }
+    queued_.clear();
+    const uint64_t epoch = epoch_;
+    asio::async_write(socket_, asio::buffer(writing_buffer_),
+                      [this, epoch](const boost::system::error_code& error, size_t) {
+                        if (epoch != epoch_ || closing_) return;
+                        writing_ = false;
+                        if (error) {
+                          Disconnect("write failed: " + error.message());
+                          return;
+                        }
+                        Flush();
+                      });
+  }
+
+  const BrokerClientOptions options_;
+  const std::vector<std::pair<std::string, uint16_t>> endpoints_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::atomic<uint64_t> next_id_{0};
+  std::mutex post_mutex_;
+  bool closed_ = false;  // guarded by post_mutex_
+
+  // I/O thread only.
+  bool closing_ = false;
+  State state_ = State::kIdle;
+  tcp::socket socket_;
+  tcp::resolver resolver_;
+  asio::steady_timer connect_timer_;
+  asio::steady_timer backoff_timer_;
+  bool timed_out_ = false;
+  size_t endpoint_index_ = 0;
+  std::chrono::milliseconds backoff_;
+  std::string last_error_;
+  uint64_t epoch_ = 0;  // bumped per connection: handlers of an older socket do nothing
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::deque<std::pair<uint64_t, std::string>> queued_;  // not yet handed to the socket
+  std::string writing_buffer_;
+  bool writing_ = false;
+  protocol::FrameDecoder decoder_;
+  std::array<char, kReadChunk> read_buffer_{};
+};
+
+Result<std::shared_ptr<BrokerClient>> BrokerClient::Create(BrokerClientOptions options) {
+  if (options.endpoints.empty()) {
+    return InvalidArgumentError("native cluster '" + options.cluster + "': no endpoints");
+  }
+  std::vector<std::pair<std::string, uint16_t>> endpoints;
+  for (const std::string& endpoint : options.endpoints) {
+    std::string host;
+    uint16_t port = 0;
+    MSGSDK_RETURN_IF_ERROR(protocol::ParseHostPort(endpoint, &host, &port)
+                               .WithContext("native cluster '" + options.cluster + "': endpoints"));
+    if (port == 0) {
+      return InvalidArgumentError("native cluster '" + options.cluster + "': endpoint '" +
+                                  endpoint + "' has port 0");
+    }
+    endpoints.emplace_back(std::move(host), port);
+  }
+  auto impl = std::make_shared<Impl>(std::move(options), std::move(endpoints));
+  impl->Start(impl);
+  return std::shared_ptr<BrokerClient>(new BrokerClient(std::move(impl)));
+}
+
+BrokerClient::BrokerClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BrokerClient::~BrokerClient() { impl_->Close(); }
+
+void BrokerClient::Call(protocol::FrameType type, const google::protobuf::MessageLite& request,
+                        std::chrono::milliseconds timeout, ResponseCallback done) {
+  impl_->Call(type, request, timeout, std::move(done));
+}
+
+void BrokerClient::Close() { impl_->Close(); }
+
+ResponseCallback PendingCall::Completer(const std::shared_ptr<PendingCall>& call) {
+  return [call](Result<protocol::Frame> result) {
+    std::lock_guard lock(call->mutex_);
+    call->result_ = std::move(result);
+    call->done_.notify_all();
+  };
+}
+
+std::optional<Result<protocol::Frame>> PendingCall::Wait() {
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [this] { return result_.has_value() || abandoned_; });
+  if (!result_) return std::nullopt;
+  return std::move(result_);
+}
+
+void PendingCall::Abandon() {
+  std::lock_guard lock(mutex_);
+  abandoned_ = true;
+  done_.notify_all();
+}
+
+}  // namespace msgsdk::native::client

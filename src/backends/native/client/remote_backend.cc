@@ -1,0 +1,642 @@
+#include "backends/native/client/remote_backend.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "backends/native/client/broker_client.h"
+#include "backends/native/protocol/broker.pb.h"
+#include "backends/native/protocol/convert.h"
+#include "backends/native/storage/message_codec.h"
+#include "backends/native/storage/message_store.h"
+#include "core/offset_tracker.h"
+
+namespace msgsdk::native::client {
+namespace {
+
+using core::Deadline;
+using core::Delivery;
+using protocol::FrameType;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A Produce frame carries at most this many messages and about this many bytes (always at
+// least one message), and a producer keeps at most this many frames in flight: sends made
+// while they are answered wait and go together in the next frame.
+constexpr size_t kMaxBatchMessages = 4096;
+constexpr size_t kMaxBatchBytes = 1u << 20;
+constexpr int kMaxFramesInFlight = 4;
+constexpr int64_t kFetchMaxBytes = int64_t{8} << 20;
+
+struct RemoteSettings {
+  milliseconds request_timeout{10000};
+  milliseconds session_timeout{10000};
+  milliseconds heartbeat_interval{1000};
+  int32_t pull_batch = 256;
+  milliseconds poll_wait{500};
+};
+
+Result<int32_t> GetOrCreateTopic(BrokerClient& client, const std::string& topic,
+                                 milliseconds timeout) {
+  wire::GetOrCreateTopicRequest request;
+  request.set_topic(topic);
+  // 0: the daemon's queues-per-new-topic setting decides.
+  request.set_queues(0);
+  MSGSDK_ASSIGN_OR_RETURN(auto response,
+                          CallAndWait<wire::GetOrCreateTopicResponse>(
+                              client, FrameType::kGetOrCreateTopic, request, timeout));
+  return response.queues();
+}
+
+class RemoteProducer : public core::BackendProducer {
+ public:
+  RemoteProducer(std::shared_ptr<BrokerClient> client, std::string topic, int32_t queues,
+                 milliseconds timeout)
+      : client_(std::move(client)), topic_(std::move(topic)), queues_(queues), timeout_(timeout) {}
+
+  ~RemoteProducer() override {
+    // Every Call is answered (or fails) within its timeout, so this wait ends.
+    std::unique_lock lock(done_mutex_);
+    drained_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+
+  void Send(Message message, core::SendDone done) override {
+    // The same queue choice as embedded mode: a key keeps its queue, and so its order.
+    const int32_t queue =
+        message.key.empty()
+            ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
+            : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(queues_));
+    {
+      std::lock_guard lock(done_mutex_);
+      ++in_flight_;
+    }
+    {
+      std::lock_guard lock(queue_mutex_);
+      pending_.push_back(Entry{queue, std::move(message), std::move(done)});
+    }
+    Pump();
+  }
+
+  Status Close(Deadline deadline) override {
+    std::unique_lock lock(done_mutex_);
+    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_ == 0; })) {
+      return DeadlineExceededError(std::to_string(in_flight_) + " sends to topic '" + topic_ +
+                                   "' still pending at close");
+    }
+    return OkStatus();
+  }
+
+ private:
+  struct Entry {
+    int32_t queue;
+    Message message;
+    core::SendDone done;
+  };
+
+  // Sends what is pending, as long as fewer than kMaxFramesInFlight frames are in flight.
+  // One sender at a time, so frames leave in the order their messages were sent. Recursive:
+  // a Call that fails at once (a closed connection) answers, and pumps, on this thread.
+  void Pump() {
+    std::lock_guard send_lock(send_mutex_);
+    while (true) {
+      std::vector<Entry> batch;
+      {
+        std::lock_guard lock(queue_mutex_);
+        if (pending_.empty() || frames_in_flight_ >= kMaxFramesInFlight) return;
+        size_t bytes = 0;
+        while (!pending_.empty() && batch.size() < kMaxBatchMessages &&
+               (batch.empty() || bytes + pending_.front().message.body.size() <= kMaxBatchBytes)) {
+          bytes += pending_.front().message.body.size();
+          batch.push_back(std::move(pending_.front()));
+          pending_.pop_front();
+        }
+        ++frames_in_flight_;
+      }
+      wire::ProduceRequest request;
+      request.set_topic(topic_);
+      auto dones = std::make_shared<std::vector<core::SendDone>>();
+      dones->reserve(batch.size());
+      for (Entry& entry : batch) {
+        wire::ProduceEntry* out = request.add_entries();
+        out->set_queue(entry.queue);
+        protocol::ToWire(std::move(entry.message), /*with_delivery=*/false, out->mutable_message());
+        dones->push_back(std::move(entry.done));
+      }
+      client_->Call(
+          FrameType::kProduce, request, timeout_,
+          [this, dones](Result<protocol::Frame> frame) { Answered(*dones, std::move(frame)); });
+    }
+  }
+
+  void Answered(std::vector<core::SendDone>& dones, Result<protocol::Frame> frame) {
+    auto response = ParseResponse<wire::ProduceResponse>(std::move(frame));
+    for (size_t i = 0; i < dones.size(); ++i) {
+      if (!response.ok()) {
+        dones[i](response.status().WithContext("sending to topic '" + topic_ + "'"));
+      } else if (static_cast<int>(i) >= response->results_size()) {
+        dones[i](InternalError("msgsdk-broker answered " +
+                               std::to_string(response->results_size()) + " results for " +
+                               std::to_string(dones.size()) + " messages"));
+      } else {
+        const wire::ProduceResult& result = response->results(static_cast<int>(i));
+        Status status = protocol::FromWire(result.status());
+        if (status.ok()) {
+          dones[i](core::StoredPosition{result.queue(), result.offset()});
+        } else {
+          dones[i](status);
+        }
+      }
+    }
+    {
+      std::lock_guard lock(queue_mutex_);
+      --frames_in_flight_;
+    }
+    Pump();
+    // Last: once the count is zero the producer may be destroyed.
+    std::lock_guard lock(done_mutex_);
+    in_flight_ -= static_cast<int64_t>(dones.size());
+    if (in_flight_ == 0) drained_.notify_all();
+  }
+
+  const std::shared_ptr<BrokerClient> client_;
+  const std::string topic_;
+  const int32_t queues_;
+  const milliseconds timeout_;
+  std::atomic<uint64_t> next_queue_{0};
+
+  std::recursive_mutex send_mutex_;
+  std::mutex queue_mutex_;
+  std::deque<Entry> pending_;
+  int frames_in_flight_ = 0;
+
+  std::mutex done_mutex_;
+  std::condition_variable drained_;
+  int64_t in_flight_ = 0;
+};
+
+// One subscription: joins the broker's group (clustering) or reads every queue with its own
+// offsets (broadcast), long-polls the queues it owns, and commits the acknowledged prefix.
+class RemoteConsumer : public core::BackendConsumer {
+ public:
+  RemoteConsumer(std::shared_ptr<BrokerClient> client, core::SubscriptionSpec spec,
+                 core::DeliverySink& sink, int32_t queues, RemoteSettings settings)
+      : client_(std::move(client)),
+        spec_(std::move(spec)),
+        sink_(sink),
+        queues_(queues),
+        settings_(settings),
+        broadcast_(spec_.mode == SubscriptionMode::kBroadcast) {
+    for (const auto& tag : spec_.tags) tag_hashes_.push_back(TagHash(tag));
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~RemoteConsumer() override { Close(Clock::now()).IgnoreError(); }
+
+  void Ack(const Delivery& delivery) override {
+    std::lock_guard lock(mutex_);
+    auto it = owned_.find(delivery.message.partition);
+    if (it != owned_.end()) it->second.tracker.Acked(delivery.message.offset);
+  }
+
+  Status Close(Deadline) override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      if (current_call_) current_call_->Abandon();
+      wake_.notify_all();
+    }
+    std::lock_guard join_lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mutex_);
+    return close_status_;
+  }
+
+ private:
+  struct OwnedQueue {
+    core::OffsetTracker tracker;
+    int64_t fetch_offset = 0;
+    int64_t committed = -1;
+  };
+
+  bool Stopping() {
+    std::lock_guard lock(mutex_);
+    return stopping_;
+  }
+
+  // Waits until `deadline` or Close.
+  void Pause(Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    wake_.wait_until(lock, deadline, [this] { return stopping_; });
+  }
+
+  // A request the loop waits for; Close abandons the wait (kCancelled).
+  template <typename Response>
+  Result<Response> Request(FrameType type, const google::protobuf::MessageLite& request,
+                           milliseconds timeout) {
+    auto call = std::make_shared<PendingCall>();
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return CancelledError("the subscription is closing");
+      current_call_ = call;
+    }
+    client_->Call(type, request, timeout, PendingCall::Completer(call));
+    auto frame = call->Wait();
+    {
+      std::lock_guard lock(mutex_);
+      current_call_.reset();
+    }
+    if (!frame) return CancelledError("the subscription is closing");
+    return ParseResponse<Response>(std::move(*frame));
+  }
+
+  wire::GroupRequest MakeGroupRequest(const std::vector<int32_t>& released = {}) const {
+    wire::GroupRequest request;
+    request.set_topic(spec_.topic);
+    request.set_group(spec_.group);
+    request.set_member_id(spec_.member_id);
+    request.set_session_timeout_ms(static_cast<uint32_t>(settings_.session_timeout.count()));
+    for (int32_t queue : released) request.add_released(queue);
+    return request;
+  }
+
+  void Log(const std::string& what, const Status& status) {
+    std::fprintf(stderr, "msgsdk native: subscription of group '%s' to topic '%s': %s: %s\n",
+                 spec_.group.c_str(), spec_.topic.c_str(), what.c_str(), status.ToString().c_str());
+  }
+
+  void Run() {
+    bool joined = false;
+    auto next_heartbeat = Clock::now();
+    std::vector<int32_t> all_queues;
+    all_queues.reserve(static_cast<size_t>(queues_));
+    for (int32_t queue = 0; queue < queues_; ++queue) all_queues.push_back(queue);
+    while (!Stopping()) {
+      // Broadcast: every queue, each from this member's own position. Queues whose position
+      // could not be read yet (no connection) are tried again on every round.
+      if (broadcast_) AddQueues(all_queues);
+      if (!broadcast_ && (!joined || Clock::now() >= next_heartbeat)) {
+        const FrameType type = joined ? FrameType::kHeartbeat : FrameType::kJoinGroup;
+        auto response =
+            Request<wire::GroupResponse>(type, MakeGroupRequest(), settings_.request_timeout);
+        next_heartbeat = Clock::now() + settings_.heartbeat_interval;
+        if (response.ok()) {
+          joined = true;
+          if (!Apply(std::move(response).value())) joined = false;
+        } else if (response.status().code() == StatusCode::kNotFound && joined) {
+          // Expired (or the broker restarted): another member may own our queues by now.
+          Log("left the group", response.status());
+          LoseAll();
+          joined = false;
+          continue;
+        } else if (response.status().code() != StatusCode::kCancelled) {
+          Log(joined ? "heartbeat" : "joining the group", response.status());
+          if (!joined) Pause(next_heartbeat);
+          continue;
+        }
+      }
+      bool idle;
+      {
+        std::lock_guard lock(mutex_);
+        idle = owned_.empty();
+      }
+      if (idle) {
+        Pause(broadcast_ ? Clock::now() + settings_.poll_wait : next_heartbeat);
+        continue;
+      }
+      if (!sink_.WaitForCapacity(Clock::now() + settings_.poll_wait)) continue;
+      auto wait = settings_.poll_wait;
+      if (!broadcast_) {
+        const auto until_heartbeat =
+            std::chrono::duration_cast<milliseconds>(next_heartbeat - Clock::now());
+        wait = std::clamp(until_heartbeat, milliseconds(0), settings_.poll_wait);
+      }
+      Status fetched = FetchOnce(wait);
+      if (!fetched.ok() && fetched.code() != StatusCode::kCancelled) {
+        Log("fetching", fetched);
+        Pause(Clock::now() + settings_.poll_wait);
+      }
+      // A failed commit is retried on the next round; until then a crash redelivers.
+      Commit(/*final=*/false).IgnoreError();
+    }
+    // Closing: handlers of everything we own finish (or are abandoned), then commit and
+    // leave, without abandoning these requests.
+    std::vector<int32_t> all;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) all.push_back(queue);
+    }
+    sink_.Revoke(all);
+    Status status = Commit(/*final=*/true);
+    if (!broadcast_ && joined) {
+      auto left = CallAndWait<wire::GroupResponse>(*client_, FrameType::kLeaveGroup,
+                                                   MakeGroupRequest(), settings_.request_timeout);
+      if (!left.ok() && status.ok()) status = left.status().WithContext("leaving the group");
+    }
+    std::lock_guard lock(mutex_);
+    owned_.clear();
+    close_status_ = status;
+  }
+
+  // Takes in an assignment: releases what moved to another member (after its handlers
+  // finished and its position was committed), starts what is new. False if the member is
+  // no longer in the group.
+  bool Apply(wire::GroupResponse response) {
+    while (response.to_release_size() > 0) {
+      std::vector<int32_t> release(response.to_release().begin(), response.to_release().end());
+      sink_.Revoke(release);
+      for (int32_t queue : release) {
+        // If this commit fails the next owner starts earlier and redelivers: no loss.
+        CommitQueues({queue}, /*final=*/true).IgnoreError();
+        std::lock_guard lock(mutex_);
+        owned_.erase(queue);
+      }
+      auto next = CallAndWait<wire::GroupResponse>(
+          *client_, FrameType::kHeartbeat, MakeGroupRequest(release), settings_.request_timeout);
+      if (!next.ok()) {
+        if (next.status().code() == StatusCode::kNotFound) {
+          LoseAll();
+          return false;
+        }
+        // The broker still counts us as owner; the next heartbeat asks again.
+        Log("releasing queues", next.status());
+        return true;
+      }
+      response = std::move(next).value();
+    }
+    const std::vector<int32_t> owned(response.owned().begin(), response.owned().end());
+    std::vector<int32_t> lost;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) {
+        if (std::find(owned.begin(), owned.end(), queue) == owned.end()) lost.push_back(queue);
+      }
+    }
+    if (!lost.empty()) {
+      // Owned here but not on the broker (it restarted, or our session lapsed between two
+      // heartbeats): stop at once; the new owner starts from the committed position.
+      sink_.Revoke(lost);
+      std::lock_guard lock(mutex_);
+      for (int32_t queue : lost) owned_.erase(queue);
+    }
+    AddQueues(owned);
+    return true;
+  }
+
+  // Starts consuming the queues not owned yet, from the committed position (or the start
+  // position when the group has none).
+  void AddQueues(const std::vector<int32_t>& queues) {
+    for (int32_t queue : queues) {
+      {
+        std::lock_guard lock(mutex_);
+        if (owned_.count(queue) != 0) continue;
+      }
+      wire::QueryOffsetRequest request;
+      request.set_topic(spec_.topic);
+      request.set_group(spec_.group);
+      request.set_member_id(spec_.member_id);
+      request.set_broadcast(broadcast_);
+      request.set_queue(queue);
+      auto response = Request<wire::QueryOffsetResponse>(FrameType::kQueryOffset, request,
+                                                         settings_.request_timeout);
+      if (!response.ok()) {
+        if (response.status().code() != StatusCode::kCancelled) {
+          Log("querying the offset of queue " + std::to_string(queue), response.status());
+        }
+        continue;  // taken in on the next assignment
+      }
+      int64_t start;
+      if (response->has_committed()) {
+        start = response->committed();
+      } else if (spec_.start_from == StartPosition::kLatest) {
+        start = response->max_offset();
+      } else {
+        start = response->min_offset();
+      }
+      std::lock_guard lock(mutex_);
+      owned_.emplace(queue, OwnedQueue{core::OffsetTracker(start), start,
+                                       response->has_committed() ? start : -1});
+    }
+  }
+
+  // Our queues may be consumed by another member now: drop them without committing.
+  void LoseAll() {
+    std::vector<int32_t> all;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) all.push_back(queue);
+    }
+    sink_.Revoke(all);
+    std::lock_guard lock(mutex_);
+    owned_.clear();
+  }
+
+  Status FetchOnce(milliseconds wait) {
+    wire::FetchRequest request;
+    request.set_topic(spec_.topic);
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) {
+        wire::FetchPosition* position = request.add_positions();
+        position->set_queue(queue);
+        position->set_offset(state.fetch_offset);
+      }
+    }
+    request.set_max_messages(settings_.pull_batch);
+    request.set_max_bytes(kFetchMaxBytes);
+    request.set_wait_ms(static_cast<uint32_t>(wait.count()));
+    for (uint64_t hash : tag_hashes_) request.add_tag_hashes(hash);
+    MSGSDK_ASSIGN_OR_RETURN(
+        auto response,
+        Request<wire::FetchResponse>(FrameType::kFetch, request, settings_.request_timeout + wait));
+    for (wire::QueueData& data : *response.mutable_queues()) {
+      Status status = protocol::FromWire(data.status());
+      if (!status.ok()) Log("reading queue " + std::to_string(data.queue()), status);
+      std::vector<Delivery> batch;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = owned_.find(data.queue());
+        if (it == owned_.end()) continue;
+        batch.reserve(data.messages_size());
+        for (wire::Message& wire_message : *data.mutable_messages()) {
+          Message message = protocol::FromWire(std::move(wire_message), spec_.topic);
+          it->second.tracker.Delivered(message.offset);
+          batch.push_back(Delivery{std::move(message), {}});
+        }
+        it->second.tracker.FetchedUpTo(data.next_offset());
+        it->second.fetch_offset = data.next_offset();
+      }
+      if (!batch.empty()) sink_.Deliver(std::move(batch));
+    }
+    return OkStatus();
+  }
+
+  Status CommitQueues(const std::vector<int32_t>& queues, bool final) {
+    wire::CommitOffsetRequest request;
+    request.set_topic(spec_.topic);
+    request.set_group(spec_.group);
+    request.set_member_id(spec_.member_id);
+    request.set_broadcast(broadcast_);
+    {
+      std::lock_guard lock(mutex_);
+      for (int32_t queue : queues) {
+        auto it = owned_.find(queue);
+        if (it == owned_.end()) continue;
+        const int64_t position = it->second.tracker.CommitPosition();
+        if (position == it->second.committed) continue;
+        wire::OffsetEntry* entry = request.add_offsets();
+        entry->set_queue(queue);
+        entry->set_offset(position);
+      }
+    }
+    if (request.offsets_size() == 0) return OkStatus();
+    auto response =
+        final ? CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset, request,
+                                                        settings_.request_timeout)
+              : Request<wire::CommitOffsetResponse>(FrameType::kCommitOffset, request,
+                                                    settings_.request_timeout);
+    if (!response.ok()) return response.status().WithContext("committing offsets");
+    std::lock_guard lock(mutex_);
+    for (const auto& entry : request.offsets()) {
+      auto it = owned_.find(entry.queue());
+      if (it != owned_.end()) it->second.committed = entry.offset();
+    }
+    return OkStatus();
+  }
+
+  Status Commit(bool final) {
+    std::vector<int32_t> queues;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [queue, state] : owned_) queues.push_back(queue);
+    }
+    return CommitQueues(queues, final);
+  }
+
+  const std::shared_ptr<BrokerClient> client_;
+  const core::SubscriptionSpec spec_;
+  core::DeliverySink& sink_;
+  const int32_t queues_;
+  const RemoteSettings settings_;
+  const bool broadcast_;
+  std::vector<uint64_t> tag_hashes_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::shared_ptr<PendingCall> current_call_;
+  std::map<int32_t, OwnedQueue> owned_;
+  Status close_status_;
+  std::mutex join_mutex_;
+  std::thread thread_;
+};
+
+class RemoteBackend : public core::Backend {
+ public:
+  RemoteBackend(std::shared_ptr<BrokerClient> client, RemoteSettings settings)
+      : client_(std::move(client)), settings_(settings) {
+    capabilities_.backend = "native";
+    capabilities_.broadcast = true;
+    capabilities_.server_side_tag_filter = true;
+    capabilities_.replay = true;
+  }
+
+  const Capabilities& capabilities() const override { return capabilities_; }
+
+  Result<std::unique_ptr<core::BackendProducer>> CreateProducer(const std::string& topic) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client, Live());
+    MSGSDK_ASSIGN_OR_RETURN(int32_t queues,
+                            GetOrCreateTopic(*client, topic, settings_.request_timeout));
+    return std::unique_ptr<core::BackendProducer>(
+        new RemoteProducer(std::move(client), topic, queues, settings_.request_timeout));
+  }
+
+  Result<std::unique_ptr<core::BackendConsumer>> Subscribe(const core::SubscriptionSpec& spec,
+                                                           core::DeliverySink& sink) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client, Live());
+    MSGSDK_ASSIGN_OR_RETURN(int32_t queues,
+                            GetOrCreateTopic(*client, spec.topic, settings_.request_timeout));
+    return std::unique_ptr<core::BackendConsumer>(
+        new RemoteConsumer(std::move(client), spec, sink, queues, settings_));
+  }
+
+  Status ResetOffsets(const std::string& topic, const std::string& group,
+                      const ResetTarget& target) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client, Live());
+    wire::ResetOffsetsRequest request;
+    request.set_topic(topic);
+    request.set_group(group);
+    switch (target.kind) {
+      case ResetTarget::Kind::kEarliest:
+        request.set_kind(wire::ResetOffsetsRequest::EARLIEST);
+        break;
+      case ResetTarget::Kind::kLatest:
+        request.set_kind(wire::ResetOffsetsRequest::LATEST);
+        break;
+      case ResetTarget::Kind::kTimestamp:
+        request.set_kind(wire::ResetOffsetsRequest::TIMESTAMP);
+        request.set_timestamp_ns(ToUnixNanos(target.timestamp));
+        break;
+    }
+    return CallAndWait<wire::ResetOffsetsResponse>(*client, FrameType::kResetOffsets, request,
+                                                   settings_.request_timeout)
+        .status();
+  }
+
+  Status Close(Deadline) override {
+    // Producers and consumers hold the connection too; it closes when the last one is gone.
+    std::lock_guard lock(mutex_);
+    client_.reset();
+    return OkStatus();
+  }
+
+ private:
+  Result<std::shared_ptr<BrokerClient>> Live() {
+    std::lock_guard lock(mutex_);
+    if (!client_) return FailedPreconditionError("native cluster is closed");
+    return client_;
+  }
+
+  std::mutex mutex_;
+  std::shared_ptr<BrokerClient> client_;
+  const RemoteSettings settings_;
+  Capabilities capabilities_;
+};
+
+}  // namespace
+
+Result<core::BackendPtr> CreateRemoteBackend(const core::ClusterConfig& config) {
+  BrokerClientOptions options;
+  options.cluster = config.name;
+  options.endpoints = config.GetList("endpoints");
+  options.connect_timeout = config.GetDuration("connect_timeout_ms", options.connect_timeout);
+  options.reconnect_backoff_min =
+      config.GetDuration("reconnect_backoff_ms", options.reconnect_backoff_min);
+  options.reconnect_backoff_max =
+      config.GetDuration("reconnect_backoff_max_ms", options.reconnect_backoff_max);
+  if (options.reconnect_backoff_max < options.reconnect_backoff_min) {
+    return InvalidArgumentError("native cluster '" + config.name + "' (" + config.source +
+                                "): reconnect_backoff_max_ms is below reconnect_backoff_ms");
+  }
+  RemoteSettings settings;
+  settings.request_timeout = config.GetDuration("request_timeout_ms", settings.request_timeout);
+  settings.session_timeout = config.GetDuration("session_timeout_ms", settings.session_timeout);
+  settings.heartbeat_interval =
+      config.GetDuration("heartbeat_interval_ms", settings.heartbeat_interval);
+  settings.pull_batch = static_cast<int32_t>(config.GetInt("pull_batch", settings.pull_batch));
+  settings.poll_wait = config.GetDuration("poll_wait_ms", settings.poll_wait);
+  if (settings.heartbeat_interval >= settings.session_timeout) {
+    return InvalidArgumentError("native cluster '" + config.name + "' (" + config.source +
+                                "): heartbeat_interval_ms must be below session_timeout_ms");
+  }
+  MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client,
+                          BrokerClient::Create(std::move(options)));
+  return core::BackendPtr(std::make_shared<RemoteBackend>(std::move(client), settings));
+}
+
+}  // namespace msgsdk::native::client

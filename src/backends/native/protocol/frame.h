@@ -1,0 +1,136 @@
+#pragma once
+
+// Framing of the msgsdk-broker protocol. Every request and response is one frame:
+//
+//   offset  size  field
+//   0       4     body size in bytes (what follows the header), little-endian
+//   4       1     protocol version (kProtocolVersion)
+//   5       1     frame type: a request type, or the request type | kResponseBit
+//   6       8     request id, little-endian: chosen by the client, echoed in the response,
+//                 so that many requests can be in flight on one connection (pipelining)
+//   14      ...   body: the Protobuf message of the type (broker.proto)
+//
+// A receiver checks the header before it buffers the body, so an oversized or unknown frame
+// is refused after 14 bytes. Responses may come back in any order; a client matches them by
+// request id.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/message_lite.h>
+
+#include "msgsdk/result.h"
+#include "msgsdk/status.h"
+
+namespace msgsdk::native::protocol {
+
+inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr size_t kFrameHeaderSize = 14;
+inline constexpr uint8_t kResponseBit = 0x80;
+// The largest body any configuration accepts (a receiver's own limit is usually lower).
+inline constexpr uint32_t kMaxFrameBodyLimit = 1u << 30;
+
+enum class FrameType : uint8_t {
+  kGetOrCreateTopic = 1,
+  kProduce = 2,
+  kFetch = 3,
+  kCommitOffset = 4,
+  kQueryOffset = 5,
+  kJoinGroup = 6,
+  kHeartbeat = 7,
+  kLeaveGroup = 8,
+  kResetOffsets = 9,
+};
+
+// Which frames a receiver accepts: a broker reads requests, a client reads responses.
+enum class FrameDirection { kRequest, kResponse };
+
+struct FrameHeader {
+  uint32_t body_size = 0;
+  uint8_t version = kProtocolVersion;
+  // The raw type byte (a FrameType, with kResponseBit on responses).
+  uint8_t type = 0;
+  uint64_t request_id = 0;
+
+  FrameType request_type() const { return static_cast<FrameType>(type & ~kResponseBit); }
+  bool is_response() const { return (type & kResponseBit) != 0; }
+};
+
+struct Frame {
+  FrameHeader header;
+  std::string body;
+};
+
+// "Produce", "FetchResponse", or "unknown type 0x2a".
+std::string FrameTypeName(uint8_t type);
+inline uint8_t ResponseType(FrameType type) { return static_cast<uint8_t>(type) | kResponseBit; }
+
+void EncodeFrameHeader(const FrameHeader& header, char* out);
+
+// Checks the kFrameHeaderSize bytes at `data`: the version, a type known for `direction`,
+// and body_size <= max_body_bytes. kInvalidArgument naming what is wrong (and the request id,
+// so a log line can be matched to the client's).
+Result<FrameHeader> DecodeFrameHeader(const char* data, FrameDirection direction,
+                                      uint32_t max_body_bytes);
+
+// Appends a whole frame (header and serialised body) to `out`. kInvalidArgument if the body
+// exceeds kMaxFrameBodyLimit; kInternal if it cannot be serialised.
+Status AppendFrame(uint8_t type, uint64_t request_id, const google::protobuf::MessageLite& body,
+                   std::string* out);
+
+// Parses a frame's body as `out`. kInvalidArgument naming the frame type, request id and size
+// if it is not a valid message of that type.
+Status ParseFrameBody(const Frame& frame, google::protobuf::MessageLite* out);
+
+// Splits a byte stream into frames. Feed it what the socket gave, then take frames until
+// Next gives none. The first malformed header makes the stream unusable: that error is
+// returned from then on (a peer out of step cannot be resynchronised).
+// Thread-safety: not thread-safe.
+class FrameDecoder {
+ public:
+  FrameDecoder(FrameDirection direction, uint32_t max_body_bytes)
+      : direction_(direction), max_body_bytes_(max_body_bytes) {}
+
+  void Append(std::string_view bytes);
+  // The next complete frame, std::nullopt if more bytes are needed, or the stream's error.
+  Result<std::optional<Frame>> Next();
+  // At the end of the stream: kInvalidArgument if it stopped inside a frame (a truncated
+  // frame), naming how many bytes of how many arrived.
+  Status Finish() const;
+  // Bytes received but not yet returned as frames.
+  size_t buffered() const { return buffer_.size() - consumed_; }
+  // Forgets everything received (a new connection starts a new stream).
+  void Reset() {
+    buffer_.clear();
+    consumed_ = 0;
+    pending_.reset();
+    error_ = OkStatus();
+  }
+
+ private:
+  const FrameDirection direction_;
+  const uint32_t max_body_bytes_;
+  std::string buffer_;
+  size_t consumed_ = 0;
+  std::optional<FrameHeader> pending_;  // the header of the frame being received
+  Status error_;
+};
+
+// Status <-> wire::Status, for response bodies. Declared with a template so this header does
+// not pull in the generated code: `WireStatus` is msgsdk::native::wire::Status.
+template <typename WireStatus>
+void ToWire(const Status& status, WireStatus* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(status.message());
+}
+// A code outside the canonical range becomes kUnknown (a newer peer), keeping the message.
+Status StatusFromWire(int32_t code, const std::string& message);
+template <typename WireStatus>
+Status FromWire(const WireStatus& status) {
+  return StatusFromWire(status.code(), status.message());
+}
+
+}  // namespace msgsdk::native::protocol

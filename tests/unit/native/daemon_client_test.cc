@@ -1,0 +1,191 @@
+// The native backend's daemon client through the public API and against peers that misbehave:
+// a broker that restarts under a running subscription, one that never answers, one that
+// answers garbage.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backends/native/client/broker_client.h"
+#include "backends/native/protocol/broker.pb.h"
+#include "fixtures/broker_fixture.h"
+#include "msgsdk/msgsdk.h"
+#include "testing/status_macros.h"
+#include "testing/wait.h"
+
+namespace msgsdk::native {
+namespace {
+
+using namespace std::chrono_literals;
+using client::BrokerClient;
+using client::CallAndWait;
+using protocol::FrameType;
+
+// A TCP listener on a free loopback port that accepts one connection and hands it to `serve`.
+class FakePeer {
+ public:
+  explicit FakePeer(std::function<void(int fd)> serve) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    EXPECT_EQ(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, serve = std::move(serve)] {
+      const int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      serve(fd);
+      ::close(fd);
+    });
+  }
+  ~FakePeer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    thread_.join();
+  }
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// Reads one whole request frame from `fd`; its request id, or 0 at end of stream.
+uint64_t ReadRequest(int fd) {
+  std::string header(protocol::kFrameHeaderSize, '\0');
+  size_t got = 0;
+  while (got < header.size()) {
+    const ssize_t n = ::read(fd, header.data() + got, header.size() - got);
+    if (n <= 0) return 0;
+    got += static_cast<size_t>(n);
+  }
+  auto parsed = protocol::DecodeFrameHeader(header.data(), protocol::FrameDirection::kRequest,
+                                            protocol::kMaxFrameBodyLimit);
+  if (!parsed.ok()) return 0;
+  std::string body(parsed->body_size, '\0');
+  got = 0;
+  while (got < body.size()) {
+    const ssize_t n = ::read(fd, body.data() + got, body.size() - got);
+    if (n <= 0) return 0;
+    got += static_cast<size_t>(n);
+  }
+  return parsed->request_id;
+}
+
+wire::GetOrCreateTopicRequest TopicRequest() {
+  wire::GetOrCreateTopicRequest request;
+  request.set_topic("t");
+  return request;
+}
+
+TEST(DaemonClientTest, ABrokerThatNeverAnswersGivesDeadlineExceeded) {
+  std::atomic<bool> done{false};
+  FakePeer peer([&](int fd) {
+    ReadRequest(fd);
+    testing::WaitUntil([&] { return done.load(); }, 30s);
+  });
+  auto client = BrokerClient::Create({.endpoints = {peer.endpoint()}, .cluster = "silent"});
+  ASSERT_TRUE(client.ok());
+  auto response = CallAndWait<wire::GetOrCreateTopicResponse>(
+      **client, FrameType::kGetOrCreateTopic, TopicRequest(), 1s);
+  done = true;
+  EXPECT_EQ(response.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(response.status().message().find("native cluster 'silent'"), std::string::npos)
+      << response.status().ToString();
+  EXPECT_NE(response.status().message().find("within 1000 ms"), std::string::npos);
+}
+
+TEST(DaemonClientTest, AGarbledAnswerCostsTheConnectionAndFailsWhatWasInFlight) {
+  FakePeer peer([&](int fd) {
+    const uint64_t id = ReadRequest(fd);
+    // A request frame where a response belongs: the client must drop the connection.
+    std::string bad(protocol::kFrameHeaderSize, '\0');
+    protocol::EncodeFrameHeader({.body_size = 0,
+                                 .type = static_cast<uint8_t>(FrameType::kGetOrCreateTopic),
+                                 .request_id = id},
+                                bad.data());
+    ASSERT_EQ(::write(fd, bad.data(), bad.size()), static_cast<ssize_t>(bad.size()));
+    char sink[256];
+    while (::read(fd, sink, sizeof(sink)) > 0) {
+    }
+  });
+  auto client = BrokerClient::Create({.endpoints = {peer.endpoint()}, .cluster = "garbled"});
+  ASSERT_TRUE(client.ok());
+  auto response = CallAndWait<wire::GetOrCreateTopicResponse>(
+      **client, FrameType::kGetOrCreateTopic, TopicRequest(), 10s);
+  EXPECT_EQ(response.status().code(), StatusCode::kUnavailable) << response.status().ToString();
+  EXPECT_NE(response.status().message().find("protocol error"), std::string::npos)
+      << response.status().ToString();
+}
+
+// The broker restarts (its group state is gone, its data and committed offsets are not)
+// while a subscription runs: the subscription rejoins and nothing acknowledged is lost.
+TEST(DaemonClientTest, SubscriptionSurvivesABrokerRestart) {
+  auto broker = test::BrokerProcess::Start({.binary = MSGSDK_BROKER_BINARY});
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string yaml =
+      "environments:\n"
+      "  test:\n"
+      "    clusters:\n"
+      "      main: " +
+      (*broker)->ClusterYaml(
+          "poll_wait_ms: 100, heartbeat_interval_ms: 100, reconnect_backoff_ms: 10, "
+          "reconnect_backoff_max_ms: 100") +
+      "\n"
+      "    default_cluster: main\n";
+  auto client = Client::Create({.config_yaml = yaml, .environment = "test"});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto producer = client->CreateProducer("restarts");
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  testing::Collector collector;
+  auto sub = client->Subscribe("restarts", "g", [&](const Message& m) {
+    collector.Add(m);
+    return ConsumeResult::kSuccess;
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+
+  std::set<std::string> sent;
+  for (int i = 0; i < 50; ++i) {
+    auto receipt =
+        producer->Send({.key = std::to_string(i % 5), .body = "before-" + std::to_string(i)});
+    ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
+    sent.insert(receipt->message_id);
+  }
+  ASSERT_TRUE(collector.WaitForDistinct(50));
+
+  MSGSDK_ASSERT_OK((*broker)->Stop());
+  MSGSDK_ASSERT_OK((*broker)->Restart());
+  // Sends fail while the connection is being made again; the first that gets through
+  // shows the client is back.
+  for (int i = 0; i < 50; ++i) {
+    Result<SendReceipt> receipt = UnavailableError("not sent");
+    ASSERT_TRUE(testing::WaitUntil([&] {
+      receipt =
+          producer->Send({.key = std::to_string(i % 5), .body = "after-" + std::to_string(i)});
+      return receipt.ok();
+    })) << receipt.status().ToString();
+    sent.insert(receipt->message_id);
+  }
+  ASSERT_TRUE(collector.WaitForDistinct(100)) << "received " << collector.distinct();
+  auto counts = collector.count_by_id();
+  for (const auto& id : sent) EXPECT_TRUE(counts.count(id)) << "lost " << id;
+  MSGSDK_EXPECT_OK(sub->Close());
+  MSGSDK_EXPECT_OK(client->Close());
+  MSGSDK_EXPECT_OK((*broker)->Stop());
+}
+
+}  // namespace
+}  // namespace msgsdk::native

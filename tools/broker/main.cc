@@ -1,0 +1,219 @@
+// msgsdk-broker: the native broker as a daemon that many processes reach over TCP.
+//
+//   msgsdk-broker --data-dir DIR [--listen HOST:PORT] [--flush-mode group_commit|periodic]
+//                 [--flush-interval-ms N] [--max-message-bytes N] [--queues N]
+//                 [--segment-bytes N] [--log-level LEVEL] [--config FILE.yaml]
+//
+// Once listening it prints one line on standard output, "msgsdk-broker listening on
+// HOST:PORT" (with the real port when --listen asked for port 0), and logs to standard error.
+// SIGTERM or SIGINT: stops accepting, answers in-flight requests, flushes and exits 0.
+// Exit status 1: the broker could not start (the reason is on standard error); 2: bad flags.
+
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include "backends/native/server/broker_server.h"
+
+namespace {
+
+using msgsdk::native::FlushMode;
+using msgsdk::native::server::BrokerServer;
+using msgsdk::native::server::ServerOptions;
+
+struct Settings {
+  std::string listen = "127.0.0.1:9876";
+  std::string data_dir;
+  std::string flush_mode = "group_commit";
+  int64_t flush_interval_ms = 200;
+  int64_t max_message_bytes = 4 << 20;
+  int64_t queues = 8;
+  int64_t segment_bytes = int64_t{1} << 30;
+  int64_t shutdown_timeout_ms = 10000;
+  std::string log_level = "info";
+};
+
+// Applies the YAML file's keys (the flags' names with underscores) to `settings`, except
+// those given on the command line, which win. Returns an error message, or empty.
+std::string ApplyConfigFile(const std::string& path, const CLI::App& app, Settings* settings) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return fmt::format("config file {}: {}", path, e.what());
+  }
+  if (root.IsNull()) return "";
+  if (!root.IsMap()) return fmt::format("config file {}: expected a map of settings", path);
+  struct Key {
+    std::string flag;
+    std::function<void(const YAML::Node&)> apply;
+  };
+  const std::map<std::string, Key> keys = {
+      {"listen",
+       {"--listen", [&](const YAML::Node& n) { settings->listen = n.as<std::string>(); }}},
+      {"data_dir",
+       {"--data-dir", [&](const YAML::Node& n) { settings->data_dir = n.as<std::string>(); }}},
+      {"flush_mode",
+       {"--flush-mode", [&](const YAML::Node& n) { settings->flush_mode = n.as<std::string>(); }}},
+      {"flush_interval_ms",
+       {"--flush-interval-ms",
+        [&](const YAML::Node& n) { settings->flush_interval_ms = n.as<int64_t>(); }}},
+      {"max_message_bytes",
+       {"--max-message-bytes",
+        [&](const YAML::Node& n) { settings->max_message_bytes = n.as<int64_t>(); }}},
+      {"queues", {"--queues", [&](const YAML::Node& n) { settings->queues = n.as<int64_t>(); }}},
+      {"segment_bytes",
+       {"--segment-bytes",
+        [&](const YAML::Node& n) { settings->segment_bytes = n.as<int64_t>(); }}},
+      {"shutdown_timeout_ms",
+       {"--shutdown-timeout-ms",
+        [&](const YAML::Node& n) { settings->shutdown_timeout_ms = n.as<int64_t>(); }}},
+      {"log_level",
+       {"--log-level", [&](const YAML::Node& n) { settings->log_level = n.as<std::string>(); }}},
+  };
+  for (const auto& entry : root) {
+    const auto name = entry.first.as<std::string>();
+    auto it = keys.find(name);
+    if (it == keys.end()) {
+      std::string known;
+      for (const auto& [key, unused] : keys) {
+        if (!known.empty()) known += ", ";
+        known += key;
+      }
+      return fmt::format("config file {}:{}: unknown setting '{}' (known: {})", path,
+                         entry.first.Mark().line + 1, name, known);
+    }
+    if (app.count(it->second.flag) > 0) continue;
+    try {
+      it->second.apply(entry.second);
+    } catch (const YAML::Exception& e) {
+      return fmt::format("config file {}:{}: {}: {}", path, entry.second.Mark().line + 1, name,
+                         e.what());
+    }
+  }
+  return "";
+}
+
+int Run(int argc, char** argv) {
+  Settings settings;
+  std::string config_file;
+  CLI::App app{"msgsdk-broker: the native msgsdk broker as a network daemon"};
+  app.add_option("--config", config_file,
+                 "YAML file of settings (the flags' names with underscores: data_dir, ...); "
+                 "flags given on the command line win");
+  app.add_option("--listen", settings.listen, "Address to listen on, host:port (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--data-dir", settings.data_dir,
+                 "Directory of the commit log, indexes and offsets (created if missing)");
+  app.add_option("--flush-mode", settings.flush_mode,
+                 "group_commit: acknowledge a send after the fdatasync covering it; periodic: "
+                 "after the write, fdatasync every --flush-interval-ms")
+      ->check(CLI::IsMember({"group_commit", "periodic"}))
+      ->capture_default_str();
+  app.add_option("--flush-interval-ms", settings.flush_interval_ms,
+                 "periodic mode: how often the commit log is fdatasync'ed")
+      ->check(CLI::Range(int64_t{1}, int64_t{60000}))
+      ->capture_default_str();
+  app.add_option("--max-message-bytes", settings.max_message_bytes,
+                 "Largest record stored (body, key, tag and properties)")
+      ->check(CLI::Range(int64_t{1}, int64_t{256} << 20))
+      ->capture_default_str();
+  app.add_option("--queues", settings.queues, "Queues of a topic created by its first use")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
+      ->capture_default_str();
+  app.add_option("--segment-bytes", settings.segment_bytes,
+                 "Size at which a commit-log segment is sealed")
+      ->check(CLI::Range(int64_t{4096}, int64_t{64} << 30))
+      ->capture_default_str();
+  app.add_option("--shutdown-timeout-ms", settings.shutdown_timeout_ms,
+                 "On SIGTERM, how long in-flight requests may take before connections are cut")
+      ->check(CLI::Range(int64_t{0}, int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--log-level", settings.log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!config_file.empty()) {
+    const std::string error = ApplyConfigFile(config_file, app, &settings);
+    if (!error.empty()) {
+      std::fprintf(stderr, "msgsdk-broker: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  if (settings.data_dir.empty()) {
+    std::fprintf(stderr, "msgsdk-broker: --data-dir (or data_dir in --config) is required\n");
+    return 2;
+  }
+  if (settings.flush_mode != "group_commit" && settings.flush_mode != "periodic") {
+    std::fprintf(stderr, "msgsdk-broker: flush mode '%s' is not group_commit or periodic\n",
+                 settings.flush_mode.c_str());
+    return 2;
+  }
+
+  auto logger = spdlog::stderr_color_mt("msgsdk-broker");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(settings.log_level));
+
+  // Every thread started from here on inherits the mask: SIGTERM and SIGINT are taken only by
+  // the sigwait below. SIGPIPE from a client that went away must not end the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ServerOptions options;
+  options.listen = settings.listen;
+  options.broker.store.data_dir = settings.data_dir;
+  options.broker.store.flush_mode =
+      settings.flush_mode == "periodic" ? FlushMode::kPeriodic : FlushMode::kGroupCommit;
+  options.broker.store.flush_interval = std::chrono::milliseconds(settings.flush_interval_ms);
+  options.broker.store.max_message_bytes = static_cast<uint32_t>(settings.max_message_bytes);
+  options.broker.store.default_queues = static_cast<int32_t>(settings.queues);
+  options.broker.store.segment_bytes = static_cast<uint64_t>(settings.segment_bytes);
+  // A produce frame holds at least one message of the largest size, plus its envelope.
+  options.max_frame_bytes = std::max<uint32_t>(
+      options.max_frame_bytes, static_cast<uint32_t>(settings.max_message_bytes) + (1u << 20));
+
+  auto server = BrokerServer::Start(options);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  spdlog::info("serving {} (flush mode {}, {} queues per new topic) on {}", settings.data_dir,
+               settings.flush_mode, settings.queues, (*server)->endpoint());
+  std::printf("msgsdk-broker listening on %s\n", (*server)->endpoint().c_str());
+  std::fflush(stdout);
+
+  int received = 0;
+  sigwait(&stop_signals, &received);
+  spdlog::info("received {}", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  msgsdk::Status status =
+      (*server)->Shutdown(std::chrono::milliseconds(settings.shutdown_timeout_ms));
+  server->reset();
+  return status.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Errors are reported as statuses; an exception here is a bug (or out of memory).
+    std::fprintf(stderr, "msgsdk-broker: unexpected exception: %s\n", e.what());
+    return 1;
+  }
+}
