@@ -66,7 +66,7 @@ class RemoteProducer : public core::BackendProducer {
     drained_.wait(lock, [this] { return in_flight_ == 0; });
   }
 
-  void Send(Message message, core::SendDone done) override {
+  void Send(const Message& message, core::SendDone done) override {
     // The same queue choice as embedded mode: a key keeps its queue, and so its order.
     const int32_t queue =
         message.key.empty()
@@ -78,7 +78,8 @@ class RemoteProducer : public core::BackendProducer {
     }
     {
       std::lock_guard lock(queue_mutex_);
-      pending_.push_back(Entry{queue, std::move(message), std::move(done)});
+      // Copied: the core's message is only lent for the call, and this one waits for a frame.
+      pending_.push_back(Entry{queue, message, std::move(done)});
     }
     Pump();
   }
