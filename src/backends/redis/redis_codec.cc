@@ -16,13 +16,22 @@ constexpr uint64_t kMaxMs = (uint64_t{1} << (63 - kSeqBits)) - 1;
 // overflow. Hand-written: entry ids are parsed two or three times per message.
 bool ParseDigits(const char*& at, const char* end, uint64_t& value) {
   const char* const start = at;
+  // 19 digits never overflow a uint64_t: check only beyond.
+  const char* const safe_end = end - start > 19 ? start + 19 : end;
   uint64_t result = 0;
-  for (; at != end; ++at) {
+  for (; at != safe_end; ++at) {
     const auto digit = static_cast<unsigned char>(*at - '0');
     if (digit > 9) break;
-    if (__builtin_mul_overflow(result, 10, &result) ||
-        __builtin_add_overflow(result, digit, &result)) {
-      return false;
+    result = result * 10 + digit;
+  }
+  if (at == safe_end) {
+    for (; at != end; ++at) {
+      const auto digit = static_cast<unsigned char>(*at - '0');
+      if (digit > 9) break;
+      if (__builtin_mul_overflow(result, 10, &result) ||
+          __builtin_add_overflow(result, digit, &result)) {
+        return false;
+      }
     }
   }
   value = result;
@@ -41,11 +50,12 @@ std::optional<int64_t> ParseI64(std::string_view text) {
 constexpr size_t kMaxDecimal = 20;
 
 size_t DecimalLength(uint64_t value) {
-  size_t digits = 1;
-  while (value >= 10) {
-    value /= 10;
-    ++digits;
-  }
+  // Lengths of arguments are mostly below 1,000.
+  if (value < 10) return 1;
+  if (value < 100) return 2;
+  if (value < 1000) return 3;
+  size_t digits = 4;
+  for (value /= 10000; value > 0; value /= 10) ++digits;
   return digits;
 }
 

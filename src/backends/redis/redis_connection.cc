@@ -40,16 +40,15 @@ ReplyArena* ArenaOf(const redisReadTask* task) {
   return static_cast<ReplyArena*>(task->privdata);
 }
 
-redisReply* NewReply(const redisReadTask* task, int type, size_t extra, void** extra_out) {
-  ReplyArena* arena = ArenaOf(task);
-  void* memory = arena->Allocate(sizeof(redisReply));
+// A reply object with `extra` bytes right after it (a string's bytes, an array's elements;
+// `*tail` points to them), linked into its parent: one arena allocation per element.
+redisReply* NewReply(const redisReadTask* task, int type, size_t extra, char** tail) {
+  constexpr size_t kHead = (sizeof(redisReply) + 7) & ~size_t{7};
+  char* memory = static_cast<char*>(ArenaOf(task)->Allocate(kHead + extra));
   if (memory == nullptr) return nullptr;
-  if (extra > 0) {
-    *extra_out = arena->Allocate(extra);
-    if (*extra_out == nullptr) return nullptr;
-  }
   auto* reply = new (memory) redisReply{};
   reply->type = type;
+  if (tail != nullptr) *tail = memory + kHead;
   if (task->parent != nullptr) {
     auto* parent = static_cast<redisReply*>(task->parent->obj);
     parent->element[task->idx] = reply;
@@ -58,25 +57,25 @@ redisReply* NewReply(const redisReadTask* task, int type, size_t extra, void** e
 }
 
 void* CreateString(const redisReadTask* task, char* str, size_t len) {
-  void* copy = nullptr;
-  redisReply* reply = NewReply(task, task->type, len + 1, &copy);
+  char* bytes = nullptr;
+  redisReply* reply = NewReply(task, task->type, len + 1, &bytes);
   if (reply == nullptr) return nullptr;
-  reply->str = static_cast<char*>(copy);
-  std::memcpy(reply->str, str, len);
-  reply->str[len] = '\0';
+  std::memcpy(bytes, str, len);
+  bytes[len] = '\0';
+  reply->str = bytes;
   reply->len = len;
   return reply;
 }
 
 void* CreateArray(const redisReadTask* task, int elements) {
   const size_t count = elements > 0 ? static_cast<size_t>(elements) : 0;
-  void* array = nullptr;
+  char* array = nullptr;
   redisReply* reply = NewReply(task, REDIS_REPLY_ARRAY, count * sizeof(redisReply*), &array);
   if (reply == nullptr) return nullptr;
   reply->elements = count;
   if (count > 0) {
-    reply->element = static_cast<redisReply**>(array);
     std::memset(array, 0, count * sizeof(redisReply*));
+    reply->element = reinterpret_cast<redisReply**>(array);
   }
   return reply;
 }
@@ -99,8 +98,7 @@ redisReplyObjectFunctions arena_reply_functions = {CreateString, CreateArray, Cr
 
 void ReplyArena::FreeDeleter::operator()(char* block) const { std::free(block); }
 
-void* ReplyArena::Allocate(size_t size) {
-  size = (size + 7) & ~size_t{7};
+void* ReplyArena::AllocateSlow(size_t size) {
   for (; current_ < blocks_.size(); ++current_, used_ = 0) {
     Block& block = blocks_[current_];
     if (block.size - used_ >= size) {

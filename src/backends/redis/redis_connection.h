@@ -33,7 +33,15 @@ class ReplyArena {
   ReplyArena& operator=(const ReplyArena&) = delete;
 
   // 8-byte aligned; nullptr when out of memory (hiredis then fails the read with OOM).
-  void* Allocate(size_t size);
+  void* Allocate(size_t size) {
+    size = (size + 7) & ~size_t{7};
+    if (current_ < blocks_.size() && blocks_[current_].size - used_ >= size) {
+      char* at = blocks_[current_].data.get() + used_;
+      used_ += size;
+      return at;
+    }
+    return AllocateSlow(size);
+  }
   // A reply built in the arena was handed out / released.
   void Acquire() { ++live_; }
   void Release() {
@@ -48,6 +56,7 @@ class ReplyArena {
     std::unique_ptr<char, FreeDeleter> data;
     size_t size = 0;
   };
+  void* AllocateSlow(size_t size);
   void Rewind();
 
   std::vector<Block> blocks_;
