@@ -312,6 +312,11 @@ Status Connection::AppendEncoded(std::string_view command) {
 }
 
 Status Connection::Flush(std::string_view command, std::string_view key) {
+  if (context_ == nullptr) {
+    return UnavailableError("redis cluster '" + settings_.cluster + "': not connected to " +
+                            endpoint());
+  }
+  // As few send(2) calls as the kernel allows.
   size_t written = 0;
   while (written < output_.size()) {
     // MSG_NOSIGNAL: a peer that went away is an EPIPE here, never a SIGPIPE.

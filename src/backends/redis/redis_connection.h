@@ -120,6 +120,8 @@ class Connection {
   // The buffer AppendEncoded appends to, for commands encoded in place (the caller checks
   // connected() first). Written out by the next ReadReply, dropped with the connection.
   std::string& output() { return output_; }
+  // Writes what is queued now, without reading a reply (a failure drops the connection).
+  Status Flush(std::string_view command, std::string_view key = {});
 
   // The endpoint currently connected to (or the first configured one).
   std::string endpoint() const;
@@ -132,8 +134,6 @@ class Connection {
  private:
   Status ConnectTo(size_t index);
   Status ContextFailure(std::string_view command, std::string_view key);
-  // Writes output_ to the socket in as few send(2) calls as the kernel allows.
-  Status Flush(std::string_view command, std::string_view key);
 
   ConnectionSettings settings_;
   std::chrono::milliseconds extra_read_timeout_;

@@ -355,7 +355,20 @@ void RedisConsumer::ReaderLoop() {
 
   while (!stopping()) {
     Status status;
-    if (!reader_connection_.connected()) {
+    if (read_ahead_) {
+      // Every other command of this connection waits until the read asked for ahead of time
+      // has been answered and delivered (its reply comes first).
+      const auto now = Clock::now();
+      const bool other_work =
+          recover || now >= next_gc || now >= next_claim || (exclusive_ && now >= next_rebalance);
+      if (!reader_connection_.connected()) {
+        read_ahead_ = false;
+      } else if (other_work) {
+        status = ReadNew(options_.block, /*read_ahead=*/false);
+      }
+    }
+    if (status.ok() && !reader_connection_.connected()) {
+      read_ahead_ = false;
       status = reader_connection_.EnsureConnected();
       // Whatever this consumer read just before a connection was lost may be pending
       // without having reached the core: read its own pending entries again.
@@ -393,7 +406,7 @@ void RedisConsumer::ReaderLoop() {
           std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
       // BLOCK 0 would mean "forever": always at least 1 ms.
       const auto block = std::clamp(until_wake, std::chrono::milliseconds(1), options_.block);
-      status = ReadNew(block);
+      status = ReadNew(block, /*read_ahead=*/true);
     }
     if (status.ok()) {
       reader_log_.Success(reader_what_);
@@ -644,7 +657,7 @@ Status RedisConsumer::CollectDeadConsumers() {
   return OkStatus();
 }
 
-Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
+Status RedisConsumer::SendRead(std::chrono::milliseconds block) {
   char block_ms[24];
   const std::string_view block_text(
       block_ms,
@@ -653,22 +666,45 @@ Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
   std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,     consumer_, "COUNT",
                                         read_count_,  "BLOCK", block_text, "STREAMS"};
   size_t streams = 0;
-  std::string_view only;
+  read_key_ = {};
   for (size_t p = 0; p < streams_.size(); ++p) {
     if (!reading_[p]) continue;
     args.emplace_back(streams_[p]);
-    only = streams_[p];
+    read_key_ = streams_[p];
     ++streams;
   }
+  if (streams != 1) read_key_ = {};
   for (size_t i = 0; i < streams; ++i) args.emplace_back(">");
-  if (stopping()) return OkStatus();
-  MSGSDK_ASSIGN_OR_RETURN(
-      ReplyPtr reply, reader_connection_.Command(args, streams == 1 ? only : std::string_view()));
+  MSGSDK_RETURN_IF_ERROR(reader_connection_.EnsureConnected());
+  AppendCommand(reader_connection_.output(), args);
+  return reader_connection_.Flush("XREADGROUP", read_key_);
+}
+
+Status RedisConsumer::ReadNew(std::chrono::milliseconds block, bool read_ahead) {
+  if (!read_ahead_) {
+    if (stopping()) return OkStatus();
+    MSGSDK_RETURN_IF_ERROR(SendRead(block));
+  }
+  read_ahead_ = false;
+  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, reader_connection_.ReadReply("XREADGROUP", read_key_));
+  bool full = false;
+  for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
+    const redisReply* entries = Element(reply->element[s], 1);
+    full =
+        full || (IsArray(entries) && entries->elements >= static_cast<size_t>(options_.read_batch));
+  }
+  Status ahead;
+  if (read_ahead && full && !stopping() && HasCapacityNow()) {
+    // A full batch: more is likely waiting. Ask for it before handing this batch to the core,
+    // so the server reads the next one while the core takes this one.
+    ahead = SendRead(block);
+    read_ahead_ = ahead.ok();
+  }
   for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
     const redisReply* item = reply->element[s];
     DeliverEntries(PartitionOf(ReplyString(Element(item, 0))), Element(item, 1), nullptr);
   }
-  return OkStatus();
+  return ahead;
 }
 
 Status RedisConsumer::Rebalance() {

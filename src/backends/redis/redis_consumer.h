@@ -111,7 +111,12 @@ class RedisConsumer final : public core::BackendConsumer {
   // Takes over every pending entry of a stream this member just acquired.
   Status ClaimAll(size_t partition);
   Status CollectDeadConsumers();
-  Status ReadNew(std::chrono::milliseconds block);
+  // Reads new entries (XREADGROUP ... BLOCK `block` ... >) and hands them to the core. With
+  // `read_ahead`, after a full batch it asks for the next one before delivering this one; that
+  // read stays outstanding (read_ahead_) and is answered by the next ReadNew.
+  Status ReadNew(std::chrono::milliseconds block, bool read_ahead);
+  // Writes an XREADGROUP over the streams this member reads (not waiting for the reply).
+  Status SendRead(std::chrono::milliseconds block);
   Status Rebalance();
   Status Acquire(size_t partition, bool& acquired);
   // Stops reading `partition` and revokes it in the core; when `release`, also writes its
@@ -161,6 +166,9 @@ class RedisConsumer final : public core::BackendConsumer {
   std::vector<std::string> claim_cursor_;
   FieldList fields_;
   std::vector<EntryId> entry_ids_;
+  // An XREADGROUP is written and its reply not read yet; and the key its errors name.
+  bool read_ahead_ = false;
+  std::string_view read_key_;
   const std::string read_count_;
   FailureLog reader_log_;
   FailureLog worker_log_;
