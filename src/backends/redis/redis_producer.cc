@@ -131,11 +131,29 @@ void Writer::FailExpired(const Status& cause, bool fail_all) {
   }
 }
 
-void Writer::WriteBatch(Connection& connection, std::vector<PendingSend>& batch) {
-  // One buffer, one write for the whole batch (the connection is up: Run checked).
+Status Writer::WriteBatch(Connection& connection, std::vector<PendingSend>& batch) {
+  // One buffer, one write for the whole batch.
   std::string& output = connection.output();
   for (const PendingSend& send : batch) output.append(send.command);
-  bool reconnect = false;
+  Status written = connection.Flush("XADD", batch.front().stream());
+  if (!written.ok()) {
+    state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+    failure_log_.Failure("writer: " + written.ToString());
+    FailWritten(batch, 0, written);
+  }
+  return written;
+}
+
+void Writer::FailWritten(std::vector<PendingSend>& batch, size_t from, const Status& lost) {
+  if (from >= batch.size()) return;
+  const Status unknown(lost.code(), lost.message() +
+                                        "; the reply was lost, the message may or may not "
+                                        "have been stored");
+  for (size_t i = from; i < batch.size(); ++i) Complete(batch[i], unknown);
+}
+
+Status Writer::ReadReplies(Connection& connection, std::vector<PendingSend>& batch,
+                           bool& reconnect) {
   size_t i = 0;
   int64_t stored = 0;
   Status lost;
@@ -162,14 +180,51 @@ void Writer::WriteBatch(Connection& connection, std::vector<PendingSend>& batch)
     Finish(send, core::StoredPosition{send.partition, EntryIdToOffset(*id)});
   }
   state_->sends_ok.fetch_add(stored, std::memory_order_relaxed);
-  if (i < batch.size()) {
-    state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
-    failure_log_.Failure("writer: " + lost.ToString());
-    const Status unknown(lost.code(), lost.message() +
-                                          "; the reply was lost, the message may or may not "
-                                          "have been stored");
-    for (; i < batch.size(); ++i) Complete(batch[i], unknown);
+  if (i == batch.size()) return OkStatus();
+  state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+  failure_log_.Failure("writer: " + lost.ToString());
+  FailWritten(batch, i, lost);
+  return lost;
+}
+
+bool Writer::StopDue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_ && Clock::now() >= stop_deadline_;
+}
+
+void Writer::WriteAndComplete(Connection& connection, std::vector<PendingSend>& batch,
+                              std::vector<PendingSend>& next, size_t depth) {
+  if (!WriteBatch(connection, batch).ok()) {
+    batch.clear();
+    return;
   }
+  bool reconnect = false;
+  while (!batch.empty()) {
+    // The next batch goes out before this one's replies are read: Redis stores it while
+    // this thread completes the sends of the first. At most two batches are outstanding.
+    if (!reconnect && !StopDue()) {
+      TakeBatch(depth, next);
+      if (!next.empty()) {
+        const Status written = WriteBatch(connection, next);
+        if (!written.ok()) {
+          // The connection is gone, and the replies of the batch before with it.
+          FailWritten(batch, 0, written);
+          next.clear();
+          break;
+        }
+      }
+    }
+    const Status read = ReadReplies(connection, batch, reconnect);
+    if (!read.ok()) {
+      // The connection is gone: the batch written after this one is lost with it.
+      FailWritten(next, 0, read);
+      next.clear();
+      break;
+    }
+    batch.swap(next);
+    next.clear();
+  }
+  batch.clear();
   if (reconnect) connection.Disconnect();
 }
 
@@ -179,9 +234,11 @@ void Writer::Run() {
   Connection connection(state_->Settings("writer"));
   Backoff backoff;
   const auto depth = static_cast<size_t>(state_->options.pipeline_depth);
-  // Reused by every round: its capacity stays.
+  // Reused by every round: their capacity stays.
   std::vector<PendingSend> batch;
+  std::vector<PendingSend> next;
   batch.reserve(depth);
+  next.reserve(depth);
   while (true) {
     bool stopping = false;
     core::Deadline deadline{};
@@ -215,7 +272,7 @@ void Writer::Run() {
       backoff.Reset();
     }
     TakeBatch(depth, batch);
-    if (!batch.empty()) WriteBatch(connection, batch);
+    if (!batch.empty()) WriteAndComplete(connection, batch, next, depth);
     batch.clear();
   }
 }

@@ -81,7 +81,20 @@ class Writer : public std::enable_shared_from_this<Writer> {
   // completed instead).
   void TakeBatch(size_t max, std::vector<PendingSend>& batch);
   void FailExpired(const Status& cause, bool fail_all);
-  void WriteBatch(Connection& connection, std::vector<PendingSend>& batch);
+  // Writes `batch` and completes its sends from the replies, writing each next batch before
+  // reading the replies of the one before. `next` is scratch space.
+  void WriteAndComplete(Connection& connection, std::vector<PendingSend>& batch,
+                        std::vector<PendingSend>& next, size_t depth);
+  // One write for the batch; the failure (the batch then failed) if the connection broke.
+  Status WriteBatch(Connection& connection, std::vector<PendingSend>& batch);
+  // Completes the sends of a written batch from their replies; the failure if the connection
+  // was lost (the rest of the batch then failed). `reconnect`: a reply asked for a new
+  // connection.
+  Status ReadReplies(Connection& connection, std::vector<PendingSend>& batch, bool& reconnect);
+  // Fails the written sends of `batch` from `from` on: their replies were lost with `lost`.
+  void FailWritten(std::vector<PendingSend>& batch, size_t from, const Status& lost);
+  // Stop was asked and its deadline has passed.
+  bool StopDue();
   // Counts the outcome, then runs the completion.
   void Complete(PendingSend& send, Result<core::StoredPosition> result);
   // Runs the completion only (the caller counts).
