@@ -4,17 +4,19 @@
 // A redis-server is started on a free loopback port with a scratch directory and no
 // persistence (--save "" --appendonly no), and stopped at the end. For each stream count
 // (--partitions, 1 and the backend's default 4) and each repeat:
-//  - send: raw pipelined XADD in batches of --batch (one write, then every reply) vs
+//  - send: raw pipelined XADD in batches of --batch (one write, then every reply; arguments
+//    passed to redisAppendCommandArgv as pointers, as a hand-written client would) vs
 //    Producer::SendAsync with a bounded window, to a topic on a cluster with that many
 //    partitions and pipeline_depth = --batch. Both write the fields the SDK writes (id, born,
 //    body), round robin over the streams. Timed from the first send to the last reply.
 //  - receive: each side reads back what its own send wrote. Raw: XREADGROUP COUNT
 //    --read-count over every stream, then one XACK per stream with that batch's ids. SDK: a new
-//    group subscribed with a handler that only counts (read_batch = --read-count), timed from
-//    the Subscribe call to the last handler call (group creation and stream assignment
-//    included).
-// The table shows medians and the SDK/raw ratio next to the target (0.9). A benchmark, not a
-// test: it prints figures and never fails on them.
+//    group subscribed with a handler that only counts (read_batch = --read-count, handler
+//    threads --consumer-threads), timed from the Subscribe call to the last handler call
+//    (group creation and stream assignment included).
+// The tables show medians: the rates and the SDK/raw ratio next to the target (0.9), then per
+// message the CPU time of this process (every thread) and of redis-server, and this process's
+// context switches. A benchmark, not a test: it prints figures and never fails on them.
 
 #include <sys/resource.h>
 #include <sys/time.h>
