@@ -121,7 +121,9 @@ void* ReplyArena::AllocateSlow(size_t size) {
 void ReplyArena::Rewind() {
   current_ = 0;
   used_ = 0;
-  while (bytes_ > kArenaKeep && blocks_.size() > 1) {
+  // A huge reply's memory is not kept for the life of the connection (even when it took the
+  // first block): the next reply starts a new block.
+  while (bytes_ > kArenaKeep && !blocks_.empty()) {
     bytes_ -= blocks_.back().size;
     blocks_.pop_back();
   }
