@@ -4,19 +4,24 @@
 // A redis-server is started on a free loopback port with a scratch directory and no
 // persistence (--save "" --appendonly no), and stopped at the end. For each stream count
 // (--partitions, 1 and the backend's default 4) and each repeat:
-//  - send: raw pipelined XADD in batches of --batch (one write, then every reply) vs
+//  - send: raw pipelined XADD in batches of --batch (one write, then every reply; arguments
+//    passed to redisAppendCommandArgv as pointers, as a hand-written client would) vs
 //    Producer::SendAsync with a bounded window, to a topic on a cluster with that many
 //    partitions and pipeline_depth = --batch. Both write the fields the SDK writes (id, born,
 //    body), round robin over the streams. Timed from the first send to the last reply.
 //  - receive: each side reads back what its own send wrote. Raw: XREADGROUP COUNT
 //    --read-count over every stream, then one XACK per stream with that batch's ids. SDK: a new
-//    group subscribed with a handler that only counts (read_batch = --read-count), timed from
-//    the Subscribe call to the last handler call (group creation and stream assignment
-//    included).
-// The table shows medians and the SDK/raw ratio next to the target (0.9). A benchmark, not a
-// test: it prints figures and never fails on them.
+//    group subscribed with a handler that only counts (read_batch = --read-count, handler
+//    threads --consumer-threads), timed from the Subscribe call to the last handler call
+//    (group creation and stream assignment included).
+// The tables show medians: the rates and the SDK/raw ratio next to the target (0.9), then per
+// message the CPU time of this process (every thread) and of redis-server, and this process's
+// context switches. A benchmark, not a test: it prints figures and never fails on them.
 
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,10 +30,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <semaphore>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,6 +64,8 @@ struct Flags {
   int read_count = 512;
   int64_t window = 65536;
   int repeat = 3;
+  // Handler threads of the SDK's subscription; 0: the SDK's default.
+  int consumer_threads = 0;
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -107,7 +119,19 @@ msgsdk::Result<ContextPtr> Connect(int port) {
   return context;
 }
 
-// Queues one command (hiredis buffers it until the first reply is read).
+// Queues one command (hiredis buffers it until the first reply is read). The arguments are
+// passed as pointers and lengths, as a hand-written hiredis client would: no copies.
+void Append(redisContext* context, std::initializer_list<std::string_view> args) {
+  const char* argv[16];
+  size_t lengths[16];
+  size_t n = 0;
+  for (const std::string_view arg : args) {
+    argv[n] = arg.data();
+    lengths[n++] = arg.size();
+  }
+  redisAppendCommandArgv(context, static_cast<int>(n), argv, lengths);
+}
+
 void Append(redisContext* context, const std::vector<std::string>& args) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
@@ -193,6 +217,8 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
   read.insert(read.end(), streams.size(), ">");
   int64_t received = 0;
   uint64_t body_bytes = 0;
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
   while (received < flags.messages) {
     if (Clock::now() - start > kGiveUp) {
       return msgsdk::DeadlineExceededError("raw receive: only " + std::to_string(received) +
@@ -209,11 +235,13 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
       const redisReply* stream = reply->element[s];
       const redisReply* entries = stream->element[1];
       if (entries->elements == 0) continue;
-      std::vector<std::string> ack = {
-          "XACK", std::string(stream->element[0]->str, stream->element[0]->len), group};
+      // XACK <stream> <group> <ids...>, pointing into the reply (no copies).
+      argv.assign({"XACK", stream->element[0]->str, group.data()});
+      lengths.assign({4, stream->element[0]->len, group.size()});
       for (size_t e = 0; e < entries->elements; ++e) {
         const redisReply* entry = entries->element[e];
-        ack.emplace_back(entry->element[0]->str, entry->element[0]->len);
+        argv.push_back(entry->element[0]->str);
+        lengths.push_back(entry->element[0]->len);
         // Find the body, as any reader would.
         const redisReply* fields = entry->element[1];
         for (size_t f = 0; f + 1 < fields->elements; f += 2) {
@@ -223,7 +251,7 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
         }
       }
       received += static_cast<int64_t>(entries->elements);
-      Append(context, ack);
+      redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data());
       ++acks;
     }
     for (size_t i = 0; i < acks; ++i) {
@@ -240,41 +268,39 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
 
 // ---- The SDK --------------------------------------------------------------------------------
 
-// A counter a thread can wait on; remembers when the last count came.
+// A counter a thread can wait on; remembers when the last count came. Counting is lock-free
+// (handlers and callbacks run on several threads at once): the harness must cost next to
+// nothing, or it would be charged to the SDK.
 class Progress {
  public:
   explicit Progress(int64_t target) : target_(target) {}
   void Add(bool ok) {
-    const auto now = Clock::now();
-    std::lock_guard lock(mutex_);
-    if (!ok) ++failed_;
-    last_ = now;
-    if (++done_ >= target_) reached_.notify_all();
+    last_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if (!ok) failed_.fetch_add(1, std::memory_order_relaxed);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == target_) {
+      std::lock_guard lock(mutex_);
+      reached_.notify_all();
+    }
   }
   bool Wait() {
     std::unique_lock lock(mutex_);
-    return reached_.wait_for(lock, kGiveUp, [this] { return done_ >= target_; });
+    return reached_.wait_for(lock, kGiveUp, [this] { return done() >= target_; });
   }
-  int64_t done() const {
-    std::lock_guard lock(mutex_);
-    return done_;
-  }
-  int64_t failed() const {
-    std::lock_guard lock(mutex_);
-    return failed_;
-  }
+  int64_t done() const { return done_.load(std::memory_order_acquire); }
+  int64_t failed() const { return failed_.load(std::memory_order_acquire); }
   Clock::time_point last() const {
-    std::lock_guard lock(mutex_);
-    return last_;
+    return Clock::time_point(Clock::duration(last_.load(std::memory_order_acquire)));
   }
 
  private:
   const int64_t target_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable reached_;
-  int64_t done_ = 0;
-  int64_t failed_ = 0;
-  Clock::time_point last_;
+  std::atomic<int64_t> done_{0};
+  std::atomic<int64_t> failed_{0};
+  // Several threads count at once: the latest store may not be the latest time by a few
+  // nanoseconds, which is far below what the figures resolve.
+  std::atomic<Clock::rep> last_{0};
 };
 
 msgsdk::Result<double> SdkSend(msgsdk::Client& client, const std::string& topic,
@@ -308,11 +334,14 @@ msgsdk::Result<double> SdkReceive(msgsdk::Client& client, const std::string& top
   std::atomic<uint64_t> body_bytes{0};
   const auto start = Clock::now();
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Subscription subscription,
-                          client.Subscribe(topic, group, [&](const msgsdk::Message& message) {
-                            body_bytes.fetch_add(message.body.size(), std::memory_order_relaxed);
-                            progress.Add(true);
-                            return msgsdk::ConsumeResult::kSuccess;
-                          }));
+                          client.Subscribe(topic, group,
+                                           [&](const msgsdk::Message& message) {
+                                             body_bytes.fetch_add(message.body.size(),
+                                                                  std::memory_order_relaxed);
+                                             progress.Add(true);
+                                             return msgsdk::ConsumeResult::kSuccess;
+                                           },
+                                           {.consumer_threads = flags.consumer_threads}));
   const bool all = progress.Wait();
   const Clock::time_point last = progress.last();
   MSGSDK_RETURN_IF_ERROR(subscription.Close());
@@ -345,9 +374,81 @@ std::string RoutingYaml(const std::string& endpoint, const Flags& flags) {
   return yaml;
 }
 
-struct Figures {
-  std::vector<double> raw_send, sdk_send, raw_receive, sdk_receive;
+// What one case cost: its rate, and per message the CPU time of this process (every thread)
+// and of redis-server, and this process's context switches (each one a thread that went to
+// sleep or was preempted). CPU per message barely moves with the machine's load where the
+// rates do, and it says where the time goes.
+struct Cost {
+  double rate = 0;
+  double client_us = 0;
+  double server_us = 0;
+  double switches = 0;
 };
+
+struct Usage {
+  double client_s = 0;
+  double server_s = 0;
+  int64_t switches = 0;
+};
+
+double ToSeconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+// utime + stime of a process from /proc/<pid>/stat (0 if unreadable).
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  uint64_t ticks = 0;
+  // Fields 3.. follow; utime and stime are fields 14 and 15.
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n >= 14) ticks += std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+Usage Sample(pid_t server) {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  return {.client_s = ToSeconds(self.ru_utime) + ToSeconds(self.ru_stime),
+          .server_s = ProcessCpuSeconds(server),
+          .switches = self.ru_nvcsw + self.ru_nivcsw};
+}
+
+template <typename Case>
+msgsdk::Result<Cost> Measure(pid_t server, int64_t messages, Case run) {
+  const Usage before = Sample(server);
+  MSGSDK_ASSIGN_OR_RETURN(double rate, run());
+  const Usage after = Sample(server);
+  const auto n = static_cast<double>(messages);
+  return Cost{.rate = rate,
+              .client_us = (after.client_s - before.client_s) * 1e6 / n,
+              .server_us = (after.server_s - before.server_s) * 1e6 / n,
+              .switches = static_cast<double>(after.switches - before.switches) / n};
+}
+
+struct Figures {
+  std::vector<Cost> raw_send, sdk_send, raw_receive, sdk_receive;
+};
+
+Cost Median(const std::vector<Cost>& costs) {
+  std::vector<double> rate, client, server, switches;
+  for (const Cost& cost : costs) {
+    rate.push_back(cost.rate);
+    client.push_back(cost.client_us);
+    server.push_back(cost.server_us);
+    switches.push_back(cost.switches);
+  }
+  return {.rate = Median(rate),
+          .client_us = Median(client),
+          .server_us = Median(server),
+          .switches = Median(switches)};
+}
 
 // Deletes the streams of one repeat, so the server's memory stays flat across repeats.
 msgsdk::Status DropStreams(redisContext* context, const std::vector<std::string>& keys) {
@@ -356,17 +457,23 @@ msgsdk::Status DropStreams(redisContext* context, const std::vector<std::string>
   return Command(context, unlink).status();
 }
 
-msgsdk::Status RunOnce(redisContext* context, msgsdk::Client& client, int partitions, int round,
-                       const Flags& flags, Figures& figures) {
+msgsdk::Status RunOnce(redisContext* context, msgsdk::Client& client, pid_t server, int partitions,
+                       int round, const Flags& flags, Figures& figures) {
   const std::string name = "p" + std::to_string(partitions) + "-bench-" + std::to_string(round);
   const std::vector<std::string> raw_streams = StreamNames("bench-raw:" + name, partitions);
   // The backend's keys for this topic (default key_prefix "msgsdk").
   const std::vector<std::string> sdk_streams = StreamNames("msgsdk:" + name, partitions);
+  const int64_t n = flags.messages;
 
-  MSGSDK_ASSIGN_OR_RETURN(double raw_send, RawSend(context, raw_streams, flags));
-  MSGSDK_ASSIGN_OR_RETURN(double sdk_send, SdkSend(client, name, flags));
-  MSGSDK_ASSIGN_OR_RETURN(double raw_receive, RawReceive(context, raw_streams, "raw", flags));
-  MSGSDK_ASSIGN_OR_RETURN(double sdk_receive, SdkReceive(client, name, "sdk", flags));
+  MSGSDK_ASSIGN_OR_RETURN(Cost raw_send,
+                          Measure(server, n, [&] { return RawSend(context, raw_streams, flags); }));
+  MSGSDK_ASSIGN_OR_RETURN(Cost sdk_send,
+                          Measure(server, n, [&] { return SdkSend(client, name, flags); }));
+  MSGSDK_ASSIGN_OR_RETURN(Cost raw_receive, Measure(server, n, [&] {
+                            return RawReceive(context, raw_streams, "raw", flags);
+                          }));
+  MSGSDK_ASSIGN_OR_RETURN(
+      Cost sdk_receive, Measure(server, n, [&] { return SdkReceive(client, name, "sdk", flags); }));
   figures.raw_send.push_back(raw_send);
   figures.sdk_send.push_back(sdk_send);
   figures.raw_receive.push_back(raw_receive);
@@ -374,7 +481,7 @@ msgsdk::Status RunOnce(redisContext* context, msgsdk::Client& client, int partit
   std::fprintf(stderr,
                "partitions %d, repeat %d: send raw %.0f sdk %.0f, receive raw %.0f sdk %.0f "
                "(load %s)\n",
-               partitions, round, raw_send, sdk_send, raw_receive, sdk_receive,
+               partitions, round, raw_send.rate, sdk_send.rate, raw_receive.rate, sdk_receive.rate,
                LoadAverage().c_str());
   std::vector<std::string> keys = raw_streams;
   keys.insert(keys.end(), sdk_streams.begin(), sdk_streams.end());
@@ -412,8 +519,8 @@ int Run(const Flags& flags) {
   std::vector<Figures> figures(flags.partitions.size());
   for (int round = 0; round < flags.repeat; ++round) {
     for (size_t i = 0; i < flags.partitions.size(); ++i) {
-      const msgsdk::Status status =
-          RunOnce(context->get(), *client, flags.partitions[i], round, flags, figures[i]);
+      const msgsdk::Status status = RunOnce(context->get(), *client, (*server)->pid(),
+                                            flags.partitions[i], round, flags, figures[i]);
       if (!status.ok()) {
         std::fprintf(stderr, "%s\n", status.ToString().c_str());
         client->Close().IgnoreError();
@@ -433,21 +540,42 @@ int Run(const Flags& flags) {
   std::printf("  %-28s %10s %12s %12s %8s %7s\n", "case", "partitions", "raw msgs/s", "sdk msgs/s",
               "sdk/raw", "target");
   std::printf("  %s\n", std::string(82, '-').c_str());
-  for (size_t i = 0; i < flags.partitions.size(); ++i) {
-    const double raw = Median(figures[i].raw_send);
-    const double sdk = Median(figures[i].sdk_send);
-    std::printf("  %-28s %10d %12s %12s %8s %7.2f\n", "send: XADD vs SendAsync",
-                flags.partitions[i], WithSeparators(static_cast<uint64_t>(raw)).c_str(),
+  const auto rates = [&](const char* label, const std::vector<Cost>& raw_costs,
+                         const std::vector<Cost>& sdk_costs, int partitions) {
+    const double raw = Median(raw_costs).rate;
+    const double sdk = Median(sdk_costs).rate;
+    std::printf("  %-28s %10d %12s %12s %8s %7.2f\n", label, partitions,
+                WithSeparators(static_cast<uint64_t>(raw)).c_str(),
                 WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(),
                 kTargetRatio);
+  };
+  for (size_t i = 0; i < flags.partitions.size(); ++i) {
+    rates("send: XADD vs SendAsync", figures[i].raw_send, figures[i].sdk_send, flags.partitions[i]);
   }
   for (size_t i = 0; i < flags.partitions.size(); ++i) {
-    const double raw = Median(figures[i].raw_receive);
-    const double sdk = Median(figures[i].sdk_receive);
-    std::printf("  %-28s %10d %12s %12s %8s %7.2f\n", "receive: XREADGROUP vs SDK",
-                flags.partitions[i], WithSeparators(static_cast<uint64_t>(raw)).c_str(),
-                WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(),
-                kTargetRatio);
+    rates("receive: XREADGROUP vs SDK", figures[i].raw_receive, figures[i].sdk_receive,
+          flags.partitions[i]);
+  }
+
+  std::printf(
+      "\n  CPU microseconds per message (client: this process, every thread; server: "
+      "redis-server)\n  and context switches of this process per message, medians\n\n");
+  std::printf("  %-10s %10s %11s %11s %11s %11s %8s %8s\n", "case", "partitions", "raw client",
+              "raw server", "sdk client", "sdk server", "raw cs", "sdk cs");
+  std::printf("  %s\n", std::string(88, '-').c_str());
+  const auto costs = [&](const char* label, const std::vector<Cost>& raw_costs,
+                         const std::vector<Cost>& sdk_costs, int partitions) {
+    const Cost raw = Median(raw_costs);
+    const Cost sdk = Median(sdk_costs);
+    std::printf("  %-10s %10d %11.2f %11.2f %11.2f %11.2f %8.3f %8.3f\n", label, partitions,
+                raw.client_us, raw.server_us, sdk.client_us, sdk.server_us, raw.switches,
+                sdk.switches);
+  };
+  for (size_t i = 0; i < flags.partitions.size(); ++i) {
+    costs("send", figures[i].raw_send, figures[i].sdk_send, flags.partitions[i]);
+  }
+  for (size_t i = 0; i < flags.partitions.size(); ++i) {
+    costs("receive", figures[i].raw_receive, figures[i].sdk_receive, flags.partitions[i]);
   }
   return 0;
 }
@@ -469,6 +597,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--window", flags.window, "SDK sends in flight at most")
       ->check(CLI::PositiveNumber);
+  app.add_option("--consumer-threads", flags.consumer_threads,
+                 "Handler threads of the SDK subscription (0: the SDK's default)")
+      ->check(CLI::Range(0, 64));
   app.add_option("--repeat", flags.repeat, "Repetitions; the table shows medians")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);

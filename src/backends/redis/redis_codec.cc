@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 namespace msgsdk::redis {
@@ -11,12 +12,30 @@ namespace {
 constexpr uint64_t kMaxSeq = (uint64_t{1} << kSeqBits) - 1;
 constexpr uint64_t kMaxMs = (uint64_t{1} << (63 - kSeqBits)) - 1;
 
-std::optional<uint64_t> ParseU64(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
+// Decimal digits from `at` up to `end` or the first non-digit; false without a digit or on
+// overflow. Hand-written: entry ids are parsed two or three times per message.
+bool ParseDigits(const char*& at, const char* end, uint64_t& value) {
+  const char* const start = at;
+  // 19 digits never overflow a uint64_t: check only beyond.
+  const char* const safe_end = end - start > 19 ? start + 19 : end;
+  uint64_t result = 0;
+  for (; at != safe_end; ++at) {
+    const auto digit = static_cast<unsigned char>(*at - '0');
+    if (digit > 9) break;
+    result = result * 10 + digit;
+  }
+  if (at == safe_end) {
+    for (; at != end; ++at) {
+      const auto digit = static_cast<unsigned char>(*at - '0');
+      if (digit > 9) break;
+      if (__builtin_mul_overflow(result, 10, &result) ||
+          __builtin_add_overflow(result, digit, &result)) {
+        return false;
+      }
+    }
+  }
+  value = result;
+  return at != start;
 }
 
 std::optional<int64_t> ParseI64(std::string_view text) {
@@ -27,29 +46,99 @@ std::optional<int64_t> ParseI64(std::string_view text) {
   return value;
 }
 
-void AppendBulk(std::string& out, std::string_view arg) {
-  out += '$';
-  out += std::to_string(arg.size());
-  out += "\r\n";
-  out.append(arg.data(), arg.size());
-  out += "\r\n";
+// Enough for any uint64_t in decimal.
+constexpr size_t kMaxDecimal = 20;
+
+size_t DecimalLength(uint64_t value) {
+  // Lengths of arguments are mostly below 1,000.
+  if (value < 10) return 1;
+  if (value < 100) return 2;
+  if (value < 1000) return 3;
+  size_t digits = 4;
+  for (value /= 10000; value > 0; value /= 10) ++digits;
+  return digits;
+}
+
+void AppendDecimal(std::string& out, uint64_t value) {
+  char digits[kMaxDecimal];
+  const char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
+// "<prefix><decimal>\r\n", the header of an array or of a bulk string.
+void AppendHeader(std::string& out, char prefix, uint64_t value) {
+  char header[kMaxDecimal + 3];
+  header[0] = prefix;
+  char* end = std::to_chars(header + 1, header + 1 + kMaxDecimal, value).ptr;
+  end[0] = '\r';
+  end[1] = '\n';
+  out.append(header, static_cast<size_t>(end + 2 - header));
+}
+
+// Bytes of a bulk string of `length` bytes in RESP.
+size_t BulkSize(size_t length) { return 1 + DecimalLength(length) + 2 + length + 2; }
+
+// "<prefix><value>\r\n" at `at`; returns where it ends.
+char* PutHeader(char* at, char prefix, uint64_t value) {
+  *at++ = prefix;
+  at = std::to_chars(at, at + kMaxDecimal, value).ptr;
+  *at++ = '\r';
+  *at++ = '\n';
+  return at;
+}
+
+char* PutBytes(char* at, std::string_view bytes) {
+  if (!bytes.empty()) std::memcpy(at, bytes.data(), bytes.size());
+  return at + bytes.size();
+}
+
+// "$<length>\r\n<first><second>\r\n": one bulk string made of two pieces.
+char* PutBulk(char* at, std::string_view first, std::string_view second = {}) {
+  at = PutHeader(at, '$', first.size() + second.size());
+  at = PutBytes(at, first);
+  at = PutBytes(at, second);
+  *at++ = '\r';
+  *at++ = '\n';
+  return at;
 }
 
 }  // namespace
 
-std::string EntryId::ToString() const { return std::to_string(ms) + "-" + std::to_string(seq); }
+void AppendArrayHeader(std::string& out, size_t count) { AppendHeader(out, '*', count); }
+
+void AppendBulk(std::string& out, std::string_view arg) {
+  AppendHeader(out, '$', arg.size());
+  out.append(arg.data(), arg.size());
+  out.append("\r\n", 2);
+}
+
+void AppendBulk(std::string& out, const EntryId& id) {
+  char text[2 * kMaxDecimal + 1];
+  char* end = std::to_chars(text, text + kMaxDecimal, id.ms).ptr;
+  *end++ = '-';
+  end = std::to_chars(end, end + kMaxDecimal, id.seq).ptr;
+  AppendBulk(out, std::string_view(text, static_cast<size_t>(end - text)));
+}
+
+std::string EntryId::ToString() const {
+  std::string text;
+  text.reserve(2 * kMaxDecimal + 1);
+  AppendDecimal(text, ms);
+  text += '-';
+  AppendDecimal(text, seq);
+  return text;
+}
 
 std::optional<EntryId> ParseEntryId(std::string_view text) {
-  const size_t dash = text.find('-');
-  if (dash == std::string_view::npos) {
-    const auto ms = ParseU64(text);
-    if (!ms) return std::nullopt;
-    return EntryId{*ms, 0};
-  }
-  const auto ms = ParseU64(text.substr(0, dash));
-  const auto seq = ParseU64(text.substr(dash + 1));
-  if (!ms || !seq) return std::nullopt;
-  return EntryId{*ms, *seq};
+  const char* at = text.data();
+  const char* const end = at + text.size();
+  EntryId id;
+  if (!ParseDigits(at, end, id.ms)) return std::nullopt;
+  if (at == end) return id;
+  if (*at != '-') return std::nullopt;
+  ++at;
+  if (!ParseDigits(at, end, id.seq) || at != end) return std::nullopt;
+  return id;
 }
 
 int64_t EntryIdToOffset(const EntryId& id) {
@@ -93,60 +182,88 @@ std::string RedisGroupName(std::string_view group, bool broadcast, std::string_v
 }
 
 void AppendCommand(std::string& out, const std::vector<std::string_view>& args) {
-  out += '*';
-  out += std::to_string(args.size());
-  out += "\r\n";
+  AppendArrayHeader(out, args.size());
+  for (const std::string_view arg : args) AppendBulk(out, arg);
+}
+
+void AppendCommand(std::string& out, std::initializer_list<std::string_view> args) {
+  AppendArrayHeader(out, args.size());
   for (const std::string_view arg : args) AppendBulk(out, arg);
 }
 
 std::string EncodeXadd(std::string_view stream, int64_t maxlen, const Message& message) {
-  const std::string born = std::to_string(ToUnixMillis(message.born_at));
-  const std::string maxlen_text = std::to_string(maxlen);
-  std::vector<std::string_view> args;
-  args.reserve(12 + 2 * message.properties.size());
-  args.emplace_back("XADD");
-  args.emplace_back(stream);
+  char born[kMaxDecimal + 1];
+  const int64_t born_ms = ToUnixMillis(message.born_at);
+  const std::string_view born_text(
+      born, static_cast<size_t>(std::to_chars(born, born + sizeof(born), born_ms).ptr - born));
+  char limit[kMaxDecimal + 1];
+  const std::string_view limit_text(
+      limit, static_cast<size_t>(std::to_chars(limit, limit + sizeof(limit), maxlen).ptr - limit));
+
+  size_t args = 2 + 1 + 2 + 2 + 2;  // XADD stream * id <id> born <ms> body <body>
+  size_t size = BulkSize(4) + BulkSize(stream.size()) + BulkSize(1) + BulkSize(kFieldId.size()) +
+                BulkSize(message.message_id.size()) + BulkSize(kFieldBorn.size()) +
+                BulkSize(born_text.size()) + BulkSize(kFieldBody.size()) +
+                BulkSize(message.body.size());
   if (maxlen > 0) {
-    args.emplace_back("MAXLEN");
-    args.emplace_back("~");
-    args.emplace_back(maxlen_text);
+    args += 3;
+    size += BulkSize(6) + BulkSize(1) + BulkSize(limit_text.size());
   }
-  args.emplace_back("*");
-  args.emplace_back(kFieldId);
-  args.emplace_back(message.message_id);
   if (!message.key.empty()) {
-    args.emplace_back(kFieldKey);
-    args.emplace_back(message.key);
+    args += 2;
+    size += BulkSize(kFieldKey.size()) + BulkSize(message.key.size());
   }
   if (!message.tag.empty()) {
-    args.emplace_back(kFieldTag);
-    args.emplace_back(message.tag);
+    args += 2;
+    size += BulkSize(kFieldTag.size()) + BulkSize(message.tag.size());
   }
-  args.emplace_back(kFieldBorn);
-  args.emplace_back(born);
-  std::vector<std::string> property_names;
-  property_names.reserve(message.properties.size());
   for (const auto& [name, value] : message.properties) {
-    property_names.push_back(std::string(kPropertyPrefix) + name);
+    args += 2;
+    size += BulkSize(kPropertyPrefix.size() + name.size()) + BulkSize(value.size());
   }
-  size_t i = 0;
-  for (const auto& [name, value] : message.properties) {
-    args.emplace_back(property_names[i++]);
-    args.emplace_back(value);
-  }
-  args.emplace_back(kFieldBody);
-  args.emplace_back(message.body);
+  size += 1 + DecimalLength(args) + 2;
 
-  std::string out;
-  size_t size = 16;
-  for (const std::string_view arg : args) size += arg.size() + 16;
-  out.reserve(size);
-  AppendCommand(out, args);
+  // Sized exactly, then written in place: a send allocates its command once, and nothing
+  // else, and no piece checks the capacity.
+  std::string out(size, '\0');
+  char* at = PutHeader(out.data(), '*', args);
+  at = PutBulk(at, "XADD");
+  at = PutBulk(at, stream);
+  if (maxlen > 0) {
+    at = PutBulk(at, "MAXLEN");
+    at = PutBulk(at, "~");
+    at = PutBulk(at, limit_text);
+  }
+  at = PutBulk(at, "*");
+  at = PutBulk(at, kFieldId);
+  at = PutBulk(at, message.message_id);
+  if (!message.key.empty()) {
+    at = PutBulk(at, kFieldKey);
+    at = PutBulk(at, message.key);
+  }
+  if (!message.tag.empty()) {
+    at = PutBulk(at, kFieldTag);
+    at = PutBulk(at, message.tag);
+  }
+  at = PutBulk(at, kFieldBorn);
+  at = PutBulk(at, born_text);
+  for (const auto& [name, value] : message.properties) {
+    at = PutBulk(at, kPropertyPrefix, name);
+    at = PutBulk(at, value);
+  }
+  at = PutBulk(at, kFieldBody);
+  at = PutBulk(at, message.body);
   return out;
 }
 
 Message DecodeEntry(std::string_view stream, const EntryId& id, const FieldList& fields) {
   Message message;
+  DecodeEntryInto(stream, id, fields, message);
+  return message;
+}
+
+void DecodeEntryInto(std::string_view stream, const EntryId& id, const FieldList& fields,
+                     Message& message) {
   message.stored_at = FromUnixMillis(
       static_cast<int64_t>(std::min<uint64_t>(id.ms, std::numeric_limits<int64_t>::max())));
   bool have_born = false;
@@ -185,7 +302,6 @@ Message DecodeEntry(std::string_view stream, const EntryId& id, const FieldList&
   }
   if (message.message_id.empty()) message.message_id = SyntheticMessageId(stream, id);
   if (!have_born) message.born_at = message.stored_at;
-  return message;
 }
 
 std::string SyntheticMessageId(std::string_view stream, const EntryId& id) {

@@ -5,6 +5,7 @@
 // describes the same mapping for people reading the streams with other tools).
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,13 @@ std::string RedisGroupName(std::string_view group, bool broadcast, std::string_v
 
 // Appends one command in the Redis protocol (RESP array of bulk strings) to `out`.
 void AppendCommand(std::string& out, const std::vector<std::string_view>& args);
+void AppendCommand(std::string& out, std::initializer_list<std::string_view> args);
+
+// Pieces of a command, for commands built in place: the array header "*<count>\r\n", then
+// `count` bulk strings ("$<length>\r\n<bytes>\r\n"; an entry id is written as "<ms>-<seq>").
+void AppendArrayHeader(std::string& out, size_t count);
+void AppendBulk(std::string& out, std::string_view arg);
+void AppendBulk(std::string& out, const EntryId& id);
 
 // The XADD command (RESP) storing `message` in `stream`, trimmed with MAXLEN ~ `maxlen`
 // when maxlen > 0. Fields: id, key (if set), tag (if set), born (ms since the epoch),
@@ -78,6 +86,9 @@ using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;
 // from the stream and entry id, a missing born the entry's time, and every field the SDK
 // does not know becomes a property of that name.
 Message DecodeEntry(std::string_view stream, const EntryId& id, const FieldList& fields);
+// The same into `message`, which must be default-constructed (or reset to that state).
+void DecodeEntryInto(std::string_view stream, const EntryId& id, const FieldList& fields,
+                     Message& message);
 
 // The message id given to entries that have no "id" field: 32 hex characters, time-ordered
 // like the SDK's ids: 12 of the entry's ms, 4 of its seq (low 16 bits), 16 of

@@ -4,8 +4,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <new>
 
 #include <hiredis/hiredis.h>
 
@@ -21,10 +25,112 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
+// ---- hiredis reply objects in a ReplyArena ----
+// The same objects hiredis makes by default (redisReply, strings NUL-terminated), allocated
+// from the arena that the reader's privdata points to.
+
+constexpr size_t kArenaBlock = size_t{64} * 1024;
+// What a rewound arena keeps for the next replies; blocks beyond are freed.
+constexpr size_t kArenaKeep = size_t{1024} * 1024;
+
+ReplyArena* ArenaOf(const redisReadTask* task) {
+  // The root task of a reply carries the reader's privdata (not every hiredis release copies
+  // it into the tasks of nested elements).
+  while (task->parent != nullptr) task = task->parent;
+  return static_cast<ReplyArena*>(task->privdata);
+}
+
+// A reply object with `extra` bytes right after it (a string's bytes, an array's elements;
+// `*tail` points to them), linked into its parent: one arena allocation per element.
+redisReply* NewReply(const redisReadTask* task, int type, size_t extra, char** tail) {
+  constexpr size_t kHead = (sizeof(redisReply) + 7) & ~size_t{7};
+  char* memory = static_cast<char*>(ArenaOf(task)->Allocate(kHead + extra));
+  if (memory == nullptr) return nullptr;
+  auto* reply = new (memory) redisReply{};
+  reply->type = type;
+  if (tail != nullptr) *tail = memory + kHead;
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<redisReply*>(task->parent->obj);
+    parent->element[task->idx] = reply;
+  }
+  return reply;
+}
+
+void* CreateString(const redisReadTask* task, char* str, size_t len) {
+  char* bytes = nullptr;
+  redisReply* reply = NewReply(task, task->type, len + 1, &bytes);
+  if (reply == nullptr) return nullptr;
+  std::memcpy(bytes, str, len);
+  bytes[len] = '\0';
+  reply->str = bytes;
+  reply->len = len;
+  return reply;
+}
+
+void* CreateArray(const redisReadTask* task, int elements) {
+  const size_t count = elements > 0 ? static_cast<size_t>(elements) : 0;
+  char* array = nullptr;
+  redisReply* reply = NewReply(task, REDIS_REPLY_ARRAY, count * sizeof(redisReply*), &array);
+  if (reply == nullptr) return nullptr;
+  reply->elements = count;
+  if (count > 0) {
+    std::memset(array, 0, count * sizeof(redisReply*));
+    reply->element = reinterpret_cast<redisReply**>(array);
+  }
+  return reply;
+}
+
+void* CreateInteger(const redisReadTask* task, long long value) {  // NOLINT(google-runtime-int)
+  redisReply* reply = NewReply(task, REDIS_REPLY_INTEGER, 0, nullptr);
+  if (reply != nullptr) reply->integer = value;
+  return reply;
+}
+
+void* CreateNil(const redisReadTask* task) { return NewReply(task, REDIS_REPLY_NIL, 0, nullptr); }
+
+// The arena owns everything: partial replies left by a failed read go with the next rewind.
+void FreeObject(void* /*reply*/) {}
+
+redisReplyObjectFunctions arena_reply_functions = {CreateString, CreateArray, CreateInteger,
+                                                   CreateNil, FreeObject};
+
 }  // namespace
 
+void ReplyArena::FreeDeleter::operator()(char* block) const { std::free(block); }
+
+void* ReplyArena::AllocateSlow(size_t size) {
+  for (; current_ < blocks_.size(); ++current_, used_ = 0) {
+    Block& block = blocks_[current_];
+    if (block.size - used_ >= size) {
+      char* at = block.data.get() + used_;
+      used_ += size;
+      return at;
+    }
+  }
+  const size_t block_size = std::max(size, kArenaBlock);
+  // malloc: nothing may throw through hiredis's C frames.
+  char* data = static_cast<char*>(std::malloc(block_size));
+  if (data == nullptr) return nullptr;
+  blocks_.push_back(Block{std::unique_ptr<char, FreeDeleter>(data), block_size});
+  bytes_ += block_size;
+  current_ = blocks_.size() - 1;
+  used_ = size;
+  return data;
+}
+
+void ReplyArena::Rewind() {
+  current_ = 0;
+  used_ = 0;
+  // A huge reply's memory is not kept for the life of the connection (even when it took the
+  // first block): the next reply starts a new block.
+  while (bytes_ > kArenaKeep && !blocks_.empty()) {
+    bytes_ -= blocks_.back().size;
+    blocks_.pop_back();
+  }
+}
+
 void ReplyDeleter::operator()(redisReply* reply) const {
-  if (reply != nullptr) freeReplyObject(reply);
+  if (reply != nullptr && arena != nullptr) arena->Release();
 }
 
 ConnectionSettings SettingsFromOptions(const RedisOptions& options, std::string client_name) {
@@ -63,6 +169,7 @@ Status Connection::MapError(const RawRedisError& error, std::string_view command
 }
 
 void Connection::Disconnect() {
+  output_.clear();
   if (context_ == nullptr) return;
   {
     std::lock_guard<std::mutex> lock(fd_mu_);
@@ -128,6 +235,8 @@ Status Connection::ConnectTo(size_t index) {
   }
   context_ = context;
   if (context_->err != 0) return ContextFailure("CONNECT", {});
+  context_->reader->fn = &arena_reply_functions;
+  context_->reader->privdata = &arena_;
   {
     std::lock_guard<std::mutex> lock(fd_mu_);
     fd_ = context_->fd;
@@ -191,9 +300,7 @@ Status Connection::ConnectTo(size_t index) {
 Result<ReplyPtr> Connection::Command(const std::vector<std::string_view>& args,
                                      std::string_view key) {
   MSGSDK_RETURN_IF_ERROR(EnsureConnected());
-  std::string encoded;
-  AppendCommand(encoded, args);
-  MSGSDK_RETURN_IF_ERROR(AppendEncoded(encoded));
+  AppendCommand(output_, args);
   return ReadReply(args.empty() ? std::string_view() : args[0], key);
 }
 
@@ -202,9 +309,38 @@ Status Connection::AppendEncoded(std::string_view command) {
     return UnavailableError("redis cluster '" + settings_.cluster + "': not connected to " +
                             endpoint());
   }
-  if (redisAppendFormattedCommand(context_, command.data(), command.size()) != REDIS_OK) {
-    return ContextFailure("APPEND", {});
+  output_.append(command);
+  return OkStatus();
+}
+
+Status Connection::Flush(std::string_view command, std::string_view key) {
+  if (context_ == nullptr) {
+    return UnavailableError("redis cluster '" + settings_.cluster + "': not connected to " +
+                            endpoint());
   }
+  // As few send(2) calls as the kernel allows.
+  size_t written = 0;
+  while (written < output_.size()) {
+    // MSG_NOSIGNAL: a peer that went away is an EPIPE here, never a SIGPIPE.
+    const ssize_t n =
+        ::send(context_->fd, output_.data() + written, output_.size() - written, MSG_NOSIGNAL);
+    if (n > 0) {
+      written += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    // What hiredis reports for a failed write (EAGAIN: the send timeout expired).
+    const int saved_errno = n < 0 ? errno : EPIPE;
+    char text[128];
+    RawRedisError error;
+    error.context_error = REDIS_ERR_IO;
+    error.sys_errno = saved_errno;
+    error.text = strerror_r(saved_errno, text, sizeof(text));
+    Status status = MapError(error, command, key);
+    Disconnect();
+    return status;
+  }
+  output_.clear();
   return OkStatus();
 }
 
@@ -213,13 +349,15 @@ Result<ReplyPtr> Connection::ReadReply(std::string_view command, std::string_vie
     return UnavailableError("redis cluster '" + settings_.cluster + "': not connected to " +
                             endpoint());
   }
+  if (!output_.empty()) MSGSDK_RETURN_IF_ERROR(Flush(command, key));
   void* raw = nullptr;
   errno = 0;
+  // A reply that comes with a failure is left in the arena (rewound with the next release).
   if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-    if (raw != nullptr) freeReplyObject(raw);
     return ContextFailure(command, key);
   }
-  ReplyPtr reply(static_cast<redisReply*>(raw));
+  arena_.Acquire();
+  ReplyPtr reply(static_cast<redisReply*>(raw), ReplyDeleter{&arena_});
   if (reply->type == REDIS_REPLY_ERROR) {
     RawRedisError error;
     error.text = std::string_view(reply->str, reply->len);
@@ -265,6 +403,8 @@ void BlockSigpipeInThisThread() {
   sigaddset(&sigpipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &sigpipe, nullptr);
 }
+
+void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 std::string_view ReplyString(const redisReply* reply) {
   if (reply == nullptr) return {};

@@ -1,6 +1,7 @@
 #include "backends/redis/redis_consumer.h"
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 #include <set>
 
@@ -149,6 +150,54 @@ std::string EntryIdOf(const redisReply* entry) {
 
 }  // namespace
 
+std::vector<HeldEntries::Slot>::iterator HeldEntries::Find(const EntryId& id) {
+  return std::lower_bound(slots_.begin(), slots_.end(), id,
+                          [](const Slot& slot, const EntryId& wanted) { return slot.id < wanted; });
+}
+
+bool HeldEntries::Insert(const EntryId& id) {
+  if (slots_.empty() || slots_.back().id < id) {
+    // The common case: new entries come in stream order.
+    slots_.push_back(Slot{id, true});
+    ++held_;
+    return true;
+  }
+  const auto it = Find(id);
+  if (it != slots_.end() && it->id == id) {
+    if (it->held) return false;
+    it->held = true;
+  } else {
+    slots_.insert(it, Slot{id, true});
+  }
+  ++held_;
+  return true;
+}
+
+bool HeldEntries::Erase(const EntryId& id) {
+  const auto it = Find(id);
+  if (it == slots_.end() || it->id != id || !it->held) return false;
+  it->held = false;
+  --held_;
+  // Dropped in bulk once most slots are free: amortised O(1) per entry, and an entry held
+  // for long (a handler retrying) cannot make the vector grow without bound.
+  constexpr size_t kSlack = 64;
+  if (slots_.size() > 2 * held_ + kSlack) {
+    std::erase_if(slots_, [](const Slot& slot) { return !slot.held; });
+  }
+  return true;
+}
+
+void HeldEntries::Clear() {
+  slots_.clear();
+  held_ = 0;
+}
+
+void HeldEntries::AppendTo(std::vector<EntryId>& out) const {
+  for (const Slot& slot : slots_) {
+    if (slot.held) out.push_back(slot.id);
+  }
+}
+
 Status CreateGroups(Connection& connection, const std::vector<std::string>& streams,
                     const std::string& group, std::string_view start_id) {
   MSGSDK_RETURN_IF_ERROR(connection.EnsureConnected());
@@ -223,7 +272,10 @@ RedisConsumer::RedisConsumer(std::shared_ptr<BackendState> state, core::Subscrip
           std::max<std::chrono::milliseconds>(options_.lease / 3, std::chrono::milliseconds(10))),
       reader_connection_(state_->Settings("reader:" + consumer_),
                          state_->options.block + std::chrono::milliseconds(100)),
-      worker_connection_(state_->Settings("acker:" + consumer_)) {
+      worker_connection_(state_->Settings("acker:" + consumer_)),
+      read_count_(std::to_string(options_.read_batch)),
+      reader_what_("reader of group '" + group_ + "' on topic '" + spec_.topic + "'"),
+      worker_what_("worker of group '" + group_ + "'") {
   const auto partitions = static_cast<size_t>(options_.partitions);
   streams_.reserve(partitions);
   for (size_t p = 0; p < partitions; ++p) {
@@ -248,10 +300,7 @@ RedisConsumer::~RedisConsumer() {
   Close(Clock::now() + options_.command_timeout).IgnoreError();
 }
 
-bool RedisConsumer::stopping() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stopping_;
-}
+bool RedisConsumer::stopping() { return stopping_.load(std::memory_order_acquire); }
 
 std::vector<int32_t> RedisConsumer::owned_partitions() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -266,7 +315,7 @@ void RedisConsumer::SetOwned(size_t partition, bool owned) {
   reading_[partition] = owned;
   std::lock_guard<std::mutex> lock(mu_);
   owned_[partition] = owned;
-  if (!owned) held_[partition].clear();
+  if (!owned) held_[partition].Clear();
 }
 
 bool RedisConsumer::WaitCapacity() {
@@ -277,7 +326,7 @@ bool RedisConsumer::WaitCapacity() {
     if (Clock::now() < deadline) {
       // Refused before its deadline: the subscription is closing; wait for our own Close.
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_until(lock, deadline, [&] { return stopping_; });
+      cv_.wait_until(lock, deadline, [&] { return stopping_.load(); });
     }
   }
   return false;
@@ -294,6 +343,7 @@ int32_t RedisConsumer::PartitionOf(std::string_view stream) const {
 
 void RedisConsumer::ReaderLoop() {
   BlockSigpipeInThisThread();
+  NameThisThread("redis-reader");
   Backoff backoff;
   bool recover = true;
   auto next_claim = Clock::now();
@@ -305,7 +355,20 @@ void RedisConsumer::ReaderLoop() {
 
   while (!stopping()) {
     Status status;
-    if (!reader_connection_.connected()) {
+    if (read_ahead_) {
+      // Every other command of this connection waits until the read asked for ahead of time
+      // has been answered and delivered (its reply comes first).
+      const auto now = Clock::now();
+      const bool other_work =
+          recover || now >= next_gc || now >= next_claim || (exclusive_ && now >= next_rebalance);
+      if (!reader_connection_.connected()) {
+        read_ahead_ = false;
+      } else if (other_work) {
+        status = ReadNew(options_.block, /*read_ahead=*/false);
+      }
+    }
+    if (status.ok() && !reader_connection_.connected()) {
+      read_ahead_ = false;
       status = reader_connection_.EnsureConnected();
       // Whatever this consumer read just before a connection was lost may be pending
       // without having reached the core: read its own pending entries again.
@@ -335,7 +398,7 @@ void RedisConsumer::ReaderLoop() {
         // No stream to read (exclusive streams, all held by other members): wait for the
         // next rebalance.
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_until(lock, wake, [&] { return stopping_; });
+        cv_.wait_until(lock, wake, [&] { return stopping_.load(); });
         continue;
       }
       if (!WaitCapacity()) break;
@@ -343,10 +406,10 @@ void RedisConsumer::ReaderLoop() {
           std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
       // BLOCK 0 would mean "forever": always at least 1 ms.
       const auto block = std::clamp(until_wake, std::chrono::milliseconds(1), options_.block);
-      status = ReadNew(block);
+      status = ReadNew(block, /*read_ahead=*/true);
     }
     if (status.ok()) {
-      reader_log_.Success("reader of group '" + group_ + "' on topic '" + spec_.topic + "'");
+      reader_log_.Success(reader_what_);
       backoff.Reset();
       continue;
     }
@@ -366,7 +429,7 @@ void RedisConsumer::ReaderLoop() {
     reader_log_.Failure("reader of group '" + group_ + "' on topic '" + spec_.topic +
                         "': " + status.ToString());
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, backoff.Next(), [&] { return stopping_; });
+    cv_.wait_for(lock, backoff.Next(), [&] { return stopping_.load(); });
   }
 }
 
@@ -394,8 +457,8 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
   const std::string& stream = streams_[static_cast<size_t>(partition)];
   std::vector<core::Delivery> batch;
   batch.reserve(entries->elements);
-  std::vector<std::string> gone;
-  FieldList fields;
+  entry_ids_.clear();
+  std::vector<EntryId> gone;
   for (size_t i = 0; i < entries->elements; ++i) {
     const redisReply* entry = entries->element[i];
     if (!IsArray(entry) || entry->elements < 2) continue;
@@ -405,15 +468,15 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
     const redisReply* values = entry->element[1];
     if (!IsArray(values)) {
       // A pending entry whose data was trimmed away (MAXLEN) or deleted: nothing to deliver.
-      gone.emplace_back(id_text);
+      gone.push_back(*id);
       continue;
     }
-    fields.clear();
+    fields_.clear();
     for (size_t f = 0; f + 1 < values->elements; f += 2) {
-      fields.emplace_back(ReplyString(values->element[f]), ReplyString(values->element[f + 1]));
+      fields_.emplace_back(ReplyString(values->element[f]), ReplyString(values->element[f + 1]));
     }
-    core::Delivery delivery;
-    delivery.message = DecodeEntry(stream, *id, fields);
+    core::Delivery& delivery = batch.emplace_back();
+    DecodeEntryInto(stream, *id, fields_, delivery.message);
     delivery.message.topic = spec_.topic;
     delivery.message.partition = partition;
     delivery.message.offset = EntryIdToOffset(*id);
@@ -424,15 +487,21 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
         delivery.message.delivery_attempt = static_cast<int>(it->second - 1);
       }
     }
-    delivery.receipt = std::string(id_text);
-    batch.push_back(std::move(delivery));
+    delivery.receipt.assign(id_text.data(), id_text.size());
+    entry_ids_.push_back(*id);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& held = held_[static_cast<size_t>(partition)];
+    HeldEntries& held = held_[static_cast<size_t>(partition)];
     // Entries the core already holds (re-read or re-claimed) must not reach it twice.
-    std::erase_if(batch, [&](const core::Delivery& d) { return !held.insert(d.receipt).second; });
-    for (std::string& id : gone) acks_.emplace_back(partition, std::move(id));
+    size_t kept = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!held.Insert(entry_ids_[i])) continue;
+      if (kept != i) batch[kept] = std::move(batch[i]);
+      ++kept;
+    }
+    batch.resize(kept);
+    for (const EntryId& id : gone) acks_.emplace_back(partition, id);
   }
   if (!gone.empty()) {
     state_->trimmed_pending.fetch_add(static_cast<int64_t>(gone.size()));
@@ -454,7 +523,7 @@ Status RedisConsumer::RecoverOwnPending() {
   std::vector<std::string> cursor(partitions, "0");
   std::vector<bool> done(partitions, false);
   for (size_t p = 0; p < partitions; ++p) done[p] = !reading_[p];
-  const std::string count = std::to_string(options_.read_batch);
+  const std::string& count = read_count_;
   while (!stopping()) {
     std::vector<size_t> open;
     for (size_t p = 0; p < partitions; ++p) {
@@ -588,28 +657,54 @@ Status RedisConsumer::CollectDeadConsumers() {
   return OkStatus();
 }
 
-Status RedisConsumer::ReadNew(std::chrono::milliseconds block) {
-  const std::string count = std::to_string(options_.read_batch);
-  const std::string block_ms = std::to_string(block.count());
-  std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,   consumer_, "COUNT",
-                                        count,        "BLOCK", block_ms, "STREAMS"};
+Status RedisConsumer::SendRead(std::chrono::milliseconds block) {
+  char block_ms[24];
+  const std::string_view block_text(
+      block_ms,
+      static_cast<size_t>(std::to_chars(block_ms, block_ms + sizeof(block_ms), block.count()).ptr -
+                          block_ms));
+  std::vector<std::string_view> args = {"XREADGROUP", "GROUP", group_,     consumer_, "COUNT",
+                                        read_count_,  "BLOCK", block_text, "STREAMS"};
   size_t streams = 0;
-  std::string_view only;
+  read_key_ = {};
   for (size_t p = 0; p < streams_.size(); ++p) {
     if (!reading_[p]) continue;
     args.emplace_back(streams_[p]);
-    only = streams_[p];
+    read_key_ = streams_[p];
     ++streams;
   }
+  if (streams != 1) read_key_ = {};
   for (size_t i = 0; i < streams; ++i) args.emplace_back(">");
-  if (stopping()) return OkStatus();
-  MSGSDK_ASSIGN_OR_RETURN(
-      ReplyPtr reply, reader_connection_.Command(args, streams == 1 ? only : std::string_view()));
+  MSGSDK_RETURN_IF_ERROR(reader_connection_.EnsureConnected());
+  AppendCommand(reader_connection_.output(), args);
+  return reader_connection_.Flush("XREADGROUP", read_key_);
+}
+
+Status RedisConsumer::ReadNew(std::chrono::milliseconds block, bool read_ahead) {
+  if (!read_ahead_) {
+    if (stopping()) return OkStatus();
+    MSGSDK_RETURN_IF_ERROR(SendRead(block));
+  }
+  read_ahead_ = false;
+  MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, reader_connection_.ReadReply("XREADGROUP", read_key_));
+  bool full = false;
+  for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
+    const redisReply* entries = Element(reply->element[s], 1);
+    full =
+        full || (IsArray(entries) && entries->elements >= static_cast<size_t>(options_.read_batch));
+  }
+  Status ahead;
+  if (read_ahead && full && !stopping() && HasCapacityNow()) {
+    // A full batch: more is likely waiting. Ask for it before handing this batch to the core,
+    // so the server reads the next one while the core takes this one.
+    ahead = SendRead(block);
+    read_ahead_ = ahead.ok();
+  }
   for (size_t s = 0; IsArray(reply.get()) && s < reply->elements; ++s) {
     const redisReply* item = reply->element[s];
     DeliverEntries(PartitionOf(ReplyString(Element(item, 0))), Element(item, 1), nullptr);
   }
-  return OkStatus();
+  return ahead;
 }
 
 Status RedisConsumer::Rebalance() {
@@ -705,14 +800,16 @@ Status RedisConsumer::GiveUp(size_t partition, bool release) {
 void RedisConsumer::Ack(const core::Delivery& delivery) {
   const int32_t partition = delivery.message.partition;
   if (partition < 0 || static_cast<size_t>(partition) >= streams_.size()) return;
+  const auto id = ParseEntryId(delivery.receipt);
+  if (!id) return;  // not a receipt of this backend
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
-    held_[static_cast<size_t>(partition)].erase(delivery.receipt);
+    held_[static_cast<size_t>(partition)].Erase(*id);
     // The worker only sleeps on an empty queue: one wake-up per batch, not per ack.
     wake = acks_.empty();
-    acks_.emplace_back(partition, delivery.receipt);
+    acks_.emplace_back(partition, *id);
   }
   if (wake) cv_.notify_all();
 }
@@ -720,22 +817,29 @@ void RedisConsumer::Ack(const core::Delivery& delivery) {
 Status RedisConsumer::FlushAcks(Connection& connection, AckList& acks) {
   if (acks.empty()) return OkStatus();
   MSGSDK_RETURN_IF_ERROR(connection.EnsureConnected());
-  std::vector<std::vector<std::string_view>> by_partition(streams_.size());
-  for (const auto& [partition, id] : acks) {
-    by_partition[static_cast<size_t>(partition)].emplace_back(id);
-  }
+  // XACK <stream> <group> <id>... per partition (at most kIdsPerCommand ids each), encoded in
+  // place into the connection's buffer and written in one go.
+  std::vector<size_t> per_partition(streams_.size(), 0);
+  for (const auto& [partition, id] : acks) ++per_partition[static_cast<size_t>(partition)];
+  std::string& output = connection.output();
   std::vector<size_t> commands;  // partition of each pipelined command
-  for (size_t p = 0; p < by_partition.size(); ++p) {
-    const auto& ids = by_partition[p];
-    for (size_t begin = 0; begin < ids.size(); begin += kIdsPerCommand) {
-      const size_t end = std::min(ids.size(), begin + kIdsPerCommand);
-      std::vector<std::string_view> args = {"XACK", streams_[p], group_};
-      args.insert(args.end(), ids.begin() + static_cast<std::ptrdiff_t>(begin),
-                  ids.begin() + static_cast<std::ptrdiff_t>(end));
-      std::string command;
-      AppendCommand(command, args);
-      MSGSDK_RETURN_IF_ERROR(connection.AppendEncoded(command));
-      commands.push_back(p);
+  for (size_t p = 0; p < per_partition.size(); ++p) {
+    size_t left = per_partition[p];
+    size_t in_command = 0;
+    for (const auto& [partition, id] : acks) {
+      if (left == 0) break;
+      if (static_cast<size_t>(partition) != p) continue;
+      if (in_command == 0) {
+        in_command = std::min(left, kIdsPerCommand);
+        AppendArrayHeader(output, 3 + in_command);
+        AppendBulk(output, "XACK");
+        AppendBulk(output, streams_[p]);
+        AppendBulk(output, group_);
+        commands.push_back(p);
+      }
+      AppendBulk(output, id);
+      --in_command;
+      --left;
     }
   }
   for (const size_t p : commands) {
@@ -755,27 +859,31 @@ Status RedisConsumer::FlushAcks(Connection& connection, AckList& acks) {
 }
 
 Status RedisConsumer::RenewHeld() {
-  std::vector<std::vector<std::string>> held(streams_.size());
+  std::vector<std::vector<EntryId>> held(streams_.size());
   bool any = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t p = 0; p < held_.size(); ++p) {
-      held[p].assign(held_[p].begin(), held_[p].end());
+      held_[p].AppendTo(held[p]);
       any = any || !held[p].empty();
     }
   }
   if (!any) return OkStatus();
   MSGSDK_RETURN_IF_ERROR(worker_connection_.EnsureConnected());
+  std::string& output = worker_connection_.output();
   std::vector<size_t> commands;
   for (size_t p = 0; p < held.size(); ++p) {
     for (size_t begin = 0; begin < held[p].size(); begin += kIdsPerCommand) {
       const size_t end = std::min(held[p].size(), begin + kIdsPerCommand);
-      std::vector<std::string_view> args = {"EVAL",   kRenewEntriesScript, "1", streams_[p], group_,
-                                            consumer_};
-      for (size_t i = begin; i < end; ++i) args.emplace_back(held[p][i]);
-      std::string command;
-      AppendCommand(command, args);
-      MSGSDK_RETURN_IF_ERROR(worker_connection_.AppendEncoded(command));
+      // EVAL <script> 1 <stream> <group> <consumer> <id>...
+      AppendArrayHeader(output, 6 + (end - begin));
+      AppendBulk(output, "EVAL");
+      AppendBulk(output, kRenewEntriesScript);
+      AppendBulk(output, "1");
+      AppendBulk(output, streams_[p]);
+      AppendBulk(output, group_);
+      AppendBulk(output, consumer_);
+      for (size_t i = begin; i < end; ++i) AppendBulk(output, held[p][i]);
       commands.push_back(p);
     }
   }
@@ -859,6 +967,7 @@ Status RedisConsumer::HandBack(Connection& connection, const std::vector<size_t>
 
 void RedisConsumer::WorkerLoop() {
   BlockSigpipeInThisThread();
+  NameThisThread("redis-acker");
   Backoff backoff;
   auto interval =
       std::max<std::chrono::milliseconds>(options_.claim_idle / 3, std::chrono::milliseconds(2));
@@ -908,7 +1017,7 @@ void RedisConsumer::WorkerLoop() {
       next_renew = Clock::now() + interval;
     }
     if (status.ok()) {
-      worker_log_.Success("worker of group '" + group_ + "'");
+      worker_log_.Success(worker_what_);
       backoff.Reset();
       continue;
     }

@@ -19,6 +19,7 @@
 // pending entry of the stream (XAUTOCLAIM with no idle time), then reads new entries, so
 // per-key order holds across the hand-over.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -27,16 +28,44 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "backends/redis/redis_codec.h"
 #include "backends/redis/redis_connection.h"
 #include "backends/redis/redis_log.h"
 #include "backends/redis/redis_state.h"
 #include "core/backend.h"
 
 namespace msgsdk::redis {
+
+// The entry ids of one stream that the core holds (delivered, not acknowledged yet): what
+// must not be handed to the core twice, and what the worker keeps from looking idle. Entries
+// arrive and are acknowledged mostly in stream order, so a sorted vector whose acknowledged
+// slots are dropped in bulk serves every operation without an allocation per entry.
+// Not thread-safe (RedisConsumer guards it with its mutex).
+class HeldEntries {
+ public:
+  // False if `id` is held already.
+  bool Insert(const EntryId& id);
+  // False if `id` was not held.
+  bool Erase(const EntryId& id);
+  void Clear();
+  size_t size() const { return held_; }
+  // Appends every held id to `out`, in stream order.
+  void AppendTo(std::vector<EntryId>& out) const;
+
+ private:
+  struct Slot {
+    EntryId id;
+    bool held = false;
+  };
+  std::vector<Slot>::iterator Find(const EntryId& id);
+
+  // Sorted by id; slots no longer held are removed once they are the majority.
+  std::vector<Slot> slots_;
+  size_t held_ = 0;
+};
 
 // Creates `group` on every stream (XGROUP CREATE ... MKSTREAM) starting at `start_id`
 // ("0": earliest, "$": latest). Groups that exist keep their position.
@@ -63,7 +92,8 @@ class RedisConsumer final : public core::BackendConsumer {
  private:
   using Clock = std::chrono::steady_clock;
   using Counts = std::unordered_map<std::string, int64_t>;
-  using AckList = std::vector<std::pair<int32_t, std::string>>;
+  // Acknowledgements to write: partition and entry id.
+  using AckList = std::vector<std::pair<int32_t, EntryId>>;
 
   RedisConsumer(std::shared_ptr<BackendState> state, core::SubscriptionSpec spec,
                 core::DeliverySink& sink, std::string group, std::string consumer,
@@ -81,7 +111,12 @@ class RedisConsumer final : public core::BackendConsumer {
   // Takes over every pending entry of a stream this member just acquired.
   Status ClaimAll(size_t partition);
   Status CollectDeadConsumers();
-  Status ReadNew(std::chrono::milliseconds block);
+  // Reads new entries (XREADGROUP ... BLOCK `block` ... >) and hands them to the core. With
+  // `read_ahead`, after a full batch it asks for the next one before delivering this one; that
+  // read stays outstanding (read_ahead_) and is answered by the next ReadNew.
+  Status ReadNew(std::chrono::milliseconds block, bool read_ahead);
+  // Writes an XREADGROUP over the streams this member reads (not waiting for the reply).
+  Status SendRead(std::chrono::milliseconds block);
   Status Rebalance();
   Status Acquire(size_t partition, bool& acquired);
   // Stops reading `partition` and revokes it in the core; when `release`, also writes its
@@ -90,8 +125,9 @@ class RedisConsumer final : public core::BackendConsumer {
   void SetOwned(size_t partition, bool owned);
   Result<Counts> PendingCounts(Connection& connection, const std::string& stream,
                                std::string_view first, std::string_view last, size_t count);
-  // Hands the entries (a reply array) of one partition to the core, skipping the ones it
-  // already holds; entries deleted while pending are acknowledged. Returns how many went.
+  // Hands the entries (a reply array) of one partition to the core in one batch, skipping
+  // the ones it already holds; entries deleted while pending are acknowledged. Returns how
+  // many went.
   size_t DeliverEntries(int32_t partition, const redisReply* entries, const Counts* counts);
   int32_t PartitionOf(std::string_view stream) const;
 
@@ -128,12 +164,22 @@ class RedisConsumer final : public core::BackendConsumer {
   // Reader thread only.
   std::vector<bool> reading_;
   std::vector<std::string> claim_cursor_;
+  FieldList fields_;
+  std::vector<EntryId> entry_ids_;
+  // An XREADGROUP is written and its reply not read yet; and the key its errors name.
+  bool read_ahead_ = false;
+  std::string_view read_key_;
+  const std::string read_count_;
   FailureLog reader_log_;
   FailureLog worker_log_;
+  // What the failure logs name when they recover (built once: the loops report every round).
+  const std::string reader_what_;
+  const std::string worker_what_;
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
+  // Written under mu_ (waits check it under mu_); read without it on the reader's hot path.
+  std::atomic<bool> stopping_{false};
   bool final_phase_ = false;
   core::Deadline final_deadline_{};
   Status final_status_;
@@ -142,7 +188,7 @@ class RedisConsumer final : public core::BackendConsumer {
   // Leases the worker found taken by another member; the reader revokes them.
   std::vector<int32_t> lost_;
   // Entry ids handed to the core and not acknowledged yet, per partition.
-  std::vector<std::unordered_set<std::string>> held_;
+  std::vector<HeldEntries> held_;
   AckList acks_;
   // The worker is writing acknowledgements it took from acks_.
   bool worker_flushing_ = false;

@@ -74,7 +74,8 @@ core::PropertyTable BuildTable() {
   table.push_back(Spec("read_batch", Type::kInt, "256", 1, 100000,
                        "Entries read per stream with one XREADGROUP (COUNT)."));
   table.push_back(Spec("pipeline_depth", Type::kInt, "256", 1, 100000,
-                       "Sends written in one pipelined round trip (XADD commands per flush)."));
+                       "XADD commands written at once (one pipelined write); the writer keeps "
+                       "up to two such writes waiting for their replies."));
   table.push_back(Spec("backlog_warn_percent", Type::kInt, "80", 1, 100,
                        "Warn when a group's unread plus unacknowledged entries reach this "
                        "percentage of `maxlen` (entries would be trimmed before being read)."));

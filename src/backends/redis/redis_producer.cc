@@ -8,24 +8,16 @@ namespace msgsdk::redis {
 
 using Clock = std::chrono::steady_clock;
 
-void SendTracker::Add() {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++pending_;
-}
-
 void SendTracker::Done() {
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Under the mutex, so a waiter between its check and its wait cannot miss it.
   std::lock_guard<std::mutex> lock(mu_);
-  if (--pending_ == 0) cv_.notify_all();
+  cv_.notify_all();
 }
 
 bool SendTracker::WaitIdle(core::Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_until(lock, deadline, [&] { return pending_ == 0; });
-}
-
-int64_t SendTracker::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return pending_;
+  return cv_.wait_until(lock, deadline, [&] { return pending() == 0; });
 }
 
 Writer::Writer(std::shared_ptr<BackendState> state) : state_(std::move(state)) {}
@@ -47,18 +39,20 @@ Writer::~Writer() {
 
 void Writer::Submit(PendingSend send) {
   send.enqueued = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
-      queue_.push_back(std::move(send));
-      if (queue_.size() == 1) cv_.notify_one();
-      return;
-    }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    // The backend is closed: no writer thread is left to complete it.
+    Complete(send, FailedPreconditionError("redis cluster '" + state_->options.cluster +
+                                           "' is closed: send to stream '" + send.stream() +
+                                           "' refused"));
+    return;
   }
-  // The backend is closed: no writer thread is left to complete it.
-  Complete(send,
-           FailedPreconditionError("redis cluster '" + state_->options.cluster +
-                                   "' is closed: send to stream '" + send.stream + "' refused"));
+  queue_.push_back(std::move(send));
+  // The writer only sleeps on an empty queue: one wake-up per batch, not per send.
+  const bool wake = queue_.size() == 1;
+  lock.unlock();
+  if (wake) cv_.notify_one();
 }
 
 size_t Writer::CancelQueued(const SendTracker* tracker, const Status& status) {
@@ -91,15 +85,18 @@ void Writer::Stop(core::Deadline deadline) {
 
 void Writer::Complete(PendingSend& send, Result<core::StoredPosition> result) {
   (result.ok() ? state_->sends_ok : state_->sends_failed).fetch_add(1, std::memory_order_relaxed);
+  Finish(send, std::move(result));
+}
+
+void Writer::Finish(PendingSend& send, Result<core::StoredPosition> result) {
   core::SendDone done = std::move(send.done);
   std::shared_ptr<SendTracker> tracker = std::move(send.tracker);
   if (done) done(std::move(result));
   if (tracker) tracker->Done();
 }
 
-std::deque<PendingSend> Writer::TakeBatch(size_t max) {
-  std::deque<PendingSend> batch;
-  std::deque<PendingSend> failures;
+void Writer::TakeBatch(size_t max, std::vector<PendingSend>& batch) {
+  std::vector<PendingSend> failures;
   {
     std::lock_guard<std::mutex> lock(mu_);
     while (!queue_.empty() && batch.size() < max) {
@@ -109,7 +106,6 @@ std::deque<PendingSend> Writer::TakeBatch(size_t max) {
     }
   }
   for (PendingSend& send : failures) Complete(send, send.failure);
-  return batch;
 }
 
 void Writer::FailExpired(const Status& cause, bool fail_all) {
@@ -130,25 +126,40 @@ void Writer::FailExpired(const Status& cause, bool fail_all) {
       Complete(send, send.failure);
       continue;
     }
-    Complete(send, Status(cause.code(), "send to stream '" + send.stream +
+    Complete(send, Status(cause.code(), "send to stream '" + send.stream() +
                                             "' was not written: " + cause.message()));
   }
 }
 
-void Writer::WriteBatch(Connection& connection, std::deque<PendingSend>& batch) {
-  for (PendingSend& send : batch) {
-    Status appended = connection.AppendEncoded(send.command);
-    if (!appended.ok()) {
-      for (PendingSend& failed : batch) Complete(failed, appended);
-      return;
-    }
+Status Writer::WriteBatch(Connection& connection, std::vector<PendingSend>& batch) {
+  // One buffer, one write for the whole batch.
+  std::string& output = connection.output();
+  for (const PendingSend& send : batch) output.append(send.command);
+  Status written = connection.Flush("XADD", batch.front().stream());
+  if (!written.ok()) {
+    state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+    failure_log_.Failure("writer: " + written.ToString());
+    FailWritten(batch, 0, written);
   }
-  bool reconnect = false;
+  return written;
+}
+
+void Writer::FailWritten(std::vector<PendingSend>& batch, size_t from, const Status& lost) {
+  if (from >= batch.size()) return;
+  const Status unknown(lost.code(), lost.message() +
+                                        "; the reply was lost, the message may or may not "
+                                        "have been stored");
+  for (size_t i = from; i < batch.size(); ++i) Complete(batch[i], unknown);
+}
+
+Status Writer::ReadReplies(Connection& connection, std::vector<PendingSend>& batch,
+                           bool& reconnect) {
   size_t i = 0;
+  int64_t stored = 0;
   Status lost;
   for (; i < batch.size(); ++i) {
     PendingSend& send = batch[i];
-    auto reply = connection.ReadReply("XADD", send.stream);
+    auto reply = connection.ReadReply("XADD", send.stream());
     if (!reply.ok()) {
       if (!connection.connected()) {
         lost = reply.status();
@@ -162,27 +173,72 @@ void Writer::WriteBatch(Connection& connection, std::deque<PendingSend>& batch) 
     const auto id = ParseEntryId(ReplyString(reply->get()));
     if (!id) {
       Complete(send, InternalError("redis cluster '" + state_->options.cluster + "': XADD to '" +
-                                   send.stream + "' answered without an entry id"));
+                                   send.stream() + "' answered without an entry id"));
       continue;
     }
-    Complete(send, core::StoredPosition{send.partition, EntryIdToOffset(*id)});
+    ++stored;
+    Finish(send, core::StoredPosition{send.partition, EntryIdToOffset(*id)});
   }
-  if (i < batch.size()) {
-    state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
-    failure_log_.Failure("writer: " + lost.ToString());
-    const Status unknown(lost.code(), lost.message() +
-                                          "; the reply was lost, the message may or may not "
-                                          "have been stored");
-    for (; i < batch.size(); ++i) Complete(batch[i], unknown);
+  state_->sends_ok.fetch_add(stored, std::memory_order_relaxed);
+  if (i == batch.size()) return OkStatus();
+  state_->connection_failures.fetch_add(1, std::memory_order_relaxed);
+  failure_log_.Failure("writer: " + lost.ToString());
+  FailWritten(batch, i, lost);
+  return lost;
+}
+
+bool Writer::StopDue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_ && Clock::now() >= stop_deadline_;
+}
+
+void Writer::WriteAndComplete(Connection& connection, std::vector<PendingSend>& batch,
+                              std::vector<PendingSend>& next, size_t depth) {
+  if (!WriteBatch(connection, batch).ok()) {
+    batch.clear();
+    return;
   }
+  bool reconnect = false;
+  while (!batch.empty()) {
+    // The next batch goes out before this one's replies are read: Redis stores it while
+    // this thread completes the sends of the first. At most two batches are outstanding.
+    if (!reconnect && !StopDue()) {
+      TakeBatch(depth, next);
+      if (!next.empty()) {
+        const Status written = WriteBatch(connection, next);
+        if (!written.ok()) {
+          // The connection is gone, and the replies of the batch before with it.
+          FailWritten(batch, 0, written);
+          next.clear();
+          break;
+        }
+      }
+    }
+    const Status read = ReadReplies(connection, batch, reconnect);
+    if (!read.ok()) {
+      // The connection is gone: the batch written after this one is lost with it.
+      FailWritten(next, 0, read);
+      next.clear();
+      break;
+    }
+    batch.swap(next);
+    next.clear();
+  }
+  batch.clear();
   if (reconnect) connection.Disconnect();
 }
 
 void Writer::Run() {
   BlockSigpipeInThisThread();
+  NameThisThread("redis-writer");
   Connection connection(state_->Settings("writer"));
   Backoff backoff;
   const auto depth = static_cast<size_t>(state_->options.pipeline_depth);
+  // Reused by every round: their capacity stays.
+  std::vector<PendingSend> batch;
+  std::vector<PendingSend> next;
+  batch.reserve(depth);
+  next.reserve(depth);
   while (true) {
     bool stopping = false;
     core::Deadline deadline{};
@@ -215,18 +271,21 @@ void Writer::Run() {
       failure_log_.Success("writer connection to " + connection.endpoint());
       backoff.Reset();
     }
-    std::deque<PendingSend> batch = TakeBatch(depth);
-    if (!batch.empty()) WriteBatch(connection, batch);
+    TakeBatch(depth, batch);
+    if (!batch.empty()) WriteAndComplete(connection, batch, next, depth);
+    batch.clear();
   }
 }
 
 RedisProducer::RedisProducer(std::shared_ptr<BackendState> state, std::shared_ptr<Writer> writer,
                              std::string topic)
     : state_(std::move(state)), writer_(std::move(writer)), topic_(std::move(topic)) {
-  streams_.reserve(static_cast<size_t>(state_->options.partitions));
+  std::vector<std::string> streams;
+  streams.reserve(static_cast<size_t>(state_->options.partitions));
   for (int32_t p = 0; p < state_->options.partitions; ++p) {
-    streams_.push_back(state_->StreamOf(topic_, p));
+    streams.push_back(state_->StreamOf(topic_, p));
   }
+  tracker_ = std::make_shared<SendTracker>(std::move(streams));
 }
 
 RedisProducer::~RedisProducer() {
@@ -242,7 +301,6 @@ void RedisProducer::Send(const Message& message, core::SendDone done) {
                        ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
                                               static_cast<uint64_t>(partitions))
                        : PartitionForKey(message.key, partitions);
-  send.stream = streams_[static_cast<size_t>(send.partition)];
   if (closed_.load(std::memory_order_acquire)) {
     send.failure = FailedPreconditionError("producer of topic '" + topic_ + "' on redis cluster '" +
                                            state_->options.cluster + "' is closed");
@@ -252,7 +310,7 @@ void RedisProducer::Send(const Message& message, core::SendDone done) {
                          "') does not support timer messages (capability timer_messages): topic '" +
                          topic_ + "', message with deliver_at refused");
   } else {
-    send.command = EncodeXadd(send.stream, state_->options.maxlen, message);
+    send.command = EncodeXadd(tracker_->stream(send.partition), state_->options.maxlen, message);
   }
   tracker_->Add();
   writer_->Submit(std::move(send));

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "backends/redis/redis_log.h"
 #include "backends/redis/redis_state.h"
@@ -19,31 +20,40 @@
 
 namespace msgsdk::redis {
 
-// Counts the sends of one producer that are not complete yet, so Close can wait for them.
+// What the sends of one producer share: its stream names (for error messages) and the count
+// of its sends that are not complete yet, so Close can wait for them. The count is atomic:
+// it changes twice per send, on the sending thread and on the writer thread.
 class SendTracker {
  public:
-  void Add();
+  explicit SendTracker(std::vector<std::string> streams) : streams_(std::move(streams)) {}
+
+  void Add() { pending_.fetch_add(1, std::memory_order_relaxed); }
   void Done();
   // True when none is pending (waits until `deadline`).
   bool WaitIdle(core::Deadline deadline);
-  int64_t pending() const;
+  int64_t pending() const { return pending_.load(std::memory_order_acquire); }
+  const std::string& stream(int32_t partition) const {
+    return streams_[static_cast<size_t>(partition)];
+  }
 
  private:
-  mutable std::mutex mu_;
+  const std::vector<std::string> streams_;
+  std::atomic<int64_t> pending_{0};
+  std::mutex mu_;
   std::condition_variable cv_;
-  int64_t pending_ = 0;
 };
 
 // One queued send.
 struct PendingSend {
   // The encoded XADD; empty when the send is to fail with `failure` without being written.
   std::string command;
-  std::string stream;
   int32_t partition = -1;
   Status failure;
   core::SendDone done;
   std::shared_ptr<SendTracker> tracker;
   std::chrono::steady_clock::time_point enqueued{};
+
+  const std::string& stream() const { return tracker->stream(partition); }
 };
 
 class Writer : public std::enable_shared_from_this<Writer> {
@@ -67,11 +77,28 @@ class Writer : public std::enable_shared_from_this<Writer> {
 
  private:
   void Run();
-  // Takes up to `max` sends from the queue (sends that only carry a failure are completed).
-  std::deque<PendingSend> TakeBatch(size_t max);
+  // Moves up to `max` sends from the queue into `batch` (sends that only carry a failure are
+  // completed instead).
+  void TakeBatch(size_t max, std::vector<PendingSend>& batch);
   void FailExpired(const Status& cause, bool fail_all);
-  void WriteBatch(Connection& connection, std::deque<PendingSend>& batch);
+  // Writes `batch` and completes its sends from the replies, writing each next batch before
+  // reading the replies of the one before. `next` is scratch space.
+  void WriteAndComplete(Connection& connection, std::vector<PendingSend>& batch,
+                        std::vector<PendingSend>& next, size_t depth);
+  // One write for the batch; the failure (the batch then failed) if the connection broke.
+  Status WriteBatch(Connection& connection, std::vector<PendingSend>& batch);
+  // Completes the sends of a written batch from their replies; the failure if the connection
+  // was lost (the rest of the batch then failed). `reconnect`: a reply asked for a new
+  // connection.
+  Status ReadReplies(Connection& connection, std::vector<PendingSend>& batch, bool& reconnect);
+  // Fails the written sends of `batch` from `from` on: their replies were lost with `lost`.
+  void FailWritten(std::vector<PendingSend>& batch, size_t from, const Status& lost);
+  // Stop was asked and its deadline has passed.
+  bool StopDue();
+  // Counts the outcome, then runs the completion.
   void Complete(PendingSend& send, Result<core::StoredPosition> result);
+  // Runs the completion only (the caller counts).
+  static void Finish(PendingSend& send, Result<core::StoredPosition> result);
 
   std::shared_ptr<BackendState> state_;
   std::mutex mu_;
@@ -97,8 +124,7 @@ class RedisProducer final : public core::BackendProducer {
   std::shared_ptr<BackendState> state_;
   std::shared_ptr<Writer> writer_;
   std::string topic_;
-  std::vector<std::string> streams_;
-  std::shared_ptr<SendTracker> tracker_ = std::make_shared<SendTracker>();
+  std::shared_ptr<SendTracker> tracker_;
   std::atomic<uint64_t> round_robin_{0};
   std::atomic<bool> closed_{false};
 };

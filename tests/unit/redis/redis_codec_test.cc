@@ -72,6 +72,18 @@ TEST(RedisCodecTest, AppendCommandWritesResp) {
   EXPECT_EQ(out, std::string("*3\r\n$4\r\nXACK\r\n$1\r\ns\r\n$3\r\na\0b\r\n", 30));
 }
 
+TEST(RedisCodecTest, AppendsCommandsPieceByPiece) {
+  std::string out;
+  AppendArrayHeader(out, 3);
+  AppendBulk(out, "XACK");
+  AppendBulk(out, EntryId{1700000000000, 12});
+  AppendBulk(out, EntryId{0, 0});
+  EXPECT_EQ(out, "*3\r\n$4\r\nXACK\r\n$16\r\n1700000000000-12\r\n$3\r\n0-0\r\n");
+  out.clear();
+  AppendBulk(out, EntryId{UINT64_MAX, UINT64_MAX});
+  EXPECT_EQ(out, "$41\r\n18446744073709551615-18446744073709551615\r\n");
+}
+
 TEST(RedisCodecTest, EncodesXaddWithAllFields) {
   Message m;
   m.message_id = "0123456789abcdef0123456789abcdef";
