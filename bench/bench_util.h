@@ -207,6 +207,14 @@ inline std::string LatencyBody(size_t size, bool measured, int64_t sent_ns) {
   return body;
 }
 
+inline double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The median of repeated runs (the upper one of an even count).
+inline double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
+}
+
 // The machine's load average, printed next to figures measured on a shared machine.
 inline std::string LoadAverage() {
   double load[3] = {0, 0, 0};

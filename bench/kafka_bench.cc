@@ -58,6 +58,7 @@
 #include "backends/kafka/kafka_config.h"
 #include "backends/kafka/kafka_mapping.h"
 #include "fixtures/kafka_fixture.h"
+#include "bench_util.h"
 #include "msgsdk/msgsdk.h"
 
 namespace {
@@ -84,30 +85,10 @@ struct Flags {
   }
 };
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0 : values[values.size() / 2];
-}
-
-std::string WithSeparators(uint64_t value) {
-  std::string digits = std::to_string(value);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string LoadAverage() {
-  double load[3] = {0, 0, 0};
-  if (getloadavg(load, 3) != 3) return "unknown";
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.2f %.2f %.2f", load[0], load[1], load[2]);
-  return text;
-}
+using msgsdk::bench::LoadAverage;
+using msgsdk::bench::Median;
+using msgsdk::bench::Seconds;
+using msgsdk::bench::WithSeparators;
 
 // Counts completions from any thread without a lock (a mutex here would be measured too);
 // remembers when the first and the last one came.

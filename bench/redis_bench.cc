@@ -46,6 +46,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fixtures/redis_fixture.h"
+#include "bench_util.h"
 #include "msgsdk/msgsdk.h"
 
 namespace {
@@ -68,30 +69,10 @@ struct Flags {
   int consumer_threads = 0;
 };
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0 : values[values.size() / 2];
-}
-
-std::string WithSeparators(uint64_t value) {
-  std::string digits = std::to_string(value);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string LoadAverage() {
-  double load[3] = {0, 0, 0};
-  if (getloadavg(load, 3) != 3) return "unknown";
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.2f %.2f %.2f", load[0], load[1], load[2]);
-  return text;
-}
+using msgsdk::bench::LoadAverage;
+using msgsdk::bench::Median;
+using msgsdk::bench::Seconds;
+using msgsdk::bench::WithSeparators;
 
 // ---- Raw hiredis ----------------------------------------------------------------------------
 
