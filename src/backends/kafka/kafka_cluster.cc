@@ -228,7 +228,9 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
           ? Result<core::StoredPosition>(core::StoredPosition{message->partition, message->offset})
           : Result<core::StoredPosition>(cluster.ReportStatus(
                 *send->tracker, *send, static_cast<RdKafka::ErrorCode>(message->err),
-                rd_kafka_message_errstr(message)));
+                // Not rd_kafka_message_errstr: on a delivery report the payload is the record,
+                // not a NUL-terminated error text (librdkafka forbids it for producers).
+                rd_kafka_err2str(message->err)));
   if (collected_reports != nullptr) {
     collected_reports->push_back(DeliveryReport{.send = send, .result = std::move(result)});
     // Applied in small groups while the poll goes on: one lock per group, and the group
