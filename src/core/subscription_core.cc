@@ -148,8 +148,13 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
 
 bool SubscriptionCore::WaitForCapacity(Deadline deadline) {
   std::unique_lock lock(mutex_);
-  changed_.wait_until(lock, deadline,
-                      [this] { return closing_ || inflight_ < settings_.max_inflight; });
+  if (!closing_ && inflight_ >= settings_.max_inflight) {
+    // Full: wait until a quarter has drained, so the backend is woken once per many finished
+    // deliveries rather than once per delivery.
+    ++capacity_waiters_;
+    capacity_.wait_until(lock, deadline, [this] { return closing_ || inflight_ <= LowWater(); });
+    --capacity_waiters_;
+  }
   return !closing_ && inflight_ < settings_.max_inflight;
 }
 
@@ -196,11 +201,42 @@ void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
 }
 
 void SubscriptionCore::Dispatch(PendingPtr p) {
+  bool start_worker = false;
+  {
+    std::lock_guard lock(mutex_);
+    ready_.push_back(std::move(p));
+    if (workers_ < settings_.threads) {
+      ++workers_;
+      start_worker = true;
+    }
+  }
+  if (!start_worker) return;  // a running worker takes it
   auto self = shared_from_this();
-  // The pool is shut down only after the consumer stopped; a refused task is dropped.
-  auto holder = std::make_shared<PendingPtr>(std::move(p));
-  if (!pool_.Submit([self, holder] { self->Run(std::move(*holder)); })) {
-    Finish(std::move(*holder));
+  if (pool_.Submit([self] { self->Work(); })) return;
+  // The pool is shut down only after the consumer stopped: what is ready is dropped (the
+  // cluster delivers it again).
+  std::deque<PendingPtr> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    --workers_;
+    if (workers_ == 0) dropped.swap(ready_);
+  }
+  for (auto& pending : dropped) Finish(std::move(pending));
+}
+
+void SubscriptionCore::Work() {
+  while (true) {
+    PendingPtr next;
+    {
+      std::lock_guard lock(mutex_);
+      if (ready_.empty()) {
+        --workers_;
+        return;
+      }
+      next = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    Run(std::move(next));
   }
 }
 
@@ -372,9 +408,11 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
 
 void SubscriptionCore::Finish(PendingPtr p) {
   PendingPtr next;
+  bool wake_backend;
   {
     std::lock_guard lock(mutex_);
     --inflight_;
+    wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
     if (OrderedKey(*p)) {
       auto chain = key_chains_.find(p->delivery.message.key);
       if (chain != key_chains_.end()) {
@@ -388,6 +426,7 @@ void SubscriptionCore::Finish(PendingPtr p) {
     }
   }
   changed_.notify_all();
+  if (wake_backend) capacity_.notify_all();
   if (next) Dispatch(std::move(next));
 }
 
@@ -398,6 +437,7 @@ Status SubscriptionCore::Close() {
     closing_ = true;
   }
   changed_.notify_all();
+  capacity_.notify_all();
   const auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
   Status status;
   if (consumer_) status = consumer_->Close(deadline);

@@ -123,7 +123,10 @@ class SubscriptionCore : public DeliverySink,
   };
 
   bool IsStaleLocked(const Pending& p) const;
+  // Queues a delivery for the handler threads. A worker runs deliveries while any are ready,
+  // so a steady stream costs no task and no wake-up per message.
   void Dispatch(PendingPtr p);
+  void Work();
   void Run(PendingPtr p);
   // Ends a delivery's attempt the way the handler decided.
   void Conclude(PendingPtr p, Verdict verdict);
@@ -146,8 +149,14 @@ class SubscriptionCore : public DeliverySink,
   const SubscriptionSettings settings_;
   ThreadPool pool_;
 
+  // Where WaitForCapacity lets a full subscription's backend go on again.
+  int LowWater() const { return settings_.max_inflight - (settings_.max_inflight + 3) / 4; }
+
   std::mutex mutex_;
   std::condition_variable changed_;
+  // Backend threads waiting in WaitForCapacity (woken only at the low-water mark, or on close).
+  std::condition_variable capacity_;
+  int capacity_waiters_ = 0;
   int inflight_ = 0;
   bool closing_ = false;
   bool stopped_ = false;  // the backend consumer is closed: nothing more runs
@@ -157,6 +166,9 @@ class SubscriptionCore : public DeliverySink,
   // Deliveries waiting for their retry time, by ticket.
   std::unordered_map<uint64_t, PendingPtr> retrying_;
   uint64_t next_ticket_ = 0;
+  // Deliveries ready for a handler, and the workers (pool tasks) running them.
+  std::deque<PendingPtr> ready_;
+  int workers_ = 0;
   std::unique_ptr<BackendProducer> dead_letters_;
 
   // Set once Start's backend Subscribe returned; acks wait for it.
