@@ -207,6 +207,19 @@ inline std::string LatencyBody(size_t size, bool measured, int64_t sent_ns) {
   return body;
 }
 
+// A handler that records, for each measured LatencyBody message, the time from its send to now.
+inline MessageHandler RecordLatency(Samples& samples) {
+  return [&samples](const Message& m) {
+    const int64_t now = SteadyClock::now().time_since_epoch().count();
+    if (m.body.size() >= 1 + sizeof(int64_t) && m.body[0] == '\1') {
+      int64_t sent_ns = 0;
+      std::memcpy(&sent_ns, m.body.data() + 1, sizeof(sent_ns));
+      samples.Add(now - sent_ns);
+    }
+    return ConsumeResult::kSuccess;
+  };
+}
+
 inline double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // The median of repeated runs (the upper one of an even count).

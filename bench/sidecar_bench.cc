@@ -87,15 +87,8 @@ struct Latency {
 
 Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const Flags& flags) {
   Samples e2e;
-  auto subscription = client.Subscribe(topic, "bench-latency", [&e2e](const msgsdk::Message& m) {
-    const int64_t now = SteadyClock::now().time_since_epoch().count();
-    if (m.body.size() >= 1 + sizeof(int64_t) && m.body[0] == '\1') {
-      int64_t sent_ns = 0;
-      std::memcpy(&sent_ns, m.body.data() + 1, sizeof(sent_ns));
-      e2e.Add(now - sent_ns);
-    }
-    return msgsdk::ConsumeResult::kSuccess;
-  });
+  auto subscription =
+      client.Subscribe(topic, "bench-latency", msgsdk::bench::RecordLatency(e2e));
   if (!subscription.ok()) return {.error = subscription.status().ToString()};
   auto producer = client.CreateProducer(topic);
   if (!producer.ok()) return {.error = producer.status().ToString()};

@@ -27,14 +27,21 @@ namespace msgsdk::testing {
 class ChildProcess {
  public:
   // Starts `argv[0]` (a path) with `argv`; `env` entries ("NAME=value") are added to this
-  // process's environment. Standard error is inherited, so its log lands in the test's output.
+  // process's environment. Standard input is /dev/null. Standard error is appended to
+  // `stderr_path`, or inherited when it is empty (the log then lands in the test's output).
   static Result<ChildProcess> Start(const std::vector<std::string>& argv,
-                                    const std::vector<std::string>& env = {}) {
+                                    const std::vector<std::string>& env = {},
+                                    const std::string& stderr_path = "") {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return InternalError(std::string("pipe: ") + std::strerror(errno));
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    if (!stderr_path.empty()) {
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0644);
+    }
     std::vector<char*> args;
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
@@ -96,8 +103,8 @@ class ChildProcess {
     }
   }
 
-  // SIGTERM, then SIGKILL if it has not exited within `grace`. Returns how it ended: OK for a
-  // zero exit status after SIGTERM.
+  // SIGTERM, then SIGKILL if it has not exited within `grace` (kDeadlineExceeded). Otherwise
+  // how it ended: OK for a zero exit status.
   Status Stop(std::chrono::milliseconds grace) {
     if (pid_ <= 0) return OkStatus();
     ::kill(pid_, SIGTERM);
