@@ -370,6 +370,7 @@ void RedisConsumer::ReaderLoop() {
     if (status.ok() && !reader_connection_.connected()) {
       read_ahead_ = false;
       status = reader_connection_.EnsureConnected();
+      if (status.ok()) status = LearnReaderClientId();
       // Whatever this consumer read just before a connection was lost may be pending
       // without having reached the core: read its own pending entries again.
       recover = true;
@@ -927,6 +928,26 @@ Status RedisConsumer::RenewLeases() {
   return OkStatus();
 }
 
+Status RedisConsumer::LearnReaderClientId() {
+  auto reply = reader_connection_.Command({"CLIENT", "ID"});
+  if (!reply.ok()) {
+    reader_client_id_ = 0;
+    return reply.status().code() == StatusCode::kPermissionDenied ? OkStatus() : reply.status();
+  }
+  reader_client_id_ = ReplyInteger(reply->get());
+  return OkStatus();
+}
+
+bool RedisConsumer::KillReaderOnServer() {
+  const int64_t id = reader_client_id_.load();
+  if (id <= 0 || !worker_connection_.EnsureConnected().ok()) return false;
+  const std::string id_text = std::to_string(id);
+  auto reply = worker_connection_.Command({"CLIENT", "KILL", "ID", id_text});
+  // "No such client": the server already closed it, which is just as good.
+  return reply.ok() || (reply.status().code() != StatusCode::kPermissionDenied &&
+                         worker_connection_.connected());
+}
+
 Status RedisConsumer::HandBack(Connection& connection, const std::vector<size_t>& partitions,
                                core::Deadline deadline, int64_t& handed_back) {
   handed_back = 0;
@@ -1054,6 +1075,10 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
                          status.message() + "); those messages will be delivered again");
     return;
   }
+  // The reader's socket is shut down on this side, but the server may not have noticed yet:
+  // until it does, a producer's XADD can still answer the reader's blocked XREADGROUP and
+  // make entries pending on this consumer after they were handed back.
+  const bool reader_gone = KillReaderOnServer();
   int64_t handed_back = 0;
   if (Clock::now() < deadline) {
     // Every stream: entries read before this member lost a stream may still be pending.
@@ -1085,8 +1110,10 @@ void RedisConsumer::FinishWorker(core::Deadline deadline) {
           .IgnoreError();
     }
   }
-  if (status.ok() && handed_back == 0 && Clock::now() < deadline) {
+  if (reader_gone && status.ok() && handed_back == 0 && Clock::now() < deadline) {
     // Nothing pending: the consumer can go, so groups do not collect names of past instances.
+    // (Not when the reader's end is unknown: a late answer could still make entries pending
+    // on it, and deleting the consumer would drop them; dead-consumer collection removes it.)
     for (const std::string& stream : streams_) {
       auto reply =
           worker_connection_.Command({"XGROUP", "DELCONSUMER", stream, group_, consumer_}, stream);

@@ -142,6 +142,11 @@ class RedisConsumer final : public core::BackendConsumer {
   // Makes this consumer's pending entries on `partitions` claimable by any member at once.
   Status HandBack(Connection& connection, const std::vector<size_t>& partitions,
                   core::Deadline deadline, int64_t& handed_back);
+  // Learns reader_client_id_ on a freshly connected reader connection.
+  Status LearnReaderClientId();
+  // Ends the reader's connection on the server (CLIENT KILL ID); false when that cannot be
+  // known to have happened.
+  bool KillReaderOnServer();
 
   std::shared_ptr<BackendState> state_;
   const RedisOptions& options_;
@@ -161,6 +166,11 @@ class RedisConsumer final : public core::BackendConsumer {
 
   Connection reader_connection_;
   Connection worker_connection_;
+  // The server's id of the reader's connection (CLIENT ID); 0 when unknown (an ACL that
+  // forbids CLIENT). Close kills that connection on the server before handing entries back:
+  // a blocked XREADGROUP the server answers after the hand-back would otherwise leave entries
+  // pending on a consumer that is gone.
+  std::atomic<int64_t> reader_client_id_{0};
   // Reader thread only.
   std::vector<bool> reading_;
   std::vector<std::string> claim_cursor_;
