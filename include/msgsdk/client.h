@@ -3,6 +3,7 @@
 /// @file
 /// Client: the entry point. Say a topic and a group; the routing table decides the rest.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,25 @@ struct TopicRoute {
   /// or "default_cluster".
   std::string matched_by;
   Capabilities capabilities;
+};
+
+/// The routing version a client runs, and what became of the versions it was offered
+/// (Client::Routing). A routing file is watched: a valid change applies within a second.
+struct RoutingState {
+  /// The running table's `version:` (0 when the file has none).
+  int64_t version = 0;
+  /// Where the running table came from: the file's path, "<ClientOptions.config_yaml>" or
+  /// "<built-in default>".
+  std::string source;
+  /// Versions applied since the client started, the first one included.
+  int64_t applied = 0;
+  /// Versions refused: invalid, unreadable, or leaving a topic in use without a route.
+  int64_t rejected = 0;
+  /// Why the last refused version was refused; empty if none was.
+  std::string last_rejection;
+  /// Producers and subscriptions not yet moved to the running version, and why (the move is
+  /// retried until it succeeds; they keep working on their previous route meanwhile).
+  std::string pending;
 };
 
 /// Where Client::ResetOffsets moves a group.
@@ -67,6 +87,10 @@ class Client {
   /// Moves `group`'s committed position on `topic`. Subscriptions of that group in this
   /// process must be closed first (kFailedPrecondition otherwise).
   Status ResetOffsets(std::string_view topic, std::string_view group, ResetTarget target);
+
+  /// The routing version this client runs and the fate of the versions it was offered
+  /// (through a sidecar: the sidecar's, kUnavailable when it does not answer).
+  Result<RoutingState> Routing() const;
 
   /// The environment this client resolves topics in.
   const std::string& environment() const;

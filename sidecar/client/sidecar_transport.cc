@@ -1,7 +1,5 @@
 #include "sidecar/client/sidecar_transport.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -13,6 +11,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "core/executor.h"
 #include "core/names.h"
@@ -114,7 +114,8 @@ class SidecarProducer final : public internal::ProducerTransport,
       Complete(std::move(callback), ClosedError());
       return;
     }
-    lanes_[lane].queue.push_back({std::move(message), std::move(callback), Clock::now() + timeout_});
+    lanes_[lane].queue.push_back(
+        {std::move(message), std::move(callback), Clock::now() + timeout_});
     ++outstanding_;
     if (!lanes_[lane].sending) SendNextLocked(lane, lock);
   }
@@ -122,11 +123,11 @@ class SidecarProducer final : public internal::ProducerTransport,
   Status Close() override {
     if (closed_.exchange(true)) return OkStatus();
     std::unique_lock lock(mutex_);
-    const bool drained =
-        drained_.wait_for(lock, timeout_ + std::chrono::seconds(5), [this] { return outstanding_ == 0; });
+    const bool drained = drained_.wait_for(lock, timeout_ + std::chrono::seconds(5),
+                                           [this] { return outstanding_ == 0; });
     if (!drained) {
-      return DeadlineExceededError("producer of topic '" + topic_ + "': " +
-                                   std::to_string(outstanding_) +
+      return DeadlineExceededError("producer of topic '" + topic_ +
+                                   "': " + std::to_string(outstanding_) +
                                    " sends still unanswered by the sidecar at close");
     }
     return OkStatus();
@@ -196,8 +197,7 @@ class SidecarProducer final : public internal::ProducerTransport,
     std::chrono::milliseconds backoff = kBackoffMin;
   };
 
-  void StartCall(std::shared_ptr<AsyncCall> call,
-                 std::shared_ptr<std::vector<PendingSend>> batch) {
+  void StartCall(std::shared_ptr<AsyncCall> call, std::shared_ptr<std::vector<PendingSend>> batch) {
     call->context.set_deadline(SystemDeadline(call->deadline));
     call->context.set_wait_for_ready(true);
     auto self = shared_from_this();
@@ -228,15 +228,16 @@ class SidecarProducer final : public internal::ProducerTransport,
     }
     auto self = shared_from_this();
     const bool queued = connection_->callbacks.Submit([self, call, batch, status] {
-      const Status failed = status.ok() ? OkStatus()
-                                        : ConnectionError(self->connection_->address, status)
-                                              .WithContext("publish to topic '" + self->topic_ + "'");
+      const Status failed = status.ok()
+                                ? OkStatus()
+                                : ConnectionError(self->connection_->address, status)
+                                      .WithContext("publish to topic '" + self->topic_ + "'");
       for (size_t i = 0; i < batch->size(); ++i) {
-        Result<SendReceipt> receipt =
-            !failed.ok() ? Result<SendReceipt>(failed)
-            : static_cast<int>(i) < call->response.results_size()
-                ? FromProto(call->response.results(static_cast<int>(i)))
-                : Result<SendReceipt>(InternalError("the sidecar answered fewer results than sent"));
+        Result<SendReceipt> receipt = !failed.ok() ? Result<SendReceipt>(failed)
+                                      : static_cast<int>(i) < call->response.results_size()
+                                          ? FromProto(call->response.results(static_cast<int>(i)))
+                                          : Result<SendReceipt>(InternalError(
+                                                "the sidecar answered fewer results than sent"));
         self->Complete(std::move((*batch)[i].callback), std::move(receipt));
       }
       std::unique_lock lock(self->mutex_);
@@ -246,7 +247,8 @@ class SidecarProducer final : public internal::ProducerTransport,
     });
     if (!queued) {
       // The client is closing and its pool is gone: answer on this thread.
-      for (auto& pending : *batch) Complete(std::move(pending.callback), UnavailableError("client closed"));
+      for (auto& pending : *batch)
+        Complete(std::move(pending.callback), UnavailableError("client closed"));
       std::unique_lock lock(mutex_);
       outstanding_ -= static_cast<int64_t>(batch->size());
       drained_.notify_all();
@@ -276,7 +278,7 @@ class SidecarProducer final : public internal::ProducerTransport,
   };
   std::array<Lane, kLanes> lanes_;
   std::atomic<size_t> next_lane_{0};  // keyless messages go round the lanes
-  int64_t outstanding_ = 0;  // queued or in a call, callback not yet run
+  int64_t outstanding_ = 0;           // queued or in a call, callback not yet run
 };
 
 // A subscription through a Subscribe stream: a reader thread takes deliveries and hands them to
@@ -285,17 +287,16 @@ class SidecarProducer final : public internal::ProducerTransport,
 // their late settlements are dropped.
 class SidecarSubscription final : public internal::SubscriptionTransport {
  public:
-  SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic,
-                      std::string group, MessageHandler handler, SubscribeOptions options)
+  SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic, std::string group,
+                      MessageHandler handler, SubscribeOptions options)
       : connection_(std::move(connection)),
         topic_(std::move(topic)),
         group_(std::move(group)),
         handler_(std::move(handler)),
         options_(std::move(options)),
         credit_(options_.max_inflight > 0 ? options_.max_inflight : kDefaultCredit),
-        handlers_("msgsdk-handler",
-                  options_.consumer_threads > 0 ? options_.consumer_threads
-                                                : kDefaultHandlerThreads) {}
+        handlers_("msgsdk-handler", options_.consumer_threads > 0 ? options_.consumer_threads
+                                                                  : kDefaultHandlerThreads) {}
 
   ~SidecarSubscription() override { Close().IgnoreError(); }
 
@@ -551,6 +552,15 @@ class SidecarClient final : public internal::ClientTransport {
     ToProto(target, &request);
     v1::ResetOffsetsResponse response;
     return FromGrpc(connection_->stub->ResetOffsets(&context, request, &response));
+  }
+
+  Result<RoutingState> Routing() override {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kDefaultSendTimeout);
+    v1::GetInfoResponse info;
+    const grpc::Status status = connection_->stub->GetInfo(&context, {}, &info);
+    if (!status.ok()) return FromGrpc(status);
+    return FromProto(info.routing());
   }
 
   const std::string& environment() const override { return environment_; }

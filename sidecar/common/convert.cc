@@ -12,12 +12,14 @@ int64_t ToUnixMillis(Timestamp time) {
 }
 
 Timestamp FromUnixMillis(int64_t millis) {
-  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(std::chrono::milliseconds(millis)));
+  return Timestamp(
+      std::chrono::duration_cast<Timestamp::duration>(std::chrono::milliseconds(millis)));
 }
 
 // A code outside the canonical range is reported as kUnknown rather than trusted.
 StatusCode CodeFromWire(int code) {
-  if (code < 0 || code > static_cast<int>(StatusCode::kUnauthenticated)) return StatusCode::kUnknown;
+  if (code < 0 || code > static_cast<int>(StatusCode::kUnauthenticated))
+    return StatusCode::kUnknown;
   return static_cast<StatusCode>(code);
 }
 
@@ -26,7 +28,8 @@ Message FromProtoImpl(ProtoMessage&& in) {
   Message out;
   out.key = std::move(*in.mutable_key());
   out.tag = std::move(*in.mutable_tag());
-  for (auto& [name, value] : *in.mutable_properties()) out.properties.emplace(name, std::move(value));
+  for (auto& [name, value] : *in.mutable_properties())
+    out.properties.emplace(name, std::move(value));
   out.body = std::move(*in.mutable_body());
   if (in.deliver_at_unix_ms() != 0) out.deliver_at = FromUnixMillis(in.deliver_at_unix_ms());
   out.message_id = std::move(*in.mutable_message_id());
@@ -195,8 +198,9 @@ Result<SubscribeOptions> FromProto(const v1::Start& start) {
   }
   options.max_attempts = start.max_attempts();
   if (start.retry_backoff_ms() < 0 || start.retry_backoff_max_ms() < 0) {
-    return InvalidArgumentError("Start.retry_backoff_ms and retry_backoff_max_ms must not be "
-                                "negative");
+    return InvalidArgumentError(
+        "Start.retry_backoff_ms and retry_backoff_max_ms must not be "
+        "negative");
   }
   options.retry_backoff = std::chrono::milliseconds(start.retry_backoff_ms());
   options.retry_backoff_max = std::chrono::milliseconds(start.retry_backoff_max_ms());
@@ -216,6 +220,24 @@ void ToProto(const std::string& topic, const std::string& group, const Subscribe
   out->set_retry_backoff_ms(options.retry_backoff.count());
   out->set_retry_backoff_max_ms(options.retry_backoff_max.count());
   out->set_instance_id(options.instance_id);
+}
+
+void ToProto(const RoutingState& state, v1::RoutingState* out) {
+  out->set_version(state.version);
+  out->set_source(state.source);
+  out->set_applied(state.applied);
+  out->set_rejected(state.rejected);
+  out->set_last_rejection(state.last_rejection);
+  out->set_pending(state.pending);
+}
+
+RoutingState FromProto(const v1::RoutingState& state) {
+  return RoutingState{.version = state.version(),
+                      .source = state.source(),
+                      .applied = state.applied(),
+                      .rejected = state.rejected(),
+                      .last_rejection = state.last_rejection(),
+                      .pending = state.pending()};
 }
 
 }  // namespace msgsdk::sidecar

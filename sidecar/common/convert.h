@@ -35,6 +35,9 @@ Result<ResetTarget> FromProto(const v1::ResetOffsetsRequest& request);
 void ToProto(const TopicRoute& route, v1::GetRouteResponse* out);
 TopicRoute FromProto(const v1::GetRouteResponse& route);
 
+void ToProto(const RoutingState& state, v1::RoutingState* out);
+RoutingState FromProto(const v1::RoutingState& state);
+
 // The subscription a Start asks for; kInvalidArgument naming the field for values out of range.
 Result<SubscribeOptions> FromProto(const v1::Start& start);
 void ToProto(const std::string& topic, const std::string& group, const SubscribeOptions& options,

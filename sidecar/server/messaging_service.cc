@@ -99,8 +99,7 @@ class SubscribeStream final
     std::vector<core::Settlement> released;
     {
       std::lock_guard lock(mutex_);
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled"),
-                   released);
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled"), released);
     }
     Release(released);
   }
@@ -125,8 +124,9 @@ class SubscribeStream final
                            bool& subscribe) {
     if (request_.has_start()) {
       if (state_ != SubscriptionState::kNone) {
-        return InvalidArgumentError("SubscribeRequest.start: the stream already has a "
-                                    "subscription; start comes in the first request only");
+        return InvalidArgumentError(
+            "SubscribeRequest.start: the stream already has a "
+            "subscription; start comes in the first request only");
       }
       start_ = request_.start();
       state_ = SubscriptionState::kStarting;
@@ -176,7 +176,7 @@ class SubscribeStream final
     auto self = shared_from_this();
     const bool queued = service_.RunBlocking([self] {
       auto options = FromProto(self->start_);
-      Result<std::shared_ptr<core::SubscriptionCore>> subscription =
+      Result<std::shared_ptr<core::RoutedSubscription>> subscription =
           options.ok() ? self->Subscribe(*options) : options.status();
       self->Subscribed(std::move(subscription));
     });
@@ -185,7 +185,7 @@ class SubscribeStream final
     }
   }
 
-  Result<std::shared_ptr<core::SubscriptionCore>> Subscribe(SubscribeOptions options) {
+  Result<std::shared_ptr<core::RoutedSubscription>> Subscribe(SubscribeOptions options) {
     options.max_inflight = service_.options().max_inflight_per_stream;
     std::weak_ptr<SubscribeStream> weak = shared_from_this();
     return service_.engine().Subscribe(
@@ -201,7 +201,7 @@ class SubscribeStream final
         options);
   }
 
-  void Subscribed(Result<std::shared_ptr<core::SubscriptionCore>> subscription) {
+  void Subscribed(Result<std::shared_ptr<core::RoutedSubscription>> subscription) {
     std::vector<core::Settlement> released;
     bool close_now = false;
     {
@@ -329,7 +329,7 @@ class SubscribeStream final
   }
 
   void CloseSubscription() {
-    std::shared_ptr<core::SubscriptionCore> subscription;
+    std::shared_ptr<core::RoutedSubscription> subscription;
     {
       std::lock_guard lock(mutex_);
       subscription = subscription_;
@@ -351,7 +351,7 @@ class SubscribeStream final
   std::mutex mutex_;
   v1::Start start_;
   SubscriptionState state_ = SubscriptionState::kNone;
-  std::shared_ptr<core::SubscriptionCore> subscription_;
+  std::shared_ptr<core::RoutedSubscription> subscription_;
   bool finished_ = false;
   bool finish_pending_ = false;
   bool status_deferred_ = false;
@@ -466,14 +466,13 @@ void MessagingService::SendAll(std::shared_ptr<core::ProducerCore> producer,
   // Each callback fills its own, already allocated, result; the last one finishes the call.
   auto remaining = std::make_shared<std::atomic<int>>(count);
   for (int i = 0; i < count; ++i) {
-    producer->SendAsync(
-        FromProto(request->messages(i)),
-        [this, response, reactor, remaining, i](const Result<SendReceipt>& receipt) {
-          ToProto(receipt, response->mutable_results(i));
-          if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            FinishCall(reactor, grpc::Status::OK);
-          }
-        });
+    producer->SendAsync(FromProto(request->messages(i)), [this, response, reactor, remaining,
+                                                          i](const Result<SendReceipt>& receipt) {
+      ToProto(receipt, response->mutable_results(i));
+      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        FinishCall(reactor, grpc::Status::OK);
+      }
+    });
   }
 }
 
@@ -525,12 +524,13 @@ grpc::ServerUnaryReactor* MessagingService::GetInfo(grpc::CallbackServerContext*
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   response->set_environment(engine_->environment());
   response->set_client_id(engine_->client_id());
+  ToProto(engine_->Routing(), response->mutable_routing());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>*
-MessagingService::Subscribe(grpc::CallbackServerContext* /*context*/) {
+grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* MessagingService::Subscribe(
+    grpc::CallbackServerContext* /*context*/) {
   auto stream = std::make_shared<SubscribeStream>(*this);
   {
     std::lock_guard lock(streams_mutex_);

@@ -82,6 +82,11 @@ Status Client::ResetOffsets(std::string_view topic, std::string_view group, Rese
                [&] { return transport_->ResetOffsets(topic, group, target); });
 }
 
+Result<RoutingState> Client::Routing() const {
+  if (!transport_) return ClosedHandle("Client");
+  return Guard("Client::Routing", [&] { return transport_->Routing(); });
+}
+
 const std::string& Client::environment() const {
   static const std::string kNone;
   return transport_ ? transport_->environment() : kNone;

@@ -30,14 +30,14 @@ class InProcessProducer final : public ProducerTransport {
 
 class InProcessSubscription final : public SubscriptionTransport {
  public:
-  explicit InProcessSubscription(std::shared_ptr<core::SubscriptionCore> core)
-      : core_(std::move(core)) {}
-  Status Close() override { return core_->Close(); }
-  const std::string& topic() const override { return core_->topic(); }
-  const std::string& group() const override { return core_->group(); }
+  explicit InProcessSubscription(std::shared_ptr<core::RoutedSubscription> subscription)
+      : subscription_(std::move(subscription)) {}
+  Status Close() override { return subscription_->Close(); }
+  const std::string& topic() const override { return subscription_->topic(); }
+  const std::string& group() const override { return subscription_->group(); }
 
  private:
-  const std::shared_ptr<core::SubscriptionCore> core_;
+  const std::shared_ptr<core::RoutedSubscription> subscription_;
 };
 
 class InProcessClient final : public ClientTransport {
@@ -51,9 +51,10 @@ class InProcessClient final : public ClientTransport {
   Result<std::shared_ptr<SubscriptionTransport>> Subscribe(
       std::string_view topic, std::string_view group, MessageHandler handler,
       const SubscribeOptions& options) override {
-    MSGSDK_ASSIGN_OR_RETURN(auto core, engine_->Subscribe(topic, group, std::move(handler), options));
+    MSGSDK_ASSIGN_OR_RETURN(auto subscription,
+                            engine_->Subscribe(topic, group, std::move(handler), options));
     return std::shared_ptr<SubscriptionTransport>(
-        std::make_shared<InProcessSubscription>(std::move(core)));
+        std::make_shared<InProcessSubscription>(std::move(subscription)));
   }
   Result<TopicRoute> Describe(std::string_view topic) override { return engine_->Describe(topic); }
   Status ResetOffsets(std::string_view topic, std::string_view group,
@@ -61,6 +62,7 @@ class InProcessClient final : public ClientTransport {
     return engine_->ResetOffsets(topic, group, target);
   }
   const std::string& environment() const override { return engine_->environment(); }
+  Result<RoutingState> Routing() override { return engine_->Routing(); }
   Status Close() override { return engine_->Close(); }
 
  private:

@@ -43,6 +43,7 @@ class ClientTransport {
   virtual Status ResetOffsets(std::string_view topic, std::string_view group,
                               const ResetTarget& target) = 0;
   virtual const std::string& environment() const = 0;
+  virtual Result<RoutingState> Routing() = 0;
   virtual Status Close() = 0;
 };
 

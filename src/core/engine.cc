@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 
@@ -25,19 +26,66 @@ std::string DefaultClientId() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
-Result<std::shared_ptr<const RoutingTable>> LoadTable(const ClientOptions& options,
-                                                      const BackendRegistry& registry) {
+// The routing table `options` name, and the path and text of the file it came from (empty
+// when it did not come from a file, and then nothing is watched).
+struct LoadedTable {
+  std::shared_ptr<const RoutingTable> table;
+  std::string path;
+  std::string text;
+};
+
+Result<LoadedTable> LoadTable(const ClientOptions& options, const BackendRegistry& registry) {
   if (!options.config_yaml.empty()) {
-    return RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>", registry);
+    MSGSDK_ASSIGN_OR_RETURN(
+        auto table,
+        RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>", registry));
+    return LoadedTable{.table = std::move(table)};
   }
-  const std::string path = options.config_path.empty() ? EnvOr("MSGSDK_CONFIG", "")
-                                                       : options.config_path;
-  if (!path.empty()) return RoutingTable::LoadFile(path, registry);
-  const std::string data_dir = options.data_dir.empty()
-                                   ? EnvOr("MSGSDK_DATA_DIR", "./msgsdk-data")
-                                   : options.data_dir;
-  return RoutingTable::Default(data_dir, registry);
+  const std::string path =
+      options.config_path.empty() ? EnvOr("MSGSDK_CONFIG", "") : options.config_path;
+  if (!path.empty()) {
+    MSGSDK_ASSIGN_OR_RETURN(std::string text, RoutingTable::ReadFile(path));
+    MSGSDK_ASSIGN_OR_RETURN(auto table, RoutingTable::Parse(text, path, registry));
+    return LoadedTable{.table = std::move(table), .path = path, .text = std::move(text)};
+  }
+  const std::string data_dir =
+      options.data_dir.empty() ? EnvOr("MSGSDK_DATA_DIR", "./msgsdk-data") : options.data_dir;
+  return LoadedTable{.table = RoutingTable::Default(data_dir, registry)};
 }
+
+// Whether two versions of a cluster need different backends. Where an entry was written
+// ("file:line:col") does not count: editing another part of the file moves it.
+bool SameCluster(const ClusterConfig& a, const ClusterConfig& b) {
+  return a.name == b.name && a.backend == b.backend && a.properties == b.properties;
+}
+
+// A subscription's settings: its options where given, the client settings otherwise.
+Result<SubscriptionSettings> ResolveSettings(const std::string& topic,
+                                             const SubscribeOptions& options,
+                                             const ClientSettings& defaults) {
+  if (options.consumer_threads < 0 || options.max_attempts < 0 || options.max_inflight < 0 ||
+      options.retry_backoff.count() < 0 || options.retry_backoff_max.count() < 0) {
+    return InvalidArgumentError("SubscribeOptions for topic '" + topic +
+                                "': counts and durations must not be negative (0 means the "
+                                "routing table's client setting)");
+  }
+  auto positive_or = [](auto value, auto fallback) { return value > 0 ? value : fallback; };
+  auto positive_duration_or = [](auto value, auto fallback) {
+    return value.count() > 0 ? value : fallback;
+  };
+  return SubscriptionSettings{
+      .threads = positive_or(options.consumer_threads, defaults.consumer_threads),
+      .max_attempts = positive_or(options.max_attempts, defaults.max_attempts),
+      .retry_backoff = positive_duration_or(options.retry_backoff, defaults.retry_backoff),
+      .retry_backoff_max =
+          positive_duration_or(options.retry_backoff_max, defaults.retry_backoff_max),
+      .max_inflight = positive_or(options.max_inflight, defaults.max_inflight),
+      .ordered = options.ordered,
+      .close_timeout = defaults.close_timeout,
+  };
+}
+
+void Log(const std::string& line) { std::fprintf(stderr, "msgsdk: %s\n", line.c_str()); }
 
 template <typename T>
 std::vector<std::shared_ptr<T>> LiveOnly(std::vector<std::weak_ptr<T>>& handles) {
@@ -52,48 +100,92 @@ std::vector<std::shared_ptr<T>> LiveOnly(std::vector<std::weak_ptr<T>>& handles)
 
 Result<std::shared_ptr<Engine>> Engine::Create(ClientOptions options,
                                                std::shared_ptr<const BackendRegistry> registry) {
-  MSGSDK_ASSIGN_OR_RETURN(auto table, LoadTable(options, *registry));
+  MSGSDK_ASSIGN_OR_RETURN(LoadedTable loaded, LoadTable(options, *registry));
   const std::string requested =
       options.environment.empty() ? EnvOr("MSGSDK_ENV", "") : options.environment;
   MSGSDK_ASSIGN_OR_RETURN(const EnvironmentConfig* environment,
-                          table->ChooseEnvironment(requested));
+                          loaded.table->ChooseEnvironment(requested));
   std::string client_id = options.client_id.empty() ? DefaultClientId() : options.client_id;
   MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
-  return std::shared_ptr<Engine>(new Engine(std::move(registry), std::move(table),
-                                            environment->name, std::move(client_id)));
+  auto engine = std::shared_ptr<Engine>(
+      new Engine(registry, loaded.table, environment->name, std::move(client_id)));
+  if (!loaded.path.empty()) {
+    // Weak: the watcher must not keep the client alive. A callback that holds the last
+    // reference when the client goes away closes it on the watcher's thread, which the
+    // watcher allows.
+    std::weak_ptr<Engine> weak = engine;
+    engine->watcher_ = std::make_unique<RoutingFileWatcher>(
+        loaded.path, std::move(loaded.text), std::move(registry), kRoutingPollInterval,
+        [weak](std::shared_ptr<const RoutingTable> table) {
+          auto self = weak.lock();
+          return self ? self->Apply(std::move(table)) : OkStatus();
+        },
+        [weak](const Status& status) {
+          if (auto self = weak.lock()) self->Reject(status);
+        },
+        [weak] {
+          if (auto self = weak.lock()) self->Reconcile();
+        });
+  }
+  return engine;
 }
 
 Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
                std::shared_ptr<const RoutingTable> table, std::string environment,
                std::string client_id)
     : registry_(std::move(registry)),
-      table_(std::move(table)),
       environment_(std::move(environment)),
       client_id_(std::move(client_id)),
-      callback_pool_("msgsdk-callback", table_->client_settings().callback_threads),
-      send_callbacks_(callback_pool_, [](AsyncSend*& send) {
-        send->RunCallback();
-        delete send;
-      }) {}
+      callback_pool_("msgsdk-callback", table->client_settings().callback_threads),
+      send_callbacks_(callback_pool_,
+                      [](AsyncSend*& send) {
+                        send->RunCallback();
+                        delete send;
+                      }),
+      table_(std::move(table)) {
+  routing_.version = table_->version();
+  routing_.source = table_->source();
+  routing_.applied = 1;
+}
 
 Engine::~Engine() { Close().IgnoreError(); }
 
+std::shared_ptr<const RoutingTable> Engine::table() const {
+  std::lock_guard lock(mutex_);
+  return table_;
+}
+
+ClientSettings Engine::settings() const { return table()->client_settings(); }
+
+RoutingState Engine::Routing() const {
+  std::lock_guard lock(mutex_);
+  return routing_;
+}
+
 Result<Engine::Binding> Engine::Bind(const std::string& topic) {
-  MSGSDK_ASSIGN_OR_RETURN(ResolvedRoute route, table_->Resolve(environment_, topic));
+  const std::shared_ptr<const RoutingTable> table = this->table();
+  MSGSDK_ASSIGN_OR_RETURN(ResolvedRoute route, table->Resolve(environment_, topic));
+  const ClusterConfig& cluster = *route.cluster;
   std::lock_guard lock(mutex_);
   if (closed_) return FailedPreconditionError("client is closed");
-  const ClusterConfig& cluster = *route.cluster;
   auto it = backends_.find(cluster.name);
-  if (it == backends_.end()) {
+  if (it == backends_.end() || !SameCluster(it->second.config, cluster)) {
     MSGSDK_ASSIGN_OR_RETURN(BackendFactory * factory, registry_->Find(cluster.backend));
     auto backend = factory->Create(cluster);
     if (!backend.ok()) {
       return backend.status().WithContext("cluster '" + cluster.name + "' (" + cluster.source +
                                           ")");
     }
-    it = backends_.emplace(cluster.name, std::move(backend).value()).first;
+    if (it != backends_.end()) {
+      // The cluster's configuration changed: its users move to the new backend, the old one
+      // closes once the last of them has.
+      replaced_backends_.push_back(std::move(it->second.backend));
+      it->second = BackendEntry{cluster, std::move(backend).value()};
+    } else {
+      it = backends_.emplace(cluster.name, BackendEntry{cluster, std::move(backend).value()}).first;
+    }
   }
-  return Binding{it->second, cluster.name, route.matched_by};
+  return Binding{it->second.backend, cluster.name, route.matched_by};
 }
 
 Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view topic_view,
@@ -102,11 +194,12 @@ Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view to
   MSGSDK_RETURN_IF_ERROR(ValidateProducerTopic(topic));
   MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
   MSGSDK_ASSIGN_OR_RETURN(auto backend_producer, binding.backend->CreateProducer(topic));
-  const auto timeout =
-      options.send_timeout.count() > 0 ? options.send_timeout : settings().send_timeout;
-  auto producer = std::make_shared<ProducerCore>(shared_from_this(), topic, binding.cluster,
-                                                 binding.backend->capabilities(),
-                                                 std::move(backend_producer), timeout);
+  ProducerRoute route{.backend = binding.backend,
+                      .producer = std::move(backend_producer),
+                      .capabilities = binding.backend->capabilities(),
+                      .counter = std::make_shared<SendCounter>(topic, binding.cluster)};
+  auto producer = std::make_shared<ProducerCore>(shared_from_this(), topic, std::move(route),
+                                                 options.send_timeout);
   std::lock_guard lock(mutex_);
   if (closed_) return FailedPreconditionError("client is closed");
   std::erase_if(producers_, [](const auto& weak) { return weak.expired(); });
@@ -114,10 +207,10 @@ Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view to
   return producer;
 }
 
-Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view topic,
-                                                            std::string_view group,
-                                                            MessageHandler handler,
-                                                            const SubscribeOptions& options) {
+Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view topic,
+                                                              std::string_view group,
+                                                              MessageHandler handler,
+                                                              const SubscribeOptions& options) {
   if (!handler) {
     return InvalidArgumentError("subscription to topic '" + std::string(topic) +
                                 "' has no handler");
@@ -125,10 +218,26 @@ Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view top
   return Subscribe(topic, group, SettleOnReturn(std::move(handler)), options);
 }
 
-Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view topic_view,
-                                                            std::string_view group_view,
-                                                            AsyncHandler handler,
-                                                            const SubscribeOptions& options) {
+Result<std::shared_ptr<SubscriptionCore>> Engine::StartCore(const RoutedSubscription& subscription,
+                                                            const Binding& binding,
+                                                            const SubscriptionSettings& settings) {
+  const Capabilities& capabilities = binding.backend->capabilities();
+  if (subscription.spec().mode == SubscriptionMode::kBroadcast && !capabilities.broadcast) {
+    return UnsupportedError("topic '" + subscription.topic() + "' is served by cluster '" +
+                            binding.cluster + "' (backend " + capabilities.backend +
+                            "), which does not support broadcast subscriptions");
+  }
+  auto core = std::make_shared<SubscriptionCore>(
+      shared_from_this(), subscription.topic(), subscription.group(), binding.cluster,
+      binding.backend, subscription.handler(), subscription.filter(), settings);
+  MSGSDK_RETURN_IF_ERROR(core->Start(subscription.spec()));
+  return core;
+}
+
+Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view topic_view,
+                                                              std::string_view group_view,
+                                                              AsyncHandler handler,
+                                                              const SubscribeOptions& options) {
   const std::string topic(topic_view);
   const std::string group(group_view);
   MSGSDK_RETURN_IF_ERROR(ValidateName("topic", topic));
@@ -137,34 +246,9 @@ Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view top
     return InvalidArgumentError("subscription to topic '" + topic + "' has no handler");
   }
   MSGSDK_ASSIGN_OR_RETURN(TagFilter filter, TagFilter::Parse(options.tag_filter));
-  auto positive_or = [](auto value, auto fallback) { return value > 0 ? value : fallback; };
-  auto positive_duration_or = [](auto value, auto fallback) {
-    return value.count() > 0 ? value : fallback;
-  };
-  if (options.consumer_threads < 0 || options.max_attempts < 0 || options.max_inflight < 0 ||
-      options.retry_backoff.count() < 0 || options.retry_backoff_max.count() < 0) {
-    return InvalidArgumentError("SubscribeOptions for topic '" + topic +
-                                "': counts and durations must not be negative (0 means the "
-                                "routing table's client setting)");
-  }
-  const ClientSettings& defaults = settings();
-  SubscriptionSettings resolved{
-      .threads = positive_or(options.consumer_threads, defaults.consumer_threads),
-      .max_attempts = positive_or(options.max_attempts, defaults.max_attempts),
-      .retry_backoff = positive_duration_or(options.retry_backoff, defaults.retry_backoff),
-      .retry_backoff_max =
-          positive_duration_or(options.retry_backoff_max, defaults.retry_backoff_max),
-      .max_inflight = positive_or(options.max_inflight, defaults.max_inflight),
-      .ordered = options.ordered,
-      .close_timeout = defaults.close_timeout,
-  };
+  MSGSDK_ASSIGN_OR_RETURN(SubscriptionSettings resolved,
+                          ResolveSettings(topic, options, settings()));
   MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
-  const Capabilities& capabilities = binding.backend->capabilities();
-  if (options.mode == SubscriptionMode::kBroadcast && !capabilities.broadcast) {
-    return UnsupportedError("topic '" + topic + "' is served by cluster '" + binding.cluster +
-                            "' (backend " + capabilities.backend +
-                            "), which does not support broadcast subscriptions");
-  }
   std::string member_id = options.instance_id;
   if (member_id.empty()) {
     std::lock_guard lock(mutex_);
@@ -178,16 +262,16 @@ Result<std::shared_ptr<SubscriptionCore>> Engine::Subscribe(std::string_view top
                         .start_from = options.start_from,
                         .member_id = member_id,
                         .tags = filter.tags()};
-  auto subscription = std::make_shared<SubscriptionCore>(
-      shared_from_this(), topic, group, binding.cluster, binding.backend, std::move(handler),
-      std::move(filter), resolved);
+  auto subscription = std::make_shared<RoutedSubscription>(std::move(spec), std::move(handler),
+                                                           std::move(filter), options);
   {
     std::lock_guard lock(mutex_);
     if (closed_) return FailedPreconditionError("client is closed");
     std::erase_if(subscriptions_, [](const auto& weak) { return weak.expired(); });
     subscriptions_.push_back(subscription);
   }
-  MSGSDK_RETURN_IF_ERROR(subscription->Start(spec));
+  MSGSDK_ASSIGN_OR_RETURN(auto core, StartCore(*subscription, binding, resolved));
+  MSGSDK_RETURN_IF_ERROR(subscription->Install(std::move(core), resolved));
   return subscription;
 }
 
@@ -221,11 +305,174 @@ Status Engine::ResetOffsets(std::string_view topic_view, std::string_view group_
   return binding.backend->ResetOffsets(topic, group, target);
 }
 
-Status Engine::Close() {
-  std::vector<std::shared_ptr<ProducerCore>> producers;
-  std::vector<std::shared_ptr<SubscriptionCore>> subscriptions;
-  std::map<std::string, BackendPtr> backends;
+// ---- Routing versions ---------------------------------------------------------------------
+
+void Engine::Reject(const Status& status) {
+  std::string version_text;
   {
+    std::lock_guard lock(mutex_);
+    ++routing_.rejected;
+    routing_.last_rejection = status.ToString();
+    version_text = std::to_string(routing_.version);
+  }
+  Log("routing version refused, version " + version_text + " keeps running: " + status.ToString());
+}
+
+Status Engine::Apply(std::shared_ptr<const RoutingTable> table) {
+  {
+    std::lock_guard apply(apply_mutex_);
+    const std::string what =
+        "routing version " + std::to_string(table->version()) + " of " + table->source();
+    if (!table->ChooseEnvironment(environment_).ok()) {
+      return FailedPreconditionError(what + " has no environment '" + environment_ +
+                                     "', the one this client runs in (a client never changes "
+                                     "environment while it runs)");
+    }
+    std::vector<std::shared_ptr<ProducerCore>> producers;
+    std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return OkStatus();
+      producers = LiveOnly(producers_);
+      subscriptions = LiveOnly(subscriptions_);
+    }
+    std::vector<std::string> topics;
+    for (const auto& producer : producers) topics.push_back(producer->topic());
+    for (const auto& subscription : subscriptions) topics.push_back(subscription->topic());
+    for (const std::string& topic : topics) {
+      Result<ResolvedRoute> route = table->Resolve(environment_, topic);
+      if (!route.ok()) {
+        return FailedPreconditionError(
+            what + " leaves topic '" + topic +
+            "', which this client uses, without a route: " + route.status().message());
+      }
+    }
+    std::lock_guard lock(mutex_);
+    table_ = table;
+  }
+  callback_pool_.Resize(table->client_settings().callback_threads);
+  // Moving the producers and subscriptions is what every tick retries; do it now so the new
+  // version takes effect at once. It counts as applied once that first move is done.
+  Reconcile();
+  {
+    std::lock_guard lock(mutex_);
+    routing_.version = table->version();
+    routing_.source = table->source();
+    ++routing_.applied;
+  }
+  Log("routing version " + std::to_string(table->version()) + " of " + table->source() +
+      " applied");
+  return OkStatus();
+}
+
+void Engine::Reconcile() {
+  std::lock_guard apply(apply_mutex_);
+  std::vector<std::shared_ptr<ProducerCore>> producers;
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    producers = LiveOnly(producers_);
+    subscriptions = LiveOnly(subscriptions_);
+  }
+  const ClientSettings client = settings();
+  std::vector<std::string> pending;
+  for (const auto& producer : producers) {
+    producer->ApplySettings(client.send_timeout, client.max_message_bytes);
+    Result<Binding> binding = Bind(producer->topic());
+    if (binding.ok() && binding->backend.get() == producer->backend()) continue;
+    Result<std::unique_ptr<BackendProducer>> made =
+        binding.ok() ? binding->backend->CreateProducer(producer->topic())
+                     : Result<std::unique_ptr<BackendProducer>>(binding.status());
+    if (!made.ok()) {
+      pending.push_back("producer of topic '" + producer->topic() +
+                        "': " + made.status().ToString());
+      continue;
+    }
+    producer->Rebind(ProducerRoute{
+        .backend = binding->backend,
+        .producer = std::move(made).value(),
+        .capabilities = binding->backend->capabilities(),
+        .counter = std::make_shared<SendCounter>(producer->topic(), binding->cluster)});
+  }
+  for (const auto& subscription : subscriptions) {
+    Result<SubscriptionSettings> settings =
+        ResolveSettings(subscription->topic(), subscription->options(), client);
+    Result<Binding> binding = Bind(subscription->topic());
+    if (binding.ok() && settings.ok() && binding->backend.get() == subscription->backend() &&
+        *settings == subscription->settings()) {
+      continue;
+    }
+    Result<std::shared_ptr<SubscriptionCore>> core =
+        !settings.ok()  ? Result<std::shared_ptr<SubscriptionCore>>(settings.status())
+        : !binding.ok() ? Result<std::shared_ptr<SubscriptionCore>>(binding.status())
+                        : StartCore(*subscription, *binding, *settings);
+    if (!core.ok()) {
+      pending.push_back("subscription of group '" + subscription->group() + "' to topic '" +
+                        subscription->topic() + "': " + core.status().ToString());
+      continue;
+    }
+    Status closed_old = subscription->Install(std::move(core).value(), *settings);
+    if (!closed_old.ok()) {
+      Log("closing the previous subscription of group '" + subscription->group() + "' to topic '" +
+          subscription->topic() + "': " + closed_old.ToString());
+    }
+  }
+  std::string pending_text;
+  for (const std::string& line : pending) {
+    if (!pending_text.empty()) pending_text += "\n";
+    pending_text += line;
+  }
+  bool changed;
+  {
+    std::lock_guard lock(mutex_);
+    changed = routing_.pending != pending_text;
+    routing_.pending = pending_text;
+  }
+  if (changed && !pending_text.empty()) {
+    Log("not everything is on routing version " + std::to_string(table()->version()) +
+        " yet (retried): " + pending_text);
+  }
+  CloseUnusedBackends();
+}
+
+void Engine::CloseUnusedBackends() {
+  std::vector<std::shared_ptr<ProducerCore>> producers;
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
+  {
+    std::lock_guard lock(mutex_);
+    if (replaced_backends_.empty()) return;
+    producers = LiveOnly(producers_);
+    subscriptions = LiveOnly(subscriptions_);
+  }
+  std::vector<const Backend*> used;
+  for (const auto& producer : producers) used.push_back(producer->backend());
+  for (const auto& subscription : subscriptions) used.push_back(subscription->backend());
+  std::vector<BackendPtr> unused;
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(replaced_backends_, [&](BackendPtr& backend) {
+      if (std::find(used.begin(), used.end(), backend.get()) != used.end()) return false;
+      unused.push_back(std::move(backend));
+      return true;
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + settings().close_timeout;
+  for (auto& backend : unused) {
+    Status status = backend->Close(deadline);
+    if (!status.ok()) Log("closing a replaced backend: " + status.ToString());
+  }
+}
+
+Status Engine::Close() {
+  // First, so that no version is applied while (or after) everything closes.
+  if (watcher_) watcher_->Stop();
+  std::vector<std::shared_ptr<ProducerCore>> producers;
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
+  std::map<std::string, BackendEntry> backends;
+  std::vector<BackendPtr> replaced;
+  {
+    std::lock_guard apply(apply_mutex_);
     std::lock_guard lock(mutex_);
     if (closed_) return OkStatus();
     closed_ = true;
@@ -243,9 +490,11 @@ Status Engine::Close() {
   {
     std::lock_guard lock(mutex_);
     backends.swap(backends_);
+    replaced.swap(replaced_backends_);
   }
   const auto deadline = std::chrono::steady_clock::now() + settings().close_timeout;
-  for (auto& [name, backend] : backends) keep_first(backend->Close(deadline));
+  for (auto& [name, entry] : backends) keep_first(entry.backend->Close(deadline));
+  for (auto& backend : replaced) keep_first(backend->Close(deadline));
   timers_.Shutdown();
   if (!callback_pool_.IsPoolThread()) callback_pool_.Shutdown();
   return first;

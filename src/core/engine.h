@@ -2,7 +2,15 @@
 
 // The engine behind a Client: the routing snapshot, one backend connection per cluster, the
 // SDK's thread pools, and the producers and subscriptions made from it.
+//
+// Routing changes while it runs. A new version (from the watched routing file, or from a push
+// source) is checked whole against what this client uses, swapped in atomically, and then
+// every producer and subscription is brought to it make-before-break: the new cluster's
+// backend and producer are made first; only then do sends move, and a subscription's new core
+// is started before the old one is closed. What cannot move yet keeps its old route and is
+// retried at every tick of the routing source.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,7 +22,9 @@
 #include "core/backend.h"
 #include "core/backend_registry.h"
 #include "core/executor.h"
+#include "core/routed_subscription.h"
 #include "core/routing/routing_table.h"
+#include "core/routing/routing_watcher.h"
 #include "core/subscription_core.h"
 #include "msgsdk/client.h"
 
@@ -25,28 +35,40 @@ class ProducerCore;
 // Thread-safety: every public method may be called concurrently.
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
+  // How often a watched routing file is checked.
+  static constexpr std::chrono::milliseconds kRoutingPollInterval{200};
+
   static Result<std::shared_ptr<Engine>> Create(ClientOptions options,
                                                 std::shared_ptr<const BackendRegistry> registry);
   ~Engine();
 
   Result<std::shared_ptr<ProducerCore>> CreateProducer(std::string_view topic,
                                                        const ProducerOptions& options);
-  Result<std::shared_ptr<SubscriptionCore>> Subscribe(std::string_view topic,
-                                                      std::string_view group,
-                                                      MessageHandler handler,
-                                                      const SubscribeOptions& options);
+  Result<std::shared_ptr<RoutedSubscription>> Subscribe(std::string_view topic,
+                                                        std::string_view group,
+                                                        MessageHandler handler,
+                                                        const SubscribeOptions& options);
   // For handlers that settle deliveries later (the sidecar's streams).
-  Result<std::shared_ptr<SubscriptionCore>> Subscribe(std::string_view topic,
-                                                      std::string_view group,
-                                                      AsyncHandler handler,
-                                                      const SubscribeOptions& options);
+  Result<std::shared_ptr<RoutedSubscription>> Subscribe(std::string_view topic,
+                                                        std::string_view group,
+                                                        AsyncHandler handler,
+                                                        const SubscribeOptions& options);
   Result<TopicRoute> Describe(std::string_view topic);
   Status ResetOffsets(std::string_view topic, std::string_view group, const ResetTarget& target);
   Status Close();
 
+  // Offers a new routing version. Refused (and counted, with the reason kept) when it lacks
+  // this client's environment or leaves a topic in use without a route; otherwise it becomes
+  // the running version and every producer and subscription is moved to it.
+  Status Apply(std::shared_ptr<const RoutingTable> table);
+  // Moves what a version could not move yet (a cluster that was unreachable, say).
+  void Reconcile();
+  RoutingState Routing() const;
+
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
-  const ClientSettings& settings() const { return table_->client_settings(); }
+  // The running version's client settings.
+  ClientSettings settings() const;
   // Queues a completed SendAsync for the callback pool, which runs its callback and frees it.
   void PostCallback(AsyncSend* send) { send_callbacks_.Post(send); }
   bool OnCallbackThread() const { return callback_pool_.IsPoolThread(); }
@@ -59,26 +81,47 @@ class Engine : public std::enable_shared_from_this<Engine> {
     std::string cluster;
     std::string matched_by;
   };
+  // A cluster's backend, and the configuration it was made from.
+  struct BackendEntry {
+    ClusterConfig config;
+    BackendPtr backend;
+  };
 
-  Engine(std::shared_ptr<const BackendRegistry> registry,
-         std::shared_ptr<const RoutingTable> table, std::string environment,
-         std::string client_id);
-  // Resolves `topic` and returns its cluster's backend, connecting on first use.
+  Engine(std::shared_ptr<const BackendRegistry> registry, std::shared_ptr<const RoutingTable> table,
+         std::string environment, std::string client_id);
+  std::shared_ptr<const RoutingTable> table() const;
+  // Resolves `topic` in the running version and returns its cluster's backend, made (and
+  // connected) on first use, and made anew when the cluster's configuration changed.
   Result<Binding> Bind(const std::string& topic);
+  // A subscription core on `binding`, started.
+  Result<std::shared_ptr<SubscriptionCore>> StartCore(const RoutedSubscription& subscription,
+                                                      const Binding& binding,
+                                                      const SubscriptionSettings& settings);
+  // Records a refused version.
+  void Reject(const Status& status);
+  // Closes replaced backends that no producer or subscription uses any more.
+  void CloseUnusedBackends();
 
   const std::shared_ptr<const BackendRegistry> registry_;
-  const std::shared_ptr<const RoutingTable> table_;
   const std::string environment_;
   const std::string client_id_;
   ThreadPool callback_pool_;
   BatchingQueue<AsyncSend*> send_callbacks_;
   TimerQueue timers_;
+  std::unique_ptr<RoutingFileWatcher> watcher_;
 
-  std::mutex mutex_;
+  // One version applied (and one reconciliation run) at a time.
+  std::mutex apply_mutex_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<const RoutingTable> table_;
+  RoutingState routing_;
   bool closed_ = false;
-  std::map<std::string, BackendPtr> backends_;  // by cluster name
+  std::map<std::string, BackendEntry> backends_;  // by cluster name
+  // Backends of clusters whose configuration changed, until their last user has moved.
+  std::vector<BackendPtr> replaced_backends_;
   std::vector<std::weak_ptr<ProducerCore>> producers_;
-  std::vector<std::weak_ptr<SubscriptionCore>> subscriptions_;
+  std::vector<std::weak_ptr<RoutedSubscription>> subscriptions_;
   uint64_t next_subscription_ = 0;
 };
 

@@ -14,11 +14,10 @@ void NameThread(const std::string& name) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) {
-  if (threads < 1) threads = 1;
-  threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
-}
+// The pool whose task the current thread runs: IsPoolThread without looking at the threads.
+thread_local const ThreadPool* current_pool = nullptr;
+
+ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) { Resize(threads); }
 
 ThreadPool::~ThreadPool() { Shutdown(); }
 
@@ -35,35 +34,55 @@ bool ThreadPool::Submit(Task task) {
   return true;
 }
 
-bool ThreadPool::IsPoolThread() const {
-  for (const auto& t : threads_) {
-    if (t.get_id() == std::this_thread::get_id()) return true;
+bool ThreadPool::IsPoolThread() const { return current_pool == this; }
+
+void ThreadPool::Resize(int threads) {
+  if (threads < 1) threads = 1;
+  bool shrink;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    target_ = threads;
+    shrink = running_ > target_;
+    while (running_ < target_) {
+      ++running_;
+      threads_.emplace_back([this] { Run(); });
+    }
   }
-  return false;
+  if (shrink) wake_.notify_all();
+}
+
+int ThreadPool::size() const {
+  std::lock_guard lock(mutex_);
+  return target_;
 }
 
 void ThreadPool::Shutdown() {
+  std::vector<std::thread> threads;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && threads_.empty()) return;
     stopping_ = true;
+    threads.swap(threads_);
   }
   wake_.notify_all();
-  for (auto& t : threads_) {
+  for (auto& t : threads) {
     if (t.joinable()) t.join();
   }
-  std::lock_guard lock(mutex_);
-  threads_.clear();
 }
 
 void ThreadPool::Run() {
   NameThread(name_);
+  current_pool = this;
   std::unique_lock lock(mutex_);
   while (true) {
+    if (!stopping_ && running_ > target_) {
+      --running_;  // a shrink: this thread leaves (Shutdown joins it)
+      return;
+    }
     if (tasks_.empty()) {
       if (stopping_) return;
       ++idle_;
-      wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || !tasks_.empty() || running_ > target_; });
       --idle_;
       continue;
     }

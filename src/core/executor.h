@@ -33,16 +33,23 @@ class ThreadPool {
   // pool thread.
   void Shutdown();
   bool IsPoolThread() const;
+  // Changes the number of threads (at least 1) while tasks run: new threads start at once;
+  // surplus threads leave after the task they are running. Ignored after Shutdown.
+  void Resize(int threads);
+  int size() const;
 
  private:
   void Run();
 
   const std::string name_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Task> tasks_;
   int idle_ = 0;
+  int target_ = 0;   // threads wanted
+  int running_ = 0;  // threads started and not yet leaving
   bool stopping_ = false;
+  // Every thread ever started (those that left after a shrink too), joined by Shutdown.
   std::vector<std::thread> threads_;
 };
 

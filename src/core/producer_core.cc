@@ -1,5 +1,6 @@
 #include "core/producer_core.h"
 
+#include <cstdio>
 #include <optional>
 #include <utility>
 
@@ -9,60 +10,123 @@
 
 namespace msgsdk::core {
 
-ProducerCore::ProducerCore(std::shared_ptr<Engine> engine, std::string topic, std::string cluster,
-                           Capabilities capabilities, std::unique_ptr<BackendProducer> backend,
+ProducerCore::ProducerCore(std::shared_ptr<Engine> engine, std::string topic, ProducerRoute route,
                            std::chrono::milliseconds send_timeout)
     : engine_(std::move(engine)),
-      shared_(std::make_shared<SendCounter>(std::move(topic), std::move(cluster))),
-      capabilities_(std::move(capabilities)),
-      backend_(std::move(backend)),
-      send_timeout_(send_timeout),
-      max_message_bytes_(engine_->settings().max_message_bytes) {}
+      topic_(std::move(topic)),
+      fixed_send_timeout_(send_timeout),
+      send_timeout_ms_(send_timeout.count() > 0 ? send_timeout.count()
+                                                : engine_->settings().send_timeout.count()),
+      max_message_bytes_(engine_->settings().max_message_bytes) {
+  routes_.push_back(std::make_unique<ProducerRoute>(std::move(route)));
+  route_.store(routes_.back().get());
+}
 
 ProducerCore::~ProducerCore() { Close().IgnoreError(); }
 
+const Backend* ProducerCore::backend() const { return route_.load()->backend.get(); }
+
 Status ProducerCore::Prepare(Message& message) const {
-  const std::string& topic = shared_->topic;
   if (message.body.empty()) {
-    return InvalidArgumentError("message to topic '" + topic + "' has an empty body");
+    return InvalidArgumentError("message to topic '" + topic_ + "' has an empty body");
   }
   size_t size = message.body.size() + message.key.size() + message.tag.size();
   for (const auto& [name, value] : message.properties) size += name.size() + value.size();
-  if (static_cast<int64_t>(size) > max_message_bytes_) {
-    return InvalidArgumentError("message to topic '" + topic + "' is " + std::to_string(size) +
+  const int64_t limit = max_message_bytes_.load(std::memory_order_relaxed);
+  if (static_cast<int64_t>(size) > limit) {
+    return InvalidArgumentError("message to topic '" + topic_ + "' is " + std::to_string(size) +
                                 " bytes (body, key, tag and properties); the limit is " +
-                                std::to_string(max_message_bytes_) +
-                                " (client.max_message_bytes)");
+                                std::to_string(limit) + " (client.max_message_bytes)");
   }
   for (const char c : message.tag) {
     if (c == ' ' || c == '\t' || c == '|' || c == '*') {
-      return InvalidArgumentError("message to topic '" + topic + "': tag '" + message.tag +
+      return InvalidArgumentError("message to topic '" + topic_ + "': tag '" + message.tag +
                                   "' must be one word without spaces, '|' or '*'");
     }
   }
-  if (message.deliver_at && !capabilities_.timer_messages) {
-    return UnsupportedError("message to topic '" + topic + "' has deliver_at, but cluster '" +
-                            shared_->cluster + "' (backend " + capabilities_.backend +
-                            ") does not support timer messages");
-  }
-  message.topic = topic;
+  message.topic = topic_;
   message.born_at = std::chrono::system_clock::now();
   message.message_id = NewMessageId(message.born_at);
   return OkStatus();
 }
 
-bool ProducerCore::BeginSends(int64_t count) {
-  shared_->in_flight.fetch_add(count);
-  if (!shared_->closed.load()) return true;
-  if (shared_->in_flight.fetch_sub(count) == count) {
-    std::lock_guard lock(shared_->mutex);
-    shared_->drained.notify_all();
+Status ProducerCore::CheckCapabilities(const Message& message, const ProducerRoute& route) {
+  if (message.deliver_at && !route.capabilities.timer_messages) {
+    return UnsupportedError("message to topic '" + route.counter->topic +
+                            "' has deliver_at, but cluster '" + route.counter->cluster +
+                            "' (backend " + route.capabilities.backend +
+                            ") does not support timer messages");
   }
-  return false;
+  return OkStatus();
+}
+
+ProducerRoute* ProducerCore::BeginSends(int64_t count) {
+  while (true) {
+    ProducerRoute* route = route_.load();
+    SendCounter& counter = *route->counter;
+    counter.in_flight.fetch_add(count);
+    if (!counter.closed.load()) return route;
+    AbandonSends(*route, count);
+    // Closed: the producer was closed, or a rebind replaced this route (its successor was
+    // published before it was closed, so the next load finds it).
+    if (closed_.load()) return nullptr;
+  }
+}
+
+void ProducerCore::AbandonSends(ProducerRoute& route, int64_t count) {
+  SendCounter& counter = *route.counter;
+  if (counter.in_flight.fetch_sub(count) == count && counter.closed.load()) {
+    std::lock_guard lock(counter.mutex);
+    counter.drained.notify_all();
+  }
 }
 
 Status ProducerCore::ClosedError() const {
-  return FailedPreconditionError("producer of topic '" + shared_->topic + "' is closed");
+  return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
+}
+
+void ProducerCore::ApplySettings(std::chrono::milliseconds send_timeout,
+                                 int64_t max_message_bytes) {
+  if (fixed_send_timeout_.count() == 0) send_timeout_ms_.store(send_timeout.count());
+  max_message_bytes_.store(max_message_bytes);
+}
+
+Status ProducerCore::Drain(ProducerRoute& route) const {
+  SendCounter& counter = *route.counter;
+  counter.closed.store(true);
+  const auto deadline = std::chrono::steady_clock::now() + send_timeout();
+  // A callback closing its own producer must not wait for itself.
+  const bool on_callback_thread = engine_->OnCallbackThread();
+  auto drained = [&counter] { return counter.in_flight.load() == 0; };
+  if (!on_callback_thread) {
+    std::unique_lock lock(counter.mutex);
+    counter.drained.wait_until(lock, deadline, drained);
+  }
+  // The backend completes or fails whatever is still pending by the deadline.
+  Status status = route.producer->Close(deadline);
+  if (!on_callback_thread) {
+    std::unique_lock lock(counter.mutex);
+    counter.drained.wait(lock, drained);
+  }
+  return status;
+}
+
+void ProducerCore::Rebind(ProducerRoute route) {
+  std::lock_guard lock(rebind_mutex_);
+  routes_.push_back(std::make_unique<ProducerRoute>(std::move(route)));
+  ProducerRoute* fresh = routes_.back().get();
+  if (closed_.load()) {
+    Drain(*fresh).IgnoreError();
+    return;
+  }
+  ProducerRoute* old = route_.exchange(fresh);
+  // Senders that counted themselves in on the old route before it closed finish there; the
+  // rest find it closed and move on to `fresh`.
+  Status status = Drain(*old);
+  if (!status.ok()) {
+    std::fprintf(stderr, "msgsdk: closing the previous route of topic '%s' (cluster '%s'): %s\n",
+                 topic_.c_str(), old->counter->cluster.c_str(), status.ToString().c_str());
+  }
 }
 
 namespace {
@@ -116,50 +180,70 @@ void AsyncSend::RunCallback() {
 
 Result<SendReceipt> ProducerCore::Send(Message&& message) {
   MSGSDK_RETURN_IF_ERROR(Prepare(message));
-  if (!BeginSends(1)) return ClosedError();
+  ProducerRoute* route = BeginSends(1);
+  if (route == nullptr) return ClosedError();
+  if (Status status = CheckCapabilities(message, *route); !status.ok()) {
+    AbandonSends(*route, 1);
+    return status;
+  }
   struct Waiter {
     std::mutex mutex;
     std::condition_variable done;
     std::optional<Result<StoredPosition>> stored;
   };
   auto waiter = std::make_shared<Waiter>();
-  backend_->Send(message, [waiter, shared = shared_](Result<StoredPosition> stored) {
+  const std::shared_ptr<SendCounter>& counter = route->counter;
+  route->producer->Send(message, [waiter, counter](Result<StoredPosition> stored) {
     {
       std::lock_guard lock(waiter->mutex);
       waiter->stored.emplace(std::move(stored));
       waiter->done.notify_one();
     }
-    shared->EndSend();
+    counter->EndSend();
   });
+  const auto timeout = send_timeout();
   std::unique_lock lock(waiter->mutex);
-  if (!waiter->done.wait_for(lock, send_timeout_, [&] { return waiter->stored.has_value(); })) {
-    return DeadlineExceededError("send to topic '" + shared_->topic + "' on cluster '" +
-                                 shared_->cluster + "' was not acknowledged within " +
-                                 std::to_string(send_timeout_.count()) + " ms");
+  if (!waiter->done.wait_for(lock, timeout, [&] { return waiter->stored.has_value(); })) {
+    return DeadlineExceededError("send to topic '" + topic_ + "' on cluster '" + counter->cluster +
+                                 "' was not acknowledged within " +
+                                 std::to_string(timeout.count()) + " ms");
   }
-  return ToReceipt(std::move(*waiter->stored), std::move(message.message_id), *shared_);
+  return ToReceipt(std::move(*waiter->stored), std::move(message.message_id), *counter);
 }
 
 void ProducerCore::SendAsync(Message&& message, SendCallback callback) {
   Status status = Prepare(message);
+  ProducerRoute* route = nullptr;
+  if (status.ok()) {
+    route = BeginSends(1);
+    if (route == nullptr) {
+      status = ClosedError();
+    } else if (status = CheckCapabilities(message, *route); !status.ok()) {
+      AbandonSends(*route, 1);
+    }
+  }
   if (!status.ok()) {
     (new AsyncSend(*engine_, nullptr, std::move(callback), {}))->Fail(std::move(status));
     return;
   }
-  if (!BeginSends(1)) {
-    (new AsyncSend(*engine_, nullptr, std::move(callback), {}))->Fail(ClosedError());
-    return;
-  }
   // The engine outlives every send: it closes its producers (which wait for their sends and
   // callbacks) before it goes away.
-  auto* send = new AsyncSend(*engine_, shared_, std::move(callback), message.message_id);
-  backend_->Send(message, SendDone(send));
+  auto* send = new AsyncSend(*engine_, route->counter, std::move(callback), message.message_id);
+  route->producer->Send(message, SendDone(send));
 }
 
 Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> messages) {
   for (auto& message : messages) MSGSDK_RETURN_IF_ERROR(Prepare(message));
   if (messages.empty()) return std::vector<SendReceipt>();
-  if (!BeginSends(static_cast<int64_t>(messages.size()))) return ClosedError();
+  const auto count = static_cast<int64_t>(messages.size());
+  ProducerRoute* route = BeginSends(count);
+  if (route == nullptr) return ClosedError();
+  for (const auto& message : messages) {
+    if (Status status = CheckCapabilities(message, *route); !status.ok()) {
+      AbandonSends(*route, count);
+      return status;
+    }
+  }
   struct Batch {
     std::mutex mutex;
     std::condition_variable done;
@@ -169,51 +253,40 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
   auto batch = std::make_shared<Batch>();
   batch->remaining = messages.size();
   batch->stored.resize(messages.size());
+  const std::shared_ptr<SendCounter>& counter = route->counter;
   for (size_t i = 0; i < messages.size(); ++i) {
-    backend_->Send(messages[i], [batch, i, shared = shared_](Result<StoredPosition> stored) {
+    route->producer->Send(messages[i], [batch, i, counter](Result<StoredPosition> stored) {
       {
         std::lock_guard lock(batch->mutex);
         batch->stored[i].emplace(std::move(stored));
         if (--batch->remaining == 0) batch->done.notify_one();
       }
-      shared->EndSend();
+      counter->EndSend();
     });
   }
+  const auto timeout = send_timeout();
   std::unique_lock lock(batch->mutex);
-  if (!batch->done.wait_for(lock, send_timeout_, [&] { return batch->remaining == 0; })) {
+  if (!batch->done.wait_for(lock, timeout, [&] { return batch->remaining == 0; })) {
     return DeadlineExceededError("batch of " + std::to_string(messages.size()) +
-                                 " messages to topic '" + shared_->topic + "' on cluster '" +
-                                 shared_->cluster + "' was not acknowledged within " +
-                                 std::to_string(send_timeout_.count()) + " ms");
+                                 " messages to topic '" + topic_ + "' on cluster '" +
+                                 counter->cluster + "' was not acknowledged within " +
+                                 std::to_string(timeout.count()) + " ms");
   }
   std::vector<SendReceipt> receipts;
   receipts.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     MSGSDK_ASSIGN_OR_RETURN(
         SendReceipt receipt,
-        ToReceipt(std::move(*batch->stored[i]), std::move(messages[i].message_id), *shared_));
+        ToReceipt(std::move(*batch->stored[i]), std::move(messages[i].message_id), *counter));
     receipts.push_back(std::move(receipt));
   }
   return receipts;
 }
 
 Status ProducerCore::Close() {
-  if (shared_->closed.exchange(true)) return OkStatus();
-  const auto deadline = std::chrono::steady_clock::now() + send_timeout_;
-  // A callback closing its own producer must not wait for itself.
-  const bool on_callback_thread = engine_->OnCallbackThread();
-  auto drained = [this] { return shared_->in_flight.load() == 0; };
-  if (!on_callback_thread) {
-    std::unique_lock lock(shared_->mutex);
-    shared_->drained.wait_until(lock, deadline, drained);
-  }
-  // The backend completes or fails whatever is still pending by the deadline.
-  Status status = backend_->Close(deadline);
-  if (!on_callback_thread) {
-    std::unique_lock lock(shared_->mutex);
-    shared_->drained.wait(lock, drained);
-  }
-  return status;
+  if (closed_.exchange(true)) return OkStatus();
+  std::lock_guard lock(rebind_mutex_);
+  return Drain(*route_.load());
 }
 
 }  // namespace msgsdk::core

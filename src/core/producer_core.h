@@ -1,10 +1,12 @@
 #pragma once
 
-// A producer of one topic: checks and stamps each message, hands it to the cluster's backend,
-// and completes the caller (sync, or a callback on the SDK pool).
+// A producer of one topic: checks and stamps each message, hands it to the backend of the
+// cluster the topic is routed to, and completes the caller (sync, or a callback on the SDK
+// pool). When the topic's route changes, the engine rebinds the producer: new sends go to the
+// new cluster at once, sends already handed to the old one complete there.
 
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,10 +20,19 @@ namespace msgsdk::core {
 
 class Engine;
 
+// Where a producer's sends go: one cluster's backend producer, and the count of sends in
+// flight on it (whose `closed` flag also marks a route that was replaced).
+struct ProducerRoute {
+  BackendPtr backend;  // keeps the backend alive while this route's producer exists
+  std::unique_ptr<BackendProducer> producer;
+  Capabilities capabilities;
+  std::shared_ptr<SendCounter> counter;
+};
+
 class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
  public:
-  ProducerCore(std::shared_ptr<Engine> engine, std::string topic, std::string cluster,
-               Capabilities capabilities, std::unique_ptr<BackendProducer> backend,
+  // `send_timeout` zero: the routing table's client.send_timeout_ms, also as it changes.
+  ProducerCore(std::shared_ptr<Engine> engine, std::string topic, ProducerRoute route,
                std::chrono::milliseconds send_timeout);
   ~ProducerCore();
 
@@ -30,21 +41,47 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages);
   Status Close();
 
-  const std::string& topic() const { return shared_->topic; }
+  const std::string& topic() const { return topic_; }
+  // The backend the current route sends through.
+  const Backend* backend() const;
+
+  // Make-before-break: `route` (already made) takes every new send; sends in flight on the
+  // old route complete there (bounded by the send timeout), then the old route is closed.
+  // On a closed producer the new route is closed instead. Serialized with Close.
+  void Rebind(ProducerRoute route);
+  // The client settings of a new routing version (send timeout, message size limit).
+  void ApplySettings(std::chrono::milliseconds send_timeout, int64_t max_message_bytes);
 
  private:
   // Checks the message and fills topic, message_id and born_at.
   Status Prepare(Message& message) const;
-  // Counts sends in; false (and counted out again) once the producer is closed.
-  bool BeginSends(int64_t count);
+  // Counts sends in on the current route and returns it; null (nothing counted) once the
+  // producer is closed. A route replaced meanwhile is skipped for its successor.
+  ProducerRoute* BeginSends(int64_t count);
+  // Counts sends that never reached the backend out again.
+  static void AbandonSends(ProducerRoute& route, int64_t count);
+  // Refuses a message the route's backend cannot carry (timer messages).
+  static Status CheckCapabilities(const Message& message, const ProducerRoute& route);
+  // Stops new sends on `route`, waits for its sends in flight and closes its backend producer.
+  Status Drain(ProducerRoute& route) const;
   Status ClosedError() const;
+  std::chrono::milliseconds send_timeout() const {
+    return std::chrono::milliseconds(send_timeout_ms_.load(std::memory_order_relaxed));
+  }
 
   const std::shared_ptr<Engine> engine_;
-  const std::shared_ptr<SendCounter> shared_;
-  const Capabilities capabilities_;
-  const std::unique_ptr<BackendProducer> backend_;
-  const std::chrono::milliseconds send_timeout_;
-  const int64_t max_message_bytes_;
+  const std::string topic_;
+  // The timeout ProducerOptions fixed; zero when it follows the routing table.
+  const std::chrono::milliseconds fixed_send_timeout_;
+  std::atomic<int64_t> send_timeout_ms_;
+  std::atomic<int64_t> max_message_bytes_;
+  std::atomic<bool> closed_{false};
+  std::atomic<ProducerRoute*> route_;
+
+  // Serializes Rebind and Close. Replaced routes are kept (closed) until the producer goes:
+  // a sender may still hold a pointer to one it is about to find closed.
+  std::mutex rebind_mutex_;
+  std::vector<std::unique_ptr<ProducerRoute>> routes_;
 };
 
 }  // namespace msgsdk::core

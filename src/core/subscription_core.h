@@ -82,6 +82,8 @@ struct SubscriptionSettings {
   int max_inflight = 2000;
   bool ordered = false;
   std::chrono::milliseconds close_timeout{10000};
+
+  friend bool operator==(const SubscriptionSettings&, const SubscriptionSettings&) = default;
 };
 
 struct PendingDelivery {
@@ -95,8 +97,8 @@ class SubscriptionCore : public DeliverySink,
                          public std::enable_shared_from_this<SubscriptionCore> {
  public:
   SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic, std::string group,
-                   std::string cluster, BackendPtr backend, AsyncHandler handler,
-                   TagFilter filter, SubscriptionSettings settings);
+                   std::string cluster, BackendPtr backend, AsyncHandler handler, TagFilter filter,
+                   SubscriptionSettings settings);
   ~SubscriptionCore() override;
 
   // Subscribes through the backend; deliveries start flowing.
@@ -106,6 +108,7 @@ class SubscriptionCore : public DeliverySink,
   const std::string& topic() const { return topic_; }
   const std::string& group() const { return group_; }
   const std::string& cluster() const { return cluster_; }
+  const Backend* backend() const { return backend_.get(); }
 
   // DeliverySink
   void Deliver(std::vector<Delivery> batch) override;
@@ -137,7 +140,9 @@ class SubscriptionCore : public DeliverySink,
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);
   void Ack(const Delivery& delivery);
-  bool OrderedKey(const Pending& p) const { return settings_.ordered && !p.delivery.message.key.empty(); }
+  bool OrderedKey(const Pending& p) const {
+    return settings_.ordered && !p.delivery.message.key.empty();
+  }
 
   const std::shared_ptr<Engine> engine_;
   const std::string topic_;

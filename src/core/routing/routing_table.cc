@@ -829,8 +829,7 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::Parse(std::string_view
   return RoutingTableParser(source, registry).Parse(yaml);
 }
 
-Result<std::shared_ptr<const RoutingTable>> RoutingTable::LoadFile(
-    const std::string& path, const BackendRegistry& registry) {
+Result<std::string> RoutingTable::ReadFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int error = errno;
@@ -869,6 +868,12 @@ Result<std::shared_ptr<const RoutingTable>> RoutingTable::LoadFile(
   }
   ::close(fd);
   if (!status.ok()) return status;
+  return text;
+}
+
+Result<std::shared_ptr<const RoutingTable>> RoutingTable::LoadFile(
+    const std::string& path, const BackendRegistry& registry) {
+  MSGSDK_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   return Parse(text, path, registry);
 }
 

@@ -126,6 +126,8 @@ class RoutingTable {
   // Errors name the file by `path` as given.
   static Result<std::shared_ptr<const RoutingTable>> LoadFile(const std::string& path,
                                                               const BackendRegistry& registry);
+  // LoadFile's first half: the file's text, with the same errors.
+  static Result<std::string> ReadFile(const std::string& path);
   // The built-in table used when there is no configuration at all: environment "local",
   // one embedded native cluster "embedded" storing in `data_dir` (empty: "./msgsdk-data"),
   // default for every topic. The cluster is validated through the registry's "native" property

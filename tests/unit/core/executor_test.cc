@@ -1,9 +1,11 @@
 #include "core/executor.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+
+#include <gtest/gtest.h>
 
 namespace msgsdk::core {
 namespace {
@@ -23,6 +25,47 @@ TEST(ThreadPoolTest, TasksMaySubmitTasks) {
   std::promise<void> done;
   ASSERT_TRUE(pool.Submit([&] { pool.Submit([&] { done.set_value(); }); }));
   EXPECT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+// Runs `n` tasks that each wait until all `n` have started: true proves `n` threads.
+bool RunTogether(ThreadPool& pool, int n) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int started = 0;
+  int finished = 0;
+  int together = 0;
+  for (int i = 0; i < n; ++i) {
+    pool.Submit([&] {
+      std::unique_lock lock(mutex);
+      ++started;
+      changed.notify_all();
+      if (changed.wait_for(lock, std::chrono::seconds(20), [&] { return started == n; })) {
+        ++together;
+      }
+      ++finished;
+      changed.notify_all();
+    });
+  }
+  std::unique_lock lock(mutex);
+  changed.wait(lock, [&] { return finished == n; });
+  return together == n;
+}
+
+TEST(ThreadPoolTest, ResizeGrowsAndShrinksWhileRunning) {
+  ThreadPool pool("test", 1);
+  EXPECT_EQ(pool.size(), 1);
+  pool.Resize(3);
+  EXPECT_EQ(pool.size(), 3);
+  EXPECT_TRUE(RunTogether(pool, 3));
+  pool.Resize(1);
+  std::promise<bool> on_pool;
+  pool.Submit([&] { on_pool.set_value(pool.IsPoolThread()); });
+  EXPECT_TRUE(on_pool.get_future().get());
+  EXPECT_FALSE(pool.IsPoolThread());
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) pool.Submit([&] { ++ran; });
+  pool.Shutdown();
+  EXPECT_EQ(ran.load(), 100);
 }
 
 TEST(TimerQueueTest, RunsInDeadlineOrder) {

@@ -2,14 +2,14 @@
 // acknowledged, retried after a chosen delay, dead-lettered at once, or dropped unsettled.
 // Runs the engine over the embedded native backend in a scratch directory.
 
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backends/native/native_backend.h"
 #include "core/backend_registry.h"
@@ -30,14 +30,17 @@ class SettlementTest : public ::testing::Test {
     auto registry = std::make_shared<BackendRegistry>();
     ASSERT_TRUE(registry->Register(native::MakeNativeBackendFactory()).ok());
     ClientOptions options;
-    options.config_yaml = "environments:\n"
-                          "  test:\n"
-                          "    clusters:\n"
-                          "      main:\n"
-                          "        backend: native\n"
-                          "        data_dir: " + dir_.str() + "\n"
-                          "        poll_wait_ms: 50\n"
-                          "    default_cluster: main\n";
+    options.config_yaml =
+        "environments:\n"
+        "  test:\n"
+        "    clusters:\n"
+        "      main:\n"
+        "        backend: native\n"
+        "        data_dir: " +
+        dir_.str() +
+        "\n"
+        "        poll_wait_ms: 50\n"
+        "    default_cluster: main\n";
     auto engine = Engine::Create(options, registry);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = std::move(engine).value();
@@ -68,7 +71,8 @@ class SettlementTest : public ::testing::Test {
     return options;
   }
 
-  std::shared_ptr<SubscriptionCore> Keep(Result<std::shared_ptr<SubscriptionCore>> subscription) {
+  std::shared_ptr<RoutedSubscription> Keep(
+      Result<std::shared_ptr<RoutedSubscription>> subscription) {
     EXPECT_TRUE(subscription.ok()) << subscription.status().ToString();
     if (!subscription.ok()) return nullptr;
     subscriptions_.push_back(*subscription);
@@ -77,7 +81,7 @@ class SettlementTest : public ::testing::Test {
 
   testing::TempDir dir_{"msgsdk-settlement"};
   std::shared_ptr<Engine> engine_;
-  std::vector<std::shared_ptr<SubscriptionCore>> subscriptions_;
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions_;
 };
 
 // Settlements kept by the handler, settled by the test from its own thread.
@@ -113,8 +117,8 @@ TEST_F(SettlementTest, SettledLaterFromAnotherThreadIsAcknowledged) {
   SendBodies("orders", {"a", "b", "c"});
   Held held;
   auto subscription = Keep(engine_->Subscribe(
-      "orders", "g", AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }),
-      Options()));
+      "orders", "g",
+      AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }), Options()));
   ASSERT_TRUE(subscription);
   ASSERT_TRUE(held.WaitFor(3));
   std::thread settler([settlements = held.Take()]() mutable {
@@ -126,10 +130,13 @@ TEST_F(SettlementTest, SettledLaterFromAnotherThreadIsAcknowledged) {
   // Acknowledged: the group's next subscription starts after them.
   SendBodies("orders", {"marker"});
   testing::Collector again;
-  auto next = Keep(engine_->Subscribe("orders", "g", [&](const Message& m) {
-    again.Add(m);
-    return ConsumeResult::kSuccess;
-  }, Options()));
+  auto next = Keep(engine_->Subscribe(
+      "orders", "g",
+      [&](const Message& m) {
+        again.Add(m);
+        return ConsumeResult::kSuccess;
+      },
+      Options()));
   ASSERT_TRUE(next);
   ASSERT_TRUE(again.WaitForDeliveries(1));
   EXPECT_EQ(again.messages().front().body, "marker");
@@ -156,17 +163,20 @@ TEST_F(SettlementTest, RetryWaitsTheChosenDelayAndCountsTheAttempt) {
 
 TEST_F(SettlementTest, DeadLetterGoesToTheDeadLetterTopicAtOnce) {
   SendBodies("orders", {"poison"});
-  auto subscription = Keep(engine_->Subscribe(
-      "orders", "g", AsyncHandler([](const Message&, Settlement s) {
-        s.Settle({.kind = Verdict::Kind::kDeadLetter, .reason = "cannot parse"});
-      }),
-      Options()));
+  auto subscription = Keep(
+      engine_->Subscribe("orders", "g", AsyncHandler([](const Message&, Settlement s) {
+                           s.Settle({.kind = Verdict::Kind::kDeadLetter, .reason = "cannot parse"});
+                         }),
+                         Options()));
   ASSERT_TRUE(subscription);
   testing::Collector letters;
-  auto dlq = Keep(engine_->Subscribe(DeadLetterTopic("g"), "inspect", [&](const Message& m) {
-    letters.Add(m);
-    return ConsumeResult::kSuccess;
-  }, Options()));
+  auto dlq = Keep(engine_->Subscribe(
+      DeadLetterTopic("g"), "inspect",
+      [&](const Message& m) {
+        letters.Add(m);
+        return ConsumeResult::kSuccess;
+      },
+      Options()));
   ASSERT_TRUE(dlq);
   ASSERT_TRUE(letters.WaitForDeliveries(1));
   const Message letter = letters.messages().front();
@@ -178,12 +188,12 @@ TEST_F(SettlementTest, DeadLetterGoesToTheDeadLetterTopicAtOnce) {
 TEST_F(SettlementTest, DroppedSettlementIsRetried) {
   SendBodies("orders", {"a"});
   Held held;
-  auto subscription = Keep(engine_->Subscribe(
-      "orders", "g", AsyncHandler([&](const Message& m, Settlement s) {
-        if (m.delivery_attempt > 1) held.Add(m, std::move(s));
-        // attempt 1: `s` goes out of scope unsettled
-      }),
-      Options()));
+  auto subscription =
+      Keep(engine_->Subscribe("orders", "g", AsyncHandler([&](const Message& m, Settlement s) {
+                                if (m.delivery_attempt > 1) held.Add(m, std::move(s));
+                                // attempt 1: `s` goes out of scope unsettled
+                              }),
+                              Options()));
   ASSERT_TRUE(subscription);
   ASSERT_TRUE(held.WaitFor(1));
   EXPECT_EQ(held.messages().front().delivery_attempt, 2);
@@ -194,18 +204,21 @@ TEST_F(SettlementTest, ReleasedDeliveriesComeBackAfterTheSubscriptionClosesUncou
   SendBodies("orders", {"a"});
   Held held;
   auto subscription = Keep(engine_->Subscribe(
-      "orders", "g", AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }),
-      Options()));
+      "orders", "g",
+      AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }), Options()));
   ASSERT_TRUE(subscription);
   ASSERT_TRUE(held.WaitFor(1));
   for (auto& settlement : held.Take()) settlement.Settle({.kind = Verdict::Kind::kRelease});
   ASSERT_TRUE(subscription->Close().ok());
 
   testing::Collector again;
-  auto next = Keep(engine_->Subscribe("orders", "g", [&](const Message& m) {
-    again.Add(m);
-    return ConsumeResult::kSuccess;
-  }, Options()));
+  auto next = Keep(engine_->Subscribe(
+      "orders", "g",
+      [&](const Message& m) {
+        again.Add(m);
+        return ConsumeResult::kSuccess;
+      },
+      Options()));
   ASSERT_TRUE(next);
   ASSERT_TRUE(again.WaitForDeliveries(1));
   EXPECT_EQ(again.messages().front().body, "a");
@@ -217,8 +230,7 @@ TEST_F(SettlementTest, CloseWaitsForUnsettledDeliveries) {
   Held held;
   auto subscription = Keep(engine_->Subscribe(
       "orders", "g",
-      AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }),
-      Options()));
+      AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }), Options()));
   ASSERT_TRUE(subscription);
   ASSERT_TRUE(held.WaitFor(1));
   std::vector<Settlement> late = held.Take();
