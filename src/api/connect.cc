@@ -2,12 +2,37 @@
 #include <string>
 #include <utility>
 
+#include "api/default_registry.h"
 #include "api/transport.h"
+#include "core/routing/routing_table.h"
 #if defined(MSGSDK_SIDECAR_ENABLED)
 #include "sidecar/client/sidecar_transport.h"
 #endif
 
 namespace msgsdk::internal {
+
+namespace {
+
+// `transport.sidecar` of the routing table `options` name, if any. Read once, here: the
+// transport of a running client does not change with the file.
+Result<std::string> SidecarOfRoutingTable(const ClientOptions& options) {
+  std::shared_ptr<const core::RoutingTable> table;
+  if (!options.config_yaml.empty()) {
+    MSGSDK_ASSIGN_OR_RETURN(
+        table, core::RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>",
+                                         *DefaultBackendRegistry()));
+  } else {
+    const char* from_environment = std::getenv("MSGSDK_CONFIG");
+    const std::string path = !options.config_path.empty()  ? options.config_path
+                             : from_environment != nullptr ? from_environment
+                                                           : "";
+    if (path.empty()) return std::string();
+    MSGSDK_ASSIGN_OR_RETURN(table, core::RoutingTable::LoadFile(path, *DefaultBackendRegistry()));
+  }
+  return table->sidecar();
+}
+
+}  // namespace
 
 Result<std::shared_ptr<ClientTransport>> Connect(ClientOptions options) {
   std::string sidecar = options.sidecar;
@@ -15,7 +40,13 @@ Result<std::shared_ptr<ClientTransport>> Connect(ClientOptions options) {
     const char* from_environment = std::getenv("MSGSDK_SIDECAR");
     if (from_environment != nullptr) sidecar = from_environment;
   }
-  if (sidecar.empty()) return ConnectInProcess(std::move(options));
+  if (sidecar.empty()) {
+    MSGSDK_ASSIGN_OR_RETURN(sidecar, SidecarOfRoutingTable(options));
+    if (sidecar.empty()) return ConnectInProcess(std::move(options));
+    // The file sent this client to the sidecar, whose own table decides the rest.
+    options.config_yaml.clear();
+    options.config_path.clear();
+  }
 #if defined(MSGSDK_SIDECAR_ENABLED)
   return sidecar::ConnectSidecar(sidecar, options);
 #else

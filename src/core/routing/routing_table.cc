@@ -36,8 +36,8 @@ constexpr std::string_view kBuiltInSource = "built-in default";
 constexpr std::string_view kDefaultDataDir = "./msgsdk-data";
 
 const std::vector<std::string>& TopLevelKeys() {
-  static const auto* keys = new std::vector<std::string>{"version", "default_environment",
-                                                         "environments", "migrations", "client"};
+  static const auto* keys = new std::vector<std::string>{
+      "version", "default_environment", "environments", "migrations", "client", "transport"};
   return *keys;
 }
 
@@ -172,10 +172,15 @@ class RoutingTableParser {
         ParseMigrations(item);
       } else if (item.key == "client") {
         ParseClient(item);
+      } else if (item.key == "transport") {
+        ParseTransport(item);
       }
     }
-    if (!saw_environments) {
-      Error(root.Mark(), "", "missing required key 'environments'");
+    // A file that only sends its clients to a sidecar needs no environments: the sidecar's
+    // table resolves their topics.
+    if (!saw_environments && table_->sidecar_.empty()) {
+      Error(root.Mark(), "",
+            "missing required key 'environments' (or 'transport: { sidecar: ADDRESS }')");
     }
     return Finish();
   }
@@ -423,6 +428,23 @@ class RoutingTableParser {
       return;
     }
     table_->version_ = *version;
+  }
+
+  void ParseTransport(const Item& item) {
+    const std::string path = "transport";
+    if (!ExpectMap(item, path, "a map with 'sidecar'", true)) return;
+    static const std::vector<std::string> keys = {"sidecar"};
+    for (const Item& entry : Entries(item.value, path, &keys)) {
+      std::optional<std::string> address =
+          Scalar(entry, FieldPath(path, entry.key), "an address (host:port or unix:/path)");
+      if (!address) continue;
+      if (address->empty()) {
+        Error(entry.value_mark, FieldPath(path, entry.key),
+              "empty address: name the msgsdk-sidecar as host:port or unix:/path");
+        continue;
+      }
+      table_->sidecar_ = *address;
+    }
   }
 
   void ParseDefaultEnvironment(const Item& item) {
@@ -910,6 +932,12 @@ Result<const EnvironmentConfig*> RoutingTable::ChooseEnvironment(
     const std::string& requested) const {
   std::vector<std::string> names;
   for (const auto& [name, env] : environments_) names.push_back(name);
+  if (environments_.empty()) {
+    return FailedPreconditionError(source_ +
+                                   " defines no environments, only the sidecar its clients use "
+                                   "(transport.sidecar): a client of it, not a host of the core, "
+                                   "can use it");
+  }
   if (!requested.empty()) {
     auto it = environments_.find(requested);
     if (it != environments_.end()) return &it->second;

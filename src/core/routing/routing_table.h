@@ -17,6 +17,7 @@
 //   migrations:                        # optional; the phases take effect with the migration
 //     <topic>: { from: <cluster>, to: <cluster>, phase: A|dual_write|cutover|B }   # controller
 //   client: { send_timeout_ms: 3000, consumer_threads: 4, ... }   # optional, see ClientSettings
+//   transport: { sidecar: "unix:/run/msgsdk/sidecar.sock" }   # optional: clients use the sidecar
 //
 // Errors: every problem of the document is reported, one per line joined by "\n" (at most
 // kMaxReportedErrors, then a line counting the rest), in document order, each as
@@ -142,6 +143,9 @@ class RoutingTable {
   const std::map<std::string, EnvironmentConfig>& environments() const { return environments_; }
   // Empty when the file has none.
   const std::string& default_environment() const { return default_environment_; }
+  // `transport.sidecar`: the msgsdk-sidecar that clients loading this table talk to (empty:
+  // they run in process). Read once, when a client is created.
+  const std::string& sidecar() const { return sidecar_; }
   // Topic -> its migration entry.
   const std::map<std::string, MigrationConfig>& migrations() const { return migrations_; }
 
@@ -163,6 +167,7 @@ class RoutingTable {
   std::map<std::string, EnvironmentConfig> environments_;
   std::map<std::string, MigrationConfig> migrations_;
   ClientSettings client_;
+  std::string sidecar_;
 
   friend class RoutingTableParser;
 };
