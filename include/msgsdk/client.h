@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "msgsdk/capabilities.h"
 #include "msgsdk/message.h"
@@ -32,6 +33,27 @@ struct TopicRoute {
   Capabilities capabilities;
 };
 
+/// What a client does in one topic's migration (docs/migration.md): what the migration
+/// controller waits for before the next step.
+struct MigrationProgress {
+  std::string topic;
+  /// "A", "dual_write", "cutover" or "B", and the generation its copies are stamped with.
+  std::string phase;
+  int64_t generation = 0;
+  /// Producers of the topic in this client.
+  int64_t producers = 0;
+  /// Every one of them writes as the phase says, and nothing it sent where the phase no longer
+  /// writes primary copies is still in flight (the producer side of a fence).
+  bool producers_settled = false;
+  /// Shadow copies written and failed (a failed shadow never fails a send; B is then missing
+  /// a copy, which matters only for messages a group has not consumed on A before cutover).
+  int64_t shadow_sent = 0;
+  int64_t shadow_failed = 0;
+  std::string last_shadow_error;
+  /// Subscriptions still reading the cluster the topic leaves, and what they wait for.
+  std::vector<std::string> draining;
+};
+
 /// The routing version a client runs, and what became of the versions it was offered
 /// (Client::Routing). A routing file is watched: a valid change applies within a second.
 struct RoutingState {
@@ -49,6 +71,8 @@ struct RoutingState {
   /// Producers and subscriptions not yet moved to the running version, and why (the move is
   /// retried until it succeeds; they keep working on their previous route meanwhile).
   std::string pending;
+  /// Every migrating topic this client produces to or subscribes to.
+  std::vector<MigrationProgress> migrations;
 };
 
 /// Where Client::ResetOffsets moves a group.

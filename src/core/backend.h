@@ -53,9 +53,9 @@ class SendDone {
   SendDone() = default;
   explicit SendDone(Target* target) : target_(target) {}
   template <typename F>
-    requires(!std::is_same_v<std::decay_t<F>, SendDone> &&
-             std::is_invocable_v<std::decay_t<F>&, Result<StoredPosition>>)
-  SendDone(F&& callable)  // NOLINT(google-explicit-constructor): passed like a callback
+  requires(!std::is_same_v<std::decay_t<F>, SendDone> &&
+           std::is_invocable_v<std::decay_t<F>&, Result<StoredPosition>>)
+      SendDone(F&& callable)  // NOLINT(google-explicit-constructor): passed like a callback
       : target_(new Callable<std::decay_t<F>>(std::forward<F>(callable))) {}
 
   void operator()(Result<StoredPosition> result) const { target_->Complete(std::move(result)); }
@@ -139,6 +139,17 @@ class BackendConsumer {
   virtual Status Close(Deadline deadline) = 0;
 };
 
+// Where one partition of a topic stands for one subscriber (Backend::Positions).
+struct PartitionPosition {
+  int32_t partition = 0;
+  // The offset the next message stored in the partition will get.
+  int64_t end = 0;
+  // The offset the subscriber reads next (its committed position); -1 when it has none.
+  int64_t committed = -1;
+
+  friend bool operator==(const PartitionPosition&, const PartitionPosition&) = default;
+};
+
 // A connection to one cluster, shared by every producer and subscription of that cluster.
 class Backend {
  public:
@@ -149,6 +160,10 @@ class Backend {
                                                              DeliverySink& sink) = 0;
   virtual Status ResetOffsets(const std::string& topic, const std::string& group,
                               const ResetTarget& target) = 0;
+  // Every partition of `spec.topic`: its end, and the committed position of `spec`'s group
+  // (its member's, in broadcast mode). What a migration drains by and `lag` reports. A backend
+  // that cannot tell returns kUnsupported naming itself.
+  virtual Result<std::vector<PartitionPosition>> Positions(const SubscriptionSpec& spec);
   virtual Status Close(Deadline deadline) = 0;
 };
 

@@ -162,10 +162,13 @@ RoutingState Engine::Routing() const {
   return routing_;
 }
 
-Result<Engine::Binding> Engine::Bind(const std::string& topic) {
-  const std::shared_ptr<const RoutingTable> table = this->table();
-  MSGSDK_ASSIGN_OR_RETURN(ResolvedRoute route, table->Resolve(environment_, topic));
-  const ClusterConfig& cluster = *route.cluster;
+Result<Engine::Route> Engine::Resolve(const std::string& topic) const {
+  Route route{.table = table()};
+  MSGSDK_ASSIGN_OR_RETURN(route.resolved, route.table->Resolve(environment_, topic));
+  return route;
+}
+
+Result<BackendPtr> Engine::BackendFor(const ClusterConfig& cluster) {
   std::lock_guard lock(mutex_);
   if (closed_) return FailedPreconditionError("client is closed");
   auto it = backends_.find(cluster.name);
@@ -185,20 +188,93 @@ Result<Engine::Binding> Engine::Bind(const std::string& topic) {
       it = backends_.emplace(cluster.name, BackendEntry{cluster, std::move(backend).value()}).first;
     }
   }
-  return Binding{it->second.backend, cluster.name, route.matched_by};
+  return it->second.backend;
+}
+
+Result<Engine::Binding> Engine::Bind(const ClusterConfig& cluster) {
+  MSGSDK_ASSIGN_OR_RETURN(BackendPtr backend, BackendFor(cluster));
+  return Binding{std::move(backend), cluster.name};
+}
+
+Result<ProducerRoute> Engine::MakeProducerRoute(const std::string& topic, const Route& route) {
+  MSGSDK_ASSIGN_OR_RETURN(Binding primary, Bind(*route.resolved.cluster));
+  MSGSDK_ASSIGN_OR_RETURN(auto backend_producer, primary.backend->CreateProducer(topic));
+  ProducerRoute made{.backend = primary.backend,
+                     .producer = std::move(backend_producer),
+                     .capabilities = primary.backend->capabilities(),
+                     .counter = std::make_shared<SendCounter>(topic, primary.cluster)};
+  if (route.resolved.shadow != nullptr) {
+    MSGSDK_ASSIGN_OR_RETURN(Binding shadow, Bind(*route.resolved.shadow));
+    auto shadow_producer = shadow.backend->CreateProducer(topic);
+    if (!shadow_producer.ok()) {
+      made.producer->Close(std::chrono::steady_clock::now()).IgnoreError();
+      return shadow_producer.status().WithContext("shadow copies of topic '" + topic + "'");
+    }
+    made.shadow =
+        std::make_unique<ShadowTarget>(ShadowTarget{.backend = shadow.backend,
+                                                    .producer = std::move(shadow_producer).value(),
+                                                    .cluster = shadow.cluster});
+    made.generation = std::to_string(route.resolved.migration->generation);
+    made.shadow_stats = std::make_shared<ShadowStats>();
+  }
+  return made;
+}
+
+RouteIdentity Engine::IdentityOf(const Route& route) {
+  RouteIdentity identity;
+  Result<BackendPtr> primary = BackendFor(*route.resolved.cluster);
+  identity.primary = primary.ok() ? primary->get() : nullptr;
+  if (route.resolved.shadow != nullptr) {
+    Result<BackendPtr> shadow = BackendFor(*route.resolved.shadow);
+    identity.shadow = shadow.ok() ? shadow->get() : nullptr;
+    identity.generation = std::to_string(route.resolved.migration->generation);
+  }
+  return identity;
+}
+
+Result<const ClusterConfig*> Engine::ReadTarget(const SubscriptionSpec& spec, const Route& route,
+                                                const std::string& current, std::string& waiting) {
+  const ResolvedRoute& resolved = route.resolved;
+  const MigrationConfig* migration = resolved.migration;
+  if (migration == nullptr || migration->phase == MigrationPhase::kB) return resolved.read;
+  // A group reads the cluster it leaves until it has consumed everything written there as a
+  // primary copy (up to `drain`); only then may it read where primary copies go now, or a
+  // key's older messages could come after its newer ones. In cutover everyone leaves `from`;
+  // in A and dual_write only a group still on `to` after a rollback does (`drain` set).
+  const bool leaving = migration->phase == MigrationPhase::kCutover || !migration->drain.empty();
+  if (!leaving || current == resolved.read->name) return resolved.read;
+  const ClusterConfig& leave = *resolved.leave;
+  if (migration->drain.empty()) {
+    waiting = "reads '" + leave.name + "' until the migration's drain offsets are known";
+    return &leave;
+  }
+  MSGSDK_ASSIGN_OR_RETURN(BackendPtr backend, BackendFor(leave));
+  Result<std::vector<PartitionPosition>> positions = backend->Positions(spec);
+  if (!positions.ok()) {
+    waiting = "reads '" + leave.name + "': its positions are unknown (" +
+              positions.status().ToString() + ")";
+    return &leave;
+  }
+  for (const PartitionPosition& position : *positions) {
+    auto drain = migration->drain.find(position.partition);
+    if (drain == migration->drain.end() || drain->second == 0) continue;
+    if (position.committed < drain->second) {
+      waiting = "reads '" + leave.name + "' until partition " + std::to_string(position.partition) +
+                " is consumed up to offset " + std::to_string(drain->second) + " (now " +
+                std::to_string(position.committed) + ")";
+      return &leave;
+    }
+  }
+  return resolved.read;
 }
 
 Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view topic_view,
                                                              const ProducerOptions& options) {
   const std::string topic(topic_view);
   MSGSDK_RETURN_IF_ERROR(ValidateProducerTopic(topic));
-  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
-  MSGSDK_ASSIGN_OR_RETURN(auto backend_producer, binding.backend->CreateProducer(topic));
-  ProducerRoute route{.backend = binding.backend,
-                      .producer = std::move(backend_producer),
-                      .capabilities = binding.backend->capabilities(),
-                      .counter = std::make_shared<SendCounter>(topic, binding.cluster)};
-  auto producer = std::make_shared<ProducerCore>(shared_from_this(), topic, std::move(route),
+  MSGSDK_ASSIGN_OR_RETURN(Route route, Resolve(topic));
+  MSGSDK_ASSIGN_OR_RETURN(ProducerRoute made, MakeProducerRoute(topic, route));
+  auto producer = std::make_shared<ProducerCore>(shared_from_this(), topic, std::move(made),
                                                  options.send_timeout);
   std::lock_guard lock(mutex_);
   if (closed_) return FailedPreconditionError("client is closed");
@@ -220,7 +296,8 @@ Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view t
 
 Result<std::shared_ptr<SubscriptionCore>> Engine::StartCore(const RoutedSubscription& subscription,
                                                             const Binding& binding,
-                                                            const SubscriptionSettings& settings) {
+                                                            const SubscriptionSettings& settings,
+                                                            bool from_earliest) {
   const Capabilities& capabilities = binding.backend->capabilities();
   if (subscription.spec().mode == SubscriptionMode::kBroadcast && !capabilities.broadcast) {
     return UnsupportedError("topic '" + subscription.topic() + "' is served by cluster '" +
@@ -230,7 +307,9 @@ Result<std::shared_ptr<SubscriptionCore>> Engine::StartCore(const RoutedSubscrip
   auto core = std::make_shared<SubscriptionCore>(
       shared_from_this(), subscription.topic(), subscription.group(), binding.cluster,
       binding.backend, subscription.handler(), subscription.filter(), settings);
-  MSGSDK_RETURN_IF_ERROR(core->Start(subscription.spec()));
+  SubscriptionSpec spec = subscription.spec();
+  if (from_earliest) spec.start_from = StartPosition::kEarliest;
+  MSGSDK_RETURN_IF_ERROR(core->Start(spec));
   return core;
 }
 
@@ -248,7 +327,7 @@ Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view t
   MSGSDK_ASSIGN_OR_RETURN(TagFilter filter, TagFilter::Parse(options.tag_filter));
   MSGSDK_ASSIGN_OR_RETURN(SubscriptionSettings resolved,
                           ResolveSettings(topic, options, settings()));
-  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
+  MSGSDK_ASSIGN_OR_RETURN(Route route, Resolve(topic));
   std::string member_id = options.instance_id;
   if (member_id.empty()) {
     std::lock_guard lock(mutex_);
@@ -262,6 +341,14 @@ Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view t
                         .start_from = options.start_from,
                         .member_id = member_id,
                         .tags = filter.tags()};
+  std::string waiting;
+  MSGSDK_ASSIGN_OR_RETURN(const ClusterConfig* target, ReadTarget(spec, route, {}, waiting));
+  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(*target));
+  // A group that has drained the cluster a migration leaves starts where primary copies go
+  // now from the beginning: what was written there while it drained is its to consume.
+  const bool moved_on = route.resolved.migration != nullptr && route.resolved.leave != nullptr &&
+                        target == route.resolved.read &&
+                        route.resolved.migration->phase == MigrationPhase::kCutover;
   auto subscription = std::make_shared<RoutedSubscription>(std::move(spec), std::move(handler),
                                                            std::move(filter), options);
   {
@@ -270,7 +357,7 @@ Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view t
     std::erase_if(subscriptions_, [](const auto& weak) { return weak.expired(); });
     subscriptions_.push_back(subscription);
   }
-  MSGSDK_ASSIGN_OR_RETURN(auto core, StartCore(*subscription, binding, resolved));
+  MSGSDK_ASSIGN_OR_RETURN(auto core, StartCore(*subscription, binding, resolved, moved_on));
   MSGSDK_RETURN_IF_ERROR(subscription->Install(std::move(core), resolved));
   return subscription;
 }
@@ -278,11 +365,12 @@ Result<std::shared_ptr<RoutedSubscription>> Engine::Subscribe(std::string_view t
 Result<TopicRoute> Engine::Describe(std::string_view topic_view) {
   const std::string topic(topic_view);
   MSGSDK_RETURN_IF_ERROR(ValidateName("topic", topic));
-  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
+  MSGSDK_ASSIGN_OR_RETURN(Route route, Resolve(topic));
+  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(*route.resolved.cluster));
   return TopicRoute{.topic = topic,
                     .environment = environment_,
                     .cluster = binding.cluster,
-                    .matched_by = binding.matched_by,
+                    .matched_by = route.resolved.matched_by,
                     .capabilities = binding.backend->capabilities()};
 }
 
@@ -301,7 +389,8 @@ Status Engine::ResetOffsets(std::string_view topic_view, std::string_view group_
       }
     }
   }
-  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(topic));
+  MSGSDK_ASSIGN_OR_RETURN(Route route, Resolve(topic));
+  MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(*route.resolved.read));
   return binding.backend->ResetOffsets(topic, group, target);
 }
 
@@ -377,47 +466,83 @@ void Engine::Reconcile() {
   }
   const ClientSettings client = settings();
   std::vector<std::string> pending;
+  // Topic -> what this client does in its migration.
+  std::map<std::string, MigrationProgress> migrations;
+  auto progress_of = [&](const std::string& topic, const Route& route) -> MigrationProgress* {
+    const MigrationConfig* migration = route.resolved.migration;
+    if (migration == nullptr) return nullptr;
+    auto [it, inserted] = migrations.try_emplace(topic);
+    if (inserted) {
+      it->second.topic = topic;
+      it->second.phase = std::string(MigrationPhaseName(migration->phase));
+      it->second.generation = migration->generation;
+      it->second.producers_settled = true;
+    }
+    return &it->second;
+  };
+
   for (const auto& producer : producers) {
     producer->ApplySettings(client.send_timeout, client.max_message_bytes);
-    Result<Binding> binding = Bind(producer->topic());
-    if (binding.ok() && binding->backend.get() == producer->backend()) continue;
-    Result<std::unique_ptr<BackendProducer>> made =
-        binding.ok() ? binding->backend->CreateProducer(producer->topic())
-                     : Result<std::unique_ptr<BackendProducer>>(binding.status());
-    if (!made.ok()) {
-      pending.push_back("producer of topic '" + producer->topic() +
-                        "': " + made.status().ToString());
+    const std::string& topic = producer->topic();
+    Result<Route> route = Resolve(topic);
+    MigrationProgress* progress = route.ok() ? progress_of(topic, *route) : nullptr;
+    if (progress != nullptr) ++progress->producers;
+    if (route.ok() && IdentityOf(*route) == producer->identity()) {
+      if (progress != nullptr) AddShadowStats(*progress, producer->shadow_stats());
       continue;
     }
-    producer->Rebind(ProducerRoute{
-        .backend = binding->backend,
-        .producer = std::move(made).value(),
-        .capabilities = binding->backend->capabilities(),
-        .counter = std::make_shared<SendCounter>(producer->topic(), binding->cluster)});
+    Result<ProducerRoute> made =
+        route.ok() ? MakeProducerRoute(topic, *route) : Result<ProducerRoute>(route.status());
+    if (!made.ok()) {
+      pending.push_back("producer of topic '" + topic + "': " + made.status().ToString());
+      if (progress != nullptr) progress->producers_settled = false;
+      continue;
+    }
+    // Returns once the sends of the previous route completed: with it, this producer stops
+    // writing primary copies where the phase no longer has them.
+    producer->Rebind(std::move(made).value());
+    if (progress != nullptr) AddShadowStats(*progress, producer->shadow_stats());
   }
+
   for (const auto& subscription : subscriptions) {
-    Result<SubscriptionSettings> settings =
-        ResolveSettings(subscription->topic(), subscription->options(), client);
-    Result<Binding> binding = Bind(subscription->topic());
+    const std::string& topic = subscription->topic();
+    Result<SubscriptionSettings> settings = ResolveSettings(topic, subscription->options(), client);
+    Result<Route> route = Resolve(topic);
+    const std::string current = subscription->cluster();
+    std::string waiting;
+    Result<const ClusterConfig*> target =
+        route.ok() ? ReadTarget(subscription->spec(), *route, current, waiting)
+                   : Result<const ClusterConfig*>(route.status());
+    Result<Binding> binding = target.ok() ? Bind(**target) : Result<Binding>(target.status());
+    MigrationProgress* progress = route.ok() ? progress_of(topic, *route) : nullptr;
+    if (progress != nullptr && !waiting.empty()) {
+      progress->draining.push_back("group '" + subscription->group() + "' " + waiting);
+    }
     if (binding.ok() && settings.ok() && binding->backend.get() == subscription->backend() &&
         *settings == subscription->settings()) {
       continue;
     }
+    // Moving on from a cluster the migration leaves: the group starts on the new one from its
+    // beginning (it has consumed none of the primary copies there yet).
+    const bool moved_on =
+        route.ok() && route->resolved.migration != nullptr && route->resolved.leave != nullptr &&
+        current == route->resolved.leave->name && target.ok() && *target == route->resolved.read;
     Result<std::shared_ptr<SubscriptionCore>> core =
         !settings.ok()  ? Result<std::shared_ptr<SubscriptionCore>>(settings.status())
         : !binding.ok() ? Result<std::shared_ptr<SubscriptionCore>>(binding.status())
-                        : StartCore(*subscription, *binding, *settings);
+                        : StartCore(*subscription, *binding, *settings, moved_on);
     if (!core.ok()) {
-      pending.push_back("subscription of group '" + subscription->group() + "' to topic '" +
-                        subscription->topic() + "': " + core.status().ToString());
+      pending.push_back("subscription of group '" + subscription->group() + "' to topic '" + topic +
+                        "': " + core.status().ToString());
       continue;
     }
     Status closed_old = subscription->Install(std::move(core).value(), *settings);
     if (!closed_old.ok()) {
       Log("closing the previous subscription of group '" + subscription->group() + "' to topic '" +
-          subscription->topic() + "': " + closed_old.ToString());
+          topic + "': " + closed_old.ToString());
     }
   }
+
   std::string pending_text;
   for (const std::string& line : pending) {
     if (!pending_text.empty()) pending_text += "\n";
@@ -428,12 +553,26 @@ void Engine::Reconcile() {
     std::lock_guard lock(mutex_);
     changed = routing_.pending != pending_text;
     routing_.pending = pending_text;
+    routing_.migrations.clear();
+    for (auto& [topic, progress] : migrations) routing_.migrations.push_back(std::move(progress));
   }
   if (changed && !pending_text.empty()) {
     Log("not everything is on routing version " + std::to_string(table()->version()) +
         " yet (retried): " + pending_text);
   }
   CloseUnusedBackends();
+}
+
+void Engine::AddShadowStats(MigrationProgress& progress,
+                            const std::shared_ptr<ShadowStats>& stats) {
+  if (!stats) return;
+  progress.shadow_sent += stats->sent.load(std::memory_order_relaxed);
+  const int64_t failed = stats->failed.load(std::memory_order_relaxed);
+  progress.shadow_failed += failed;
+  if (failed > 0) {
+    std::lock_guard lock(stats->mutex);
+    progress.last_shadow_error = stats->last_error;
+  }
 }
 
 void Engine::CloseUnusedBackends() {
@@ -446,7 +585,9 @@ void Engine::CloseUnusedBackends() {
     subscriptions = LiveOnly(subscriptions_);
   }
   std::vector<const Backend*> used;
-  for (const auto& producer : producers) used.push_back(producer->backend());
+  for (const auto& producer : producers) {
+    for (const Backend* backend : producer->backends()) used.push_back(backend);
+  }
   for (const auto& subscription : subscriptions) used.push_back(subscription->backend());
   std::vector<BackendPtr> unused;
   {

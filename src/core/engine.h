@@ -22,6 +22,7 @@
 #include "core/backend.h"
 #include "core/backend_registry.h"
 #include "core/executor.h"
+#include "core/producer_core.h"
 #include "core/routed_subscription.h"
 #include "core/routing/routing_table.h"
 #include "core/routing/routing_watcher.h"
@@ -29,8 +30,6 @@
 #include "msgsdk/client.h"
 
 namespace msgsdk::core {
-
-class ProducerCore;
 
 // Thread-safety: every public method may be called concurrently.
 class Engine : public std::enable_shared_from_this<Engine> {
@@ -76,10 +75,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
   TimerQueue& timers() { return timers_; }
 
  private:
+  // A cluster's backend.
   struct Binding {
     BackendPtr backend;
     std::string cluster;
-    std::string matched_by;
+  };
+  // A topic's route in the running version (the table keeps `resolved`'s pointers valid).
+  struct Route {
+    std::shared_ptr<const RoutingTable> table;
+    ResolvedRoute resolved;
   };
   // A cluster's backend, and the configuration it was made from.
   struct BackendEntry {
@@ -90,13 +94,27 @@ class Engine : public std::enable_shared_from_this<Engine> {
   Engine(std::shared_ptr<const BackendRegistry> registry, std::shared_ptr<const RoutingTable> table,
          std::string environment, std::string client_id);
   std::shared_ptr<const RoutingTable> table() const;
-  // Resolves `topic` in the running version and returns its cluster's backend, made (and
-  // connected) on first use, and made anew when the cluster's configuration changed.
-  Result<Binding> Bind(const std::string& topic);
-  // A subscription core on `binding`, started.
+  Result<Route> Resolve(const std::string& topic) const;
+  // The cluster's backend, made on first use and made anew when its configuration changed.
+  Result<BackendPtr> BackendFor(const ClusterConfig& cluster);
+  Result<Binding> Bind(const ClusterConfig& cluster);
+  // A producer's route to `route`'s primary (and shadow, during a migration).
+  Result<ProducerRoute> MakeProducerRoute(const std::string& topic, const Route& route);
+  // What a producer on `route` writes to (to compare with what it writes to now).
+  RouteIdentity IdentityOf(const Route& route);
+  // The cluster a subscription reading `current` (empty: none yet) reads now: where the route
+  // reads, unless a migration has it drain the cluster it leaves first (then `waiting` says
+  // what it waits for).
+  Result<const ClusterConfig*> ReadTarget(const SubscriptionSpec& spec, const Route& route,
+                                          const std::string& current, std::string& waiting);
+  // A subscription core on `binding`, started (from the earliest message when the group moves
+  // on from a cluster a migration leaves).
   Result<std::shared_ptr<SubscriptionCore>> StartCore(const RoutedSubscription& subscription,
                                                       const Binding& binding,
-                                                      const SubscriptionSettings& settings);
+                                                      const SubscriptionSettings& settings,
+                                                      bool from_earliest = false);
+  static void AddShadowStats(MigrationProgress& progress,
+                             const std::shared_ptr<ShadowStats>& stats);
   // Records a refused version.
   void Reject(const Status& status);
   // Closes replaced backends that no producer or subscription uses any more.

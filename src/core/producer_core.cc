@@ -7,6 +7,7 @@
 #include "core/async_send.h"
 #include "core/engine.h"
 #include "core/message_id.h"
+#include "core/migration_stamp.h"
 
 namespace msgsdk::core {
 
@@ -24,7 +25,52 @@ ProducerCore::ProducerCore(std::shared_ptr<Engine> engine, std::string topic, Pr
 
 ProducerCore::~ProducerCore() { Close().IgnoreError(); }
 
-const Backend* ProducerCore::backend() const { return route_.load()->backend.get(); }
+RouteIdentity ProducerCore::identity() const {
+  const ProducerRoute& route = *route_.load();
+  return {.primary = route.backend.get(),
+          .shadow = route.shadow ? route.shadow->backend.get() : nullptr,
+          .generation = route.generation};
+}
+
+std::vector<const Backend*> ProducerCore::backends() const {
+  const ProducerRoute& route = *route_.load();
+  std::vector<const Backend*> backends = {route.backend.get()};
+  if (route.shadow) backends.push_back(route.shadow->backend.get());
+  return backends;
+}
+
+std::shared_ptr<ShadowStats> ProducerCore::shadow_stats() const {
+  return route_.load()->shadow_stats;
+}
+
+void ShadowStats::Record(const Result<StoredPosition>& stored) {
+  if (stored.ok()) {
+    sent.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  failed.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mutex);
+  last_error = stored.status().ToString();
+}
+
+void ProducerCore::PrepareCopies(Message& message, ProducerRoute& route) {
+  if (!route.shadow) return;
+  // The shadow copy is counted too, so the route stays open until it is written. The count
+  // the caller holds keeps the route from finishing its drain meanwhile.
+  route.counter->in_flight.fetch_add(1);
+  StampCopy(message, kRolePrimary, route.generation);
+}
+
+void ProducerCore::SendShadow(Message& message, ProducerRoute& route) {
+  if (!route.shadow) return;
+  message.properties[kMigrationRole] = kRoleShadow;
+  // A shadow copy never fails its send: what it did is counted for the migration's report.
+  route.shadow->producer->Send(message, [counter = route.counter, stats = route.shadow_stats](
+                                            Result<StoredPosition> stored) {
+    stats->Record(stored);
+    counter->EndSend();
+  });
+}
 
 Status ProducerCore::Prepare(Message& message) const {
   if (message.body.empty()) {
@@ -104,6 +150,10 @@ Status ProducerCore::Drain(ProducerRoute& route) const {
   }
   // The backend completes or fails whatever is still pending by the deadline.
   Status status = route.producer->Close(deadline);
+  if (route.shadow) {
+    Status shadow = route.shadow->producer->Close(deadline);
+    if (status.ok() && !shadow.ok()) status = std::move(shadow);
+  }
   if (!on_callback_thread) {
     std::unique_lock lock(counter.mutex);
     counter.drained.wait(lock, drained);
@@ -193,6 +243,7 @@ Result<SendReceipt> ProducerCore::Send(Message&& message) {
   };
   auto waiter = std::make_shared<Waiter>();
   const std::shared_ptr<SendCounter>& counter = route->counter;
+  PrepareCopies(message, *route);
   route->producer->Send(message, [waiter, counter](Result<StoredPosition> stored) {
     {
       std::lock_guard lock(waiter->mutex);
@@ -201,6 +252,7 @@ Result<SendReceipt> ProducerCore::Send(Message&& message) {
     }
     counter->EndSend();
   });
+  SendShadow(message, *route);
   const auto timeout = send_timeout();
   std::unique_lock lock(waiter->mutex);
   if (!waiter->done.wait_for(lock, timeout, [&] { return waiter->stored.has_value(); })) {
@@ -229,7 +281,9 @@ void ProducerCore::SendAsync(Message&& message, SendCallback callback) {
   // The engine outlives every send: it closes its producers (which wait for their sends and
   // callbacks) before it goes away.
   auto* send = new AsyncSend(*engine_, route->counter, std::move(callback), message.message_id);
+  PrepareCopies(message, *route);
   route->producer->Send(message, SendDone(send));
+  SendShadow(message, *route);
 }
 
 Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> messages) {
@@ -255,6 +309,7 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
   batch->stored.resize(messages.size());
   const std::shared_ptr<SendCounter>& counter = route->counter;
   for (size_t i = 0; i < messages.size(); ++i) {
+    PrepareCopies(messages[i], *route);
     route->producer->Send(messages[i], [batch, i, counter](Result<StoredPosition> stored) {
       {
         std::lock_guard lock(batch->mutex);
@@ -263,6 +318,7 @@ Result<std::vector<SendReceipt>> ProducerCore::SendBatch(std::vector<Message> me
       }
       counter->EndSend();
     });
+    SendShadow(messages[i], *route);
   }
   const auto timeout = send_timeout();
   std::unique_lock lock(batch->mutex);

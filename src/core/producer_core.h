@@ -20,13 +20,43 @@ namespace msgsdk::core {
 
 class Engine;
 
+// Shadow copies a producer wrote during a migration, for the migration's progress report.
+struct ShadowStats {
+  void Record(const Result<StoredPosition>& stored);
+
+  std::atomic<int64_t> sent{0};
+  std::atomic<int64_t> failed{0};
+  std::mutex mutex;
+  std::string last_error;
+};
+
+// The other cluster of a migrating topic, which gets a shadow copy of every message.
+struct ShadowTarget {
+  BackendPtr backend;
+  std::unique_ptr<BackendProducer> producer;
+  std::string cluster;
+};
+
 // Where a producer's sends go: one cluster's backend producer, and the count of sends in
-// flight on it (whose `closed` flag also marks a route that was replaced).
+// flight on it (whose `closed` flag also marks a route that was replaced). During a migration's
+// dual_write and cutover phases also a shadow target, and the generation both copies carry.
 struct ProducerRoute {
   BackendPtr backend;  // keeps the backend alive while this route's producer exists
   std::unique_ptr<BackendProducer> producer;
   Capabilities capabilities;
   std::shared_ptr<SendCounter> counter;
+  std::unique_ptr<ShadowTarget> shadow;
+  std::string generation;
+  std::shared_ptr<ShadowStats> shadow_stats;
+};
+
+// What a route writes to: compared by the engine to see whether a producer must move.
+struct RouteIdentity {
+  const Backend* primary = nullptr;
+  const Backend* shadow = nullptr;
+  std::string generation;
+
+  friend bool operator==(const RouteIdentity&, const RouteIdentity&) = default;
 };
 
 class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
@@ -42,8 +72,12 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   Status Close();
 
   const std::string& topic() const { return topic_; }
-  // The backend the current route sends through.
-  const Backend* backend() const;
+  // What the current route writes to.
+  RouteIdentity identity() const;
+  // The backends the current route uses (primary, and the shadow's if any).
+  std::vector<const Backend*> backends() const;
+  // The current route's shadow copies (null when it writes none).
+  std::shared_ptr<ShadowStats> shadow_stats() const;
 
   // Make-before-break: `route` (already made) takes every new send; sends in flight on the
   // old route complete there (bounded by the send timeout), then the old route is closed.
@@ -62,6 +96,11 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   static void AbandonSends(ProducerRoute& route, int64_t count);
   // Refuses a message the route's backend cannot carry (timer messages).
   static Status CheckCapabilities(const Message& message, const ProducerRoute& route);
+  // Counted in on `route` (the caller holds a count); stamps `message` primary, or leaves it
+  // alone when the route writes no shadow.
+  static void PrepareCopies(Message& message, ProducerRoute& route);
+  // After the primary copy went out: writes the shadow copy.
+  static void SendShadow(Message& message, ProducerRoute& route);
   // Stops new sends on `route`, waits for its sends in flight and closes its backend producer.
   Status Drain(ProducerRoute& route) const;
   Status ClosedError() const;

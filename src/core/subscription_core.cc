@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/engine.h"
+#include "core/migration_stamp.h"
 #include "msgsdk/message.h"
 
 namespace msgsdk::core {
@@ -121,7 +122,8 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
   {
     std::lock_guard lock(mutex_);
     for (auto& delivery : batch) {
-      if (!filter_.Matches(delivery.message.tag)) {
+      // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
+      if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
         filtered_out.push_back(std::move(delivery));
         continue;
       }
@@ -317,8 +319,8 @@ void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds del
     return;
   }
   std::weak_ptr<SubscriptionCore> weak = shared_from_this();
-  const bool scheduled = engine_->timers().Schedule(
-      std::chrono::steady_clock::now() + delay, [weak, ticket] {
+  const bool scheduled =
+      engine_->timers().Schedule(std::chrono::steady_clock::now() + delay, [weak, ticket] {
         auto self = weak.lock();
         if (!self) return;
         PendingPtr due;

@@ -21,6 +21,11 @@ using core::Delivery;
 using core::PropertySpec;
 using Type = core::PropertySpec::Type;
 
+// Where the store keeps a subscriber's offsets: per group, or per member in broadcast mode.
+std::string OffsetsKey(const core::SubscriptionSpec& spec) {
+  return spec.mode == SubscriptionMode::kBroadcast ? spec.group + "@" + spec.member_id : spec.group;
+}
+
 const core::PropertyTable& NativeProperties() {
   static const core::PropertyTable table = {
       {.name = "embedded",
@@ -198,8 +203,7 @@ class NativeConsumer : public core::BackendConsumer {
         sink_(sink),
         queues_(queues),
         settings_(settings),
-        offsets_key_(spec_.mode == SubscriptionMode::kBroadcast ? spec_.group + "@" + spec_.member_id
-                                                                : spec_.group) {
+        offsets_key_(OffsetsKey(spec_)) {
     for (const auto& tag : spec_.tags) tag_hashes_.push_back(TagHash(tag));
     thread_ = std::thread([this] { Run(); });
   }
@@ -347,7 +351,8 @@ class NativeConsumer : public core::BackendConsumer {
       position = it->second.tracker.CommitPosition();
       if (position == it->second.committed) return OkStatus();
     }
-    MSGSDK_RETURN_IF_ERROR(broker_->store().CommitOffset(offsets_key_, spec_.topic, queue, position));
+    MSGSDK_RETURN_IF_ERROR(
+        broker_->store().CommitOffset(offsets_key_, spec_.topic, queue, position));
     std::lock_guard lock(mutex_);
     auto it = owned_.find(queue);
     if (it != owned_.end()) it->second.committed = position;
@@ -419,6 +424,23 @@ class NativeBackend : public core::Backend {
     return broker->ResetOffsets(topic, group, target);
   }
 
+  Result<std::vector<core::PartitionPosition>> Positions(
+      const core::SubscriptionSpec& spec) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, Live());
+    const std::optional<TopicInfo> info = broker->store().FindTopic(spec.topic);
+    if (!info) return NotFoundError("topic '" + spec.topic + "' does not exist");
+    const std::string key = OffsetsKey(spec);
+    std::vector<core::PartitionPosition> positions;
+    for (int32_t queue = 0; queue < info->queues; ++queue) {
+      const std::optional<int64_t> committed =
+          broker->store().CommittedOffset(key, spec.topic, queue);
+      positions.push_back({.partition = queue,
+                           .end = broker->store().MaxOffset(spec.topic, queue),
+                           .committed = committed.value_or(-1)});
+    }
+    return positions;
+  }
+
   Status Close(Deadline) override {
     // Producers and consumers hold the broker too; it closes when the last of them is gone.
     std::lock_guard lock(mutex_);
@@ -463,13 +485,14 @@ class NativeBackendFactory : public core::BackendFactory {
     options.store.flush_mode = config.GetString("flush_mode", "group_commit") == "periodic"
                                    ? FlushMode::kPeriodic
                                    : FlushMode::kGroupCommit;
-    options.store.flush_interval = config.GetDuration("flush_interval_ms", options.store.flush_interval);
-    options.store.segment_bytes =
-        static_cast<uint64_t>(config.GetInt("segment_bytes", static_cast<int64_t>(options.store.segment_bytes)));
+    options.store.flush_interval =
+        config.GetDuration("flush_interval_ms", options.store.flush_interval);
+    options.store.segment_bytes = static_cast<uint64_t>(
+        config.GetInt("segment_bytes", static_cast<int64_t>(options.store.segment_bytes)));
     options.store.index_entries_per_file = static_cast<uint32_t>(
         config.GetInt("index_entries_per_file", options.store.index_entries_per_file));
-    options.store.max_message_bytes = static_cast<uint32_t>(
-        config.GetInt("max_message_bytes", options.store.max_message_bytes));
+    options.store.max_message_bytes =
+        static_cast<uint32_t>(config.GetInt("max_message_bytes", options.store.max_message_bytes));
     const auto queues = static_cast<int32_t>(config.GetInt("queues", 8));
     options.store.default_queues = queues;
     options.store.offset_flush_interval =

@@ -52,6 +52,12 @@ const std::vector<std::string>& TopicKeys() {
 }
 
 const std::vector<std::string>& MigrationKeys() {
+  static const auto* keys =
+      new std::vector<std::string>{"from", "to", "phase", "generation", "drain"};
+  return *keys;
+}
+
+const std::vector<std::string>& RequiredMigrationKeys() {
   static const auto* keys = new std::vector<std::string>{"from", "to", "phase"};
   return *keys;
 }
@@ -637,6 +643,24 @@ class RoutingTableParser {
       for (const Item& entry : Entries(topic.value, topic_path, &MigrationKeys())) {
         seen.insert(entry.key);
         const std::string field = FieldPath(topic_path, entry.key);
+        if (entry.key == "generation") {
+          std::optional<std::string> text = Scalar(entry, field, "a non-negative integer");
+          std::optional<int64_t> generation = text ? ParseInt64(*text) : std::nullopt;
+          if (!generation || *generation < 0) {
+            if (text) {
+              Error(entry.value_mark, field,
+                    "expected a non-negative integer, got " + Quote(*text));
+            }
+            complete = false;
+            continue;
+          }
+          migration.generation = *generation;
+          continue;
+        }
+        if (entry.key == "drain") {
+          if (!ParseDrain(entry, field, migration.drain)) complete = false;
+          continue;
+        }
         std::optional<std::string> value =
             Scalar(entry, field, entry.key == "phase" ? "a phase" : "a cluster name");
         if (!value) {
@@ -673,7 +697,7 @@ class RoutingTableParser {
           to_mark = entry.value_mark;
         }
       }
-      for (const std::string& key : MigrationKeys()) {
+      for (const std::string& key : RequiredMigrationKeys()) {
         if (seen.count(key) == 0) {
           Error(topic.value_mark, topic_path, "missing required key '" + key + "'");
           complete = false;
@@ -687,6 +711,35 @@ class RoutingTableParser {
       }
       if (complete) table_->migrations_[migration.topic] = std::move(migration);
     }
+  }
+
+  // `drain: { <partition>: <offset>, ... }`: the last primary offset of each partition of the
+  // cluster consumers leave in this phase.
+  bool ParseDrain(const Item& item, const std::string& path, std::map<int32_t, int64_t>& drain) {
+    if (!ExpectMap(item, path, "a map of partitions to offsets", true)) return false;
+    bool ok = true;
+    for (const Item& entry : Entries(item.value, path, nullptr)) {
+      const std::string field = FieldPath(path, entry.key);
+      const std::optional<int64_t> partition = ParseInt64(entry.key);
+      if (!partition || *partition < 0 || *partition > INT32_MAX) {
+        Error(entry.key_mark, field, "expected a partition number, got " + Quote(entry.key));
+        ok = false;
+        continue;
+      }
+      std::optional<std::string> text = Scalar(entry, field, "an offset");
+      if (!text) {
+        ok = false;
+        continue;
+      }
+      const std::optional<int64_t> offset = ParseInt64(*text);
+      if (!offset || *offset < -1) {
+        Error(entry.value_mark, field, "expected an offset (-1 or more), got " + Quote(*text));
+        ok = false;
+        continue;
+      }
+      drain[static_cast<int32_t>(*partition)] = *offset;
+    }
+    return ok;
   }
 
   void ParseClient(const Item& item) {
@@ -999,6 +1052,32 @@ Result<ResolvedRoute> RoutingTable::Resolve(const std::string& environment,
                          Quote(cluster_name));
   }
   route.cluster = &it->second;
+  route.read = route.cluster;
+  auto migration = migrations_.find(topic);
+  if (migration == migrations_.end()) return route;
+  auto from = env->clusters.find(migration->second.from);
+  auto to = env->clusters.find(migration->second.to);
+  if (from == env->clusters.end() || to == env->clusters.end()) return route;
+  route.migration = &migration->second;
+  route.matched_by = "migration (" + std::string(MigrationPhaseName(migration->second.phase)) + ")";
+  switch (migration->second.phase) {
+    case MigrationPhase::kA:
+      route.cluster = route.read = &from->second;
+      route.leave = &to->second;
+      break;
+    case MigrationPhase::kDualWrite:
+      route.cluster = route.read = &from->second;
+      route.shadow = route.leave = &to->second;
+      break;
+    case MigrationPhase::kCutover:
+      route.cluster = route.read = &to->second;
+      route.shadow = route.leave = &from->second;
+      break;
+    case MigrationPhase::kB:
+      route.cluster = route.read = &to->second;
+      route.leave = &from->second;
+      break;
+  }
   return route;
 }
 

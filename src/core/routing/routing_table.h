@@ -76,13 +76,19 @@ enum class MigrationPhase {
 // "A", "dual_write", "cutover", "B".
 std::string_view MigrationPhaseName(MigrationPhase phase);
 
-// One `migrations:` entry. Parsed and validated now; the migration controller gives the
-// phases their effect on producers and subscriptions.
+// One `migrations:` entry (docs/migration.md). It applies in every environment that defines
+// both clusters, and there it decides the topic's route, whatever the topic rules say.
 struct MigrationConfig {
   std::string topic;
   std::string from;
   std::string to;
   MigrationPhase phase = MigrationPhase::kA;
+  // Stamped on every copy written in this phase; the controller raises it at every step.
+  int64_t generation = 0;
+  // Partition -> the last primary offset of the cluster consumers leave in this phase (`from`
+  // in cutover and B, `to` in A and dual_write after a rollback): where they may leave it.
+  // Empty until every producer reported where its primary copies there ended.
+  std::map<int32_t, int64_t> drain;
   std::string source;  // "file:line:col"
 
   friend bool operator==(const MigrationConfig&, const MigrationConfig&) = default;
@@ -107,9 +113,18 @@ struct EnvironmentConfig {
 // that produced it: hold the table (its shared_ptr) as long as the route is used.
 struct ResolvedRoute {
   const EnvironmentConfig* environment = nullptr;
+  // Where messages go (during a migration: the primary, whose ack completes a send).
   const ClusterConfig* cluster = nullptr;
-  // The topic itself, the glob that matched ("sms-*"), or "default_cluster".
+  // The topic itself, the glob that matched ("sms-*"), "default_cluster", or
+  // "migration (<phase>)".
   std::string matched_by;
+  // The topic's migration in this environment, or null. During one, `shadow` (dual_write,
+  // cutover) also gets a copy of every message, `read` is where subscriptions read, and
+  // `leave` (the other cluster) is where they may still have to drain first.
+  const MigrationConfig* migration = nullptr;
+  const ClusterConfig* shadow = nullptr;
+  const ClusterConfig* read = nullptr;
+  const ClusterConfig* leave = nullptr;
 };
 
 // Thread-safety: immutable after Parse/LoadFile/Default; any method may be called concurrently.

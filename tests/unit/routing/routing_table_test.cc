@@ -280,7 +280,8 @@ TEST_F(RoutingTableTest, RouteCarriesEnvironmentAndCluster) {
   EXPECT_EQ(route->environment->name, "dev");
   EXPECT_EQ(route->cluster->name, "local");
   EXPECT_EQ(route->matched_by, "default_cluster");
-  EXPECT_EQ(ResolveCluster(*table, "prod", "order-events"), "kafka-main by order-events");
+  // prod has the topic in a migration, which decides over its topic entry.
+  EXPECT_EQ(ResolveCluster(*table, "prod", "order-events"), "kafka-main by migration (dual_write)");
 }
 
 // ---- Environments and selection ------------------------------------------------------------
@@ -483,6 +484,65 @@ client: [1, 2]
 
 // ---- Migrations ----------------------------------------------------------------------------
 
+TEST_F(RoutingTableTest, MigrationGenerationAndDrainOffsets) {
+  auto table = MustParse(R"(
+environments:
+  prod: { clusters: { a: { backend: redis }, b: { backend: redis } } }
+migrations:
+  orders: { from: a, to: b, phase: cutover, generation: 7, drain: { 0: 120, 3: -1 } }
+)");
+  ASSERT_NE(table, nullptr);
+  const MigrationConfig& migration = table->migrations().at("orders");
+  EXPECT_EQ(migration.generation, 7);
+  EXPECT_EQ(migration.drain, (std::map<int32_t, int64_t>{{0, 120}, {3, -1}}));
+  EXPECT_EQ(ParseError(R"(
+environments:
+  prod: { clusters: { a: { backend: redis }, b: { backend: redis } } }
+migrations:
+  orders: { from: a, to: b, phase: cutover, generation: -2, drain: { x: 1, 2: -5 } }
+)"),
+            "routing.yaml:5:57: migrations.orders.generation: expected a non-negative integer, "
+            "got '-2'\n"
+            "routing.yaml:5:70: migrations.orders.drain.x: expected a partition number, got 'x'\n"
+            "routing.yaml:5:79: migrations.orders.drain.2: expected an offset (-1 or more), got "
+            "'-5'");
+}
+
+TEST_F(RoutingTableTest, AMigrationDecidesWhereItsTopicGoesInEachPhase) {
+  const std::string clusters = R"(
+environments:
+  prod:
+    clusters: { a: { backend: redis }, b: { backend: redis }, c: { backend: redis } }
+    topics: { orders: c }
+  test:
+    clusters: { c: { backend: redis } }
+    default_cluster: c
+migrations:
+  orders: { from: a, to: b, phase: )";
+  struct Expected {
+    std::string phase, primary, shadow, read, leave;
+  };
+  for (const Expected& expected : std::vector<Expected>{{"A", "a", "", "a", "b"},
+                                                        {"dual_write", "a", "b", "a", "b"},
+                                                        {"cutover", "b", "a", "b", "a"},
+                                                        {"B", "b", "", "b", "a"}}) {
+    auto table = MustParse(clusters + expected.phase + " }\n");
+    ASSERT_NE(table, nullptr);
+    auto route = table->Resolve("prod", "orders");
+    ASSERT_TRUE(route.ok()) << route.status().ToString();
+    EXPECT_EQ(route->cluster->name, expected.primary) << expected.phase;
+    EXPECT_EQ(route->shadow ? route->shadow->name : "", expected.shadow) << expected.phase;
+    EXPECT_EQ(route->read->name, expected.read) << expected.phase;
+    EXPECT_EQ(route->leave->name, expected.leave) << expected.phase;
+    EXPECT_EQ(route->matched_by, "migration (" + expected.phase + ")");
+    // An environment without the migration's clusters routes by its own rules.
+    auto isolated = table->Resolve("test", "orders");
+    ASSERT_TRUE(isolated.ok());
+    EXPECT_EQ(isolated->cluster->name, "c");
+    EXPECT_EQ(isolated->migration, nullptr);
+  }
+}
+
 TEST_F(RoutingTableTest, MigrationsAcceptEveryPhase) {
   auto table = MustParse(R"(
 environments:
@@ -528,7 +588,7 @@ migrations:
             "routing.yaml:9:7: migrations.t6: expected a map with from, to and phase, got the "
             "scalar 'a'\n"
             "routing.yaml:10:35: migrations.t7.mode: unknown key 'mode' (allowed: from, to, "
-            "phase)");
+            "phase, generation, drain)");
 }
 
 // ---- Every kind of invalid file ------------------------------------------------------------
@@ -568,7 +628,8 @@ TEST_F(RoutingTableTest, UnknownKeysSuggestTheClosestAllowedKey) {
 )"),
             "routing.yaml:1:1: enviroments: unknown key 'enviroments' (did you mean "
             "'environments'?)\n"
-            "routing.yaml:1:1: missing required key 'environments'");
+            "routing.yaml:1:1: missing required key 'environments' (or 'transport: { sidecar: "
+            "ADDRESS }')");
   EXPECT_EQ(ParseError(R"(environments:
   dev:
     clusters: { a: { backend: redis } }

@@ -589,6 +589,29 @@ class RemoteBackend : public core::Backend {
         .status();
   }
 
+  Result<std::vector<core::PartitionPosition>> Positions(
+      const core::SubscriptionSpec& spec) override {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client, Live());
+    MSGSDK_ASSIGN_OR_RETURN(const int32_t queues,
+                            GetOrCreateTopic(*client, spec.topic, settings_.request_timeout));
+    std::vector<core::PartitionPosition> positions;
+    for (int32_t queue = 0; queue < queues; ++queue) {
+      wire::QueryOffsetRequest request;
+      request.set_topic(spec.topic);
+      request.set_group(spec.group);
+      request.set_member_id(spec.member_id);
+      request.set_broadcast(spec.mode == SubscriptionMode::kBroadcast);
+      request.set_queue(queue);
+      MSGSDK_ASSIGN_OR_RETURN(
+          auto response, CallAndWait<wire::QueryOffsetResponse>(
+                             *client, FrameType::kQueryOffset, request, settings_.request_timeout));
+      positions.push_back({.partition = queue,
+                           .end = response.max_offset(),
+                           .committed = response.has_committed() ? response.committed() : -1});
+    }
+    return positions;
+  }
+
   Status Close(Deadline) override {
     // Producers and consumers hold the connection too; it closes when the last one is gone.
     std::lock_guard lock(mutex_);
