@@ -3,40 +3,22 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cstdio>
 #include <utility>
 
 #include "core/names.h"
 #include "core/producer_core.h"
+#include "core/routing/client_table.h"
 #include "core/subscription_core.h"
 #include "core/tag_filter.h"
 
 namespace msgsdk::core {
 namespace {
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::string(value) : fallback;
-}
-
 std::string DefaultClientId() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
   return std::string(host) + "-" + std::to_string(getpid());
-}
-
-Result<std::shared_ptr<const RoutingTable>> LoadTable(const ClientOptions& options,
-                                                      const BackendRegistry& registry) {
-  if (!options.config_yaml.empty()) {
-    return RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>", registry);
-  }
-  const std::string path = options.config_path.empty() ? EnvOr("MSGSDK_CONFIG", "")
-                                                       : options.config_path;
-  if (!path.empty()) return RoutingTable::LoadFile(path, registry);
-  const std::string data_dir = options.data_dir.empty()
-                                   ? EnvOr("MSGSDK_DATA_DIR", "./msgsdk-data")
-                                   : options.data_dir;
-  return RoutingTable::Default(data_dir, registry);
 }
 
 template <typename T>
@@ -52,15 +34,12 @@ std::vector<std::shared_ptr<T>> LiveOnly(std::vector<std::weak_ptr<T>>& handles)
 
 Result<std::shared_ptr<Engine>> Engine::Create(ClientOptions options,
                                                std::shared_ptr<const BackendRegistry> registry) {
-  MSGSDK_ASSIGN_OR_RETURN(auto table, LoadTable(options, *registry));
-  const std::string requested =
-      options.environment.empty() ? EnvOr("MSGSDK_ENV", "") : options.environment;
-  MSGSDK_ASSIGN_OR_RETURN(const EnvironmentConfig* environment,
-                          table->ChooseEnvironment(requested));
+  MSGSDK_ASSIGN_OR_RETURN(auto table, LoadRoutingTable(options, *registry));
+  MSGSDK_ASSIGN_OR_RETURN(EnvironmentChoice choice, ChooseClientEnvironment(*table, options));
   std::string client_id = options.client_id.empty() ? DefaultClientId() : options.client_id;
   MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
   return std::shared_ptr<Engine>(new Engine(std::move(registry), std::move(table),
-                                            environment->name, std::move(client_id)));
+                                            choice.environment->name, std::move(client_id)));
 }
 
 Engine::Engine(std::shared_ptr<const BackendRegistry> registry,

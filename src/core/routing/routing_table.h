@@ -109,6 +109,8 @@ struct ResolvedRoute {
   const ClusterConfig* cluster = nullptr;
   // The topic itself, the glob that matched ("sms-*"), or "default_cluster".
   std::string matched_by;
+  // The `topics:` entry that matched; nullptr when the route is the default_cluster.
+  const TopicRule* rule = nullptr;
 };
 
 // Thread-safety: immutable after Parse/LoadFile/Default; any method may be called concurrently.
