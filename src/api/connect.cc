@@ -4,7 +4,7 @@
 
 #include "api/default_registry.h"
 #include "api/transport.h"
-#include "core/routing/routing_table.h"
+#include "core/routing/client_table.h"
 #if defined(MSGSDK_SIDECAR_ENABLED)
 #include "sidecar/client/sidecar_transport.h"
 #endif
@@ -16,19 +16,10 @@ namespace {
 // `transport.sidecar` of the routing table `options` name, if any. Read once, here: the
 // transport of a running client does not change with the file.
 Result<std::string> SidecarOfRoutingTable(const ClientOptions& options) {
-  std::shared_ptr<const core::RoutingTable> table;
-  if (!options.config_yaml.empty()) {
-    MSGSDK_ASSIGN_OR_RETURN(
-        table, core::RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>",
-                                         *DefaultBackendRegistry()));
-  } else {
-    const char* from_environment = std::getenv("MSGSDK_CONFIG");
-    const std::string path = !options.config_path.empty()  ? options.config_path
-                             : from_environment != nullptr ? from_environment
-                                                           : "";
-    if (path.empty()) return std::string();
-    MSGSDK_ASSIGN_OR_RETURN(table, core::RoutingTable::LoadFile(path, *DefaultBackendRegistry()));
-  }
+  const core::RoutingTableOrigin origin = core::FindRoutingTable(options);
+  if (origin.kind == core::RoutingTableOrigin::Kind::kBuiltInDefault) return std::string();
+  MSGSDK_ASSIGN_OR_RETURN(auto table,
+                          core::LoadRoutingTable(origin, options, *DefaultBackendRegistry()));
   return table->sidecar();
 }
 

@@ -4,21 +4,16 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <utility>
 
 #include "core/names.h"
 #include "core/producer_core.h"
+#include "core/routing/client_table.h"
 #include "core/subscription_core.h"
 #include "core/tag_filter.h"
 
 namespace msgsdk::core {
 namespace {
-
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::string(value) : fallback;
-}
 
 std::string DefaultClientId() {
   char host[256] = {};
@@ -35,22 +30,15 @@ struct LoadedTable {
 };
 
 Result<LoadedTable> LoadTable(const ClientOptions& options, const BackendRegistry& registry) {
-  if (!options.config_yaml.empty()) {
-    MSGSDK_ASSIGN_OR_RETURN(
-        auto table,
-        RoutingTable::Parse(options.config_yaml, "<ClientOptions.config_yaml>", registry));
+  const RoutingTableOrigin origin = FindRoutingTable(options);
+  if (origin.kind != RoutingTableOrigin::Kind::kOptionsPath &&
+      origin.kind != RoutingTableOrigin::Kind::kConfigVariable) {
+    MSGSDK_ASSIGN_OR_RETURN(auto table, LoadRoutingTable(origin, options, registry));
     return LoadedTable{.table = std::move(table)};
   }
-  const std::string path =
-      options.config_path.empty() ? EnvOr("MSGSDK_CONFIG", "") : options.config_path;
-  if (!path.empty()) {
-    MSGSDK_ASSIGN_OR_RETURN(std::string text, RoutingTable::ReadFile(path));
-    MSGSDK_ASSIGN_OR_RETURN(auto table, RoutingTable::Parse(text, path, registry));
-    return LoadedTable{.table = std::move(table), .path = path, .text = std::move(text)};
-  }
-  const std::string data_dir =
-      options.data_dir.empty() ? EnvOr("MSGSDK_DATA_DIR", "./msgsdk-data") : options.data_dir;
-  return LoadedTable{.table = RoutingTable::Default(data_dir, registry)};
+  MSGSDK_ASSIGN_OR_RETURN(std::string text, RoutingTable::ReadFile(origin.path));
+  MSGSDK_ASSIGN_OR_RETURN(auto table, RoutingTable::Parse(text, origin.path, registry));
+  return LoadedTable{.table = std::move(table), .path = origin.path, .text = std::move(text)};
 }
 
 // Whether two versions of a cluster need different backends. Where an entry was written
@@ -101,14 +89,12 @@ std::vector<std::shared_ptr<T>> LiveOnly(std::vector<std::weak_ptr<T>>& handles)
 Result<std::shared_ptr<Engine>> Engine::Create(ClientOptions options,
                                                std::shared_ptr<const BackendRegistry> registry) {
   MSGSDK_ASSIGN_OR_RETURN(LoadedTable loaded, LoadTable(options, *registry));
-  const std::string requested =
-      options.environment.empty() ? EnvOr("MSGSDK_ENV", "") : options.environment;
-  MSGSDK_ASSIGN_OR_RETURN(const EnvironmentConfig* environment,
-                          loaded.table->ChooseEnvironment(requested));
+  MSGSDK_ASSIGN_OR_RETURN(EnvironmentChoice choice,
+                          ChooseClientEnvironment(*loaded.table, options));
   std::string client_id = options.client_id.empty() ? DefaultClientId() : options.client_id;
   MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
   auto engine = std::shared_ptr<Engine>(
-      new Engine(registry, loaded.table, environment->name, std::move(client_id)));
+      new Engine(registry, loaded.table, choice.environment->name, std::move(client_id)));
   if (!loaded.path.empty()) {
     // Weak: the watcher must not keep the client alive. A callback that holds the last
     // reference when the client goes away closes it on the watcher's thread, which the

@@ -11,10 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,16 +29,20 @@ namespace msgsdk::testing {
 class ChildProcess {
  public:
   // Starts `argv[0]` (a path) with `argv`; `env` entries ("NAME=value") are added to this
-  // process's environment. Standard input is /dev/null. Standard error is appended to
-  // `stderr_path`, or inherited when it is empty (the log then lands in the test's output).
+  // process's environment, replacing a variable of the same name. Standard input is
+  // `stdin_path`, or /dev/null when it is empty. Standard error is appended to `stderr_path`,
+  // or inherited when it is empty (the log then lands in the test's output).
   static Result<ChildProcess> Start(const std::vector<std::string>& argv,
                                     const std::vector<std::string>& env = {},
-                                    const std::string& stderr_path = "") {
+                                    const std::string& stderr_path = "",
+                                    const std::string& stdin_path = "") {
     int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return InternalError(std::string("pipe: ") + std::strerror(errno));
+    if (::pipe2(out, O_CLOEXEC) != 0)
+      return InternalError(std::string("pipe: ") + std::strerror(errno));
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(
+        &actions, STDIN_FILENO, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     if (!stderr_path.empty()) {
       posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
@@ -46,7 +52,14 @@ class ChildProcess {
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     std::vector<std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
+    auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& added) {
+        return name_of(added) == name_of(entry);
+      });
+      if (!replaced) environment.emplace_back(entry);
+    }
     environment.insert(environment.end(), env.begin(), env.end());
     std::vector<char*> envp;
     for (auto& entry : environment) envp.push_back(entry.data());
@@ -94,13 +107,55 @@ class ChildProcess {
       }
       pollfd fd{.fd = stdout_, .events = POLLIN, .revents = 0};
       const int ready = ::poll(&fd, 1, static_cast<int>(left.count()));
-      if (ready < 0 && errno != EINTR) return InternalError(std::string("poll: ") + std::strerror(errno));
+      if (ready < 0 && errno != EINTR)
+        return InternalError(std::string("poll: ") + std::strerror(errno));
       if (ready <= 0) continue;
       char chunk[4096];
       const ssize_t n = ::read(stdout_, chunk, sizeof(chunk));
       if (n == 0) return UnavailableError(name_ + " closed its output (it exited)");
       if (n > 0) buffered_.append(chunk, static_cast<size_t>(n));
     }
+  }
+
+  // Everything it writes to standard output from here until it closes it (normally: until it
+  // exits), waiting up to `timeout` (kDeadlineExceeded, with what was read so far).
+  Result<std::string> ReadToEnd(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string text = std::exchange(buffered_, {});
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        return DeadlineExceededError(name_ + " did not close its output within " +
+                                     std::to_string(timeout.count()) + " ms; it printed:\n" + text);
+      }
+      pollfd fd{.fd = stdout_, .events = POLLIN, .revents = 0};
+      const int ready = ::poll(&fd, 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR)
+        return InternalError(std::string("poll: ") + std::strerror(errno));
+      if (ready <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = ::read(stdout_, chunk, sizeof(chunk));
+      if (n == 0) return text;
+      if (n > 0) text.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  // Waits up to `timeout` for it to exit on its own and returns its exit status
+  // (kDeadlineExceeded if it is still running; kInternal if a signal ended it).
+  Result<int> Wait(std::chrono::milliseconds timeout) {
+    if (pid_ > 0) {
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      while (!Reap(/*block=*/false)) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return DeadlineExceededError(name_ + " did not exit within " +
+                                       std::to_string(timeout.count()) + " ms");
+        }
+        ::usleep(1000);  // no notification for a child's exit short of SIGCHLD handling
+      }
+    }
+    if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+    return InternalError(name_ + " ended by signal " + std::to_string(WTERMSIG(status_)));
   }
 
   // SIGTERM, then SIGKILL if it has not exited within `grace` (kDeadlineExceeded). Otherwise

@@ -1037,6 +1037,7 @@ Result<ResolvedRoute> RoutingTable::Resolve(const std::string& environment,
   if (chosen != nullptr) {
     cluster_name = chosen->cluster;
     route.matched_by = chosen->pattern;
+    route.rule = chosen;
   } else if (!env->default_cluster.empty()) {
     cluster_name = env->default_cluster;
     route.matched_by = "default_cluster";

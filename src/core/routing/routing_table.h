@@ -118,6 +118,8 @@ struct ResolvedRoute {
   // The topic itself, the glob that matched ("sms-*"), "default_cluster", or
   // "migration (<phase>)".
   std::string matched_by;
+  // The `topics:` entry that matched; nullptr when the route is the default_cluster.
+  const TopicRule* rule = nullptr;
   // The topic's migration in this environment, or null. During one, `shadow` (dual_write,
   // cutover) also gets a copy of every message, `read` is where subscriptions read, and
   // `leave` (the other cluster) is where they may still have to drain first.

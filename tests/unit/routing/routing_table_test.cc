@@ -280,8 +280,22 @@ TEST_F(RoutingTableTest, RouteCarriesEnvironmentAndCluster) {
   EXPECT_EQ(route->environment->name, "dev");
   EXPECT_EQ(route->cluster->name, "local");
   EXPECT_EQ(route->matched_by, "default_cluster");
+  EXPECT_EQ(route->rule, nullptr);
   // prod has the topic in a migration, which decides over its topic entry.
   EXPECT_EQ(ResolveCluster(*table, "prod", "order-events"), "kafka-main by migration (dual_write)");
+
+  // The matching entry comes with the route, so callers can say where it was written.
+  route = table->Resolve("prod", "order-events");
+  ASSERT_TRUE(route.ok()) << route.status().ToString();
+  ASSERT_NE(route->rule, nullptr);
+  EXPECT_FALSE(route->rule->is_glob);
+  EXPECT_EQ(route->rule->source, "routing.yaml:9:7");
+  route = table->Resolve("prod", "sms-login");
+  ASSERT_TRUE(route.ok()) << route.status().ToString();
+  ASSERT_NE(route->rule, nullptr);
+  EXPECT_TRUE(route->rule->is_glob);
+  EXPECT_EQ(route->rule->pattern, "sms-*");
+  EXPECT_EQ(route->rule->source, "routing.yaml:10:7");
 }
 
 // ---- Environments and selection ------------------------------------------------------------
