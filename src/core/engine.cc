@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <utility>
 
 #include "core/names.h"
@@ -223,23 +224,35 @@ Result<const ClusterConfig*> Engine::ReadTarget(const SubscriptionSpec& spec, co
   const ResolvedRoute& resolved = route.resolved;
   const MigrationConfig* migration = resolved.migration;
   if (migration == nullptr || migration->phase == MigrationPhase::kB) return resolved.read;
+  if (current == resolved.read->name) return resolved.read;
   // A group reads the cluster it leaves until it has consumed everything written there as a
   // primary copy (up to `drain`); only then may it read where primary copies go now, or a
-  // key's older messages could come after its newer ones. In cutover everyone leaves `from`;
-  // in A and dual_write only a group still on `to` after a rollback does (`drain` set).
-  const bool leaving = migration->phase == MigrationPhase::kCutover || !migration->drain.empty();
-  if (!leaving || current == resolved.read->name) return resolved.read;
+  // key's older messages could come after its newer ones. In cutover every group leaves
+  // `from`. In A and dual_write only a group that read `to` does (a cutover was rolled back).
   const ClusterConfig& leave = *resolved.leave;
+  const bool cutover = migration->phase == MigrationPhase::kCutover;
+  std::optional<std::vector<PartitionPosition>> positions;
+  auto read_positions = [&]() -> Status {
+    MSGSDK_ASSIGN_OR_RETURN(BackendPtr backend, BackendFor(leave));
+    MSGSDK_ASSIGN_OR_RETURN(positions, backend->Positions(spec));
+    return OkStatus();
+  };
+  if (!cutover && current != leave.name) {
+    // A new subscription: has its group ever read `to`?
+    if (!read_positions().ok()) return resolved.read;
+    const bool read_before = std::any_of(positions->begin(), positions->end(),
+                                         [](const auto& p) { return p.committed >= 0; });
+    if (!read_before) return resolved.read;
+  }
   if (migration->drain.empty()) {
     waiting = "reads '" + leave.name + "' until the migration's drain offsets are known";
     return &leave;
   }
-  MSGSDK_ASSIGN_OR_RETURN(BackendPtr backend, BackendFor(leave));
-  Result<std::vector<PartitionPosition>> positions = backend->Positions(spec);
-  if (!positions.ok()) {
-    waiting = "reads '" + leave.name + "': its positions are unknown (" +
-              positions.status().ToString() + ")";
-    return &leave;
+  if (!positions) {
+    if (Status status = read_positions(); !status.ok()) {
+      waiting = "reads '" + leave.name + "': its positions are unknown (" + status.ToString() + ")";
+      return &leave;
+    }
   }
   for (const PartitionPosition& position : *positions) {
     auto drain = migration->drain.find(position.partition);
