@@ -229,15 +229,40 @@ void ToProto(const RoutingState& state, v1::RoutingState* out) {
   out->set_rejected(state.rejected);
   out->set_last_rejection(state.last_rejection);
   out->set_pending(state.pending);
+  for (const MigrationProgress& progress : state.migrations) {
+    v1::MigrationProgress* migration = out->add_migrations();
+    migration->set_topic(progress.topic);
+    migration->set_phase(progress.phase);
+    migration->set_generation(progress.generation);
+    migration->set_producers(progress.producers);
+    migration->set_producers_settled(progress.producers_settled);
+    migration->set_shadow_sent(progress.shadow_sent);
+    migration->set_shadow_failed(progress.shadow_failed);
+    migration->set_last_shadow_error(progress.last_shadow_error);
+    for (const std::string& line : progress.draining) migration->add_draining(line);
+  }
 }
 
 RoutingState FromProto(const v1::RoutingState& state) {
-  return RoutingState{.version = state.version(),
-                      .source = state.source(),
-                      .applied = state.applied(),
-                      .rejected = state.rejected(),
-                      .last_rejection = state.last_rejection(),
-                      .pending = state.pending()};
+  RoutingState out{.version = state.version(),
+                   .source = state.source(),
+                   .applied = state.applied(),
+                   .rejected = state.rejected(),
+                   .last_rejection = state.last_rejection(),
+                   .pending = state.pending()};
+  for (const v1::MigrationProgress& migration : state.migrations()) {
+    out.migrations.push_back(MigrationProgress{
+        .topic = migration.topic(),
+        .phase = migration.phase(),
+        .generation = migration.generation(),
+        .producers = migration.producers(),
+        .producers_settled = migration.producers_settled(),
+        .shadow_sent = migration.shadow_sent(),
+        .shadow_failed = migration.shadow_failed(),
+        .last_shadow_error = migration.last_shadow_error(),
+        .draining = {migration.draining().begin(), migration.draining().end()}});
+  }
+  return out;
 }
 
 }  // namespace msgsdk::sidecar
