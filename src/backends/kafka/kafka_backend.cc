@@ -65,6 +65,8 @@ class KafkaBackend : public core::Backend {
 
   Status ResetOffsets(const std::string& topic, const std::string& group,
                       const ResetTarget& target) override;
+  Result<std::vector<core::PartitionPosition>> Positions(
+      const core::SubscriptionSpec& spec) override;
 
   Status Close(core::Deadline deadline) override { return cluster_->Shutdown(deadline); }
 
@@ -150,6 +152,52 @@ Status KafkaBackend::ResetOffsets(const std::string& topic, const std::string& g
   consumer->close();
   consumer.reset();
   return CommitForGroup(topic, group, offsets, deadline);
+}
+
+Result<std::vector<core::PartitionPosition>> KafkaBackend::Positions(
+    const core::SubscriptionSpec& spec) {
+  const KafkaSettings& settings = cluster_->settings();
+  const core::Deadline deadline = Clock::now() + settings.metadata_timeout;
+  const std::string group = KafkaGroupId(spec);
+  const std::string what =
+      "positions of group '" + group + "' on " + cluster_->DescribeTopic(spec.topic);
+  MSGSDK_ASSIGN_OR_RETURN(const std::vector<int32_t> partitions,
+                          cluster_->Partitions(spec.topic, deadline));
+  // A consumer handle of the group that never joins it: it only reads offsets.
+  MSGSDK_ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                          MakeConsumerConf(settings, group, StartPosition::kEarliest));
+  std::string errstr;
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(&cluster_->events()), errstr);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), errstr));
+  if (consumer == nullptr) return InvalidArgumentError(what + ": " + errstr);
+
+  std::vector<RdKafka::TopicPartition*> query;
+  for (int32_t partition : partitions) {
+    query.push_back(RdKafka::TopicPartition::create(spec.topic, partition));
+  }
+  Status status =
+      KafkaStatus(consumer->committed(query, RemainingMs(deadline)), what + ": committed offsets");
+  std::vector<core::PartitionPosition> positions;
+  for (RdKafka::TopicPartition* tp : query) {
+    if (!status.ok()) break;
+    int64_t low = 0;
+    int64_t high = 0;
+    const RdKafka::ErrorCode err = consumer->query_watermark_offsets(
+        spec.topic, tp->partition(), &low, &high, RemainingMs(deadline));
+    if (err != RdKafka::ERR_NO_ERROR) {
+      status = KafkaStatus(err, what + ": the end of partition " + std::to_string(tp->partition()));
+      break;
+    }
+    // A partition the group never committed reports RD_KAFKA_OFFSET_INVALID (-1001).
+    positions.push_back({.partition = tp->partition(),
+                         .end = high,
+                         .committed = tp->offset() >= 0 ? tp->offset() : -1});
+  }
+  RdKafka::TopicPartition::destroy(query);
+  consumer->close();
+  MSGSDK_RETURN_IF_ERROR(status);
+  return positions;
 }
 
 Status KafkaBackend::CommitForGroup(const std::string& topic, const std::string& group,

@@ -223,6 +223,57 @@ Status RedisBackend::ResetOffsets(const std::string& topic, const std::string& g
   return OkStatus();
 }
 
+Result<std::vector<core::PartitionPosition>> RedisBackend::Positions(
+    const core::SubscriptionSpec& spec) {
+  const std::string group =
+      RedisGroupName(spec.group, spec.mode == SubscriptionMode::kBroadcast, spec.member_id);
+  const std::string context = "positions of group '" + group + "' of topic '" + spec.topic +
+                              "' on redis cluster '" + state_->options.cluster + "'";
+  // The offset after an entry id; 0 before the first ("0-0").
+  auto after = [](std::string_view text) -> int64_t {
+    const std::optional<EntryId> id = ParseEntryId(text);
+    if (!id || (id->ms == 0 && id->seq == 0)) return 0;
+    return EntryIdToOffset(*id) + 1;
+  };
+  ScopedSigpipeBlock sigpipe_guard;
+  std::lock_guard<std::mutex> lock(admin_mu_);
+  Connection& connection = admin_connection_;
+  std::vector<core::PartitionPosition> positions;
+  for (int32_t p = 0; p < state_->options.partitions; ++p) {
+    const std::string stream = state_->StreamOf(spec.topic, p);
+    core::PartitionPosition position{.partition = p};
+    auto exists = connection.Command({"EXISTS", stream}, stream);
+    if (!exists.ok()) return exists.status().WithContext(context);
+    if (Integer(exists->get()).value_or(0) == 0) {
+      positions.push_back(position);
+      continue;
+    }
+    auto info = connection.Command({"XINFO", "STREAM", stream}, stream);
+    if (!info.ok()) return info.status().WithContext(context);
+    position.end = after(ReplyString(Field(info->get(), "last-generated-id")));
+    auto groups = connection.Command({"XINFO", "GROUPS", stream}, stream);
+    if (!groups.ok()) return groups.status().WithContext(context);
+    for (size_t i = 0; IsArray(groups->get()) && i < (*groups)->elements; ++i) {
+      const redisReply* entry = (*groups)->element[i];
+      if (ReplyString(Field(entry, "name")) != group) continue;
+      position.committed = after(ReplyString(Field(entry, "last-delivered-id")));
+      if (Integer(Field(entry, "pending")).value_or(0) > 0) {
+        // The first entry delivered and not acknowledged is where the group stands.
+        auto pending = connection.Command({"XPENDING", stream, group}, stream);
+        if (!pending.ok()) return pending.status().WithContext(context);
+        const redisReply* reply = pending->get();
+        if (IsArray(reply) && reply->elements >= 2) {
+          const std::optional<EntryId> first = ParseEntryId(ReplyString(reply->element[1]));
+          if (first) position.committed = EntryIdToOffset(*first);
+        }
+      }
+      break;
+    }
+    positions.push_back(position);
+  }
+  return positions;
+}
+
 Status RedisBackend::CheckBacklog() {
   if (state_->options.maxlen <= 0) return OkStatus();
   int64_t max_percent = 0;

@@ -33,6 +33,10 @@ class RedisBackend final : public core::Backend {
   // to the group and to its broadcast groups ("<group>@<member>") on every stream.
   Status ResetOffsets(const std::string& topic, const std::string& group,
                       const ResetTarget& target) override;
+  // Per stream: `end` after its last generated id; `committed` at the group's first pending
+  // entry, or after its last delivered id when nothing is pending (offsets as Message.offset).
+  Result<std::vector<core::PartitionPosition>> Positions(
+      const core::SubscriptionSpec& spec) override;
   Status Close(core::Deadline deadline) override;
 
   RedisBackendStats stats() const { return state_->Snapshot(); }
@@ -52,7 +56,7 @@ class RedisBackend final : public core::Backend {
   Capabilities capabilities_;
   std::shared_ptr<Writer> writer_;
 
-  // For ResetOffsets and the backlog check.
+  // For ResetOffsets, Positions and the backlog check.
   std::mutex admin_mu_;
   Connection admin_connection_;
 

@@ -4,8 +4,6 @@
 // The test plays the migration controller: it advances a phase only once every client reports
 // the previous one settled, and computes the drain offsets from the cluster being left.
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,12 +15,19 @@
 #include <thread>
 #include <vector>
 
-#include "backends/native/native_backend.h"
-#include "core/backend_registry.h"
+#include <gtest/gtest.h>
+
+#include "api/default_registry.h"
 #include "core/routing/routing_table.h"
 #include "msgsdk/msgsdk.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
+#if defined(MSGSDK_MIGRATION_KAFKA)
+#include "fixtures/kafka_fixture.h"
+#endif
+#if defined(MSGSDK_MIGRATION_REDIS)
+#include "fixtures/redis_fixture.h"
+#endif
 
 namespace msgsdk {
 namespace {
@@ -81,20 +86,89 @@ class OrderedLedger {
   std::vector<std::string> order_violations_;
 };
 
-class MigrationTest : public ::testing::Test {
+// A cluster of one backend for the test, started by its fixture.
+class TestCluster {
+ public:
+  virtual ~TestCluster() = default;
+  // The lines of its entry in an environment's `clusters:` map, named `name`.
+  virtual std::string Entry(const std::string& name) const = 0;
+};
+
+class NativeCluster : public TestCluster {
+ public:
+  std::string Entry(const std::string& name) const override {
+    return "      " + name + ": { backend: native, data_dir: " + dir_.str() + " }\n";
+  }
+
+ private:
+  testing::TempDir dir_{"msgsdk-migration"};
+};
+
+#if defined(MSGSDK_MIGRATION_KAFKA)
+class KafkaCluster : public TestCluster {
+ public:
+  KafkaCluster() {
+    auto cluster = testing::KafkaMockCluster::Start(1);
+    EXPECT_TRUE(cluster.ok()) << cluster.status().ToString();
+    if (cluster.ok()) cluster_ = std::move(cluster).value();
+  }
+  std::string Entry(const std::string& name) const override {
+    return cluster_ ? cluster_->ClusterYaml(name) : "";
+  }
+
+ private:
+  std::unique_ptr<testing::KafkaMockCluster> cluster_;
+};
+#endif
+
+#if defined(MSGSDK_MIGRATION_REDIS)
+class RedisCluster : public TestCluster {
+ public:
+  RedisCluster() {
+    auto server = test::RedisServer::Start();
+    EXPECT_TRUE(server.ok()) << server.status().ToString();
+    if (server.ok()) server_ = std::move(server).value();
+  }
+  std::string Entry(const std::string& name) const override {
+    return server_ ? "      " + name + ": " + server_->ClusterYaml() + "\n" : "";
+  }
+
+ private:
+  std::unique_ptr<test::RedisServer> server_;
+};
+#endif
+
+std::unique_ptr<TestCluster> MakeCluster(const std::string& backend) {
+#if defined(MSGSDK_MIGRATION_KAFKA)
+  if (backend == "kafka") return std::make_unique<KafkaCluster>();
+#endif
+#if defined(MSGSDK_MIGRATION_REDIS)
+  if (backend == "redis") return std::make_unique<RedisCluster>();
+#endif
+  return std::make_unique<NativeCluster>();
+}
+
+// The parameter: the backends of `from` and `to`, "native_to_kafka".
+struct Pair {
+  std::string from;
+  std::string to;
+};
+
+class MigrationTest : public ::testing::TestWithParam<Pair> {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(registry_.Register(native::MakeNativeBackendFactory()).ok());
+    a_ = MakeCluster(GetParam().from);
+    b_ = MakeCluster(GetParam().to);
   }
 
   std::string Clusters() const {
     return "environments:\n"
            "  prod:\n"
-           "    clusters:\n"
-           "      a: { backend: native, data_dir: " + (dir_.path() / "a").string() + " }\n"
-           "      b: { backend: native, data_dir: " + (dir_.path() / "b").string() + " }\n"
+           "    clusters:\n" +
+           a_->Entry("a") + b_->Entry("b") +
            "    topics:\n"
-           "      orders: { cluster: a }\n";
+           "      orders: { cluster: a }\n"
+           "client: { retry_backoff_ms: 10, retry_backoff_max_ms: 100 }\n";
   }
 
   // Writes version `version` with the topic in `phase` (and `drain`, if any).
@@ -113,7 +187,8 @@ class MigrationTest : public ::testing::Test {
     }
     entry += " }\n";
     const auto staged = dir_.path() / "routing.yaml.new";
-    std::ofstream(staged) << "version: " << version_ << "\n" << Clusters() << "migrations:\n"
+    std::ofstream(staged) << "version: " << version_ << "\n"
+                          << Clusters() << "migrations:\n"
                           << entry;
     ASSERT_EQ(std::rename(staged.c_str(), path().c_str()), 0);
   }
@@ -144,10 +219,11 @@ class MigrationTest : public ::testing::Test {
   // Where consumers may leave `cluster`: the end of each of its partitions now that no
   // producer writes primary copies there any more.
   std::map<int32_t, int64_t> EndOffsets(const std::string& cluster) {
-    auto table = core::RoutingTable::Parse(Clusters(), "clusters", registry_);
+    const auto registry = internal::DefaultBackendRegistry();
+    auto table = core::RoutingTable::Parse(Clusters(), "clusters", *registry);
     EXPECT_TRUE(table.ok()) << table.status().ToString();
     const core::ClusterConfig& config = (*table)->environments().at("prod").clusters.at(cluster);
-    auto factory = registry_.Find("native");
+    auto factory = registry->Find(config.backend);
     auto backend = (*factory)->Create(config);
     EXPECT_TRUE(backend.ok()) << backend.status().ToString();
     auto positions = (*backend)->Positions({.topic = kTopic, .group = "controller"});
@@ -170,7 +246,8 @@ class MigrationTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  core::BackendRegistry registry_;
+  std::unique_ptr<TestCluster> a_;
+  std::unique_ptr<TestCluster> b_;
   int64_t version_ = 0;
 };
 
@@ -180,8 +257,8 @@ class Sender {
   explicit Sender(Producer& producer) : producer_(producer) {
     thread_ = std::thread([this] {
       for (int seq = 0; running_.load(); ++seq) {
-        auto receipt = producer_.Send(
-            {.key = "k" + std::to_string(seq % kKeys), .body = std::to_string(seq)});
+        auto receipt =
+            producer_.Send({.key = "k" + std::to_string(seq % kKeys), .body = std::to_string(seq)});
         std::lock_guard lock(mutex_);
         if (receipt.ok()) {
           acknowledged_.insert(receipt->message_id);
@@ -247,20 +324,19 @@ void ExpectExactlyOnceInOrder(const OrderedLedger& ledger, const std::set<std::s
   EXPECT_TRUE(violations.empty()) << violations.front();
 }
 
-TEST_F(MigrationTest, TopicMovesToBUnderLoadWithoutLossDuplicatesOrReordering) {
+TEST_P(MigrationTest, TopicMovesToBUnderLoadWithoutLossDuplicatesOrReordering) {
   Write("A", 0);
   auto producer_client = Client::Create({.config_path = path(), .client_id = "producer"});
   auto consumer_client = Client::Create({.config_path = path(), .client_id = "consumer"});
   ASSERT_TRUE(producer_client.ok()) << producer_client.status().ToString();
   ASSERT_TRUE(consumer_client.ok()) << consumer_client.status().ToString();
   OrderedLedger ordered;
-  auto subscription = consumer_client->Subscribe(
-      kTopic, "billing",
-      [&](const Message& m) {
-        ordered.Add(m);
-        return ConsumeResult::kSuccess;
-      },
-      {.ordered = true});
+  auto subscription = consumer_client->Subscribe(kTopic, "billing",
+                                                 [&](const Message& m) {
+                                                   ordered.Add(m);
+                                                   return ConsumeResult::kSuccess;
+                                                 },
+                                                 {.ordered = true});
   ASSERT_TRUE(subscription.ok()) << subscription.status().ToString();
   auto producer = producer_client->CreateProducer(kTopic);
   ASSERT_TRUE(producer.ok()) << producer.status().ToString();
@@ -296,19 +372,18 @@ TEST_F(MigrationTest, TopicMovesToBUnderLoadWithoutLossDuplicatesOrReordering) {
   EXPECT_GT(ordered.by_cluster()["b"], 0);
 }
 
-TEST_F(MigrationTest, CutoverRolledBackDrainsBAndReturnsToA) {
+TEST_P(MigrationTest, CutoverRolledBackDrainsBAndReturnsToA) {
   Write("A", 0);
   auto client = Client::Create({.config_path = path(), .client_id = "both"});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   OrderedLedger ordered;
   OrderedLedger plain;
-  auto billing = client->Subscribe(
-      kTopic, "billing",
-      [&](const Message& m) {
-        ordered.Add(m);
-        return ConsumeResult::kSuccess;
-      },
-      {.ordered = true});
+  auto billing = client->Subscribe(kTopic, "billing",
+                                   [&](const Message& m) {
+                                     ordered.Add(m);
+                                     return ConsumeResult::kSuccess;
+                                   },
+                                   {.ordered = true});
   ASSERT_TRUE(billing.ok()) << billing.status().ToString();
   auto audit = client->Subscribe(kTopic, "audit", [&](const Message& m) {
     plain.Add(m);
@@ -353,6 +428,25 @@ TEST_F(MigrationTest, CutoverRolledBackDrainsBAndReturnsToA) {
   for (const auto& id : sent) EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1) << id;
   EXPECT_GT(ordered.by_cluster()["b"], 0);
 }
+
+std::vector<Pair> Pairs() {
+  std::vector<Pair> pairs = {{"native", "native"}};
+#if defined(MSGSDK_MIGRATION_KAFKA)
+  pairs.push_back({"native", "kafka"});
+#endif
+#if defined(MSGSDK_MIGRATION_KAFKA) && defined(MSGSDK_MIGRATION_REDIS)
+  pairs.push_back({"kafka", "redis"});
+#endif
+#if defined(MSGSDK_MIGRATION_REDIS)
+  pairs.push_back({"redis", "native"});
+#endif
+  return pairs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Pairs, MigrationTest, ::testing::ValuesIn(Pairs()),
+                         [](const ::testing::TestParamInfo<Pair>& info) {
+                           return info.param.from + "_to_" + info.param.to;
+                         });
 
 }  // namespace
 }  // namespace msgsdk
