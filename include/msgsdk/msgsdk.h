@@ -6,6 +6,7 @@
 #include "msgsdk/capabilities.h"
 #include "msgsdk/client.h"
 #include "msgsdk/message.h"
+#include "msgsdk/migration.h"
 #include "msgsdk/options.h"
 #include "msgsdk/producer.h"
 #include "msgsdk/result.h"

@@ -229,6 +229,7 @@ void ToProto(const RoutingState& state, v1::RoutingState* out) {
   out->set_rejected(state.rejected);
   out->set_last_rejection(state.last_rejection);
   out->set_pending(state.pending);
+  out->set_client(state.client);
   for (const MigrationProgress& progress : state.migrations) {
     v1::MigrationProgress* migration = out->add_migrations();
     migration->set_topic(progress.topic);
@@ -244,23 +245,24 @@ void ToProto(const RoutingState& state, v1::RoutingState* out) {
 }
 
 RoutingState FromProto(const v1::RoutingState& state) {
-  RoutingState out{.version = state.version(),
+  RoutingState out{.client = state.client(),
+                   .version = state.version(),
                    .source = state.source(),
                    .applied = state.applied(),
                    .rejected = state.rejected(),
                    .last_rejection = state.last_rejection(),
                    .pending = state.pending()};
   for (const v1::MigrationProgress& migration : state.migrations()) {
-    out.migrations.push_back(MigrationProgress{
-        .topic = migration.topic(),
-        .phase = migration.phase(),
-        .generation = migration.generation(),
-        .producers = migration.producers(),
-        .producers_settled = migration.producers_settled(),
-        .shadow_sent = migration.shadow_sent(),
-        .shadow_failed = migration.shadow_failed(),
-        .last_shadow_error = migration.last_shadow_error(),
-        .draining = {migration.draining().begin(), migration.draining().end()}});
+    out.migrations.push_back(
+        MigrationProgress{.topic = migration.topic(),
+                          .phase = migration.phase(),
+                          .generation = migration.generation(),
+                          .producers = migration.producers(),
+                          .producers_settled = migration.producers_settled(),
+                          .shadow_sent = migration.shadow_sent(),
+                          .shadow_failed = migration.shadow_failed(),
+                          .last_shadow_error = migration.last_shadow_error(),
+                          .draining = {migration.draining().begin(), migration.draining().end()}});
   }
   return out;
 }

@@ -130,6 +130,7 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
                         delete send;
                       }),
       table_(std::move(table)) {
+  routing_.client = client_id_;
   routing_.version = table_->version();
   routing_.source = table_->source();
   routing_.applied = 1;

@@ -17,8 +17,6 @@
 
 #include <gtest/gtest.h>
 
-#include "api/default_registry.h"
-#include "core/routing/routing_table.h"
 #include "msgsdk/msgsdk.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
@@ -228,24 +226,6 @@ class MigrationTest : public ::testing::TestWithParam<Pair> {
     }
   }
 
-  // Where consumers may leave `cluster`: the end of each of its partitions now that no
-  // producer writes primary copies there any more.
-  std::map<int32_t, int64_t> EndOffsets(const std::string& cluster) {
-    const auto registry = internal::DefaultBackendRegistry();
-    auto table = core::RoutingTable::Parse(Clusters(), "clusters", *registry);
-    EXPECT_TRUE(table.ok()) << table.status().ToString();
-    const core::ClusterConfig& config = (*table)->environments().at("prod").clusters.at(cluster);
-    auto factory = registry->Find(config.backend);
-    auto backend = (*factory)->Create(config);
-    EXPECT_TRUE(backend.ok()) << backend.status().ToString();
-    auto positions = (*backend)->Positions({.topic = kTopic, .group = "controller"});
-    EXPECT_TRUE(positions.ok()) << positions.status().ToString();
-    std::map<int32_t, int64_t> drain;
-    for (const auto& position : *positions) drain[position.partition] = position.end;
-    (*backend)->Close(std::chrono::steady_clock::now() + 5s).IgnoreError();
-    return drain;
-  }
-
   // Draining subscriptions reported by `client`.
   static std::string Draining(const Client& client) {
     auto state = client.Routing();
@@ -386,37 +366,68 @@ TEST_P(MigrationTest, PhasesAdvanceAndRollBackUnderLoadWithoutLossDuplicatesOrRe
   auto progress = [&] { return sender_1.Progress(50) && sender_2.Progress(50); };
   ASSERT_TRUE(progress());
 
-  Write("dual_write", 1);
+  // The operator's side: every step as soon as the controller allows it, the way
+  // `msgsdk migrate advance` would be run again and again.
+  auto controller = MigrationController::Open({.routing_file = path(), .environment = "prod"});
+  ASSERT_TRUE(controller.ok()) << controller.status().ToString();
+  auto reports = [&] {
+    std::vector<RoutingState> states;
+    for (Client* client : clients) {
+      auto state = client->Routing();
+      if (state.ok()) states.push_back(*state);
+    }
+    return states;
+  };
+  auto step = [&](bool back, const std::string& expected) {
+    Result<MigrationReport> report = FailedPreconditionError("not tried");
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] {
+          report = back ? controller->Rollback(kTopic, reports())
+                        : controller->Advance(kTopic, reports());
+          return report.ok();
+        },
+        30s))
+        << report.status().ToString();
+    EXPECT_NE(report->done.find(expected), std::string::npos) << report->done;
+    ++version_;
+    written_at_ = std::chrono::steady_clock::now();
+  };
+
+  step(false, "in dual_write");
   WaitUntilSettled(clients, "dual_write");
   ASSERT_TRUE(progress());
 
-  Write("cutover", 2);
+  step(false, "in cutover");
   WaitUntilSettled(clients, "cutover");
   ASSERT_TRUE(progress());
   // The groups stay on `a` until the drain offsets are known.
   EXPECT_NE(Draining(*consumers).find("reads 'a'"), std::string::npos) << Draining(*consumers);
-  Write("cutover", 2, EndOffsets("a"));
+  step(false, "drain: {");
   WaitUntilDrained(clients);
   ASSERT_TRUE(progress());
 
   // Rolled back: primary copies go to `a` again; the groups drain `b` first.
-  Write("dual_write", 3);
+  step(true, "in dual_write");
   WaitUntilSettled(clients, "dual_write");
   ASSERT_TRUE(progress());
   EXPECT_NE(Draining(*consumers).find("reads 'b'"), std::string::npos) << Draining(*consumers);
-  Write("dual_write", 3, EndOffsets("b"));
+  step(false, "drain: {");
   WaitUntilDrained(clients);
   ASSERT_TRUE(progress());
 
-  Write("cutover", 4);
+  step(false, "in cutover");
   WaitUntilSettled(clients, "cutover");
-  Write("cutover", 4, EndOffsets("a"));
+  step(false, "drain: {");
   WaitUntilDrained(clients);
   ASSERT_TRUE(progress());
 
-  Write("B", 5);
+  step(false, "in B");
   WaitUntilSettled(clients, "B");
   ASSERT_TRUE(progress());
+  auto finished = controller->Advance(kTopic, reports());
+  EXPECT_EQ(finished.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(finished.status().message().find("finished"), std::string::npos)
+      << finished.status().ToString();
   sender_1.Stop();
   sender_2.Stop();
 
