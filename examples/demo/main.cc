@@ -5,8 +5,12 @@
 // arrive in send order) and "analytics" (unordered: counts by tag). The demo then verifies
 // that every acknowledged message reached each group, that billing saw no order out of order,
 // and reports duplicates and throughput. It never names a cluster or a backend: with no
-// configuration it runs on the built-in embedded native cluster, and MSGSDK_CONFIG /
-// MSGSDK_ENV point the same binary at any other cluster.
+// configuration it runs on an embedded native cluster, and MSGSDK_CONFIG / MSGSDK_ENV point
+// the same binary at any other cluster.
+//
+// Without a configuration it also moves the topic while it runs: from the embedded cluster to
+// a second one and back (docs/migration.md), as an operator would with `msgsdk migrate`,
+// through a routing file it writes for itself. The verification covers that too.
 
 #include <unistd.h>
 
@@ -22,12 +26,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <semaphore>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -68,6 +74,7 @@ struct Flags {
   double timeout_seconds = 60;
   int consumer_threads = 0;
   std::string analytics_filter = "*";
+  bool migrate = true;
 };
 
 // ---- Formatting ---------------------------------------------------------------------------
@@ -252,6 +259,7 @@ class GroupLedger {
       return msgsdk::ConsumeResult::kSuccess;
     }
     ++received_by_step_[static_cast<size_t>(step)];
+    ++by_cluster_[message.cluster];
     if (!selected_[static_cast<size_t>(step)]) ++outside_filter_;
     if (check_order_) {
       auto [it, inserted] = last_seq_.try_emplace(message.key, seq);
@@ -295,6 +303,7 @@ class GroupLedger {
     std::string first_reorder;
     SteadyClock::time_point last_first_delivery{};
     std::vector<int64_t> latencies_us;
+    std::map<std::string, uint64_t> by_cluster;  // where the first delivery came from
   };
 
   // A consistent copy (handlers may still run for messages of other runs).
@@ -309,7 +318,8 @@ class GroupLedger {
                    .outside_filter = outside_filter_,
                    .first_reorder = first_reorder_,
                    .last_first_delivery = last_first_delivery_,
-                   .latencies_us = latencies_us_};
+                   .latencies_us = latencies_us_,
+                   .by_cluster = by_cluster_};
   }
 
   bool Received(const std::string& message_id) const {
@@ -335,6 +345,7 @@ class GroupLedger {
   std::string first_reorder_;
   SteadyClock::time_point last_first_delivery_{};
   std::vector<int64_t> latencies_us_;
+  std::map<std::string, uint64_t> by_cluster_;
 };
 
 // ---- Data directory -----------------------------------------------------------------------
@@ -418,6 +429,123 @@ Verification CheckNothingLost(const SendLedger& sent, const GroupLedger& group,
   return v;
 }
 
+// ---- Live migration -------------------------------------------------------------------------
+
+// The routing file of a run without configuration: two embedded clusters, the topic on the
+// first, and its migration entry in phase A.
+std::string MigrationRoutingYaml(const std::string& dir) {
+  return "version: 1\n"
+         "environments:\n"
+         "  demo:\n"
+         "    clusters:\n"
+         "      embedded: { backend: native, data_dir: " +
+         dir +
+         "/embedded }\n"
+         "      embedded-b: { backend: native, data_dir: " +
+         dir +
+         "/embedded-b }\n"
+         "    default_cluster: embedded\n"
+         "migrations:\n"
+         "  " +
+         std::string(kTopic) + ": { from: embedded, to: embedded-b, phase: A }\n";
+}
+
+// Moves the topic to embedded-b and back while the demo sends: every step is taken as soon as
+// the controller allows it (the client runs the file's version and has settled), the way an
+// operator runs `msgsdk migrate advance` and `rollback`.
+class MigrationDriver {
+ public:
+  struct Step {
+    bool rollback;
+    std::string what;
+    // What the controller must report it wrote.
+    std::string expected;
+  };
+
+  MigrationDriver(msgsdk::MigrationController controller, const msgsdk::Client& client)
+      : controller_(std::move(controller)), client_(client) {}
+  ~MigrationDriver() { Join(); }
+
+  void Start(SteadyClock::time_point start, SteadyClock::time_point deadline) {
+    thread_ = std::thread([this, start, deadline] { Run(start, deadline); });
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() const { return done_.load(); }
+
+  struct Entry {
+    double at_seconds;
+    std::string what;
+  };
+  std::vector<Entry> timeline() const {
+    std::lock_guard lock(mutex_);
+    return timeline_;
+  }
+  std::string failure() const {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+  static const std::vector<Step>& Steps() {
+    static const std::vector<Step> steps = {
+        {false, "dual_write: writes to both, embedded primary", "in dual_write"},
+        {false, "cutover: embedded-b primary, groups drain embedded", "in cutover"},
+        {false, "drain offsets of embedded written: groups move on", "drain: {"},
+        {true, "rolled back to dual_write: embedded primary again", "in dual_write"},
+        {false, "drain offsets of embedded-b written: groups move back", "drain: {"},
+        {true, "rolled back to A: embedded only", " in A,"},
+    };
+    return steps;
+  }
+
+ private:
+  void Run(SteadyClock::time_point start, SteadyClock::time_point deadline) {
+    for (const Step& step : Steps()) {
+      while (true) {
+        if (interrupted.load() || SteadyClock::now() >= deadline) {
+          Fail("stopped before: " + step.what);
+          return;
+        }
+        std::vector<msgsdk::RoutingState> clients;
+        if (auto state = client_.Routing(); state.ok()) clients.push_back(*state);
+        auto report = step.rollback ? controller_.Rollback(kTopic, clients)
+                                    : controller_.Advance(kTopic, clients);
+        if (report.ok()) {
+          if (report->done.find(step.expected) == std::string::npos) {
+            Fail("expected \"" + step.what + "\", the controller did: " + report->done);
+            return;
+          }
+          break;
+        }
+        if (report.status().code() != msgsdk::StatusCode::kFailedPrecondition) {
+          Fail(report.status().ToString());
+          return;
+        }
+        // Waiting for the client to run the last version: it looks every 200 ms.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::lock_guard lock(mutex_);
+      timeline_.push_back({Seconds(SteadyClock::now() - start), step.what});
+    }
+    done_.store(true);
+  }
+  void Fail(const std::string& why) {
+    std::lock_guard lock(mutex_);
+    failure_ = why;
+  }
+  static double Seconds(SteadyClock::duration d) {
+    return std::chrono::duration<double>(d).count();
+  }
+
+  msgsdk::MigrationController controller_;
+  const msgsdk::Client& client_;
+  std::atomic<bool> done_{false};
+  mutable std::mutex mutex_;
+  std::vector<Entry> timeline_;
+  std::string failure_;
+  std::thread thread_;
+};
+
 int Run(const Flags& flags) {
   // ---- Client -------------------------------------------------------------------------
   // Read before any thread starts (getenv is not safe against concurrent setenv).
@@ -459,6 +587,29 @@ int Run(const Flags& flags) {
   GroupLedger analytics(run_id, /*check_order=*/false, analytics_tags);
   std::counting_semaphore<kMaxInFlight> window(kMaxInFlight);
 
+  // Without a configuration the demo writes its own routing file, so that it can move the
+  // topic while it runs.
+  // Only in a fresh data directory: the migration starts from phase A on empty clusters.
+  const bool migrating = flags.migrate && temp_dir.has_value();
+  std::string migration_note = !flags.migrate ? "off (--no-migration)"
+                               : configured   ? "off (the routing table is MSGSDK_CONFIG's)"
+                               : !migrating   ? "off (only with a temporary data directory)"
+                                              : "";
+  std::string routing_file;
+  if (migrating) {
+    const std::string dir = temp_dir->path();
+    routing_file = dir + "/routing.yaml";
+    std::FILE* file = std::fopen(routing_file.c_str(), "w");
+    const std::string yaml = MigrationRoutingYaml(dir);
+    if (file == nullptr || std::fwrite(yaml.data(), 1, yaml.size(), file) != yaml.size() ||
+        std::fclose(file) != 0) {
+      std::fprintf(stderr, "error: cannot write %s\n", routing_file.c_str());
+      return kExitSetupFailed;
+    }
+    options.config_path = routing_file;
+    options.data_dir.clear();
+  }
+
   auto client = msgsdk::Client::Create(std::move(options));
   if (!client.ok()) {
     std::fprintf(stderr, "error: cannot create the client: %s\n",
@@ -477,6 +628,14 @@ int Run(const Flags& flags) {
               route->topic.c_str(), route->cluster.c_str(), route->capabilities.backend.c_str(),
               route->environment.c_str(), route->matched_by.c_str());
   std::printf("  data dir   %s\n", data_dir_note.c_str());
+  if (migrating) {
+    std::printf(
+        "  migration  while it runs, the topic moves embedded -> embedded-b -> embedded\n"
+        "             (routing file %s, driven like `msgsdk migrate`)\n",
+        routing_file.c_str());
+  } else {
+    std::printf("  migration  %s\n", migration_note.c_str());
+  }
   std::printf(
       "  workload   %s orders over %s order ids, %zu events each = %s events,\n"
       "             SendAsync with up to %td in flight\n",
@@ -512,6 +671,21 @@ int Run(const Flags& flags) {
     return kExitSetupFailed;
   }
 
+  std::optional<MigrationDriver> migration;
+  if (migrating) {
+    auto controller = msgsdk::MigrationController::Open({.routing_file = routing_file});
+    if (!controller.ok()) {
+      std::fprintf(stderr, "error: %s\n", controller.status().ToString().c_str());
+      return kExitSetupFailed;
+    }
+    migration.emplace(std::move(controller).value(), *client);
+  }
+  // The send loop goes on past --orders until the migration is through, so that it always
+  // happens under load.
+  auto migration_running = [&migration] {
+    return migration && !migration->done() && migration->failure().empty();
+  };
+
   // ---- Send ---------------------------------------------------------------------------
   // Orders go in blocks of `keys`: every order of a block is created, then paid, then
   // shipped, so events of many orders interleave and each order id gets several lifecycles.
@@ -522,8 +696,11 @@ int Run(const Flags& flags) {
   std::vector<int64_t> next_seq(static_cast<size_t>(flags.keys), 0);
   uint64_t submitted = 0;
   bool stopped_early = false;
-  for (int64_t block = 0; block < flags.orders && !stopped_early; block += flags.keys) {
-    const int64_t block_end = std::min(flags.orders, block + flags.keys);
+  if (migration) migration->Start(start, deadline);
+  for (int64_t block = 0; (block < flags.orders || migration_running()) && !stopped_early;
+       block += flags.keys) {
+    const int64_t block_end =
+        block < flags.orders ? std::min(flags.orders, block + flags.keys) : block + flags.keys;
     for (size_t step = 0; step < kStepCount && !stopped_early; ++step) {
       for (int64_t order = block; order < block_end; ++order) {
         while (!window.try_acquire_for(kInterruptCheck)) {
@@ -553,6 +730,7 @@ int Run(const Flags& flags) {
     }
   }
   const auto submit_end = SteadyClock::now();
+  if (migration) migration->Join();
   const bool all_completed = sent.WaitForCompletions(submitted, deadline);
 
   // ---- Receive ------------------------------------------------------------------------
@@ -641,6 +819,27 @@ int Run(const Flags& flags) {
   const bool analytics_ok = analytics_check.lost == 0 && a.malformed == 0 && a.outside_filter == 0;
   bool closes_ok = true;
   for (const auto& [what, status] : close_results) closes_ok = closes_ok && status.ok();
+  const bool migration_ok = !migration || migration->done();
+
+  if (migration) {
+    std::printf("\nLive migration (seconds from the first send)\n");
+    Table steps({"at", "step"}, Table::Align::kLeft);
+    for (const auto& entry : migration->timeline())
+      steps.AddRow({Fixed(entry.at_seconds, 2), entry.what});
+    steps.Print();
+    if (!migration->failure().empty()) {
+      std::printf("  the migration did not finish: %s\n", migration->failure().c_str());
+    }
+    auto cluster_cell = [](const GroupLedger::Summary& summary, const std::string& cluster) {
+      auto it = summary.by_cluster.find(cluster);
+      return WithSeparators(it == summary.by_cluster.end() ? 0 : it->second);
+    };
+    Table read({"read from", "billing", "analytics"});
+    for (const std::string cluster : {"embedded", "embedded-b"}) {
+      read.AddRow({cluster, cluster_cell(b, cluster), cluster_cell(a, cluster)});
+    }
+    read.Print();
+  }
 
   std::printf("\nVerification\n");
   Table verify_table({"check", "billing", "analytics"}, Table::Align::kLeft);
@@ -656,6 +855,10 @@ int Run(const Flags& flags) {
                a.outside_filter == 0 ? "" : WithSeparators(a.outside_filter) + " outside")});
   verify_table.AddRow({"duplicates (0 expected without failures)", WithSeparators(b.duplicates),
                        WithSeparators(a.duplicates)});
+  if (migration) {
+    const std::string moved = Verdict(migration_ok, migration_ok ? "there and back" : "unfinished");
+    verify_table.AddRow({"live migration, no send failed", moved, moved});
+  }
   verify_table.Print();
   if (!billing_check.first_lost.empty()) {
     std::printf("  billing never received message %s\n", billing_check.first_lost.c_str());
@@ -703,7 +906,8 @@ int Run(const Flags& flags) {
     std::printf("\nResult: INTERRUPTED (verification incomplete)\n");
     return kExitInterrupted;
   }
-  const bool passed = sends_ok && billing_ok && analytics_ok && closes_ok && !timed_out;
+  const bool passed =
+      sends_ok && billing_ok && analytics_ok && closes_ok && migration_ok && !timed_out;
   std::printf("\nResult: %s\n",
               passed ? "PASSED (nothing lost, nothing reordered)"
                      : (timed_out ? "FAILED (timed out; see above)" : "FAILED (see above)"));
@@ -734,6 +938,9 @@ int Main(int argc, char** argv) {
                  "Handler threads per group (0: the routing table's consumer_threads)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  app.add_flag("!--no-migration", flags.migrate,
+               "Do not move the topic to a second embedded cluster and back while running "
+               "(it does only without MSGSDK_CONFIG and --data-dir)");
   app.add_option("--analytics-filter", flags.analytics_filter,
                  "Tag filter of the analytics group, e.g. \"created || shipped\"")
       ->capture_default_str();

@@ -209,9 +209,32 @@ Result<MigrationReport> MigrationSteps::Rollback(const std::string& topic,
     case MigrationPhase::kDualWrite:
       entry.phase = MigrationPhase::kA;
       break;
-    case MigrationPhase::kCutover:
+    case MigrationPhase::kCutover: {
+      // Until every group reads `to`, the groups still on `from` have not seen the primary
+      // copies `to` took since the cutover, and a rollback would send them back to `from`
+      // past those copies. So the cutover is completed first; then it can be undone.
+      std::vector<std::string> draining;
+      for (const RoutingState& client : clients) {
+        for (const MigrationProgress& progress : client.migrations) {
+          if (progress.topic != topic) continue;
+          for (const std::string& line : progress.draining) {
+            draining.push_back("client '" + client.client + "': " + line);
+          }
+        }
+      }
+      if (entry.drain.empty() || !draining.empty()) {
+        return FailedPreconditionError(
+            "topic '" + topic + "' cannot roll back from cutover yet: groups still read '" +
+            entry.from + "' and have not seen the primary copies '" + entry.to +
+            "' took since the cutover; " +
+            (entry.drain.empty() ? std::string("advance to write the drain offsets, then ")
+                                 : std::string()) +
+            "roll back once every group reads '" + entry.to + "'" +
+            (draining.empty() ? "" : " (" + Joined(draining) + ")"));
+      }
       entry.phase = MigrationPhase::kDualWrite;
       break;
+    }
   }
   ++entry.generation;
   if (LeftCluster(entry) != left) entry.drain.clear();
