@@ -4,7 +4,9 @@
 //  - send throughput: Send (sync), SendAsync (counting callback, many in flight) and SendBatch;
 //  - the same appends made straight on the storage engine (MessageStore::Append), measured in
 //    the same run: the raw figure the SDK's own cost is read against;
-//  - end-to-end latency at a fixed send rate: SendAsync -> handler, p50/p99/p99.9.
+//  - end-to-end latency at a fixed send rate: SendAsync -> handler, p50/p99/p99.9;
+//  - durable consumer-offset commits on the storage engine (MessageStore::CommitOffsets), one
+//    committer and many: what a commit costs, and how concurrent commits share fdatasyncs.
 // Every cell can be repeated; the table shows medians. A benchmark, not a test: it prints
 // figures and never fails on them.
 
@@ -64,7 +66,8 @@ extern "C" void OnSignal(int /*signal*/) { interrupted.store(true); }
 struct Flags {
   std::vector<std::string> modes = {"group_commit", "periodic"};
   std::vector<size_t> sizes = {100, 1024};
-  std::vector<std::string> cases = {"sync", "async", "batch", "raw", "latency"};
+  std::vector<std::string> cases = {"sync", "async", "batch", "raw", "latency", "commit"};
+  std::vector<int> committers = {1, 16};
   int64_t max_messages = 2'000'000;
   double case_seconds = 2.0;
   int64_t window = 65536;
@@ -360,6 +363,59 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
   return result;
 }
 
+// Offset commits on the storage engine alone: `committers` threads, each committing the
+// offsets of 8 queues for a group of its own and waiting for each commit to be durable, as a
+// broker does for the CommitOffset requests of that many consumers.
+struct Commits {
+  uint64_t commits = 0;
+  double seconds = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  std::string first_error;
+  double rate() const { return seconds > 0 ? static_cast<double>(commits) / seconds : 0; }
+};
+
+Commits MeasureCommits(const std::string& data_dir, msgsdk::native::FlushMode mode, int committers,
+                       const Flags& flags) {
+  constexpr int32_t kQueues = 8;
+  msgsdk::native::StoreOptions options;
+  options.data_dir = data_dir;
+  options.flush_mode = mode;
+  auto store = msgsdk::native::MessageStore::Open(options);
+  if (!store.ok()) return Commits{.first_error = store.status().ToString()};
+  Budget budget(flags.max_messages, flags.case_seconds);
+  Samples latencies;
+  std::mutex error_mutex;
+  std::string first_error;
+  std::atomic<uint64_t> done{0};
+  const auto start = SteadyClock::now();
+  OnThreads(committers, [&](int thread) {
+    const std::string group = "bench-group-" + std::to_string(thread);
+    std::vector<msgsdk::native::QueueOffset> offsets(kQueues);
+    for (int64_t position = 1; budget.Claim(1) == 1; ++position) {
+      for (int32_t queue = 0; queue < kQueues; ++queue) offsets[queue] = {queue, position};
+      const auto before = SteadyClock::now();
+      const msgsdk::Status status = (*store)->CommitOffsetsAndWait(group, "bench-commit", offsets);
+      latencies.Add((SteadyClock::now() - before).count());
+      if (status.ok()) {
+        done.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        std::lock_guard lock(error_mutex);
+        if (first_error.empty()) first_error = status.ToString();
+      }
+    }
+  });
+  Commits result{.commits = done.load(),
+                 .seconds = std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                 .first_error = first_error};
+  const std::vector<int64_t> sorted = latencies.Sorted();
+  result.p50_us = Quantile(sorted, 0.50);
+  result.p99_us = Quantile(sorted, 0.99);
+  const msgsdk::Status closed = (*store)->Close();
+  if (!closed.ok() && result.first_error.empty()) result.first_error = closed.ToString();
+  return result;
+}
+
 // ---- The matrix ---------------------------------------------------------------------------
 
 struct CellKey {
@@ -374,6 +430,7 @@ struct CellKey {
 struct Results {
   std::map<CellKey, std::vector<Throughput>> throughput;
   std::map<std::pair<std::string, size_t>, std::vector<Latency>> latency;
+  std::map<std::pair<std::string, int>, std::vector<Commits>> commits;
   std::vector<std::string> errors;
 };
 
@@ -443,6 +500,21 @@ void RunOnce(const Flags& flags, int round, Results& results) {
     }
     if (const msgsdk::Status closed = client->Close(); !closed.ok()) {
       results.errors.push_back("client (" + mode + ") close: " + closed.ToString());
+    }
+    for (const int committers : flags.committers) {
+      if (!Wants(flags, "commit") || interrupted.load()) break;
+      const std::string label = "round " + std::to_string(round) + ", " + mode + ", " +
+                                std::to_string(committers) + " committers: ";
+      Progress(label + "commit");
+      const std::string commit_dir = (*dir)->path() + "/commit-" + std::to_string(committers);
+      Commits c = MeasureCommits(commit_dir,
+                                 mode == "periodic" ? msgsdk::native::FlushMode::kPeriodic
+                                                    : msgsdk::native::FlushMode::kGroupCommit,
+                                 committers, flags);
+      if (!c.first_error.empty()) results.errors.push_back(label + "commit: " + c.first_error);
+      results.commits[{mode, committers}].push_back(c);
+      std::error_code ignored;
+      std::filesystem::remove_all(commit_dir, ignored);
     }
   }
 }
@@ -531,6 +603,24 @@ void Report(const Flags& flags, const Results& results) {
     latency.Print();
   }
 
+  if (!results.commits.empty()) {
+    std::printf(
+        "\nOffset commits (MessageStore::CommitOffsets of 8 queues, each waited for until "
+        "durable; microseconds)\n");
+    Table table({"flush mode", "committers", "commits", "seconds", "commits/s", "p50", "p99"});
+    for (const std::string& mode : flags.modes) {
+      for (const int committers : flags.committers) {
+        const auto it = results.commits.find({mode, committers});
+        if (it == results.commits.end() || it->second.empty()) continue;
+        const Commits m = MedianBy(it->second, [](const Commits& c) { return c.rate(); });
+        table.AddRow({mode, std::to_string(committers), WithSeparators(m.commits),
+                      Fixed(m.seconds, 2), WithSeparators(static_cast<uint64_t>(m.rate())),
+                      Fixed(m.p50_us, 0), Fixed(m.p99_us, 0)});
+      }
+    }
+    table.Print();
+  }
+
   std::printf("\nTarget: >= %s msgs/s SendAsync of %s messages\n",
               WithSeparators(static_cast<uint64_t>(kTargetAsync100B)).c_str(),
               SizeName(kTargetBodyBytes).c_str());
@@ -551,8 +641,9 @@ int Main(int argc, char** argv) {
   Flags flags;
   CLI::App app{
       "Benchmark of msgsdk's embedded native path: send throughput (sync, async, batched) "
-      "next to the storage engine's own append rate, and end-to-end latency at a fixed rate, "
-      "for each flush mode and body size. Medians over --repeat runs."};
+      "next to the storage engine's own append rate, end-to-end latency at a fixed rate, "
+      "for each flush mode and body size, and durable offset commits. Medians over --repeat "
+      "runs."};
   app.add_option("--modes", flags.modes, "Flush modes to measure")
       ->check(CLI::IsMember({"group_commit", "periodic"}))
       ->delimiter(',')
@@ -562,7 +653,12 @@ int Main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--cases", flags.cases, "Cases to run")
-      ->check(CLI::IsMember({"sync", "async", "batch", "raw", "latency"}))
+      ->check(CLI::IsMember({"sync", "async", "batch", "raw", "latency", "commit"}))
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--committers", flags.committers,
+                 "Threads committing offsets at once in the commit case, one row each")
+      ->check(CLI::Range(1, 256))
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--messages", flags.max_messages, "Most messages per throughput case")

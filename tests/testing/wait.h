@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,19 @@ class Collector {
   bool WaitForDistinct(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, timeout, [&] { return count_by_id_.size() >= n; });
+  }
+
+  // Waits until every id of `ids` arrived (extra ids do not count: a send that failed after
+  // being stored may be delivered too).
+  bool WaitForIds(const std::set<std::string>& ids,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] {
+      for (const auto& id : ids) {
+        if (count_by_id_.count(id) == 0) return false;
+      }
+      return true;
+    });
   }
 
   std::vector<Message> messages() const {

@@ -117,7 +117,8 @@ int Run(int argc, char** argv) {
       ->check(CLI::IsMember({"group_commit", "periodic"}))
       ->capture_default_str();
   app.add_option("--flush-interval-ms", settings.flush_interval_ms,
-                 "periodic mode: how often the commit log is fdatasync'ed")
+                 "periodic mode: how often the commit log and the consumer-offsets journal are "
+                 "fdatasync'ed")
       ->check(CLI::Range(int64_t{1}, int64_t{60000}))
       ->capture_default_str();
   app.add_option("--max-message-bytes", settings.max_message_bytes,
@@ -180,6 +181,7 @@ int Run(int argc, char** argv) {
   options.broker.store.flush_mode =
       settings.flush_mode == "periodic" ? FlushMode::kPeriodic : FlushMode::kGroupCommit;
   options.broker.store.flush_interval = std::chrono::milliseconds(settings.flush_interval_ms);
+  options.broker.store.offset_flush_interval = options.broker.store.flush_interval;
   options.broker.store.max_message_bytes = static_cast<uint32_t>(settings.max_message_bytes);
   options.broker.store.default_queues = static_cast<int32_t>(settings.queues);
   options.broker.store.segment_bytes = static_cast<uint64_t>(settings.segment_bytes);

@@ -130,8 +130,10 @@ const core::PropertyTable& NativeProperties() {
        .default_value = "100",
        .min = 1,
        .max = 60000,
-       .description = "How often committed consumer offsets are written to disk (also on "
-                      "close); a crash may redeliver messages acknowledged in that window."},
+       .description = "periodic mode: how often the consumer-offsets journal is fdatasync'ed "
+                      "(a commit is written to it first, so only a machine crash can lose "
+                      "that window). group_commit: unused, a commit is durable when it "
+                      "completes."},
       {.name = "pull_batch",
        .type = Type::kInt,
        .default_value = "256",
@@ -240,7 +242,7 @@ class NativeConsumer : public core::BackendConsumer {
       const bool fetched = FetchOnce();
       // A failed commit is retried on the next round (the position is remembered only once
       // stored); until then a crash would redeliver, never skip.
-      Commit(/*flush=*/false).IgnoreError();
+      CommitInBackground();
       if (!fetched && !Stopping()) {
         broker_->WaitForAppend(seen, std::chrono::steady_clock::now() + settings_.poll_wait);
       }
@@ -252,6 +254,7 @@ class NativeConsumer : public core::BackendConsumer {
       for (const auto& [queue, state] : owned_) all.push_back(queue);
     }
     sink_.Revoke(all);
+    WaitForBackgroundCommit();
     Status status = Commit(/*flush=*/true);
     if (spec_.mode == SubscriptionMode::kClustering) {
       broker_->groups().Leave(spec_.group, spec_.topic, spec_.member_id);
@@ -274,6 +277,7 @@ class NativeConsumer : public core::BackendConsumer {
     }
     if (!to_release.empty()) {
       sink_.Revoke(to_release);
+      WaitForBackgroundCommit();
       for (int32_t queue : to_release) {
         // If this commit fails the next owner starts earlier and redelivers: no loss.
         CommitQueue(queue).IgnoreError();
@@ -359,22 +363,70 @@ class NativeConsumer : public core::BackendConsumer {
     return OkStatus();
   }
 
-  Status Commit(bool flush) {
-    std::vector<int32_t> queues;
+  // The acknowledged prefix of every owned queue that moved since its last commit (lock held).
+  std::vector<QueueOffset> UncommittedLocked() const {
+    std::vector<QueueOffset> offsets;
+    for (const auto& [queue, state] : owned_) {
+      const int64_t position = state.tracker.CommitPosition();
+      if (position != state.committed) offsets.push_back(QueueOffset{queue, position});
+    }
+    return offsets;
+  }
+
+  // Remembers what a commit stored; a queue given up meanwhile is not touched.
+  void Committed(const std::vector<QueueOffset>& offsets) {
+    std::lock_guard lock(mutex_);
+    for (const QueueOffset& offset : offsets) {
+      auto it = owned_.find(offset.queue);
+      if (it != owned_.end()) it->second.committed = offset.offset;
+    }
+  }
+
+  // Commits every queue that moved, in one write, without making the fetch loop wait for it
+  // to be durable (in group-commit mode, for an fdatasync). One at a time: a round that finds
+  // the previous commit still running leaves its positions to the next round.
+  void CommitInBackground() {
+    std::vector<QueueOffset> offsets;
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [queue, state] : owned_) queues.push_back(queue);
+      if (commit_running_) return;
+      offsets = UncommittedLocked();
+      if (offsets.empty()) return;
+      commit_running_ = true;
     }
-    Status first;
-    for (int32_t queue : queues) {
-      Status status = CommitQueue(queue);
-      if (first.ok() && !status.ok()) first = status;
+    broker_->store().CommitOffsets(offsets_key_, spec_.topic, offsets,
+                                   [this, offsets](const Status& status) {
+                                     if (status.ok()) Committed(offsets);
+                                     std::lock_guard lock(mutex_);
+                                     commit_running_ = false;
+                                     commit_done_.notify_all();
+                                   });
+  }
+
+  // Before a commit that must land after it (a release, the final one), and before this
+  // consumer may go.
+  void WaitForBackgroundCommit() {
+    std::unique_lock lock(mutex_);
+    commit_done_.wait(lock, [this] { return !commit_running_; });
+  }
+
+  // Commits every queue that moved, in one write, and waits until it is durable.
+  Status Commit(bool flush) {
+    std::vector<QueueOffset> offsets;
+    {
+      std::lock_guard lock(mutex_);
+      offsets = UncommittedLocked();
+    }
+    Status status;
+    if (!offsets.empty()) {
+      status = broker_->store().CommitOffsetsAndWait(offsets_key_, spec_.topic, offsets);
+      if (status.ok()) Committed(offsets);
     }
     if (flush) {
-      Status status = broker_->store().FlushOffsets();
-      if (first.ok() && !status.ok()) first = status;
+      Status flushed = broker_->store().FlushOffsets();
+      if (status.ok() && !flushed.ok()) status = flushed;
     }
-    return first;
+    return status;
   }
 
   const std::shared_ptr<Broker> broker_;
@@ -387,6 +439,8 @@ class NativeConsumer : public core::BackendConsumer {
 
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
+  std::condition_variable commit_done_;
+  bool commit_running_ = false;  // guarded by mutex_
   std::map<int32_t, OwnedQueue> owned_;
   Status close_status_;
   std::thread thread_;

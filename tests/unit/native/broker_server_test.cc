@@ -429,6 +429,70 @@ TEST_F(BrokerServerTest, SigtermAnswersInFlightRequestsFlushesAndExitsCleanly) {
   EXPECT_EQ(fetched->queues(0).messages_size(), 50);
 }
 
+// A CommitOffset is answered once durable: SIGKILL right after the answers takes none back,
+// and QueryOffset never reports more than what survives. Commits pipelined on two
+// connections share the broker's fdatasyncs.
+TEST_F(BrokerServerTest, AnsweredCommitsSurviveSigkill) {
+  ASSERT_TRUE(CreateTopic("kept", 2).ok());
+  ASSERT_TRUE(Produce("kept", 100, 0).ok());
+  ASSERT_TRUE(Produce("kept", 100, 1).ok());
+  auto other = Connect();
+  constexpr int kCommits = 100;
+  std::vector<std::shared_ptr<client::PendingCall>> calls;
+  for (int i = 1; i <= kCommits; ++i) {
+    for (const auto& [client, group] : std::vector<std::pair<BrokerClient*, std::string>>{
+             {client_.get(), "billing"}, {other.get(), "shipping"}}) {
+      wire::CommitOffsetRequest commit;
+      commit.set_topic("kept");
+      commit.set_group(group);
+      for (int32_t queue : {0, 1}) {
+        auto* entry = commit.add_offsets();
+        entry->set_queue(queue);
+        entry->set_offset(i - queue);
+      }
+      calls.push_back(std::make_shared<client::PendingCall>());
+      client->Call(FrameType::kCommitOffset, commit, kTimeout,
+                   client::PendingCall::Completer(calls.back()));
+    }
+  }
+  for (const auto& call : calls) {
+    auto answer = client::ParseResponse<wire::CommitOffsetResponse>(std::move(*call->Wait()));
+    MSGSDK_ASSERT_OK(answer.status());
+  }
+  // One commit of several queues is refused whole when one entry is invalid.
+  wire::CommitOffsetRequest bad;
+  bad.set_topic("kept");
+  bad.set_group("billing");
+  bad.add_offsets()->set_queue(0);
+  bad.mutable_offsets(0)->set_offset(1);
+  bad.add_offsets()->set_queue(1);
+  bad.mutable_offsets(1)->set_offset(-5);
+  EXPECT_EQ(
+      CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset, bad, kTimeout)
+          .status()
+          .code(),
+      StatusCode::kInvalidArgument);
+
+  MSGSDK_ASSERT_OK(broker_->Kill());
+  MSGSDK_ASSERT_OK(broker_->Restart());
+  for (const std::string group : {"billing", "shipping"}) {
+    for (int32_t queue : {0, 1}) {
+      wire::QueryOffsetRequest query;
+      query.set_topic("kept");
+      query.set_group(group);
+      query.set_queue(queue);
+      Result<wire::QueryOffsetResponse> offset = UnavailableError("not asked");
+      ASSERT_TRUE(testing::WaitUntil([&] {
+        offset = CallAndWait<wire::QueryOffsetResponse>(*client_, FrameType::kQueryOffset, query,
+                                                        kTimeout);
+        return offset.ok();
+      })) << offset.status().ToString();
+      EXPECT_TRUE(offset->has_committed());
+      EXPECT_EQ(offset->committed(), kCommits - queue) << group << " queue " << queue;
+    }
+  }
+}
+
 TEST_F(BrokerServerTest, RequestsFailWithUnavailableWhileNoBrokerListensThenRecover) {
   ASSERT_TRUE(CreateTopic("gone", 1).ok());
   MSGSDK_ASSERT_OK(broker_->Kill());

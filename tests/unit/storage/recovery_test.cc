@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -317,6 +319,78 @@ TEST_P(CrashTest, AcknowledgedMessagesSurviveAProcessThatDies) {
   auto r = AppendSync(*store, 0, MakeMessage("t", "next"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->queue_offset, (kFirst + kSecond) / 2);
+}
+
+// A committed offset is durable when its commit completes: the broker acknowledges it then,
+// and a consumer that queried it starts from it. Two consumers commit concurrently (their
+// commits share journal writes and fdatasyncs) until the process dies.
+TEST_P(CrashTest, CompletedOffsetCommitsSurviveAProcessThatDies) {
+  StoreOptions options = Options();
+  options.flush_mode = GetParam();
+  options.flush_interval = std::chrono::hours(1);
+  options.offset_flush_interval = std::chrono::hours(1);  // periodic: no sync before it dies
+  constexpr int kCommits = 200;
+  Fill(options, 4 * kCommits);  // 2 * kCommits per queue: no commit is past a queue's end
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = MessageStore::Open(options);
+    if (!store.ok()) ::_exit(2);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> consumers;
+    for (const std::string group : {"billing", "shipping"}) {
+      consumers.emplace_back([&, group] {
+        for (int64_t i = 1; i <= kCommits; ++i) {
+          const std::vector<QueueOffset> offsets = {{0, i}, {1, 2 * i}};
+          if (!(*store)->CommitOffsetsAndWait(group, "t", offsets).ok() ||
+              (*store)->CommittedOffset(group, "t", 1) != 2 * i) {
+            ++failures;
+          }
+        }
+      });
+    }
+    for (auto& consumer : consumers) consumer.join();
+    ::_exit(failures.load() == 0 ? 0 : 3);  // no Close, no destructors
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+
+  auto store = Open(options);
+  for (const std::string group : {"billing", "shipping"}) {
+    EXPECT_EQ(store->CommittedOffset(group, "t", 0), kCommits);
+    EXPECT_EQ(store->CommittedOffset(group, "t", 1), 2 * kCommits);
+  }
+  EXPECT_EQ(store->Recovery().offset_commits_replayed, 2 * kCommits);
+  EXPECT_EQ(store->Recovery().offsets_pulled_back, 0);
+}
+
+// In periodic mode a machine crash can lose the log's unsynced tail while commits of offsets
+// in it survive. Left there, such an offset would skip the messages stored next.
+TEST_F(RecoveryTest, OffsetsPastTheEndOfTheirQueueArePulledBackToIt) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->GetOrCreateTopic("t", 2).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(AppendSync(*store, 0, MakeMessage("t", "m")).ok());
+    ASSERT_TRUE(store->CommitOffset("g", "t", 0, 10).ok());
+    ASSERT_TRUE(store->CommitOffset("g", "t", 1, 0).ok());
+    ASSERT_TRUE(store->CommitOffset("h", "t", 0, 2).ok());
+    ASSERT_TRUE(store->CommitOffset("g", "gone", 0, 4).ok());  // no such topic: left alone
+    ASSERT_TRUE(store->Close().ok());
+  }
+  {
+    auto store = Open();
+    EXPECT_EQ(store->Recovery().offsets_pulled_back, 1);
+    EXPECT_EQ(store->CommittedOffset("g", "t", 0), 3);
+    EXPECT_EQ(store->CommittedOffset("g", "t", 1), 0);
+    EXPECT_EQ(store->CommittedOffset("h", "t", 0), 2);
+    EXPECT_EQ(store->CommittedOffset("g", "gone", 0), 4);
+    auto next = AppendSync(*store, 0, MakeMessage("t", "next"));
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(next->queue_offset, 3) << "the group's next message";
+  }
+  EXPECT_EQ(Open()->Recovery().offsets_pulled_back, 0) << "the move was committed";
 }
 
 TEST_F(RecoveryTest, PeriodicCheckpointsBoundWhatACrashReplays) {

@@ -5,7 +5,6 @@
 #include "gtest/gtest.h"
 
 #include "backends/native/storage/consume_queue.h"
-#include "backends/native/storage/offset_store.h"
 #include "unit/storage/storage_test_util.h"
 
 namespace msgsdk::native {
@@ -76,53 +75,6 @@ TEST(IndexEntryTest, EncodesAndValidates) {
   EXPECT_EQ(ConsumeQueue::DecodeEntry(slot, &entry), EntryState::kCorrupt);
   ConsumeQueue::EncodeEntry(IndexEntry{5, kLostEntrySize, 0, 1}, slot);
   EXPECT_EQ(ConsumeQueue::DecodeEntry(slot, &entry), EntryState::kLost);
-}
-
-TEST(OffsetStoreTest, PersistsAndRefusesCorruptFiles) {
-  TempDir dir;
-  const auto path = dir.path() / "offsets";
-  {
-    auto store = OffsetStore::Open(path, std::chrono::milliseconds(1000));
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->Commit("g", "t", 3, 42).ok());
-    ASSERT_TRUE((*store)->Commit("g@member-1", "t", 0, 7).ok());
-    EXPECT_EQ((*store)->Commit("", "t", 0, 1).code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ((*store)->Commit("g", "t", 0, -1).code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ((*store)->Get("g", "t", 3), 42);
-    EXPECT_EQ((*store)->Get("g", "t", 2), std::nullopt);
-    ASSERT_TRUE((*store)->Close().ok());
-    ASSERT_TRUE((*store)->Close().ok());
-  }
-  {
-    auto store = OffsetStore::Open(path, std::chrono::milliseconds(1000));
-    ASSERT_TRUE(store.ok());
-    EXPECT_EQ((*store)->Get("g", "t", 3), 42);
-    EXPECT_EQ((*store)->Get("g@member-1", "t", 0), 7);
-  }
-  std::string content = testing::ReadAll(path);
-  content[content.size() / 2] ^= 0x55;
-  testing::WriteAll(path, content);
-  auto store = OffsetStore::Open(path, std::chrono::milliseconds(1000));
-  ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);
-  EXPECT_NE(store.status().message().find(path.native()), std::string::npos);
-}
-
-TEST(OffsetStoreTest, FlusherWritesChangesInTheBackground) {
-  TempDir dir;
-  const auto path = dir.path() / "offsets";
-  auto store = OffsetStore::Open(path, std::chrono::milliseconds(5));
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->Commit("g", "t", 1, 5).ok());
-  // Waits for the condition (the file holds the offset), bounded by a deadline.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  bool written = false;
-  while (!written && std::chrono::steady_clock::now() < deadline) {
-    auto decoded = OffsetStore::Decode(testing::ReadAll(path));
-    written = decoded.ok() && decoded->count(OffsetStore::Key("g", "t", 1)) == 1;
-    if (!written) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  EXPECT_TRUE(written);
 }
 
 }  // namespace

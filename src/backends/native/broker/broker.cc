@@ -51,6 +51,7 @@ Status Broker::ResetOffsets(const std::string& topic, const std::string& group,
   }
   auto info = store_->FindTopic(topic);
   if (!info) return NotFoundError("topic '" + topic + "' does not exist");
+  std::vector<QueueOffset> offsets;
   for (int32_t queue = 0; queue < info->queues; ++queue) {
     int64_t offset = 0;
     switch (target.kind) {
@@ -65,8 +66,10 @@ Status Broker::ResetOffsets(const std::string& topic, const std::string& group,
         break;
       }
     }
-    MSGSDK_RETURN_IF_ERROR(store_->CommitOffset(group, topic, queue, offset));
+    offsets.push_back(QueueOffset{queue, offset});
   }
+  // One commit: a crash leaves the group either before or after the reset, on every queue.
+  MSGSDK_RETURN_IF_ERROR(store_->CommitOffsetsAndWait(group, topic, offsets));
   return store_->FlushOffsets();
 }
 

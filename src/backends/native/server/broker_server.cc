@@ -647,12 +647,22 @@ void BrokerServer::Impl::HandleCommitOffset(const std::shared_ptr<Connection>& c
   }
   const std::string key =
       request.broadcast() ? request.group() + "@" + request.member_id() : request.group();
+  std::vector<QueueOffset> offsets;
+  offsets.reserve(static_cast<size_t>(request.offsets_size()));
   for (const auto& entry : request.offsets()) {
-    Status status =
-        broker_->store().CommitOffset(key, request.topic(), entry.queue(), entry.offset());
-    if (!status.ok()) return respond(status);
+    offsets.push_back(QueueOffset{entry.queue(), entry.offset()});
   }
-  respond(OkStatus());
+  // Answered once durable (in group-commit mode after the fdatasync that covers it, shared
+  // with the commits of other connections), from the store's offsets thread.
+  const uint64_t request_id = frame.header.request_id;
+  broker_->store().CommitOffsets(
+      key, request.topic(), offsets, [self = shared_from_this(), c, request_id](Status status) {
+        asio::post(self->io_, [c, request_id, status = std::move(status)] {
+          wire::CommitOffsetResponse response;
+          SetStatus(status, &response);
+          c->Respond(ResponseType(FrameType::kCommitOffset), request_id, response);
+        });
+      });
 }
 
 void BrokerServer::Impl::HandleQueryOffset(const std::shared_ptr<Connection>& c,
@@ -817,6 +827,16 @@ Result<std::unique_ptr<BrokerServer>> BrokerServer::Start(ServerOptions options)
   }
   if (recovery.index_rebuilt) {
     spdlog::warn("recovery rebuilt the queue indexes: {}", recovery.index_rebuild_reason);
+  }
+  if (recovery.offsets_truncated_bytes > 0) {
+    spdlog::warn("recovery cut {} bytes off the consumer-offsets journal: {}",
+                 recovery.offsets_truncated_bytes, recovery.offsets_truncation);
+  }
+  if (recovery.offsets_pulled_back > 0) {
+    spdlog::warn(
+        "recovery moved {} committed offsets back to the end of their queue (the commit log "
+        "lost messages they had passed)",
+        recovery.offsets_pulled_back);
   }
   auto impl = std::make_shared<Impl>(std::move(options), std::move(broker));
   MSGSDK_RETURN_IF_ERROR(impl->Listen());

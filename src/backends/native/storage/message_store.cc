@@ -213,6 +213,8 @@ class MessageStoreImpl final : public MessageStore {
   int64_t MaxOffset(const std::string& topic, int32_t queue) const override;
   Result<int64_t> OffsetForTimestamp(const std::string& topic, int32_t queue,
                                      Timestamp ts) const override;
+  void CommitOffsets(const std::string& group, const std::string& topic,
+                     const std::vector<QueueOffset>& offsets, OffsetsCallback done) override;
   Status CommitOffset(const std::string& group, const std::string& topic, int32_t queue,
                       int64_t offset) override;
   std::optional<int64_t> CommittedOffset(const std::string& group, const std::string& topic,
@@ -228,6 +230,8 @@ class MessageStoreImpl final : public MessageStore {
   TopicState* AddTopic(std::string name, int32_t queues);
   TopicState* RecoveryTopic(std::string_view name, int32_t queue);
   Status RecoverIndexes();
+  // Moves committed offsets found past the end of their queue back to it.
+  Status PullBackOffsets();
   // Re-indexes the records in [from, to). Without `rebuilding`, the indexes hold every
   // record before `from` and entries are repaired in place; returns false if a queue turns
   // out to miss entries before `from`. With it, queues were emptied first.
@@ -334,8 +338,13 @@ Status MessageStoreImpl::Start() {
   MSGSDK_RETURN_IF_ERROR(CreateDirectories(dir / kCommitLogDir, "commit log directory"));
   MSGSDK_RETURN_IF_ERROR(CreateDirectories(index_dir_, "index directory"));
   MSGSDK_RETURN_IF_ERROR(LoadTopics());
-  MSGSDK_ASSIGN_OR_RETURN(offsets_,
-                          OffsetStore::Open(dir / kOffsetsFile, options_.offset_flush_interval));
+  MSGSDK_ASSIGN_OR_RETURN(
+      offsets_, OffsetStore::Open(dir / kOffsetsFile,
+                                  {.sync_commits = options_.flush_mode == FlushMode::kGroupCommit,
+                                   .sync_interval = options_.offset_flush_interval}));
+  recovery_.offset_commits_replayed = offsets_->recovery().replayed_records;
+  recovery_.offsets_truncated_bytes = offsets_->recovery().truncated_bytes;
+  recovery_.offsets_truncation = offsets_->recovery().truncation;
   CommitLog::RecoveryInfo log_info;
   MSGSDK_ASSIGN_OR_RETURN(log_,
                           CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes, &log_info));
@@ -343,6 +352,7 @@ Status MessageStoreImpl::Start() {
   recovery_.truncation = std::move(log_info.truncation_reason);
   MSGSDK_RETURN_IF_ERROR(RecoverIndexes());
   if (topics_dirty_) MSGSDK_RETURN_IF_ERROR(PersistTopics());
+  MSGSDK_RETURN_IF_ERROR(PullBackOffsets());
   started_ = true;
   MSGSDK_RETURN_IF_ERROR(WriteCheckpoint(/*force=*/true));
 
@@ -521,6 +531,20 @@ Status MessageStoreImpl::RecoverIndexes() {
   std::lock_guard lock(publish_mu_);
   dispatched_ = log_end;
   return OkStatus();
+}
+
+Status MessageStoreImpl::PullBackOffsets() {
+  std::vector<OffsetStore::Entry> pulled;
+  for (const auto& [key, offset] : offsets_->Offsets()) {
+    const auto& [group, topic, queue] = key;
+    const QueueState* state = FindQueue(topic, queue);
+    if (state == nullptr) continue;
+    const int64_t end = state->index.max_offset();
+    if (offset > end) pulled.push_back(OffsetStore::Entry{group, topic, queue, end});
+  }
+  if (pulled.empty()) return OkStatus();
+  recovery_.offsets_pulled_back = static_cast<int64_t>(pulled.size());
+  return offsets_->CommitAndWait(std::move(pulled));
 }
 
 Result<bool> MessageStoreImpl::Replay(int64_t from, int64_t to, bool rebuilding) {
@@ -1094,6 +1118,21 @@ Result<int64_t> MessageStoreImpl::OffsetForTimestamp(const std::string& topic, i
 
 // ---- Consumer offsets -------------------------------------------------------------------------
 
+void MessageStoreImpl::CommitOffsets(const std::string& group, const std::string& topic,
+                                     const std::vector<QueueOffset>& offsets,
+                                     OffsetsCallback done) {
+  if (closed_.load(std::memory_order_acquire)) {
+    if (done) done(ClosedError());
+    return;
+  }
+  std::vector<OffsetStore::Entry> entries;
+  entries.reserve(offsets.size());
+  for (const QueueOffset& offset : offsets) {
+    entries.push_back(OffsetStore::Entry{group, topic, offset.queue, offset.offset});
+  }
+  offsets_->Commit(std::move(entries), std::move(done));
+}
+
 Status MessageStoreImpl::CommitOffset(const std::string& group, const std::string& topic,
                                       int32_t queue, int64_t offset) {
   if (closed_.load(std::memory_order_acquire)) return ClosedError();
@@ -1203,6 +1242,24 @@ Status MessageStoreImpl::Close() {
 }
 
 }  // namespace
+
+Status MessageStore::CommitOffsetsAndWait(const std::string& group, const std::string& topic,
+                                          const std::vector<QueueOffset>& offsets) {
+  struct Waiter {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Status> status;
+  };
+  auto waiter = std::make_shared<Waiter>();
+  CommitOffsets(group, topic, offsets, [waiter](Status status) {
+    std::lock_guard lock(waiter->mutex);
+    waiter->status = std::move(status);
+    waiter->done.notify_all();
+  });
+  std::unique_lock lock(waiter->mutex);
+  waiter->done.wait(lock, [&] { return waiter->status.has_value(); });
+  return *waiter->status;
+}
 
 Result<std::unique_ptr<MessageStore>> MessageStore::Open(StoreOptions options) {
   MSGSDK_RETURN_IF_ERROR(ValidateOptions(options));

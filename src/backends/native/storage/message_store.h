@@ -4,7 +4,8 @@
 //  - one append-only commit log split into segment files, every record with a CRC32C;
 //  - per (topic, queue) an index of fixed-size entries (commit-log offset, size, tag hash,
 //    store time) so a queue is read in order and filtered by tag without touching bodies;
-//  - consumer-group offsets persisted atomically;
+//  - consumer-group offsets in a journal, group-committed like messages and folded into an
+//    atomically replaced snapshot;
 //  - recovery after a crash: a torn or corrupt tail of the log is truncated, indexes are
 //    trimmed to the log and rebuilt from it.
 // A MessageStore owns its data directory exclusively (an flock on <data_dir>/LOCK).
@@ -44,7 +45,9 @@ struct StoreOptions {
   uint32_t max_message_bytes = 4u << 20;
   // Queues of a topic created implicitly by its first send or subscription.
   int32_t default_queues = 8;
-  // How often dirty consumer offsets are written to disk (also on Close and FlushOffsets).
+  // kPeriodic: how often the consumer-offsets journal is fdatasync'ed after a commit (a commit
+  // is written to it before it completes). kGroupCommit: unused, a commit completes after the
+  // fdatasync that covers it.
   std::chrono::milliseconds offset_flush_interval{100};
   // How often the queue indexes are synced and the checkpoint recovery replays the log from
   // is written (also on Close): after a crash, at most about this much of the log is
@@ -98,7 +101,26 @@ struct RecoveryReport {
   std::string index_rebuild_reason;
   // Commit-log bytes re-indexed after the last index checkpoint.
   int64_t replayed_bytes = 0;
+  // Consumer-offset commits replayed from the offsets journal, and bytes of a torn record
+  // found after its last one (a commit the crash interrupted, never acknowledged) and zeroed,
+  // and where and why.
+  int64_t offset_commits_replayed = 0;
+  int64_t offsets_truncated_bytes = 0;
+  std::string offsets_truncation;
+  // Committed offsets found past the end of their queue and moved back to it: in kPeriodic
+  // mode a machine crash can lose the log's unsynced tail while commits of it survive. The
+  // messages stored there next are the group's next ones, not skipped.
+  int64_t offsets_pulled_back = 0;
 };
+
+// One queue's committed offset: the next offset the group consumes.
+struct QueueOffset {
+  int32_t queue = 0;
+  int64_t offset = 0;
+};
+
+// Completion of a commit of consumer offsets; see MessageStore::CommitOffsets.
+using OffsetsCallback = std::function<void(Status)>;
 
 class MessageStore {
  public:
@@ -151,11 +173,28 @@ class MessageStore {
 
   // Consumer offsets: `offset` is the next offset the group will consume.
   // `group` is an opaque key (the broker passes "group" or "group@member" for broadcast).
+  // A commit is durable when it completes: in kGroupCommit mode after the fdatasync that
+  // covers it (concurrent commits share one); in kPeriodic mode once written to the page
+  // cache (a process crash loses none; a machine crash those of the last
+  // offset_flush_interval). Commits apply in the order they were made.
+  //
+  // Commits `offsets` of `topic` for `group` atomically (all or none survive a crash).
+  // `done` runs once: on the store's offsets thread once durable, or at once on this thread
+  // with kInvalidArgument (a negative queue or offset, an empty or over-long name) or, after
+  // Close, kFailedPrecondition. Must not block.
+  virtual void CommitOffsets(const std::string& group, const std::string& topic,
+                             const std::vector<QueueOffset>& offsets, OffsetsCallback done) = 0;
+  // One queue, waiting until it is durable. Not from an OffsetsCallback.
   virtual Status CommitOffset(const std::string& group, const std::string& topic, int32_t queue,
                               int64_t offset) = 0;
+  // CommitOffsets, waiting until durable. Not from an OffsetsCallback.
+  Status CommitOffsetsAndWait(const std::string& group, const std::string& topic,
+                              const std::vector<QueueOffset>& offsets);
+  // The last durable commit (a crash never takes back what this reports in kGroupCommit
+  // mode), or nullopt if none.
   virtual std::optional<int64_t> CommittedOffset(const std::string& group, const std::string& topic,
                                                  int32_t queue) const = 0;
-  // Writes dirty offsets to disk now (durably) and returns when done.
+  // Returns once every commit made before the call is fdatasync'ed (kPeriodic mode included).
   virtual Status FlushOffsets() = 0;
 
   // Flushes the log, indexes and offsets; completes pending appends; releases the lock.
