@@ -380,14 +380,20 @@ Status Engine::ResetOffsets(std::string_view topic_view, std::string_view group_
   const std::string group(group_view);
   MSGSDK_RETURN_IF_ERROR(ValidateName("topic", topic));
   MSGSDK_RETURN_IF_ERROR(ValidateName("group", group));
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& subscription : LiveOnly(subscriptions_)) {
-      if (subscription->topic() == topic && subscription->group() == group) {
-        return FailedPreconditionError("group '" + group + "' still has an open subscription to '" +
-                                       topic + "' in this client; close it before resetting");
-      }
+    subscriptions = LiveOnly(subscriptions_);
+  }
+  for (const auto& subscription : subscriptions) {
+    if (subscription->topic() != topic || subscription->group() != group) continue;
+    if (!subscription->closed()) {
+      return FailedPreconditionError("group '" + group + "' still has an open subscription to '" +
+                                     topic + "' in this client; close it before resetting");
     }
+    // Closed but maybe still committing (another thread's Close): Close waits for that, so
+    // its last commit cannot land after the reset.
+    subscription->Close().IgnoreError();
   }
   MSGSDK_ASSIGN_OR_RETURN(Route route, Resolve(topic));
   MSGSDK_ASSIGN_OR_RETURN(Binding binding, Bind(*route.resolved.read));

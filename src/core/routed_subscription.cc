@@ -18,6 +18,11 @@ std::string RoutedSubscription::cluster() const {
   return core_ ? core_->cluster() : std::string();
 }
 
+bool RoutedSubscription::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
 const Backend* RoutedSubscription::backend() const {
   std::lock_guard lock(mutex_);
   return core_ ? core_->backend() : nullptr;

@@ -27,6 +27,8 @@ class RoutedSubscription {
   const std::string& group() const { return spec_.group; }
   // The cluster serving it now.
   std::string cluster() const;
+  // Close was called (it may still be closing: a Close call waits for that).
+  bool closed() const;
 
  private:
   friend class Engine;
