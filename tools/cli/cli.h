@@ -2,7 +2,7 @@
 
 // The `msgsdk` command line: what its subcommands share. Each group of subcommands lives in
 // its own file and registers itself on the application with an Add...Commands function; a
-// new group (such as `migrate`) is one more file and one more call in main.cc.
+// new group is one more file and one more call in main.cc.
 
 #include <functional>
 #include <string>
@@ -45,6 +45,8 @@ void AddConfigCommands(CLI::App& app, const GlobalOptions& globals, Action* acti
 void AddRouteCommand(CLI::App& app, const GlobalOptions& globals, Action* action);
 // `send`, `tail`, `reset`.
 void AddMessageCommands(CLI::App& app, const GlobalOptions& globals, Action* action);
+// `migrate status|advance|rollback`.
+void AddMigrateCommands(CLI::App& app, const GlobalOptions& globals, Action* action);
 
 // Writes "msgsdk: <context>: <status>" to standard error, with each further line of a
 // multi-line message on its own line. Returns kExitFailed.

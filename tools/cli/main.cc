@@ -54,6 +54,7 @@ int Run(int argc, char** argv) {
   AddConfigCommands(app, globals, &action);
   AddRouteCommand(app, globals, &action);
   AddMessageCommands(app, globals, &action);
+  AddMigrateCommands(app, globals, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

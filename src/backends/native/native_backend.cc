@@ -481,11 +481,12 @@ class NativeBackend : public core::Backend {
   Result<std::vector<core::PartitionPosition>> Positions(
       const core::SubscriptionSpec& spec) override {
     MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<Broker> broker, Live());
-    const std::optional<TopicInfo> info = broker->store().FindTopic(spec.topic);
-    if (!info) return NotFoundError("topic '" + spec.topic + "' does not exist");
+    // Made if missing, as a producer or a subscription would: all its partitions are empty.
+    MSGSDK_ASSIGN_OR_RETURN(const TopicInfo info,
+                            broker->store().GetOrCreateTopic(spec.topic, queues_));
     const std::string key = OffsetsKey(spec);
     std::vector<core::PartitionPosition> positions;
-    for (int32_t queue = 0; queue < info->queues; ++queue) {
+    for (int32_t queue = 0; queue < info.queues; ++queue) {
       const std::optional<int64_t> committed =
           broker->store().CommittedOffset(key, spec.topic, queue);
       positions.push_back({.partition = queue,

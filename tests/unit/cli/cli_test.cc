@@ -401,6 +401,57 @@ TEST_F(CliTest, ResetToEarliestReplays) {
   }
 }
 
+// ---- migrate -----------------------------------------------------------------------------------
+
+TEST_F(CliTest, MigrateStepsThroughThePhasesAndEditsOnlyTheEntry) {
+  const std::string clusters =
+      "# the payments team's routing\n"
+      "version: 3\n"
+      "environments:\n"
+      "  prod:\n"
+      "    clusters:\n"
+      "      a: { backend: native, data_dir: " +
+      (dir_.path() / "a").string() +
+      " }\n"
+      "      b: { backend: native, data_dir: " +
+      (dir_.path() / "b").string() +
+      " }\n"
+      "    default_cluster: a\n"
+      "migrations:\n";
+  const std::string path =
+      Write("routing.yaml", clusters + "  payments: { from: a, to: b, phase: A }\n");
+  // Never blind: the reports of the running clients decide, or --no-clients says there are none.
+  const Outcome blind = Run({"--config", path, "migrate", "advance", "payments"});
+  EXPECT_EQ(blind.exit_code, 1);
+  EXPECT_THAT(blind.err, HasSubstr("--client-sidecar"));
+
+  const Outcome status = Run({"--config", path, "migrate", "status", "payments", "--no-clients"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, HasSubstr("topic payments: a -> b, phase A, generation 0 (routing "
+                                    "version 3)"));
+  EXPECT_THAT(status.out, HasSubstr("next: move to dual_write"));
+
+  auto advance = [&](const std::string& verb) {
+    const Outcome step = Run({"--config", path, "migrate", verb, "payments", "--no-clients"});
+    EXPECT_EQ(step.exit_code, 0) << step.err;
+    return step.out;
+  };
+  EXPECT_THAT(advance("advance"), HasSubstr("wrote version 4: topic 'payments' in dual_write"));
+  EXPECT_THAT(advance("advance"), HasSubstr("wrote version 5: topic 'payments' in cutover"));
+  // The cutover's drain offsets: the ends of `a` (nothing was sent: 0 everywhere).
+  EXPECT_THAT(advance("advance"), HasSubstr("drain: { 0: 0"));
+  EXPECT_THAT(advance("rollback"), HasSubstr("wrote version 7: topic 'payments' in dual_write"));
+  std::ifstream file(path);
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "# the payments team's routing\nversion: 7\n" +
+                      clusters.substr(clusters.find("environments:")) +
+                      "  payments: { from: a, to: b, phase: dual_write, generation: 3 }\n");
+
+  const Outcome unknown = Run({"--config", path, "migrate", "status", "orders", "--no-clients"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("no migrations entry for topic 'orders'"));
+}
+
 TEST_F(CliTest, BadTimestampIsAUsageErrorNamingTheArgument) {
   for (const std::string to : {"2026-13-01T00:00:00Z", "2026-11-23T10:00:00", "yesterday"}) {
     const Outcome result = RunOnData({"reset", "payments", "billing", "--to", to});
