@@ -568,7 +568,8 @@ TEST_F(RoutingTableTest, UnknownKeysSuggestTheClosestAllowedKey) {
 )"),
             "routing.yaml:1:1: enviroments: unknown key 'enviroments' (did you mean "
             "'environments'?)\n"
-            "routing.yaml:1:1: missing required key 'environments'");
+            "routing.yaml:1:1: missing required key 'environments' (or 'transport: { sidecar: "
+            "ADDRESS }')");
   EXPECT_EQ(ParseError(R"(environments:
   dev:
     clusters: { a: { backend: redis } }
