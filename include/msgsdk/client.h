@@ -55,15 +55,17 @@ struct MigrationProgress {
 };
 
 /// The routing version a client runs, and what became of the versions it was offered
-/// (Client::Routing). A routing file is watched: a valid change applies within a second.
+/// (Client::Routing). A routing file is watched, and a routing push service followed: a valid
+/// change applies within a second.
 struct RoutingState {
   /// The client's name (ClientOptions.client_id, else host and process id; a sidecar's
   /// --client-id through a sidecar).
   std::string client;
   /// The running table's `version:` (0 when the file has none).
   int64_t version = 0;
-  /// Where the running table came from: the file's path, "<ClientOptions.config_yaml>" or
-  /// "<built-in default>".
+  /// Where the running table came from: the file's path, "<ClientOptions.config_yaml>",
+  /// "<built-in default>", "routing service ADDRESS: FILE" (a push service and the file it
+  /// serves) or the path of the routing service's cache.
   std::string source;
   /// Versions applied since the client started, the first one included.
   int64_t applied = 0;

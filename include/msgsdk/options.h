@@ -31,6 +31,19 @@ struct ClientOptions {
   /// connecting to clusters from this process; the sidecar holds the routing table. Empty:
   /// MSGSDK_SIDECAR; when that is unset too, the client runs in process.
   std::string sidecar;
+  /// Take the routing table from the routing push service at this address ("host:port" or
+  /// "unix:/path"; `msgsdk-sidecar --serve-routing`) instead of a file: the client runs in
+  /// process and applies every version the service pushes, answering each with an ACK or a
+  /// NACK. Client::Create waits up to 5 s for the first version (less when the service is
+  /// unreachable and a cached version exists). Excludes config_path and config_yaml. Empty:
+  /// MSGSDK_ROUTING_SERVICE; when that is unset too, the routing table comes from a file or the
+  /// built-in default. A sidecar (above) takes precedence over both.
+  std::string routing_service;
+  /// Directory of the on-disk cache of the last version the routing service sent and this
+  /// client applied (the file "snapshot.yaml", replaced atomically): a client that cannot reach
+  /// the service starts from it. Empty: MSGSDK_ROUTING_CACHE, then "<data_dir>/routing-cache"
+  /// (data_dir as above). Used only with a routing service.
+  std::string routing_cache_dir;
 };
 
 /// Options of one producer.

@@ -615,10 +615,12 @@ class SidecarClient final : public internal::ClientTransport {
 
 Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::string& address,
                                                                   const ClientOptions& options) {
-  if (!options.config_path.empty() || !options.config_yaml.empty()) {
+  if (!options.config_path.empty() || !options.config_yaml.empty() ||
+      !options.routing_service.empty()) {
     return InvalidArgumentError(
         "ClientOptions: a client of msgsdk-sidecar (" + address +
-        ") takes no routing table of its own; the sidecar's routing table decides");
+        ") takes no routing table of its own (config_path, config_yaml, routing_service); the "
+        "sidecar's routing table decides");
   }
   auto connection = std::make_shared<Connection>();
   connection->address = address;

@@ -16,11 +16,18 @@ constexpr int kMaxGrpcMessageBytes = 256 << 20;
 
 }  // namespace
 
-Result<std::unique_ptr<SidecarServer>> SidecarServer::Start(std::shared_ptr<core::Engine> engine,
-                                                            const SidecarOptions& options) {
+Result<std::unique_ptr<SidecarServer>> SidecarServer::Start(
+    std::shared_ptr<core::Engine> engine, std::unique_ptr<RoutingDiscoveryService> routing,
+    const SidecarOptions& options) {
+  if (!engine && !routing) {
+    return InvalidArgumentError("msgsdk-sidecar serves messaging, routing, or both: neither given");
+  }
   std::unique_ptr<SidecarServer> sidecar(new SidecarServer());
   sidecar->engine_ = std::move(engine);
-  sidecar->service_ = std::make_unique<MessagingService>(sidecar->engine_, options.service);
+  sidecar->routing_ = std::move(routing);
+  if (sidecar->engine_) {
+    sidecar->service_ = std::make_unique<MessagingService>(sidecar->engine_, options.service);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -36,12 +43,14 @@ Result<std::unique_ptr<SidecarServer>> SidecarServer::Start(std::shared_ptr<core
     builder.AddListeningPort("unix:" + options.unix_socket, grpc::InsecureServerCredentials());
     sidecar->unix_socket_ = options.unix_socket;
   }
-  builder.RegisterService(sidecar->service_.get());
+  if (sidecar->service_) builder.RegisterService(sidecar->service_.get());
+  if (sidecar->routing_) builder.RegisterService(sidecar->routing_.get());
   sidecar->server_ = builder.BuildAndStart();
   if (!sidecar->server_ || port == 0) {
-    return UnavailableError("cannot serve on " + options.listen +
-                            (options.unix_socket.empty() ? "" : " and unix:" + options.unix_socket) +
-                            " (address in use, not local, or malformed)");
+    return UnavailableError(
+        "cannot serve on " + options.listen +
+        (options.unix_socket.empty() ? "" : " and unix:" + options.unix_socket) +
+        " (address in use, not local, or malformed)");
   }
   const size_t colon = options.listen.rfind(':');
   sidecar->address_ = options.listen.substr(0, colon) + ":" + std::to_string(port);
@@ -60,13 +69,15 @@ void SidecarServer::Shutdown(std::chrono::milliseconds grace) {
   // The service ends its streams and answers its publishes itself. gRPC's own Shutdown would
   // also wait for idle client connections to go away, so once the service is drained it is
   // told to stop at once (what is left is cancelled).
+  if (routing_) routing_->Drain(deadline);
   if (service_) service_->Drain(deadline);
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
-    server_.reset();  // before the service it calls
+    server_.reset();  // before the services it calls
   }
   service_.reset();
+  routing_.reset();
   if (engine_) engine_->Close().IgnoreError();
   if (!unix_socket_.empty()) unlink(unix_socket_.c_str());
 }

@@ -1,7 +1,8 @@
 #pragma once
 
-// msgsdk-sidecar's gRPC server: the Messaging service and the standard grpc.health.v1 health
-// service, on a TCP address and optionally a Unix domain socket.
+// msgsdk-sidecar's gRPC server: the Messaging service, the RoutingDiscovery service (the routing
+// control plane), or both, and the standard grpc.health.v1 health service, on a TCP address and
+// optionally a Unix domain socket.
 
 #include <chrono>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "msgsdk/result.h"
 #include "sidecar/server/messaging_service.h"
+#include "sidecar/server/routing_service.h"
 
 namespace msgsdk::sidecar {
 
@@ -22,9 +24,12 @@ struct SidecarOptions {
 
 class SidecarServer {
  public:
-  // Binds and starts serving; kUnavailable naming the address if it cannot be bound.
-  static Result<std::unique_ptr<SidecarServer>> Start(std::shared_ptr<core::Engine> engine,
-                                                      const SidecarOptions& options);
+  // Binds and starts serving the Messaging service over `engine` and the RoutingDiscovery
+  // service `routing`, each when given (at least one is); kUnavailable naming the address if it
+  // cannot be bound.
+  static Result<std::unique_ptr<SidecarServer>> Start(
+      std::shared_ptr<core::Engine> engine, std::unique_ptr<RoutingDiscoveryService> routing,
+      const SidecarOptions& options);
   ~SidecarServer();
 
   // The TCP address actually bound ("127.0.0.1:40123").
@@ -32,7 +37,8 @@ class SidecarServer {
 
   // Graceful stop, bounded by `grace`: health turns NOT_SERVING, new calls are refused, open
   // streams end (their unsettled deliveries go back to the cluster, subscriptions close and
-  // commit), in-flight publishes finish; then the engine closes. Idempotent.
+  // commit; routing streams end with UNAVAILABLE), in-flight publishes finish; then the engine
+  // closes. Idempotent.
   void Shutdown(std::chrono::milliseconds grace);
 
  private:
@@ -40,6 +46,7 @@ class SidecarServer {
 
   std::shared_ptr<core::Engine> engine_;
   std::unique_ptr<MessagingService> service_;
+  std::unique_ptr<RoutingDiscoveryService> routing_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::string unix_socket_;

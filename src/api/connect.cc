@@ -4,8 +4,10 @@
 
 #include "api/default_registry.h"
 #include "api/transport.h"
+#include "core/client_options.h"
 #include "core/routing/client_table.h"
 #if defined(MSGSDK_SIDECAR_ENABLED)
+#include "sidecar/client/routing_subscriber.h"
 #include "sidecar/client/sidecar_transport.h"
 #endif
 
@@ -23,6 +25,23 @@ Result<std::string> SidecarOfRoutingTable(const ClientOptions& options) {
   return table->sidecar();
 }
 
+// An in-process client whose routing table comes from the routing service `options` name.
+Result<std::shared_ptr<ClientTransport>> ConnectFollowingRoutingService(
+    const ClientOptions& options) {
+#if defined(MSGSDK_SIDECAR_ENABLED)
+  MSGSDK_ASSIGN_OR_RETURN(auto engine,
+                          sidecar::CreateEngineFromRoutingService(options, DefaultBackendRegistry(),
+                                                                  sidecar::kTransportInProcess));
+  return ConnectInProcess(std::move(engine));
+#else
+  return UnsupportedError(
+      "ClientOptions.routing_service or MSGSDK_ROUTING_SERVICE names the "
+      "routing service at " +
+      core::RoutingServiceOf(options) +
+      ", but this build has no gRPC (built with MSGSDK_WITH_SIDECAR=OFF)");
+#endif
+}
+
 }  // namespace
 
 Result<std::shared_ptr<ClientTransport>> Connect(ClientOptions options) {
@@ -32,6 +51,8 @@ Result<std::shared_ptr<ClientTransport>> Connect(ClientOptions options) {
     if (from_environment != nullptr) sidecar = from_environment;
   }
   if (sidecar.empty()) {
+    // A routing service decides the table, so the file's transport section is not consulted.
+    if (!core::RoutingServiceOf(options).empty()) return ConnectFollowingRoutingService(options);
     MSGSDK_ASSIGN_OR_RETURN(sidecar, SidecarOfRoutingTable(options));
     if (sidecar.empty()) return ConnectInProcess(std::move(options));
     // The file sent this client to the sidecar, whose own table decides the rest.

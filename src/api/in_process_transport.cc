@@ -74,7 +74,11 @@ class InProcessClient final : public ClientTransport {
 Result<std::shared_ptr<ClientTransport>> ConnectInProcess(ClientOptions options) {
   MSGSDK_ASSIGN_OR_RETURN(auto engine,
                           core::Engine::Create(std::move(options), DefaultBackendRegistry()));
-  return std::shared_ptr<ClientTransport>(std::make_shared<InProcessClient>(std::move(engine)));
+  return ConnectInProcess(std::move(engine));
+}
+
+std::shared_ptr<ClientTransport> ConnectInProcess(std::shared_ptr<core::Engine> engine) {
+  return std::make_shared<InProcessClient>(std::move(engine));
 }
 
 }  // namespace msgsdk::internal

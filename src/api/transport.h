@@ -11,6 +11,10 @@
 
 #include "msgsdk/client.h"
 
+namespace msgsdk::core {
+class Engine;
+}  // namespace msgsdk::core
+
 namespace msgsdk::internal {
 
 class ProducerTransport {
@@ -48,10 +52,13 @@ class ClientTransport {
 };
 
 // The transport `options` ask for: msgsdk-sidecar when ClientOptions::sidecar or MSGSDK_SIDECAR
-// names one, the core in this process otherwise.
+// names one, the core in this process otherwise (its routing table from the routing service
+// ClientOptions::routing_service or MSGSDK_ROUTING_SERVICE names, if any).
 Result<std::shared_ptr<ClientTransport>> Connect(ClientOptions options);
 
 // The core in this process, with every backend compiled in.
 Result<std::shared_ptr<ClientTransport>> ConnectInProcess(ClientOptions options);
+// The core in this process, over an engine made elsewhere (one that follows a routing service).
+std::shared_ptr<ClientTransport> ConnectInProcess(std::shared_ptr<core::Engine> engine);
 
 }  // namespace msgsdk::internal

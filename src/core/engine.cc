@@ -1,7 +1,5 @@
 #include "core/engine.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -15,12 +13,6 @@
 
 namespace msgsdk::core {
 namespace {
-
-std::string DefaultClientId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
-  return std::string(host) + "-" + std::to_string(getpid());
-}
 
 // The routing table `options` name, and the path and text of the file it came from (empty
 // when it did not come from a file, and then nothing is watched).
@@ -87,15 +79,21 @@ std::vector<std::shared_ptr<T>> LiveOnly(std::vector<std::weak_ptr<T>>& handles)
 
 }  // namespace
 
+Result<std::shared_ptr<Engine>> Engine::Create(std::shared_ptr<const RoutingTable> table,
+                                               const std::string& environment,
+                                               std::string client_id,
+                                               std::shared_ptr<const BackendRegistry> registry) {
+  MSGSDK_ASSIGN_OR_RETURN(const EnvironmentConfig* chosen, table->ChooseEnvironment(environment));
+  MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
+  return std::shared_ptr<Engine>(
+      new Engine(std::move(registry), std::move(table), chosen->name, std::move(client_id)));
+}
+
 Result<std::shared_ptr<Engine>> Engine::Create(ClientOptions options,
                                                std::shared_ptr<const BackendRegistry> registry) {
   MSGSDK_ASSIGN_OR_RETURN(LoadedTable loaded, LoadTable(options, *registry));
-  MSGSDK_ASSIGN_OR_RETURN(EnvironmentChoice choice,
-                          ChooseClientEnvironment(*loaded.table, options));
-  std::string client_id = options.client_id.empty() ? DefaultClientId() : options.client_id;
-  MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
-  auto engine = std::shared_ptr<Engine>(
-      new Engine(registry, loaded.table, choice.environment->name, std::move(client_id)));
+  MSGSDK_ASSIGN_OR_RETURN(auto engine, Create(loaded.table, RequestedEnvironment(options),
+                                              ClientIdOf(options), registry));
   if (!loaded.path.empty()) {
     // Weak: the watcher must not keep the client alive. A callback that holds the last
     // reference when the client goes away closes it on the watcher's thread, which the
@@ -614,6 +612,7 @@ void Engine::CloseUnusedBackends() {
 Status Engine::Close() {
   // First, so that no version is applied while (or after) everything closes.
   if (watcher_) watcher_->Stop();
+  StopSource();
   std::vector<std::shared_ptr<ProducerCore>> producers;
   std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
   std::map<std::string, BackendEntry> backends;
@@ -645,6 +644,48 @@ Status Engine::Close() {
   timers_.Shutdown();
   if (!callback_pool_.IsPoolThread()) callback_pool_.Shutdown();
   return first;
+}
+
+// ---- Other sources of versions ------------------------------------------------------------
+
+void Engine::Attach(std::unique_ptr<RoutingSource> source) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!closed_) {
+      source_ = std::move(source);
+      return;
+    }
+  }
+  source->Stop();
+}
+
+void Engine::StopSource() {
+  RoutingSource* source;
+  {
+    std::lock_guard lock(mutex_);
+    source = source_.get();
+  }
+  // Not under the lock: a call of the source into the engine may be waiting for it.
+  if (source != nullptr) source->Stop();
+}
+
+Engine::TopicsInUse Engine::Topics() {
+  std::vector<std::shared_ptr<ProducerCore>> producers;
+  std::vector<std::shared_ptr<RoutedSubscription>> subscriptions;
+  {
+    std::lock_guard lock(mutex_);
+    producers = LiveOnly(producers_);
+    subscriptions = LiveOnly(subscriptions_);
+  }
+  // Released after the lock: the last reference may go here, and closing takes it.
+  TopicsInUse topics;
+  for (const auto& producer : producers) topics.produces.push_back(producer->topic());
+  for (const auto& subscription : subscriptions) topics.subscribes.push_back(subscription->topic());
+  for (auto* list : {&topics.produces, &topics.subscribes}) {
+    std::sort(list->begin(), list->end());
+    list->erase(std::unique(list->begin(), list->end()), list->end());
+  }
+  return topics;
 }
 
 }  // namespace msgsdk::core

@@ -21,6 +21,7 @@
 #include "core/async_send.h"
 #include "core/backend.h"
 #include "core/backend_registry.h"
+#include "core/client_options.h"
 #include "core/executor.h"
 #include "core/producer_core.h"
 #include "core/routed_subscription.h"
@@ -31,13 +32,33 @@
 
 namespace msgsdk::core {
 
+// A source of routing versions other than the routing file (a push service's subscription):
+// it offers versions with Engine::Apply and reports refusals with Engine::Reject. The engine
+// owns it once attached and stops it first when it closes, so that no version is applied
+// while (or after) everything closes.
+class RoutingSource {
+ public:
+  virtual ~RoutingSource() = default;
+  // No call into the engine starts after it returns. It may be called from one of the
+  // source's own calls into the engine (the engine going away on the source's thread): it
+  // must then not wait for that call.
+  virtual void Stop() = 0;
+};
+
 // Thread-safety: every public method may be called concurrently.
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
   // How often a watched routing file is checked.
   static constexpr std::chrono::milliseconds kRoutingPollInterval{200};
 
+  // The routing table `options` name (watched when it is a file).
   static Result<std::shared_ptr<Engine>> Create(ClientOptions options,
+                                                std::shared_ptr<const BackendRegistry> registry);
+  // Starts on `table`, in the environment `environment` asks for (see RequestedEnvironment);
+  // later versions come from a source the caller attaches.
+  static Result<std::shared_ptr<Engine>> Create(std::shared_ptr<const RoutingTable> table,
+                                                const std::string& environment,
+                                                std::string client_id,
                                                 std::shared_ptr<const BackendRegistry> registry);
   ~Engine();
 
@@ -60,9 +81,21 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // this client's environment or leaves a topic in use without a route; otherwise it becomes
   // the running version and every producer and subscription is moved to it.
   Status Apply(std::shared_ptr<const RoutingTable> table);
+  // Records a refused version (one that did not parse, or that Apply refused) and logs it.
+  void Reject(const Status& status);
   // Moves what a version could not move yet (a cluster that was unreachable, say).
   void Reconcile();
   RoutingState Routing() const;
+  // Takes ownership of the (one) source of versions besides a routing file; stopped at once if
+  // the engine is closed already.
+  void Attach(std::unique_ptr<RoutingSource> source);
+
+  // The topics this client's live producers and subscriptions use, each list sorted.
+  struct TopicsInUse {
+    std::vector<std::string> produces;
+    std::vector<std::string> subscribes;
+  };
+  TopicsInUse Topics();
 
   const std::string& environment() const { return environment_; }
   const std::string& client_id() const { return client_id_; }
@@ -115,8 +148,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
                                                       bool from_earliest = false);
   static void AddShadowStats(MigrationProgress& progress,
                              const std::shared_ptr<ShadowStats>& stats);
-  // Records a refused version.
-  void Reject(const Status& status);
+  // Stops the attached source, if any (Close).
+  void StopSource();
   // Closes replaced backends that no producer or subscription uses any more.
   void CloseUnusedBackends();
 
@@ -127,6 +160,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   BatchingQueue<AsyncSend*> send_callbacks_;
   TimerQueue timers_;
   std::unique_ptr<RoutingFileWatcher> watcher_;
+  std::unique_ptr<RoutingSource> source_;  // guarded by mutex_
 
   // One version applied (and one reconciliation run) at a time.
   std::mutex apply_mutex_;

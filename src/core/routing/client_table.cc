@@ -1,24 +1,10 @@
 #include "core/routing/client_table.h"
 
-#include <cstdlib>
 #include <utility>
 
+#include "core/client_options.h"
+
 namespace msgsdk::core {
-namespace {
-
-constexpr std::string_view kConfigVariable = "MSGSDK_CONFIG";
-constexpr std::string_view kEnvVariable = "MSGSDK_ENV";
-constexpr std::string_view kDataDirVariable = "MSGSDK_DATA_DIR";
-constexpr std::string_view kDefaultDataDir = "./msgsdk-data";
-
-// The variable's value; empty when unset or set to the empty string.
-std::string Variable(std::string_view name) {
-  // Clients read their environment once, at creation; nothing in the SDK calls setenv.
-  const char* value = std::getenv(std::string(name).c_str());  // NOLINT(concurrency-mt-unsafe)
-  return value != nullptr ? std::string(value) : std::string();
-}
-
-}  // namespace
 
 std::string_view RoutingTableOriginName(RoutingTableOrigin::Kind kind) {
   switch (kind) {
@@ -27,7 +13,7 @@ std::string_view RoutingTableOriginName(RoutingTableOrigin::Kind kind) {
     case RoutingTableOrigin::Kind::kOptionsPath:
       return "ClientOptions.config_path";
     case RoutingTableOrigin::Kind::kConfigVariable:
-      return kConfigVariable;
+      return "MSGSDK_CONFIG";
     case RoutingTableOrigin::Kind::kBuiltInDefault:
       return "built-in default";
   }
@@ -37,15 +23,13 @@ std::string_view RoutingTableOriginName(RoutingTableOrigin::Kind kind) {
 RoutingTableOrigin FindRoutingTable(const ClientOptions& options) {
   using Kind = RoutingTableOrigin::Kind;
   if (!options.config_yaml.empty()) return {.kind = Kind::kOptionsYaml, .path = {}};
-  if (!options.config_path.empty())
+  if (!options.config_path.empty()) {
     return {.kind = Kind::kOptionsPath, .path = options.config_path};
-  if (std::string path = Variable(kConfigVariable); !path.empty()) {
+  }
+  if (std::string path = ConfigPathOf(options); !path.empty()) {
     return {.kind = Kind::kConfigVariable, .path = std::move(path)};
   }
-  std::string data_dir = options.data_dir;
-  if (data_dir.empty()) data_dir = Variable(kDataDirVariable);
-  if (data_dir.empty()) data_dir = kDefaultDataDir;
-  return {.kind = Kind::kBuiltInDefault, .path = std::move(data_dir)};
+  return {.kind = Kind::kBuiltInDefault, .path = DataDirOf(options)};
 }
 
 Result<std::shared_ptr<const RoutingTable>> LoadRoutingTable(const RoutingTableOrigin& origin,
@@ -71,12 +55,8 @@ Result<std::shared_ptr<const RoutingTable>> LoadRoutingTable(const ClientOptions
 Result<EnvironmentChoice> ChooseClientEnvironment(const RoutingTable& table,
                                                   const ClientOptions& options) {
   using Reason = EnvironmentChoice::Reason;
-  std::string requested = options.environment;
-  Reason reason = Reason::kOptions;
-  if (requested.empty()) {
-    requested = Variable(kEnvVariable);
-    reason = Reason::kEnvVariable;
-  }
+  const std::string requested = RequestedEnvironment(options);
+  Reason reason = !options.environment.empty() ? Reason::kOptions : Reason::kEnvVariable;
   if (requested.empty()) {
     // ChooseEnvironment falls back to default_environment, then to the only environment.
     reason = table.default_environment().empty() ? Reason::kOnlyEnvironment

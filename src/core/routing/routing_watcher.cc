@@ -27,7 +27,7 @@ struct RoutingFileWatcher::State {
   std::string path;
   std::shared_ptr<const BackendRegistry> registry;
   std::chrono::milliseconds interval{};
-  Offer offer;
+  OfferText offer;
   Rejected rejected;
   Tick tick;
 
@@ -44,6 +44,18 @@ struct RoutingFileWatcher::State {
 RoutingFileWatcher::RoutingFileWatcher(std::string path, std::string loaded_text,
                                        std::shared_ptr<const BackendRegistry> registry,
                                        std::chrono::milliseconds interval, Offer offer,
+                                       Rejected rejected, Tick tick)
+    : RoutingFileWatcher(
+          std::move(path), std::move(loaded_text), std::move(registry), interval,
+          OfferText([offer = std::move(offer)](std::shared_ptr<const RoutingTable> table,
+                                               const std::string& /*text*/) {
+            return offer(std::move(table));
+          }),
+          std::move(rejected), std::move(tick)) {}
+
+RoutingFileWatcher::RoutingFileWatcher(std::string path, std::string loaded_text,
+                                       std::shared_ptr<const BackendRegistry> registry,
+                                       std::chrono::milliseconds interval, OfferText offer,
                                        Rejected rejected, Tick tick)
     : state_(std::make_shared<State>()) {
   state_->path = std::move(path);
@@ -118,7 +130,7 @@ void RoutingFileWatcher::State::Check() {
   if (*read == text) return;
   text = std::move(read).value();
   Result<std::shared_ptr<const RoutingTable>> table = RoutingTable::Parse(text, path, *registry);
-  Status status = table.ok() ? offer(std::move(table).value()) : table.status();
+  Status status = table.ok() ? offer(std::move(table).value(), text) : table.status();
   if (!status.ok()) rejected(status);
 }
 

@@ -26,6 +26,8 @@ class RoutingFileWatcher {
  public:
   // Called on the watcher's thread with each new valid version; returns why it was refused.
   using Offer = std::function<Status(std::shared_ptr<const RoutingTable>)>;
+  // The same, with the file's text the version was parsed from (what a push service sends on).
+  using OfferText = std::function<Status(std::shared_ptr<const RoutingTable>, const std::string&)>;
   // Called on the watcher's thread with a version that was refused (by parsing or by Offer).
   using Rejected = std::function<void(const Status&)>;
   // Called every interval, whether or not the file changed (the engine retries there what a
@@ -36,6 +38,10 @@ class RoutingFileWatcher {
   RoutingFileWatcher(std::string path, std::string loaded_text,
                      std::shared_ptr<const BackendRegistry> registry,
                      std::chrono::milliseconds interval, Offer offer, Rejected rejected, Tick tick);
+  RoutingFileWatcher(std::string path, std::string loaded_text,
+                     std::shared_ptr<const BackendRegistry> registry,
+                     std::chrono::milliseconds interval, OfferText offer, Rejected rejected,
+                     Tick tick);
   ~RoutingFileWatcher();  // Stop()
   RoutingFileWatcher(const RoutingFileWatcher&) = delete;
   RoutingFileWatcher& operator=(const RoutingFileWatcher&) = delete;
