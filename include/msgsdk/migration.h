@@ -45,6 +45,11 @@ struct MigrationControllerOptions {
   std::string environment;
 };
 
+/// What every client connected to the routing push service at `address` reports
+/// (`msgsdk-sidecar --serve-routing`; its ListClients): the reports the controller's steps
+/// judge by. kUnavailable if the service does not answer.
+Result<std::vector<RoutingState>> RoutingServiceReports(const std::string& address);
+
 /// Thread-safety: one call at a time.
 class MigrationController {
  public:

@@ -367,6 +367,10 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
     core::Engine::TopicsInUse topics = engine->Topics();
     for (auto& topic : topics.produces) node.add_produces(std::move(topic));
     for (auto& topic : topics.subscribes) node.add_subscribes(std::move(topic));
+    // A change of these is sent at the next tick, like any change of the node.
+    for (const MigrationProgress& progress : engine->Routing().migrations) {
+      ToProto(progress, node.add_migrations());
+    }
     return node;
   }
 

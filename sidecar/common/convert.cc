@@ -222,6 +222,30 @@ void ToProto(const std::string& topic, const std::string& group, const Subscribe
   out->set_instance_id(options.instance_id);
 }
 
+void ToProto(const MigrationProgress& progress, v1::MigrationProgress* out) {
+  out->set_topic(progress.topic);
+  out->set_phase(progress.phase);
+  out->set_generation(progress.generation);
+  out->set_producers(progress.producers);
+  out->set_producers_settled(progress.producers_settled);
+  out->set_shadow_sent(progress.shadow_sent);
+  out->set_shadow_failed(progress.shadow_failed);
+  out->set_last_shadow_error(progress.last_shadow_error);
+  for (const std::string& line : progress.draining) out->add_draining(line);
+}
+
+MigrationProgress FromProto(const v1::MigrationProgress& progress) {
+  return MigrationProgress{.topic = progress.topic(),
+                           .phase = progress.phase(),
+                           .generation = progress.generation(),
+                           .producers = progress.producers(),
+                           .producers_settled = progress.producers_settled(),
+                           .shadow_sent = progress.shadow_sent(),
+                           .shadow_failed = progress.shadow_failed(),
+                           .last_shadow_error = progress.last_shadow_error(),
+                           .draining = {progress.draining().begin(), progress.draining().end()}};
+}
+
 void ToProto(const RoutingState& state, v1::RoutingState* out) {
   out->set_version(state.version);
   out->set_source(state.source);
@@ -231,16 +255,7 @@ void ToProto(const RoutingState& state, v1::RoutingState* out) {
   out->set_pending(state.pending);
   out->set_client(state.client);
   for (const MigrationProgress& progress : state.migrations) {
-    v1::MigrationProgress* migration = out->add_migrations();
-    migration->set_topic(progress.topic);
-    migration->set_phase(progress.phase);
-    migration->set_generation(progress.generation);
-    migration->set_producers(progress.producers);
-    migration->set_producers_settled(progress.producers_settled);
-    migration->set_shadow_sent(progress.shadow_sent);
-    migration->set_shadow_failed(progress.shadow_failed);
-    migration->set_last_shadow_error(progress.last_shadow_error);
-    for (const std::string& line : progress.draining) migration->add_draining(line);
+    ToProto(progress, out->add_migrations());
   }
 }
 
@@ -253,16 +268,7 @@ RoutingState FromProto(const v1::RoutingState& state) {
                    .last_rejection = state.last_rejection(),
                    .pending = state.pending()};
   for (const v1::MigrationProgress& migration : state.migrations()) {
-    out.migrations.push_back(
-        MigrationProgress{.topic = migration.topic(),
-                          .phase = migration.phase(),
-                          .generation = migration.generation(),
-                          .producers = migration.producers(),
-                          .producers_settled = migration.producers_settled(),
-                          .shadow_sent = migration.shadow_sent(),
-                          .shadow_failed = migration.shadow_failed(),
-                          .last_shadow_error = migration.last_shadow_error(),
-                          .draining = {migration.draining().begin(), migration.draining().end()}});
+    out.migrations.push_back(FromProto(migration));
   }
   return out;
 }

@@ -35,6 +35,9 @@ Result<ResetTarget> FromProto(const v1::ResetOffsetsRequest& request);
 void ToProto(const TopicRoute& route, v1::GetRouteResponse* out);
 TopicRoute FromProto(const v1::GetRouteResponse& route);
 
+void ToProto(const MigrationProgress& progress, v1::MigrationProgress* out);
+MigrationProgress FromProto(const v1::MigrationProgress& progress);
+
 void ToProto(const RoutingState& state, v1::RoutingState* out);
 RoutingState FromProto(const v1::RoutingState& state);
 

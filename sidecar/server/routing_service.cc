@@ -330,6 +330,7 @@ std::shared_ptr<const RoutingSnapshotVersion> RoutingDiscoveryService::Connected
   status.set_transport(request.node().transport());
   *status.mutable_produces() = request.node().produces();
   *status.mutable_subscribes() = request.node().subscribes();
+  *status.mutable_migrations() = request.node().migrations();
   status.set_connected(true);
   if (!request.version_info().empty()) status.set_acked_version_info(request.version_info());
   status.clear_pending_version_info();
@@ -347,6 +348,7 @@ void RoutingDiscoveryService::NodeChanged(RoutesStream* stream, const v1::Node& 
   record->status.set_transport(node.transport());
   *record->status.mutable_produces() = node.produces();
   *record->status.mutable_subscribes() = node.subscribes();
+  *record->status.mutable_migrations() = node.migrations();
 }
 
 void RoutingDiscoveryService::Sent(RoutesStream* stream, const std::string& client_id,

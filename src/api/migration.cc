@@ -4,8 +4,20 @@
 
 #include "api/default_registry.h"
 #include "core/migration/migration_controller.h"
+#if defined(MSGSDK_SIDECAR_ENABLED)
+#include "sidecar/client/routing_clients.h"
+#endif
 
 namespace msgsdk {
+
+Result<std::vector<RoutingState>> RoutingServiceReports(const std::string& address) {
+#if defined(MSGSDK_SIDECAR_ENABLED)
+  return sidecar::ListRoutingClients(address);
+#else
+  return UnsupportedError("the routing service at " + address +
+                          " cannot be asked: this build has no gRPC (MSGSDK_WITH_SIDECAR=OFF)");
+#endif
+}
 
 struct MigrationController::Impl {
   core::MigrationSteps steps;

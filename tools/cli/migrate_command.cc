@@ -1,9 +1,10 @@
 // msgsdk migrate status|advance|rollback TOPIC: the migration controller on the routing file
 // (--config or MSGSDK_CONFIG), judging from what the running clients report.
 //
-// Where the reports come from: every --client-sidecar (an msgsdk-sidecar, whose report covers
-// the services behind it). A step is never taken blind: without a report source the command
-// refuses unless --no-clients says that no client runs the file.
+// Where the reports come from: the routing push service the clients follow
+// (--routing-service: every client connected to it), and every --client-sidecar (an
+// msgsdk-sidecar, whose report covers the services behind it). A step is never taken blind:
+// without a report source the command refuses unless --no-clients says no client runs the file.
 
 #include <cstdio>
 #include <memory>
@@ -21,6 +22,7 @@ namespace {
 
 struct MigrateOptions {
   std::string topic;
+  std::string routing_service;
   std::vector<std::string> sidecars;
   bool no_clients = false;
 };
@@ -41,12 +43,16 @@ void PrintReport(const MigrationReport& report) {
 
 // The reports of the clients that run the file.
 Result<std::vector<RoutingState>> Reports(const MigrateOptions& options) {
-  if (options.sidecars.empty() && !options.no_clients) {
+  if (options.routing_service.empty() && options.sidecars.empty() && !options.no_clients) {
     return FailedPreconditionError(
-        "no client reports: name every msgsdk-sidecar running the file with --client-sidecar, "
-        "or say --no-clients if no client runs it (a step is never taken blind)");
+        "no client reports: name the routing service the clients follow with "
+        "--routing-service, or every msgsdk-sidecar running the file with --client-sidecar, or "
+        "say --no-clients if no client runs it (a step is never taken blind)");
   }
   std::vector<RoutingState> reports;
+  if (!options.routing_service.empty()) {
+    MSGSDK_ASSIGN_OR_RETURN(reports, RoutingServiceReports(options.routing_service));
+  }
   for (const std::string& address : options.sidecars) {
     ClientOptions client_options;
     client_options.sidecar = address;
@@ -95,6 +101,9 @@ void AddMigrateCommands(CLI::App& app, const GlobalOptions& globals, Action* act
            {"rollback", "Take a step back: dual_write -> A, cutover -> dual_write"}}) {
     CLI::App* command = migrate->add_subcommand(verb, help);
     command->add_option("TOPIC", options->topic, "The migrating topic")->required();
+    command->add_option("--routing-service", options->routing_service,
+                        "The routing push service the clients follow (msgsdk-sidecar "
+                        "--serve-routing): every client connected to it reports");
     command->add_option("--client-sidecar", options->sidecars,
                         "An msgsdk-sidecar running the routing file (repeat for each): its "
                         "report counts in what a step waits for");

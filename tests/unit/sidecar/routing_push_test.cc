@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -397,6 +399,66 @@ TEST_F(RoutingPushTest, ASidecarFollowsTheControlPlaneForTheServicesBehindIt) {
   EXPECT_EQ(status.transport(), "sidecar");
   EXPECT_EQ(status.environment(), "dev");
   EXPECT_EQ(status.produces(0), "orders");
+}
+
+// The migration controller steps on the file the control plane serves, judging from what the
+// clients connected to it report: the operator's `msgsdk migrate advance --routing-service`.
+TEST_F(RoutingPushTest, TheMigrationControllerStepsOnTheReportsOfTheServicesClients) {
+  Publish(Yaml(2, "a") + "migrations:\n  orders: { from: a, to: b, phase: A }\n");
+  Client client = Start("push-migrating");
+  ASSERT_TRUE(testing::WaitUntil([&] { return Version(client) == 2; }));
+  testing::Collector collector;
+  auto subscription = client.Subscribe("orders", "billing", [&](const Message& m) {
+    collector.Add(m);
+    return ConsumeResult::kSuccess;
+  });
+  ASSERT_TRUE(subscription.ok()) << subscription.status().ToString();
+  auto producer = client.CreateProducer("orders");
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  std::set<std::string> sent;
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      auto receipt = producer->Send({.key = "k" + std::to_string(i % 3), .body = "m"});
+      ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
+      sent.insert(receipt->message_id);
+    }
+  };
+  send(20);
+
+  auto controller = MigrationController::Open({.routing_file = service_->config_path()});
+  ASSERT_TRUE(controller.ok()) << controller.status().ToString();
+  // Each step as soon as the reports allow it.
+  auto advance = [&](const std::string& expected) {
+    Result<MigrationReport> report = FailedPreconditionError("not tried");
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] {
+          auto reports = RoutingServiceReports(service_->address());
+          if (!reports.ok() || reports->empty()) return false;
+          report = controller->Advance("orders", *reports);
+          return report.ok();
+        },
+        30s))
+        << report.status().ToString();
+    EXPECT_NE(report->done.find(expected), std::string::npos) << report->done;
+    send(20);
+  };
+  // Not before the client runs the version and reports it.
+  auto reports = RoutingServiceReports(service_->address());
+  ASSERT_TRUE(reports.ok()) << reports.status().ToString();
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ((*reports)[0].client, "push-migrating");
+
+  advance("in dual_write");
+  advance("in cutover");
+  advance("drain: {");
+  advance("in B");
+  ASSERT_TRUE(collector.WaitForDistinct(sent.size()))
+      << collector.distinct() << " of " << sent.size();
+  for (const auto& [id, count] : collector.count_by_id()) EXPECT_EQ(count, 1) << id;
+  std::map<std::string, int> by_cluster;
+  for (const auto& message : collector.messages()) ++by_cluster[message.cluster];
+  EXPECT_GT(by_cluster["a"], 0);
+  EXPECT_GT(by_cluster["b"], 0);
 }
 
 }  // namespace
