@@ -31,8 +31,14 @@ struct MigrationReport {
   /// What Advance would do now: "write the drain offsets of 'a'", "move to cutover", ...
   std::string next;
   /// What keeps the next step from being taken (empty: nothing): clients not on the file's
-  /// version, producers not settled, groups still draining.
+  /// version, producers not settled, groups still draining (with what they have left).
   std::vector<std::string> waiting;
+  /// Shadow copies the clients wrote and failed to write in this migration (a failure never
+  /// fails a send and loses nothing: groups read the shadow cluster only after draining the
+  /// primary; it says the shadow cluster did not take the load), and the last failure.
+  int64_t shadow_sent = 0;
+  int64_t shadow_failed = 0;
+  std::string last_shadow_error;
   /// What the call changed ("wrote version 7: cutover, generation 3"); empty for Inspect.
   std::string done;
 };

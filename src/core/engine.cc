@@ -253,17 +253,25 @@ Result<const ClusterConfig*> Engine::ReadTarget(const SubscriptionSpec& spec, co
       return &leave;
     }
   }
+  // What the group has left to consume of `leave` (its lag up to the drain offsets).
+  int64_t left = 0;
+  int partitions = 0;
+  std::string first;
   for (const PartitionPosition& position : *positions) {
     auto drain = migration->drain.find(position.partition);
     if (drain == migration->drain.end() || drain->second == 0) continue;
-    if (position.committed < drain->second) {
-      waiting = "reads '" + leave.name + "' until partition " + std::to_string(position.partition) +
-                " is consumed up to offset " + std::to_string(drain->second) + " (now " +
-                std::to_string(position.committed) + ")";
-      return &leave;
+    if (position.committed >= drain->second) continue;
+    left += drain->second - std::max<int64_t>(position.committed, 0);
+    if (partitions++ == 0) {
+      first = "partition " + std::to_string(position.partition) + " at " +
+              std::to_string(position.committed) + " of " + std::to_string(drain->second);
     }
   }
-  return resolved.read;
+  if (partitions == 0) return resolved.read;
+  waiting = "reads '" + leave.name + "' until it reaches the drain offsets: " +
+            std::to_string(partitions) + " partition" + (partitions == 1 ? "" : "s") +
+            " behind, about " + std::to_string(left) + " offsets left (" + first + ")";
+  return &leave;
 }
 
 Result<std::shared_ptr<ProducerCore>> Engine::CreateProducer(std::string_view topic_view,

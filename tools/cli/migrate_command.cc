@@ -31,6 +31,9 @@ void PrintReport(const MigrationReport& report) {
   fmt::print("topic {}: {} -> {}, phase {}, generation {} (routing version {})\n", report.topic,
              report.from, report.to, report.phase, report.generation, report.version);
   fmt::print("  drain offsets: {}\n", report.drain_known ? "written" : "not written");
+  fmt::print("  shadow copies: {} written, {} failed{}\n", report.shadow_sent,
+             report.shadow_failed,
+             report.last_shadow_error.empty() ? "" : " (last: " + report.last_shadow_error + ")");
   if (!report.done.empty()) fmt::print("  done: {}\n", report.done);
   if (!report.next.empty()) fmt::print("  next: {}\n", report.next);
   if (report.waiting.empty()) {

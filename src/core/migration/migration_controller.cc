@@ -84,6 +84,9 @@ MigrationReport MigrationSteps::Judge(const Snapshot& snapshot,
     }
     for (const MigrationProgress& progress : client.migrations) {
       if (progress.topic != entry.topic) continue;
+      report.shadow_sent += progress.shadow_sent;
+      report.shadow_failed += progress.shadow_failed;
+      if (!progress.last_shadow_error.empty()) report.last_shadow_error = progress.last_shadow_error;
       if (!progress.producers_settled) {
         behind.push_back(name + " has producers still writing as the previous phase did");
       }
