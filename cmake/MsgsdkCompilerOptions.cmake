@@ -5,6 +5,16 @@ if(MSGSDK_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+if(MSGSDK_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "MSGSDK_FUZZ needs clang (libFuzzer): configure with "
+                        "-DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # Coverage for the fuzzer in everything it reaches; the targets add -fsanitize=fuzzer.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 # Warnings as errors for our own code.
 function(msgsdk_target_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror

@@ -2,7 +2,8 @@
 # Every test, on a fresh Debian 12 machine or a developer's: installs the dependencies,
 # builds Release (tests, benchmarks and examples on) and runs the whole CTest suite, runs the
 # install test (find_package(msgsdk) from a tiny outside project), then builds with
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit and conformance tests again.
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit and conformance tests again,
+# then builds the libFuzzer targets with clang and runs each for a short while.
 # Prints a summary of every phase with its duration; exits non-zero if anything failed.
 #
 # Usage: scripts/test.sh
@@ -12,6 +13,9 @@
 #   MSGSDK_TEST_JOBS       tests run in parallel by ctest (default: 2)
 #   MSGSDK_TEST_TIMEOUT    per-test timeout in seconds (default: 300)
 #   MSGSDK_SKIP_ASAN=1     skip the sanitizer build and its tests (local quick runs only)
+#   MSGSDK_FUZZ_BUILD_DIR  libFuzzer build tree (default: build-fuzz)
+#   MSGSDK_FUZZ_SECONDS    how long each fuzz target runs (default: 30)
+#   MSGSDK_SKIP_FUZZ=1     skip the fuzz build and runs (local quick runs only)
 set -uo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -23,6 +27,8 @@ absolute() {
 
 build_dir="$(absolute "${MSGSDK_BUILD_DIR:-build}")"
 asan_dir="$(absolute "${MSGSDK_ASAN_BUILD_DIR:-build-asan}")"
+fuzz_dir="$(absolute "${MSGSDK_FUZZ_BUILD_DIR:-build-fuzz}")"
+fuzz_seconds="${MSGSDK_FUZZ_SECONDS:-30}"
 test_jobs="${MSGSDK_TEST_JOBS:-2}"
 test_timeout="${MSGSDK_TEST_TIMEOUT:-300}"
 
@@ -150,6 +156,26 @@ run_asan_tests() {
     run_ctest "${asan_dir}" -L 'unit|conformance'
 }
 
+# The libFuzzer targets need only the protocol and what it links: no tests, tools' extras,
+# backends or gRPC.
+build_fuzz() {
+  local configure=(cmake -S "${MSGSDK_ROOT}" -B "${fuzz_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -DCMAKE_CXX_COMPILER=clang++ -DMSGSDK_FUZZ=ON -DMSGSDK_BUILD_TESTS=OFF
+    -DMSGSDK_BUILD_BENCH=OFF -DMSGSDK_BUILD_EXAMPLES=OFF -DMSGSDK_WITH_SIDECAR=OFF
+    -DMSGSDK_WITH_KAFKA=OFF -DMSGSDK_WITH_REDIS=OFF)
+  if [[ ! -f "${fuzz_dir}/CMakeCache.txt" ]] && command -v ninja >/dev/null 2>&1; then
+    configure+=(-G Ninja)
+  fi
+  "${configure[@]}" && cmake --build "${fuzz_dir}" -j "$(msgsdk_jobs)" --target frame_decoder_fuzzer
+}
+
+run_fuzz() {
+  local corpus="${fuzz_dir}/corpus/frame_decoder"
+  mkdir -p "${corpus}"
+  "${fuzz_dir}/tests/fuzz/frame_decoder_fuzzer" -max_total_time="${fuzz_seconds}" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 "${corpus}"
+}
+
 # ---- Main ------------------------------------------------------------------------------------
 
 msgsdk_section "msgsdk test run"
@@ -193,6 +219,15 @@ elif run_phase "build: asan+ubsan" bash "${MSGSDK_ROOT}/scripts/build.sh" "${asa
   run_phase "tests: asan+ubsan (unit, conformance)" run_asan_tests
 else
   skip_phase "tests: asan+ubsan (unit, conformance)" "the sanitizer build failed"
+fi
+
+if [[ "${MSGSDK_SKIP_FUZZ:-0}" == 1 ]]; then
+  skip_phase "build: fuzz (clang, libFuzzer)" "MSGSDK_SKIP_FUZZ=1"
+  skip_phase "fuzz: frame decoder" "MSGSDK_SKIP_FUZZ=1"
+elif run_phase "build: fuzz (clang, libFuzzer)" build_fuzz; then
+  run_phase "fuzz: frame decoder (${fuzz_seconds}s)" run_fuzz
+else
+  skip_phase "fuzz: frame decoder" "the fuzz build failed"
 fi
 
 print_summary

@@ -1,0 +1,132 @@
+// libFuzzer target for what msgsdk-broker and its clients read from the network: the frame
+// decoder, every frame body of either direction, and the message conversion behind them.
+//
+// The first input byte chooses the direction (bit 0) and how the rest is cut into the chunks
+// a socket would deliver (bits 1-7: 1 to 128 bytes per read), so the decoder's buffering of
+// split headers and bodies is exercised as well as its checks.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "backends/native/protocol/broker.pb.h"
+#include "backends/native/protocol/convert.h"
+#include "backends/native/protocol/frame.h"
+
+namespace {
+
+using msgsdk::native::protocol::Frame;
+using msgsdk::native::protocol::FrameDecoder;
+using msgsdk::native::protocol::FrameDirection;
+using msgsdk::native::protocol::FrameType;
+using msgsdk::native::protocol::ParseFrameBody;
+namespace wire = msgsdk::native::wire;
+
+// A receiver's limit, low enough that the fuzzer reaches "too large" quickly.
+constexpr uint32_t kMaxBody = 1 << 16;
+
+template <typename Body>
+bool Parse(const Frame& frame, Body& body) {
+  return ParseFrameBody(frame, &body).ok();
+}
+
+void ConvertMessages(wire::ProduceRequest& request) {
+  for (auto& entry : *request.mutable_entries()) {
+    msgsdk::Message message =
+        msgsdk::native::protocol::FromWire(std::move(*entry.mutable_message()), request.topic());
+    wire::Message back;
+    msgsdk::native::protocol::ToWire(message, /*with_delivery=*/false, &back);
+  }
+}
+
+void ConvertMessages(wire::FetchResponse& response) {
+  for (auto& queue : *response.mutable_queues()) {
+    for (auto& in : *queue.mutable_messages()) {
+      msgsdk::Message message = msgsdk::native::protocol::FromWire(std::move(in), "fuzz");
+      wire::Message back;
+      msgsdk::native::protocol::ToWire(message, /*with_delivery=*/true, &back);
+    }
+  }
+}
+
+// Parses the body the way the receiving side would, and converts what it carries.
+void Handle(const Frame& frame) {
+  const bool response = frame.header.is_response();
+  switch (frame.header.request_type()) {
+    case FrameType::kGetOrCreateTopic: {
+      wire::GetOrCreateTopicRequest request;
+      wire::GetOrCreateTopicResponse reply;
+      response ? Parse(frame, reply) : Parse(frame, request);
+      break;
+    }
+    case FrameType::kProduce: {
+      wire::ProduceRequest request;
+      wire::ProduceResponse reply;
+      if (response) {
+        Parse(frame, reply);
+      } else if (Parse(frame, request)) {
+        ConvertMessages(request);
+      }
+      break;
+    }
+    case FrameType::kFetch: {
+      wire::FetchRequest request;
+      wire::FetchResponse reply;
+      if (!response) {
+        Parse(frame, request);
+      } else if (Parse(frame, reply)) {
+        ConvertMessages(reply);
+      }
+      break;
+    }
+    case FrameType::kCommitOffset: {
+      wire::CommitOffsetRequest request;
+      wire::CommitOffsetResponse reply;
+      response ? Parse(frame, reply) : Parse(frame, request);
+      break;
+    }
+    case FrameType::kQueryOffset: {
+      wire::QueryOffsetRequest request;
+      wire::QueryOffsetResponse reply;
+      response ? Parse(frame, reply) : Parse(frame, request);
+      break;
+    }
+    case FrameType::kJoinGroup:
+    case FrameType::kHeartbeat:
+    case FrameType::kLeaveGroup: {
+      wire::GroupRequest request;
+      wire::GroupResponse reply;
+      response ? Parse(frame, reply) : Parse(frame, request);
+      break;
+    }
+    case FrameType::kResetOffsets: {
+      wire::ResetOffsetsRequest request;
+      wire::ResetOffsetsResponse reply;
+      response ? Parse(frame, reply) : Parse(frame, request);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const FrameDirection direction =
+      (data[0] & 1) != 0 ? FrameDirection::kRequest : FrameDirection::kResponse;
+  const size_t chunk = 1 + (data[0] >> 1);
+  FrameDecoder decoder(direction, kMaxBody);
+  const std::string_view stream(reinterpret_cast<const char*>(data) + 1, size - 1);
+  for (size_t at = 0; at < stream.size(); at += chunk) {
+    decoder.Append(stream.substr(at, chunk));
+    while (true) {
+      auto next = decoder.Next();
+      if (!next.ok() || !next->has_value()) break;
+      Handle(**next);
+    }
+  }
+  decoder.Finish().IgnoreError();
+  return 0;
+}
