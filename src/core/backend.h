@@ -146,6 +146,16 @@ struct PartitionPosition {
   int64_t end = 0;
   // The offset the subscriber reads next (its committed position); -1 when it has none.
   int64_t committed = -1;
+  // The first offset still stored: retention (or a length limit) deleted those before it.
+  // A subscriber below it continues from it, so what it has left to read counts from
+  // max(committed, start) (see Remaining).
+  int64_t start = 0;
+
+  // Messages the subscriber has yet to read before `until` (the end, or a drain offset).
+  int64_t Remaining(int64_t until) const {
+    const int64_t from = committed > start ? committed : start;
+    return until > from ? until - from : 0;
+  }
 
   friend bool operator==(const PartitionPosition&, const PartitionPosition&) = default;
 };

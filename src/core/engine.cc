@@ -260,8 +260,11 @@ Result<const ClusterConfig*> Engine::ReadTarget(const SubscriptionSpec& spec, co
   for (const PartitionPosition& position : *positions) {
     auto drain = migration->drain.find(position.partition);
     if (drain == migration->drain.end() || drain->second == 0) continue;
-    if (position.committed >= drain->second) continue;
-    left += drain->second - std::max<int64_t>(position.committed, 0);
+    // Messages retention deleted before the group read them are not waited for: the group
+    // skips them (and so has drained a partition whose drain offset they all lie below).
+    const int64_t remaining = position.Remaining(drain->second);
+    if (remaining == 0) continue;
+    left += remaining;
     if (partitions++ == 0) {
       first = "partition " + std::to_string(position.partition) + " at " +
               std::to_string(position.committed) + " of " + std::to_string(drain->second);

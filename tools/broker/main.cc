@@ -2,7 +2,8 @@
 //
 //   msgsdk-broker --data-dir DIR [--listen HOST:PORT] [--flush-mode group_commit|periodic]
 //                 [--flush-interval-ms N] [--max-message-bytes N] [--queues N]
-//                 [--segment-bytes N] [--log-level LEVEL] [--config FILE.yaml]
+//                 [--segment-bytes N] [--retention-ms N] [--retention-bytes N]
+//                 [--retention-check-interval-ms N] [--log-level LEVEL] [--config FILE.yaml]
 //
 // Once listening it prints one line on standard output, "msgsdk-broker listening on
 // HOST:PORT" (with the real port when --listen asked for port 0), and logs to standard error.
@@ -11,8 +12,11 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -23,7 +27,9 @@
 
 namespace {
 
+using msgsdk::native::DescribeRetention;
 using msgsdk::native::FlushMode;
+using msgsdk::native::RetentionReport;
 using msgsdk::native::server::BrokerServer;
 using msgsdk::native::server::ServerOptions;
 
@@ -35,9 +41,65 @@ struct Settings {
   int64_t max_message_bytes = 4 << 20;
   int64_t queues = 8;
   int64_t segment_bytes = int64_t{1} << 30;
+  int64_t retention_ms = 0;
+  int64_t retention_bytes = 0;
+  int64_t retention_check_interval_ms = 60000;
   int64_t shutdown_timeout_ms = 10000;
   std::string log_level = "info";
 };
+
+// The range of each integer setting: checked on the flag by CLI11 and, for a value from the
+// config file, after the file is applied.
+struct IntRange {
+  const char* key;
+  const char* flag;
+  int64_t Settings::*value;
+  int64_t min;
+  int64_t max;
+};
+
+constexpr int64_t kMaxRetentionMs = int64_t{100} * 365 * 24 * 3600 * 1000;  // about 100 years
+constexpr int64_t kMaxRetentionBytes = int64_t{1} << 50;                    // 1 PiB
+
+const std::vector<IntRange>& IntRanges() {
+  static const std::vector<IntRange> ranges = {
+      {"flush_interval_ms", "--flush-interval-ms", &Settings::flush_interval_ms, 1, 60000},
+      {"max_message_bytes", "--max-message-bytes", &Settings::max_message_bytes, 1,
+       int64_t{256} << 20},
+      {"queues", "--queues", &Settings::queues, 1, 1024},
+      {"segment_bytes", "--segment-bytes", &Settings::segment_bytes, 4096, int64_t{64} << 30},
+      {"retention_ms", "--retention-ms", &Settings::retention_ms, 0, kMaxRetentionMs},
+      {"retention_bytes", "--retention-bytes", &Settings::retention_bytes, 0, kMaxRetentionBytes},
+      {"retention_check_interval_ms", "--retention-check-interval-ms",
+       &Settings::retention_check_interval_ms, 10, 86400000},
+      {"shutdown_timeout_ms", "--shutdown-timeout-ms", &Settings::shutdown_timeout_ms, 0, 600000},
+  };
+  return ranges;
+}
+
+const IntRange& RangeOf(const char* key) {
+  for (const IntRange& range : IntRanges()) {
+    if (std::string_view(range.key) == key) return range;
+  }
+  std::abort();  // every integer setting has a range
+}
+
+CLI::Range RangeCheck(const char* key) {
+  const IntRange& range = RangeOf(key);
+  return CLI::Range(range.min, range.max);
+}
+
+// An integer setting outside its range (a config file value), or empty.
+std::string CheckRanges(const Settings& settings) {
+  for (const IntRange& range : IntRanges()) {
+    const int64_t value = settings.*range.value;
+    if (value < range.min || value > range.max) {
+      return fmt::format("{} ({}) is {}, outside [{}, {}]", range.key, range.flag, value, range.min,
+                         range.max);
+    }
+  }
+  return "";
+}
 
 // Applies the YAML file's keys (the flags' names with underscores) to `settings`, except
 // those given on the command line, which win. Returns an error message, or empty.
@@ -71,6 +133,14 @@ std::string ApplyConfigFile(const std::string& path, const CLI::App& app, Settin
       {"segment_bytes",
        {"--segment-bytes",
         [&](const YAML::Node& n) { settings->segment_bytes = n.as<int64_t>(); }}},
+      {"retention_ms",
+       {"--retention-ms", [&](const YAML::Node& n) { settings->retention_ms = n.as<int64_t>(); }}},
+      {"retention_bytes",
+       {"--retention-bytes",
+        [&](const YAML::Node& n) { settings->retention_bytes = n.as<int64_t>(); }}},
+      {"retention_check_interval_ms",
+       {"--retention-check-interval-ms",
+        [&](const YAML::Node& n) { settings->retention_check_interval_ms = n.as<int64_t>(); }}},
       {"shutdown_timeout_ms",
        {"--shutdown-timeout-ms",
         [&](const YAML::Node& n) { settings->shutdown_timeout_ms = n.as<int64_t>(); }}},
@@ -119,22 +189,36 @@ int Run(int argc, char** argv) {
   app.add_option("--flush-interval-ms", settings.flush_interval_ms,
                  "periodic mode: how often the commit log and the consumer-offsets journal are "
                  "fdatasync'ed")
-      ->check(CLI::Range(int64_t{1}, int64_t{60000}))
+      ->check(RangeCheck("flush_interval_ms"))
       ->capture_default_str();
   app.add_option("--max-message-bytes", settings.max_message_bytes,
                  "Largest record stored (body, key, tag and properties)")
-      ->check(CLI::Range(int64_t{1}, int64_t{256} << 20))
+      ->check(RangeCheck("max_message_bytes"))
       ->capture_default_str();
   app.add_option("--queues", settings.queues, "Queues of a topic created by its first use")
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
+      ->check(RangeCheck("queues"))
       ->capture_default_str();
   app.add_option("--segment-bytes", settings.segment_bytes,
                  "Size at which a commit-log segment is sealed")
-      ->check(CLI::Range(int64_t{4096}, int64_t{64} << 30))
+      ->check(RangeCheck("segment_bytes"))
+      ->capture_default_str();
+  app.add_option("--retention-ms", settings.retention_ms,
+                 "Delete a sealed commit-log segment once its newest message was stored this "
+                 "long ago (0: keep forever)")
+      ->check(RangeCheck("retention_ms"))
+      ->capture_default_str();
+  app.add_option("--retention-bytes", settings.retention_bytes,
+                 "Delete sealed commit-log segments, oldest first, while the log holds more "
+                 "than this (0: unlimited)")
+      ->check(RangeCheck("retention_bytes"))
+      ->capture_default_str();
+  app.add_option("--retention-check-interval-ms", settings.retention_check_interval_ms,
+                 "How often retention is checked")
+      ->check(RangeCheck("retention_check_interval_ms"))
       ->capture_default_str();
   app.add_option("--shutdown-timeout-ms", settings.shutdown_timeout_ms,
                  "On SIGTERM, how long in-flight requests may take before connections are cut")
-      ->check(CLI::Range(int64_t{0}, int64_t{600000}))
+      ->check(RangeCheck("shutdown_timeout_ms"))
       ->capture_default_str();
   app.add_option("--log-level", settings.log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
@@ -150,6 +234,12 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "msgsdk-broker: %s\n", error.c_str());
       return 2;
     }
+  }
+  if (const std::string error = CheckRanges(settings); !error.empty()) {
+    std::fprintf(stderr, "msgsdk-broker: %s%s\n",
+                 config_file.empty() ? "" : ("config file " + config_file + ": ").c_str(),
+                 error.c_str());
+    return 2;
   }
   if (settings.data_dir.empty()) {
     std::fprintf(stderr, "msgsdk-broker: --data-dir (or data_dir in --config) is required\n");
@@ -185,6 +275,17 @@ int Run(int argc, char** argv) {
   options.broker.store.max_message_bytes = static_cast<uint32_t>(settings.max_message_bytes);
   options.broker.store.default_queues = static_cast<int32_t>(settings.queues);
   options.broker.store.segment_bytes = static_cast<uint64_t>(settings.segment_bytes);
+  options.broker.store.retention.max_age = std::chrono::milliseconds(settings.retention_ms);
+  options.broker.store.retention.max_bytes = static_cast<uint64_t>(settings.retention_bytes);
+  options.broker.store.retention.check_interval =
+      std::chrono::milliseconds(settings.retention_check_interval_ms);
+  options.broker.store.on_retention = [](const msgsdk::Result<RetentionReport>& report) {
+    if (report.ok()) {
+      spdlog::info("{}", DescribeRetention(*report));
+    } else {
+      spdlog::error("retention: {}", report.status().ToString());
+    }
+  };
   // A produce frame holds at least one message of the largest size, plus its envelope.
   options.max_frame_bytes = std::max<uint32_t>(
       options.max_frame_bytes, static_cast<uint32_t>(settings.max_message_bytes) + (1u << 20));
@@ -196,6 +297,11 @@ int Run(int argc, char** argv) {
   }
   spdlog::info("serving {} (flush mode {}, {} queues per new topic) on {}", settings.data_dir,
                settings.flush_mode, settings.queues, (*server)->endpoint());
+  if (settings.retention_ms > 0 || settings.retention_bytes > 0) {
+    spdlog::info("retention: {} ms, {} bytes (0: unlimited), checked every {} ms",
+                 settings.retention_ms, settings.retention_bytes,
+                 settings.retention_check_interval_ms);
+  }
   std::printf("msgsdk-broker listening on %s\n", (*server)->endpoint().c_str());
   std::fflush(stdout);
 

@@ -192,7 +192,8 @@ Result<std::vector<core::PartitionPosition>> KafkaBackend::Positions(
     // A partition the group never committed reports RD_KAFKA_OFFSET_INVALID (-1001).
     positions.push_back({.partition = tp->partition(),
                          .end = high,
-                         .committed = tp->offset() >= 0 ? tp->offset() : -1});
+                         .committed = tp->offset() >= 0 ? tp->offset() : -1,
+                         .start = low});
   }
   RdKafka::TopicPartition::destroy(query);
   consumer->close();

@@ -11,6 +11,7 @@
 
 #include "backends/native/broker/broker.h"
 #include "backends/native/client/remote_backend.h"
+#include "backends/native/native_log.h"
 #include "core/offset_tracker.h"
 
 namespace msgsdk::native {
@@ -20,6 +21,10 @@ using core::Deadline;
 using core::Delivery;
 using core::PropertySpec;
 using Type = core::PropertySpec::Type;
+
+// Upper bounds of the retention properties: about 100 years, and 1 PiB.
+constexpr int64_t kMaxRetentionMs = int64_t{100} * 365 * 24 * 3600 * 1000;
+constexpr int64_t kMaxRetentionBytes = int64_t{1} << 50;
 
 // Where the store keeps a subscriber's offsets: per group, or per member in broadcast mode.
 std::string OffsetsKey(const core::SubscriptionSpec& spec) {
@@ -125,6 +130,30 @@ const core::PropertyTable& NativeProperties() {
        .min = 1,
        .max = int64_t{256} << 20,
        .description = "Largest record the broker stores (body, key, tag and properties)."},
+      {.name = "retention_ms",
+       .type = Type::kDuration,
+       .default_value = "0",
+       .min = 0,
+       .max = kMaxRetentionMs,
+       .description = "Retention by age: a sealed commit-log segment is deleted once the newest "
+                      "message in it was stored this long ago (0: messages are kept forever). "
+                      "The active segment is never deleted, so a message lives at least until "
+                      "its segment is sealed (segment_bytes)."},
+      {.name = "retention_bytes",
+       .type = Type::kBytes,
+       .default_value = "0",
+       .min = 0,
+       .max = kMaxRetentionBytes,
+       .description = "Retention by size: sealed commit-log segments are deleted, oldest first, "
+                      "while the log holds more than this (0: unlimited). The log can exceed it "
+                      "by up to one segment (the active one is never deleted)."},
+      {.name = "retention_check_interval_ms",
+       .type = Type::kDuration,
+       .default_value = "60000",
+       .min = 10,
+       .max = 86400000,
+       .description = "How often the embedded broker checks retention_ms and retention_bytes "
+                      "and deletes what they allow."},
       {.name = "offset_flush_interval_ms",
        .type = Type::kDuration,
        .default_value = "100",
@@ -296,6 +325,11 @@ class NativeConsumer : public core::BackendConsumer {
       int64_t start;
       if (committed) {
         start = *committed;
+        const int64_t first = broker_->store().MinOffset(spec_.topic, queue);
+        if (start < first) {
+          WarnDeleted(queue, start, first);
+          start = first;
+        }
       } else if (spec_.start_from == StartPosition::kLatest) {
         start = broker_->store().MaxOffset(spec_.topic, queue);
       } else {
@@ -320,11 +354,13 @@ class NativeConsumer : public core::BackendConsumer {
       auto read = broker_->store().Read(spec_.topic, queue, offset, settings_.pull_batch,
                                         int64_t{8} << 20, tag_hashes_);
       if (!read.ok()) {
-        std::fprintf(stderr, "msgsdk native: reading topic '%s' queue %d at offset %lld: %s\n",
-                     spec_.topic.c_str(), queue, static_cast<long long>(offset),
-                     read.status().ToString().c_str());
+        LogWarning("reading topic '" + spec_.topic + "' queue " + std::to_string(queue) +
+                   " at offset " + std::to_string(offset) + ": " + read.status().ToString());
         continue;
       }
+      // A group that fell behind the queue's start (retention deleted what it had not read)
+      // reads on from the start.
+      if (read->min_offset > offset) WarnDeleted(queue, offset, read->min_offset);
       std::vector<Delivery> batch;
       batch.reserve(read->messages.size());
       {
@@ -344,6 +380,10 @@ class NativeConsumer : public core::BackendConsumer {
       }
     }
     return delivered;
+  }
+
+  void WarnDeleted(int32_t queue, int64_t from, int64_t to) {
+    LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, queue, from, to));
   }
 
   Status CommitQueue(int32_t queue) {
@@ -489,9 +529,12 @@ class NativeBackend : public core::Backend {
     for (int32_t queue = 0; queue < info.queues; ++queue) {
       const std::optional<int64_t> committed =
           broker->store().CommittedOffset(key, spec.topic, queue);
+      // The start first: it never passes the end read after it.
+      const int64_t start = broker->store().MinOffset(spec.topic, queue);
       positions.push_back({.partition = queue,
                            .end = broker->store().MaxOffset(spec.topic, queue),
-                           .committed = committed.value_or(-1)});
+                           .committed = committed.value_or(-1),
+                           .start = start});
     }
     return positions;
   }
@@ -516,6 +559,15 @@ class NativeBackend : public core::Backend {
   const ConsumerSettings settings_;
   Capabilities capabilities_;
 };
+
+RetentionPolicy RetentionFromConfig(const core::ClusterConfig& config) {
+  RetentionPolicy policy;
+  policy.max_age = config.GetDuration("retention_ms", policy.max_age);
+  policy.max_bytes = static_cast<uint64_t>(
+      config.GetInt("retention_bytes", static_cast<int64_t>(policy.max_bytes)));
+  policy.check_interval = config.GetDuration("retention_check_interval_ms", policy.check_interval);
+  return policy;
+}
 
 class NativeBackendFactory : public core::BackendFactory {
  public:
@@ -552,6 +604,7 @@ class NativeBackendFactory : public core::BackendFactory {
     options.store.default_queues = queues;
     options.store.offset_flush_interval =
         config.GetDuration("offset_flush_interval_ms", options.store.offset_flush_interval);
+    options.store.retention = RetentionFromConfig(config);
     ConsumerSettings settings{
         .pull_batch = static_cast<int32_t>(config.GetInt("pull_batch", 256)),
         .poll_wait = config.GetDuration("poll_wait_ms", std::chrono::milliseconds(500))};

@@ -251,6 +251,11 @@ Result<std::vector<core::PartitionPosition>> RedisBackend::Positions(
     auto info = connection.Command({"XINFO", "STREAM", stream}, stream);
     if (!info.ok()) return info.status().WithContext(context);
     position.end = after(ReplyString(Field(info->get(), "last-generated-id")));
+    // Entries trimmed by maxlen are gone: the stream starts at its first entry (at its end
+    // when it holds none).
+    const std::optional<EntryId> first =
+        ParseEntryId(ReplyString(Element(Field(info->get(), "first-entry"), 0)));
+    position.start = first ? EntryIdToOffset(*first) : position.end;
     auto groups = connection.Command({"XINFO", "GROUPS", stream}, stream);
     if (!groups.ok()) return groups.status().WithContext(context);
     for (size_t i = 0; IsArray(groups->get()) && i < (*groups)->elements; ++i) {

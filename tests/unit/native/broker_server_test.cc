@@ -640,6 +640,125 @@ TEST(BrokerConfigTest, BadSettingsStopTheStartWithTheirReason) {
       << bad_flag.status().ToString();
 }
 
+TEST(BrokerConfigTest, RetentionSettingsAreCheckedOnTheCommandLineAndInTheFile) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string yaml;  // config file content, if any
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"--retention-ms", "-1"}, "", "--retention-ms"},
+      {{"--retention-bytes", "lots"}, "", "--retention-bytes"},
+      {{"--retention-check-interval-ms", "0"}, "", "--retention-check-interval-ms"},
+      {{}, "retention_bytes: -5\n", "retention_bytes (--retention-bytes) is -5, outside [0, "},
+      {{},
+       "retention_check_interval_ms: 5\n",
+       "retention_check_interval_ms (--retention-check-interval-ms) is 5, outside [10, "},
+      {{}, "retention_ms: a week\n", "broker.yaml:1: retention_ms"},
+  };
+  testing::TempDir dir("msgsdk-broker-config");
+  const std::string config = (dir.path() / "broker.yaml").string();
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.args;
+    if (!c.yaml.empty()) {
+      std::ofstream(config, std::ios::trunc) << c.yaml;
+      args.insert(args.end(), {"--config", config});
+    }
+    auto broker = test::BrokerProcess::Start({.binary = MSGSDK_BROKER_BINARY, .extra_args = args});
+    ASSERT_FALSE(broker.ok()) << c.expected;
+    EXPECT_NE(broker.status().message().find(c.expected), std::string::npos)
+        << broker.status().ToString();
+  }
+  std::ofstream(config, std::ios::trunc) << "retention_ms: 3600000\nretention_bytes: 1073741824\n";
+  auto broker = test::BrokerProcess::Start(
+      {.binary = MSGSDK_BROKER_BINARY,
+       .extra_args = {"--config", config, "--retention-check-interval-ms", "500"}});
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  EXPECT_NE((*broker)->LogTail().find(
+                "retention: 3600000 ms, 1073741824 bytes (0: unlimited), checked every 500 ms"),
+            std::string::npos)
+      << (*broker)->LogTail();
+  MSGSDK_EXPECT_OK((*broker)->Stop());
+}
+
+// The daemon deletes old segments on its own; fetches below a queue's start read from it,
+// and the start survives a restart.
+TEST(BrokerRetentionTest, DeletedMessagesAreSkippedAndTheStartSurvivesARestart) {
+  auto broker = test::BrokerProcess::Start(
+      {.binary = MSGSDK_BROKER_BINARY,
+       .extra_args = {"--queues", "1", "--segment-bytes", "4096", "--retention-bytes", "8192",
+                      "--retention-check-interval-ms", "10"}});
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  auto client = BrokerClient::Create({.endpoints = {(*broker)->endpoint()},
+                                      .reconnect_backoff_min = 10ms,
+                                      .reconnect_backoff_max = 100ms,
+                                      .cluster = "test"});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  wire::GetOrCreateTopicRequest topic;
+  topic.set_topic("kept");
+  ASSERT_TRUE(CallAndWait<wire::GetOrCreateTopicResponse>(**client, FrameType::kGetOrCreateTopic,
+                                                          topic, kTimeout)
+                  .ok());
+  constexpr int kMessages = 300;
+  for (int batch = 0; batch < kMessages / 50; ++batch) {
+    wire::ProduceRequest request;
+    request.set_topic("kept");
+    for (int i = 0; i < 50; ++i) {
+      auto* entry = request.add_entries();
+      entry->set_queue(0);
+      Message message{.body = std::string(100, 'b')};
+      message.message_id = "id-" + std::to_string(batch * 50 + i);
+      protocol::ToWire(message, false, entry->mutable_message());
+    }
+    auto produced =
+        CallAndWait<wire::ProduceResponse>(**client, FrameType::kProduce, request, kTimeout);
+    ASSERT_TRUE(produced.ok()) << produced.status().ToString();
+  }
+  wire::QueryOffsetRequest query;
+  query.set_topic("kept");
+  query.set_group("g");
+  query.set_queue(0);
+  auto start_of = [&]() -> int64_t {
+    auto response =
+        CallAndWait<wire::QueryOffsetResponse>(**client, FrameType::kQueryOffset, query, kTimeout);
+    return response.ok() ? response->min_offset() : -1;
+  };
+  ASSERT_TRUE(testing::WaitUntil([&] { return start_of() > 0; })) << (*broker)->LogTail();
+  const int64_t start = start_of();
+  EXPECT_NE((*broker)->LogTail().find("retention deleted"), std::string::npos)
+      << (*broker)->LogTail();
+
+  wire::FetchRequest fetch;
+  fetch.set_topic("kept");
+  auto* position = fetch.add_positions();
+  position->set_queue(0);
+  position->set_offset(0);
+  fetch.set_max_messages(10);
+  fetch.set_wait_ms(0);
+  auto fetched = CallAndWait<wire::FetchResponse>(**client, FrameType::kFetch, fetch, kTimeout);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().ToString();
+  ASSERT_EQ(fetched->queues_size(), 1);
+  const wire::QueueData& data = fetched->queues(0);
+  EXPECT_EQ(data.status().code(), 0) << data.status().message();
+  EXPECT_GE(data.min_offset(), start);
+  ASSERT_GT(data.messages_size(), 0);
+  EXPECT_EQ(data.messages(0).offset(), data.min_offset());
+  EXPECT_EQ(data.max_offset(), kMessages);
+
+  client->reset();
+  MSGSDK_ASSERT_OK((*broker)->Stop());
+  MSGSDK_ASSERT_OK((*broker)->Restart());
+  client = BrokerClient::Create({.endpoints = {(*broker)->endpoint()}, .cluster = "test"});
+  ASSERT_TRUE(client.ok());
+  auto after =
+      CallAndWait<wire::QueryOffsetResponse>(**client, FrameType::kQueryOffset, query, kTimeout);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_GE(after->min_offset(), start);
+  EXPECT_EQ(after->max_offset(), kMessages);
+  client->reset();
+  MSGSDK_EXPECT_OK((*broker)->Stop());
+}
+
 TEST(BrokerClientTest, MalformedEndpointsAreRefusedByName) {
   auto client = BrokerClient::Create({.endpoints = {"localhost"}, .cluster = "c"});
   EXPECT_EQ(client.status().code(), StatusCode::kInvalidArgument);

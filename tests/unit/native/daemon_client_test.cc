@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,7 +17,10 @@
 #include <gtest/gtest.h>
 
 #include "backends/native/client/broker_client.h"
+#include "backends/native/native_backend.h"
 #include "backends/native/protocol/broker.pb.h"
+#include "core/backend.h"
+#include "core/cluster_config.h"
 #include "fixtures/broker_fixture.h"
 #include "msgsdk/msgsdk.h"
 #include "testing/status_macros.h"
@@ -183,6 +187,98 @@ TEST(DaemonClientTest, SubscriptionSurvivesABrokerRestart) {
   auto counts = collector.count_by_id();
   for (const auto& id : sent) EXPECT_TRUE(counts.count(id)) << "lost " << id;
   MSGSDK_EXPECT_OK(sub->Close());
+  MSGSDK_EXPECT_OK(client->Close());
+  MSGSDK_EXPECT_OK((*broker)->Stop());
+}
+
+// Retention on the daemon deleted messages a group had not read: its subscription continues
+// from the queue's start, with no error, and Positions counts what is left from there.
+TEST(DaemonClientTest, AGroupBehindTheQueueStartContinuesFromIt) {
+  auto broker = test::BrokerProcess::Start(
+      {.binary = MSGSDK_BROKER_BINARY,
+       .extra_args = {"--queues", "1", "--segment-bytes", "4096", "--retention-bytes", "8192",
+                      "--retention-check-interval-ms", "10"}});
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  auto raw = BrokerClient::Create({.endpoints = {(*broker)->endpoint()}, .cluster = "test"});
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  wire::GetOrCreateTopicRequest topic;
+  topic.set_topic("behind");
+  ASSERT_TRUE(
+      CallAndWait<wire::GetOrCreateTopicResponse>(**raw, FrameType::kGetOrCreateTopic, topic, 10s)
+          .ok());
+  // The group read nothing yet: it committed offset 0.
+  wire::CommitOffsetRequest commit;
+  commit.set_topic("behind");
+  commit.set_group("g");
+  auto* entry = commit.add_offsets();
+  entry->set_queue(0);
+  entry->set_offset(0);
+  ASSERT_TRUE(
+      CallAndWait<wire::CommitOffsetResponse>(**raw, FrameType::kCommitOffset, commit, 10s).ok());
+
+  const std::string cluster = (*broker)->ClusterYaml(
+      "poll_wait_ms: 100, heartbeat_interval_ms: 100, reconnect_backoff_ms: 10, "
+      "reconnect_backoff_max_ms: 100");
+  const std::string yaml = "environments:\n  test:\n    clusters:\n      main: " + cluster +
+                           "\n    default_cluster: main\n";
+  auto client = Client::Create({.config_yaml = yaml, .environment = "test"});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto producer = client->CreateProducer("behind");
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  constexpr int kMessages = 300;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(producer->Send({.body = std::string(100, 'r')}).ok());
+  }
+  // Retention deletes until the log is within its limit, then leaves it alone.
+  const std::filesystem::path log_dir = (*broker)->data_dir() / "commitlog";
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    uintmax_t bytes = 0;
+    std::error_code ec;
+    for (const auto& file : std::filesystem::directory_iterator(log_dir, ec)) {
+      bytes += file.file_size(ec);
+    }
+    return bytes <= 8192;
+  })) << (*broker)->LogTail();
+
+  auto factory = MakeNativeBackendFactory();
+  auto config = core::ValidateClusterConfig(
+      "main", "native",
+      {core::RawEntry{"endpoints", core::RawValue::Scalar((*broker)->endpoint(), "test"), ""}},
+      factory->properties(), "environments.test.clusters.main", "test");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto backend = factory->Create(*config);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  auto positions = (*backend)->Positions({.topic = "behind", .group = "g"});
+  ASSERT_TRUE(positions.ok()) << positions.status().ToString();
+  ASSERT_EQ(positions->size(), 1u);
+  const int64_t start = (*positions)[0].start;
+  EXPECT_GT(start, 0);
+  EXPECT_EQ((*positions)[0].committed, 0);
+  EXPECT_EQ((*positions)[0].end, kMessages);
+  EXPECT_EQ((*positions)[0].Remaining(kMessages), kMessages - start);
+
+  testing::Collector collector;
+  auto sub = client->Subscribe("behind", "g", [&](const Message& m) {
+    collector.Add(m);
+    return ConsumeResult::kSuccess;
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+  ASSERT_TRUE(collector.WaitForDistinct(static_cast<size_t>(kMessages - start)))
+      << "received " << collector.distinct() << " of " << kMessages - start;
+  std::set<int64_t> offsets;
+  for (const Message& m : collector.messages()) offsets.insert(m.offset);
+  ASSERT_FALSE(offsets.empty());
+  EXPECT_EQ(*offsets.begin(), start);
+  EXPECT_EQ(*offsets.rbegin(), kMessages - 1);
+  EXPECT_EQ(static_cast<int64_t>(offsets.size()), kMessages - start);
+  MSGSDK_EXPECT_OK(sub->Close());
+
+  positions = (*backend)->Positions({.topic = "behind", .group = "g"});
+  ASSERT_TRUE(positions.ok()) << positions.status().ToString();
+  EXPECT_EQ((*positions)[0].committed, kMessages);
+  EXPECT_EQ((*positions)[0].Remaining(kMessages), 0);
+  EXPECT_TRUE((*backend)->Close(std::chrono::steady_clock::now()).ok());
+  raw->reset();
   MSGSDK_EXPECT_OK(client->Close());
   MSGSDK_EXPECT_OK((*broker)->Stop());
 }

@@ -5,6 +5,8 @@
 #include <map>
 #include <utility>
 
+#include "backends/native/native_log.h"
+
 namespace msgsdk::native {
 
 Result<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options) {
@@ -12,6 +14,17 @@ Result<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options) {
   StoreOptions store_options = broker->options_.store;
   // The store's writer stops before the broker's members go (Close runs first in ~Broker).
   store_options.on_published = [b = broker.get()] { b->NotifyAppended(); };
+  if (!store_options.on_retention) {
+    // Embedded: the operator's log is the process's standard error.
+    store_options.on_retention =
+        [dir = store_options.data_dir](const Result<RetentionReport>& report) {
+          if (report.ok()) {
+            LogInfo(dir.native() + ": " + DescribeRetention(*report));
+          } else {
+            LogWarning(dir.native() + ": " + report.status().ToString());
+          }
+        };
+  }
   MSGSDK_ASSIGN_OR_RETURN(broker->store_, MessageStore::Open(std::move(store_options)));
   return broker;
 }
@@ -120,6 +133,11 @@ Result<std::shared_ptr<Broker>> AcquireEmbeddedBroker(const BrokerOptions& optio
           "data directory " + key +
           " is already open in this process with another flush_mode; every cluster naming "
           "one data directory must use the same settings");
+    }
+    // Retention may change while the broker runs (a reloaded routing table): the latest
+    // opener's policy applies.
+    if (existing->store().Retention() != options.store.retention) {
+      MSGSDK_RETURN_IF_ERROR(existing->store().SetRetention(options.store.retention));
     }
     return existing;
   }

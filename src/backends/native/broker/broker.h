@@ -68,8 +68,9 @@ class Broker {
 
 // The broker embedded in this process for a data directory, shared by every client of the
 // process that names the same directory (a data directory can be open only once). The first
-// opener's settings win; a later opener asking for a different flush mode gets
-// kFailedPrecondition. The broker closes when the last user releases it.
+// opener's settings win, except retention, where the latest opener's policy applies (a
+// reloaded routing table changes it without a restart); a later opener asking for a different
+// flush mode gets kFailedPrecondition. The broker closes when the last user releases it.
 Result<std::shared_ptr<Broker>> AcquireEmbeddedBroker(const BrokerOptions& options);
 
 }  // namespace msgsdk::native

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "backends/native/client/broker_client.h"
+#include "backends/native/native_log.h"
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
 #include "backends/native/storage/message_codec.h"
@@ -414,14 +415,21 @@ class RemoteConsumer : public core::BackendConsumer {
       int64_t start;
       if (response->has_committed()) {
         start = response->committed();
+        if (start < response->min_offset()) {
+          // Retention deleted what the group had not read yet: it continues at the start.
+          LogWarning(
+              RetentionSkipWarning(spec_.group, spec_.topic, queue, start, response->min_offset()));
+          start = response->min_offset();
+        }
       } else if (spec_.start_from == StartPosition::kLatest) {
         start = response->max_offset();
       } else {
         start = response->min_offset();
       }
       std::lock_guard lock(mutex_);
+      // What the broker holds, so that a start moved up by retention is committed too.
       owned_.emplace(queue, OwnedQueue{core::OffsetTracker(start), start,
-                                       response->has_committed() ? start : -1});
+                                       response->has_committed() ? response->committed() : -1});
     }
   }
 
@@ -463,6 +471,11 @@ class RemoteConsumer : public core::BackendConsumer {
         std::lock_guard lock(mutex_);
         auto it = owned_.find(data.queue());
         if (it == owned_.end()) continue;
+        // The broker read from the queue's start: the messages before it were deleted.
+        if (data.min_offset() > it->second.fetch_offset) {
+          LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue(),
+                                          it->second.fetch_offset, data.min_offset()));
+        }
         batch.reserve(data.messages_size());
         for (wire::Message& wire_message : *data.mutable_messages()) {
           Message message = protocol::FromWire(std::move(wire_message), spec_.topic);
@@ -607,7 +620,8 @@ class RemoteBackend : public core::Backend {
                              *client, FrameType::kQueryOffset, request, settings_.request_timeout));
       positions.push_back({.partition = queue,
                            .end = response.max_offset(),
-                           .committed = response.has_committed() ? response.committed() : -1});
+                           .committed = response.has_committed() ? response.committed() : -1,
+                           .start = response.min_offset()});
     }
     return positions;
   }

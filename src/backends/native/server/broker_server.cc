@@ -539,6 +539,7 @@ bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request,
     }
     data.set_next_offset(read->next_offset);
     data.set_max_offset(read->max_offset);
+    data.set_min_offset(read->min_offset);
     if (!read->messages.empty() || read->next_offset != position.offset()) ready = true;
   }
   return ready;
@@ -837,6 +838,16 @@ Result<std::unique_ptr<BrokerServer>> BrokerServer::Start(ServerOptions options)
         "recovery moved {} committed offsets back to the end of their queue (the commit log "
         "lost messages they had passed)",
         recovery.offsets_pulled_back);
+  }
+  if (recovery.retention_segments_finished > 0) {
+    spdlog::info(
+        "recovery removed {} commit-log segments that a retention deletion interrupted by the "
+        "last stop had recorded as deleted",
+        recovery.retention_segments_finished);
+  }
+  if (!recovery.log_start_damage.empty()) {
+    spdlog::warn("recovery ignored the log start ({}): the log starts at its first segment",
+                 recovery.log_start_damage);
   }
   auto impl = std::make_shared<Impl>(std::move(options), std::move(broker));
   MSGSDK_RETURN_IF_ERROR(impl->Listen());

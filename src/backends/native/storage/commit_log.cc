@@ -49,7 +49,8 @@ CommitLog::CommitLog(std::filesystem::path dir, uint64_t segment_bytes)
     : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
-                                                   uint64_t segment_bytes, RecoveryInfo* info) {
+                                                   uint64_t segment_bytes, int64_t log_start,
+                                                   RecoveryInfo* info) {
   std::unique_ptr<CommitLog> log(new CommitLog(std::move(dir), segment_bytes));
   const std::filesystem::path& log_dir = log->dir_;
 
@@ -62,6 +63,22 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
   }
   if (ec) return ErrnoError(ec.value(), "cannot list commit log directory", log_dir);
   std::sort(found.begin(), found.end());
+
+  // Finish a deletion that retention recorded: whole segments, each followed by one that
+  // starts at or before the log start (a segment holding the log start is never one of them).
+  size_t leftover = 0;
+  while (leftover + 1 < found.size() && found[leftover + 1].first <= log_start) ++leftover;
+  if (leftover > 0) {
+    for (size_t i = 0; i < leftover; ++i) {
+      if (::unlink(found[i].second.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoError(errno, "cannot remove commit log segment (before the log start)",
+                          found[i].second);
+      }
+    }
+    MSGSDK_RETURN_IF_ERROR(SyncDirectory(log_dir));
+    found.erase(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(leftover));
+    if (info != nullptr) info->leftover_segments_removed = static_cast<int32_t>(leftover);
+  }
 
   std::vector<SegmentPtr> segments;
   std::vector<int64_t> sizes;
@@ -87,13 +104,16 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
   }
 
   if (segments.empty()) {
-    const std::filesystem::path path = log_dir / OffsetFileName(0);
+    // Offsets are never reused: an empty log whose records retention deleted goes on from
+    // where they ended.
+    const int64_t base = std::max<int64_t>(0, log_start);
+    const std::filesystem::path path = log_dir / OffsetFileName(base);
     MSGSDK_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(path, O_RDWR | O_CREAT | O_EXCL));
     MSGSDK_RETURN_IF_ERROR(SyncDirectory(log_dir));
     auto segment = std::make_shared<Segment>();
     segment->path = path;
     segment->fd = std::move(fd);
-    segment->base = 0;
+    segment->base = base;
     segments.push_back(std::move(segment));
     sizes.push_back(0);
   }
@@ -155,6 +175,44 @@ void CommitLog::PublishSegments(std::vector<SegmentPtr> segments) {
 std::vector<CommitLog::SegmentPtr> CommitLog::Segments() const {
   std::lock_guard lock(segments_mu_);
   return *segments_;
+}
+
+int64_t CommitLog::SizeBytes() const {
+  // The end first: a segment sealed after it was read counts with its sealed size, which is
+  // never less than what the end covered of it.
+  const int64_t end = end_offset();
+  int64_t bytes = 0;
+  for (const SegmentPtr& segment : Segments()) {
+    const int64_t sealed = segment->sealed_size.load(std::memory_order_acquire);
+    bytes += sealed >= 0 ? sealed : std::max<int64_t>(0, end - segment->base);
+  }
+  return bytes;
+}
+
+std::vector<CommitLog::SegmentPtr> CommitLog::DropSegmentsBefore(int64_t new_start) {
+  std::lock_guard lock(segments_mu_);
+  const std::vector<SegmentPtr>& current = *segments_;
+  size_t count = 0;
+  // The last segment is the active one.
+  while (count + 1 < current.size() && current[count + 1]->base <= new_start) ++count;
+  if (count == 0) return {};
+  std::vector<SegmentPtr> dropped(current.begin(),
+                                  current.begin() + static_cast<std::ptrdiff_t>(count));
+  segments_ = std::make_shared<const std::vector<SegmentPtr>>(
+      current.begin() + static_cast<std::ptrdiff_t>(count), current.end());
+  return dropped;
+}
+
+Status CommitLog::RemoveSegmentFiles(const std::vector<SegmentPtr>& segments) {
+  if (segments.empty()) return OkStatus();
+  Status status;
+  for (const SegmentPtr& segment : segments) {
+    if (::unlink(segment->path.c_str()) != 0 && errno != ENOENT && status.ok()) {
+      status = ErrnoError(errno, "cannot remove commit log segment", segment->path);
+    }
+  }
+  Status synced = SyncDirectory(dir_);
+  return status.ok() ? synced : status;
 }
 
 CommitLog::SegmentPtr CommitLog::Active() const {
@@ -241,9 +299,12 @@ Status CommitLog::Roll() {
     ::unlink(segment->path.c_str());
     return status;
   }
-  std::vector<SegmentPtr> segments = Segments();
-  segments.push_back(segment);
-  PublishSegments(std::move(segments));
+  {
+    std::lock_guard lock(segments_mu_);
+    auto segments = std::make_shared<std::vector<SegmentPtr>>(*segments_);
+    segments->push_back(segment);
+    segments_ = std::move(segments);
+  }
   active_ = std::move(segment);
   active_size_ = 0;
   preallocated_ = 0;

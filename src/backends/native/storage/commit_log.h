@@ -46,18 +46,25 @@ class CommitLog {
     // Bytes cut off the end of the last segment (a torn or corrupt tail), and why.
     int64_t truncated_bytes = 0;
     std::string truncation_reason;
+    // Segments before `log_start` that a deletion interrupted by a crash had left, removed.
+    int32_t leftover_segments_removed = 0;
   };
 
   // Opens (or creates) the log in `dir`. Validates the records of the last segment one by
   // one (size, magic, CRC) and truncates it before the first bad one; earlier segments were
   // synced before the next one was started, so only the last one can have a torn tail.
+  // Segments that end at or before `log_start` (retention recorded their deletion, then the
+  // process stopped before it unlinked them all) are removed; a log with no segment left
+  // starts empty at `log_start`. Leading segments may be missing: the log starts at the
+  // first one found.
   static Result<std::unique_ptr<CommitLog>> Open(std::filesystem::path dir, uint64_t segment_bytes,
-                                                 RecoveryInfo* info);
+                                                 int64_t log_start, RecoveryInfo* info);
 
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
 
   const std::filesystem::path& dir() const { return dir_; }
+  // Global offset of the first byte still stored (the first segment's base). Any thread.
   int64_t start_offset() const;
   // Global offset where the next record goes. Any thread.
   int64_t end_offset() const { return end_offset_.load(std::memory_order_acquire); }
@@ -96,6 +103,17 @@ class CommitLog {
   Result<const char*> MappedRecord(const Location& location, int64_t offset, size_t size) const;
 
   std::vector<SegmentPtr> Segments() const;
+
+  // Bytes of all segments: the sealed ones' sizes plus what the active one holds.
+  int64_t SizeBytes() const;
+
+  // Retention: takes the sealed segments that end at or before `new_start` (a segment base)
+  // out of the log, so that readers no longer find them, and returns them for the caller to
+  // unlink (a reader still holding one keeps reading it until it lets go). Never the active
+  // segment.
+  std::vector<SegmentPtr> DropSegmentsBefore(int64_t new_start);
+  // Unlinks dropped segments' files and syncs the directory.
+  Status RemoveSegmentFiles(const std::vector<SegmentPtr>& segments);
 
   // Sequential reading of records for recovery, across segments, in large chunks.
   class Scanner {
@@ -143,6 +161,8 @@ class CommitLog {
   const std::filesystem::path dir_;
   const uint64_t segment_bytes_;
 
+  // Changes of the list (Roll, DropSegmentsBefore) are read-modify-write under this lock,
+  // so that one never publishes a list missing the other's change.
   mutable std::mutex segments_mu_;
   std::shared_ptr<const std::vector<SegmentPtr>> segments_;  // guarded by segments_mu_
 

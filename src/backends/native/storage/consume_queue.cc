@@ -113,7 +113,7 @@ int64_t ConsumeQueue::FindEnd(const File& file, int64_t* first_bad, std::string*
   return end;
 }
 
-Status ConsumeQueue::Load(int64_t log_end, std::string* damage) {
+Status ConsumeQueue::Load(int64_t log_start, int64_t log_end, std::string* damage) {
   damage->clear();
   std::vector<std::pair<int64_t, std::filesystem::path>> found;
   std::error_code ec;
@@ -226,10 +226,37 @@ Status ConsumeQueue::Load(int64_t log_end, std::string* damage) {
   for (size_t i = keep; i < files.size(); ++i) MSGSDK_RETURN_IF_ERROR(RemoveFile(*files[i]));
   files.resize(keep);
 
+  // Entries whose record lies before the log start were deleted by retention (or their
+  // segment is missing): the queue starts after them.
+  int64_t start = first_base;
+  {
+    int64_t lo = first_base;
+    int64_t hi = end;
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      const File& file = *files[static_cast<size_t>((mid - first_base) / entries_per_file_)];
+      IndexEntry entry;
+      const EntryState state = DecodeEntry(file.data + (mid - file.base) * kIndexEntrySize, &entry);
+      if (state != EntryState::kCorrupt && entry.commit_log_offset < log_start) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    start = lo;
+  }
+  size_t before_start = 0;
+  while (before_start + 1 < files.size() &&
+         files[before_start]->base + entries_per_file_ <= start) {
+    MSGSDK_RETURN_IF_ERROR(RemoveFile(*files[before_start]));
+    ++before_start;
+  }
+  files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(before_start));
+
   std::lock_guard lock(files_mu_);
   files_ = std::move(files);
   last_file_ = files_.back().get();
-  min_offset_.store(first_base, std::memory_order_release);
+  min_offset_.store(start, std::memory_order_release);
   write_end_ = end;
   Publish();
   return OkStatus();
@@ -256,6 +283,34 @@ Status ConsumeQueue::Clear() {
   write_end_ = 0;
   Publish();
   dir_dirty_.store(true, std::memory_order_relaxed);
+  return OkStatus();
+}
+
+Status ConsumeQueue::ResetEmptyAt(int64_t offset) {
+  MSGSDK_RETURN_IF_ERROR(Clear());
+  min_offset_.store(offset, std::memory_order_release);
+  write_end_ = offset;
+  Publish();
+  return OkStatus();
+}
+
+Status ConsumeQueue::TruncateFront(int64_t new_min) {
+  // Readers clamp their offset to the start before they look for its file: raise it first.
+  int64_t current = min_offset_.load(std::memory_order_acquire);
+  while (current < new_min &&
+         !min_offset_.compare_exchange_weak(current, new_min, std::memory_order_acq_rel)) {
+  }
+  std::vector<FilePtr> removed;
+  {
+    std::lock_guard lock(files_mu_);
+    size_t count = 0;
+    while (count + 1 < files_.size() && files_[count]->base + entries_per_file_ <= new_min) {
+      ++count;
+    }
+    removed.assign(files_.begin(), files_.begin() + static_cast<std::ptrdiff_t>(count));
+    files_.erase(files_.begin(), files_.begin() + static_cast<std::ptrdiff_t>(count));
+  }
+  for (const FilePtr& file : removed) MSGSDK_RETURN_IF_ERROR(RemoveFile(*file));
   return OkStatus();
 }
 
@@ -317,6 +372,21 @@ int64_t ConsumeQueue::LowerBoundStoredAt(int64_t ms) const {
     IndexEntry entry;
     // A corrupt entry has no usable time; searching on to its right is as good as any.
     if (Get(mid, &entry) == EntryState::kCorrupt || entry.stored_at_ms < ms) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+int64_t ConsumeQueue::LowerBoundLogOffset(int64_t log_offset) const {
+  int64_t lo = min_offset();
+  int64_t hi = max_offset();
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    IndexEntry entry;
+    if (Get(mid, &entry) != EntryState::kCorrupt && entry.commit_log_offset < log_offset) {
       lo = mid + 1;
     } else {
       hi = mid;

@@ -62,11 +62,17 @@ class ConsumeQueue {
 
   // ---- Recovery, before any other use -----------------------------------------------------
   // Maps the files, finds the end of the entries and drops entries that point at or beyond
-  // `log_end`. Sets *damage to why entries were found missing or unusable (a file of the wrong
-  // size, a gap between files, a corrupt entry), or leaves it empty. Publishes what remains.
-  Status Load(int64_t log_end, std::string* damage);
+  // `log_end`. The queue starts at its first entry whose record is at or after `log_start`
+  // (retention deleted the records before it); index files wholly before that are removed,
+  // except the last. Sets *damage to why entries were found missing or unusable (a file of
+  // the wrong size, a gap between files, a corrupt entry), or leaves it empty. Publishes what
+  // remains.
+  Status Load(int64_t log_start, int64_t log_end, std::string* damage);
   // Removes every entry and file, for a rebuild from the log.
   Status Clear();
+  // Makes the queue empty, its next entry `offset` (a queue retention emptied, whose index
+  // was lost): removes every file.
+  Status ResetEmptyAt(int64_t offset);
 
   // ---- Writer thread -----------------------------------------------------------------------
   // The offset the next appended entry takes.
@@ -95,6 +101,17 @@ class ConsumeQueue {
   // The first offset in [min_offset, max_offset) whose entry was stored at or after `ms`
   // (max_offset if none). Store times never decrease along a queue.
   int64_t LowerBoundStoredAt(int64_t ms) const;
+
+  // The first offset in [min_offset, max_offset) whose record is at or after commit-log
+  // offset `log_offset` (max_offset if none). Records of a queue are in log order. A corrupt
+  // entry counts as after: a bound is never placed past an entry that might still be needed.
+  int64_t LowerBoundLogOffset(int64_t log_offset) const;
+
+  // Retention: the queue now starts at `new_min` (at most max_offset; lower than the current
+  // start: nothing happens). Index files wholly before it are removed, except the last one,
+  // which holds where the next entry goes. Any thread, concurrently with the writer and
+  // readers (a reader still holding a removed file reads it until it lets go).
+  Status TruncateFront(int64_t new_min);
 
   // Makes the entries written so far durable (msync of the files written since the last
   // call, fsync of the directory if files were created or removed).
@@ -130,7 +147,7 @@ class ConsumeQueue {
 
   mutable std::mutex files_mu_;
   std::vector<FilePtr> files_;  // guarded by files_mu_; contiguous, each entries_per_file_
-  File* last_file_ = nullptr;   // writer: files_.back()
+  File* last_file_ = nullptr;   // writer: files_.back() (TruncateFront never removes it)
 
   std::atomic<int64_t> min_offset_{0};
   std::atomic<int64_t> max_offset_{0};

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -37,6 +39,31 @@ uint64_t TagHash(std::string_view tag) {
   return hash;
 }
 
+std::string DescribeRetention(const RetentionReport& report) {
+  constexpr size_t kQueuesNamed = 5;
+  std::string text = "retention deleted " + std::to_string(report.segments_deleted) +
+                     " commit-log segment" + (report.segments_deleted == 1 ? "" : "s") + " (" +
+                     std::to_string(report.bytes_deleted) + " bytes; " +
+                     std::to_string(report.segments_expired) + " by age, " +
+                     std::to_string(report.segments_deleted - report.segments_expired) +
+                     " by size); the log now starts at offset " + std::to_string(report.log_start) +
+                     " and holds " + std::to_string(report.log_bytes) + " bytes";
+  if (report.queues.empty()) return text;
+  text += "; " + std::to_string(report.queues.size()) + " queue" +
+          (report.queues.size() == 1 ? "" : "s") + " lost their oldest messages (";
+  for (size_t i = 0; i < report.queues.size() && i < kQueuesNamed; ++i) {
+    const RetentionReport::QueueStart& q = report.queues[i];
+    if (i > 0) text += ", ";
+    text += "topic '" + q.topic + "' queue " + std::to_string(q.queue) + " now starts at " +
+            std::to_string(q.start) + ", " + std::to_string(q.start - q.previous_start) +
+            " deleted";
+  }
+  if (report.queues.size() > kQueuesNamed) {
+    text += ", and " + std::to_string(report.queues.size() - kQueuesNamed) + " more";
+  }
+  return text + ")";
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -57,9 +84,22 @@ constexpr const char* kOffsetsFile = "offsets";
 constexpr const char* kCommitLogDir = "commitlog";
 constexpr const char* kIndexDir = "index";
 constexpr const char* kCheckpointFile = ".checkpoint";
+constexpr const char* kLogStartFile = "log_start";
 
 int64_t ToUnixMillis(Timestamp ts) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(ts.time_since_epoch()).count();
+}
+
+Status ValidateRetention(const RetentionPolicy& policy, const std::string& where) {
+  if (policy.max_age.count() < 0) {
+    return InvalidArgumentError("retention max_age " + std::to_string(policy.max_age.count()) +
+                                " ms" + where + " is negative (0 keeps messages forever)");
+  }
+  if (policy.check_interval.count() <= 0) {
+    return InvalidArgumentError("retention check_interval" + where + " must be positive, got " +
+                                std::to_string(policy.check_interval.count()) + " ms");
+  }
+  return OkStatus();
 }
 
 Status ValidateOptions(const StoreOptions& options) {
@@ -92,7 +132,7 @@ Status ValidateOptions(const StoreOptions& options) {
   if (options.index_checkpoint_interval.count() <= 0) {
     return InvalidArgumentError("index_checkpoint_interval" + where + " must be positive");
   }
-  return OkStatus();
+  return ValidateRetention(options.retention, where);
 }
 
 struct StringHash {
@@ -194,7 +234,9 @@ class MessageStoreImpl final : public MessageStore {
   explicit MessageStoreImpl(StoreOptions options)
       : options_(std::move(options)),
         index_dir_(options_.data_dir / kIndexDir),
-        checkpoint_path_(index_dir_ / kCheckpointFile) {}
+        checkpoint_path_(index_dir_ / kCheckpointFile),
+        log_start_path_(options_.data_dir / kLogStartFile),
+        retention_policy_(options_.retention) {}
 
   ~MessageStoreImpl() override { Close().IgnoreError(); }
 
@@ -220,6 +262,10 @@ class MessageStoreImpl final : public MessageStore {
   std::optional<int64_t> CommittedOffset(const std::string& group, const std::string& topic,
                                          int32_t queue) const override;
   Status FlushOffsets() override;
+  Result<RetentionReport> EnforceRetention() override;
+  Status SetRetention(const RetentionPolicy& policy) override;
+  RetentionPolicy Retention() const override;
+  CommitLogInfo LogInfo() const override;
   Status Close() override;
   RecoveryReport Recovery() const override { return recovery_; }
 
@@ -229,7 +275,11 @@ class MessageStoreImpl final : public MessageStore {
   Status LoadTopics();
   TopicState* AddTopic(std::string name, int32_t queues);
   TopicState* RecoveryTopic(std::string_view name, int32_t queue);
-  Status RecoverIndexes();
+  // `recorded`: where the last retention deletion left the log and the queues.
+  Status RecoverIndexes(const LogStart& recorded);
+  // Moves each recorded queue start into its index (queues retention emptied, whose index
+  // files were lost, start there again instead of at 0).
+  Status ApplyQueueStarts(const LogStart& recorded);
   // Moves committed offsets found past the end of their queue back to it.
   Status PullBackOffsets();
   // Re-indexes the records in [from, to). Without `rebuilding`, the indexes hold every
@@ -253,6 +303,17 @@ class MessageStoreImpl final : public MessageStore {
   void FlusherLoop();
   Status WriteCheckpoint(bool force);
 
+  // ---- Retention ----
+  void RetentionLoop();
+  // The wall clock (options_.clock, or the system clock).
+  Timestamp Now() const;
+  // Writes a checkpoint if the indexes moved; returns the log offset the durable one covers.
+  Result<int64_t> CheckpointedOffset();
+  // The store time of the newest record of the sealed segment [segment.base, limit), from
+  // the queue indexes (records are stored in time order); the file's modification time if
+  // no index entry points into it. Retention thread.
+  int64_t NewestStoredAtMs(const CommitLog::Segment& segment, int64_t limit);
+
   // ---- Readers ----
   Result<const QueueState*> LookupQueue(const std::string& topic, int32_t queue) const;
   const QueueState* FindQueue(std::string_view topic, int32_t queue) const;
@@ -269,6 +330,7 @@ class MessageStoreImpl final : public MessageStore {
   const StoreOptions options_;
   const std::filesystem::path index_dir_;
   const std::filesystem::path checkpoint_path_;
+  const std::filesystem::path log_start_path_;
 
   FileDescriptor lock_fd_;
   std::unique_ptr<CommitLog> log_;
@@ -323,6 +385,20 @@ class MessageStoreImpl final : public MessageStore {
   std::mutex checkpoint_mu_;
   int64_t last_checkpoint_ = -1;  // guarded by checkpoint_mu_
 
+  // Retention.
+  mutable std::mutex retention_policy_mu_;
+  RetentionPolicy retention_policy_;  // guarded by retention_policy_mu_
+  std::mutex retention_mu_;           // one deletion at a time
+  bool retention_closed_ = false;     // guarded by retention_mu_
+  // Store time of the newest record of each sealed segment by base (it never changes once
+  // sealed), so each check looks at the indexes only for segments it has not seen.
+  std::map<int64_t, int64_t> segment_newest_ms_;  // guarded by retention_mu_
+  std::mutex retention_wait_mu_;
+  std::condition_variable retention_cv_;
+  bool retention_stop_ = false;            // guarded by retention_wait_mu_
+  bool retention_policy_changed_ = false;  // guarded by retention_wait_mu_
+  std::thread retention_thread_;
+
   std::atomic<bool> closed_{false};
   std::mutex close_mu_;
   bool close_done_ = false;  // guarded by close_mu_
@@ -345,12 +421,26 @@ Status MessageStoreImpl::Start() {
   recovery_.offset_commits_replayed = offsets_->recovery().replayed_records;
   recovery_.offsets_truncated_bytes = offsets_->recovery().truncated_bytes;
   recovery_.offsets_truncation = offsets_->recovery().truncation;
+  LogStart recorded;
+  MSGSDK_ASSIGN_OR_RETURN(std::optional<std::string> start_content,
+                          ReadFileIfExists(log_start_path_));
+  if (start_content) {
+    Result<LogStart> decoded = DecodeLogStart(*start_content);
+    if (decoded.ok()) {
+      recorded = std::move(decoded).value();
+    } else {
+      // Written atomically, so this is damage from outside: the log then starts at its first
+      // segment and each queue at its first entry still in the log.
+      recovery_.log_start_damage = log_start_path_.native() + " " + decoded.status().message();
+    }
+  }
   CommitLog::RecoveryInfo log_info;
-  MSGSDK_ASSIGN_OR_RETURN(log_,
-                          CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes, &log_info));
+  MSGSDK_ASSIGN_OR_RETURN(log_, CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes,
+                                                recorded.log_offset, &log_info));
   recovery_.truncated_bytes = log_info.truncated_bytes;
   recovery_.truncation = std::move(log_info.truncation_reason);
-  MSGSDK_RETURN_IF_ERROR(RecoverIndexes());
+  recovery_.retention_segments_finished = log_info.leftover_segments_removed;
+  MSGSDK_RETURN_IF_ERROR(RecoverIndexes(recorded));
   if (topics_dirty_) MSGSDK_RETURN_IF_ERROR(PersistTopics());
   MSGSDK_RETURN_IF_ERROR(PullBackOffsets());
   started_ = true;
@@ -358,6 +448,7 @@ Status MessageStoreImpl::Start() {
 
   writer_ = std::thread([this] { WriterLoop(); });
   flusher_ = std::thread([this] { FlusherLoop(); });
+  retention_thread_ = std::thread([this] { RetentionLoop(); });
   return OkStatus();
 }
 
@@ -463,7 +554,7 @@ TopicState* MessageStoreImpl::RecoveryTopic(std::string_view name, int32_t queue
   return topic;
 }
 
-Status MessageStoreImpl::RecoverIndexes() {
+Status MessageStoreImpl::RecoverIndexes(const LogStart& recorded) {
   const int64_t log_start = log_->start_offset();
   const int64_t log_end = log_->end_offset();
 
@@ -489,8 +580,9 @@ Status MessageStoreImpl::RecoverIndexes() {
 
   for (const QueueRef& ref : AllQueues()) {
     std::string damage;
-    MSGSDK_RETURN_IF_ERROR(ref.queue->index.Load(log_end, &damage));
+    MSGSDK_RETURN_IF_ERROR(ref.queue->index.Load(log_start, log_end, &damage));
   }
+  MSGSDK_RETURN_IF_ERROR(ApplyQueueStarts(recorded));
   if (reason.empty() && checkpoint) {
     for (const auto& [key, end] : checkpoint->queue_ends) {
       const QueueState* queue = FindQueue(key.first, key.second);
@@ -513,6 +605,7 @@ Status MessageStoreImpl::RecoverIndexes() {
     recovery_.replayed_bytes = log_end - log_start;
     for (const QueueRef& ref : AllQueues()) MSGSDK_RETURN_IF_ERROR(ref.queue->index.Clear());
     MSGSDK_RETURN_IF_ERROR(Replay(log_start, log_end, true).status());
+    MSGSDK_RETURN_IF_ERROR(ApplyQueueStarts(recorded));
   }
 
   int64_t last_stored_ms = 0;
@@ -530,6 +623,23 @@ Status MessageStoreImpl::RecoverIndexes() {
   last_stored_at_ = Timestamp(std::chrono::milliseconds(last_stored_ms));
   std::lock_guard lock(publish_mu_);
   dispatched_ = log_end;
+  return OkStatus();
+}
+
+Status MessageStoreImpl::ApplyQueueStarts(const LogStart& recorded) {
+  for (const auto& [key, start] : recorded.queue_starts) {
+    TopicState* topic = RecoveryTopic(key.first, key.second);
+    if (topic == nullptr) continue;
+    ConsumeQueue& index = topic->queues[static_cast<size_t>(key.second)]->index;
+    if (start <= index.min_offset()) continue;
+    if (start < index.write_end()) {
+      MSGSDK_RETURN_IF_ERROR(index.TruncateFront(start));
+    } else {
+      // Nothing of the queue is stored any more, and its index (rebuilt from the log, or
+      // damaged) does not reach its end: it goes on from its recorded start.
+      MSGSDK_RETURN_IF_ERROR(index.ResetEmptyAt(start));
+    }
+  }
   return OkStatus();
 }
 
@@ -741,7 +851,7 @@ Timestamp MessageStoreImpl::NextStoredAt() {
   // Whole milliseconds, as index entries keep them, so OffsetForTimestamp is exact; never
   // earlier than the last one, so store times along a queue never decrease even when the
   // wall clock is set back.
-  Timestamp now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  Timestamp now = std::chrono::floor<std::chrono::milliseconds>(Now());
   if (now < last_stored_at_) now = last_stored_at_;
   last_stored_at_ = now;
   return now;
@@ -961,41 +1071,55 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
   const ConsumeQueue& index = state->index;
 
   ReadResult result;
-  const int64_t max_offset = index.max_offset();
-  result.max_offset = max_offset;
-  offset = std::max(offset, index.min_offset());
-  if (offset >= max_offset) {
-    result.next_offset = max_offset;
-    return result;
-  }
-
   struct Picked {
     int64_t offset;
     IndexEntry entry;
   };
   std::vector<Picked> picked;
-  picked.reserve(static_cast<size_t>(std::min<int64_t>({max_messages, max_offset - offset, 1024})));
-  const int64_t scan_limit =
-      tag_hashes.empty() ? max_messages : std::max<int64_t>(max_messages, kMaxScannedEntries);
-  const int64_t scan_end = std::min(max_offset, offset + scan_limit);
-  int64_t bytes = 0;
   std::optional<int64_t> bad_offset;
   EntryState bad_state = EntryState::kValid;
-  result.next_offset =
-      index.Scan(offset, scan_end, [&](int64_t o, const IndexEntry& entry, EntryState s) {
-        if (s != EntryState::kValid) {
-          bad_offset = o;
-          bad_state = s;
-          return false;
-        }
-        if (!tag_hashes.empty() &&
-            std::find(tag_hashes.begin(), tag_hashes.end(), entry.tag_hash) == tag_hashes.end()) {
-          return true;
-        }
-        picked.push_back(Picked{o, entry});
-        bytes += entry.size;
-        return static_cast<int32_t>(picked.size()) < max_messages && bytes < max_bytes;
-      });
+  for (;;) {
+    // The start first: retention raises it before it removes anything, and never past the
+    // end, so the end read after it is not below it.
+    result.min_offset = index.min_offset();
+    const int64_t max_offset = index.max_offset();
+    result.max_offset = max_offset;
+    // Messages before the start were deleted by retention: the read starts at the first one
+    // still stored.
+    offset = std::max(offset, result.min_offset);
+    if (offset >= max_offset) {
+      result.next_offset = max_offset;
+      return result;
+    }
+    picked.reserve(
+        static_cast<size_t>(std::min<int64_t>({max_messages, max_offset - offset, 1024})));
+    const int64_t scan_limit =
+        tag_hashes.empty() ? max_messages : std::max<int64_t>(max_messages, kMaxScannedEntries);
+    const int64_t scan_end = std::min(max_offset, offset + scan_limit);
+    int64_t bytes = 0;
+    result.next_offset =
+        index.Scan(offset, scan_end, [&](int64_t o, const IndexEntry& entry, EntryState s) {
+          if (s != EntryState::kValid) {
+            bad_offset = o;
+            bad_state = s;
+            return false;
+          }
+          if (!tag_hashes.empty() &&
+              std::find(tag_hashes.begin(), tag_hashes.end(), entry.tag_hash) == tag_hashes.end()) {
+            return true;
+          }
+          picked.push_back(Picked{o, entry});
+          bytes += entry.size;
+          return static_cast<int32_t>(picked.size()) < max_messages && bytes < max_bytes;
+        });
+    // Retention removed the index file of `offset` between the clamp and the scan: read
+    // from the queue's new start.
+    if (result.next_offset == offset && picked.empty() && !bad_offset &&
+        index.min_offset() > offset) {
+      continue;
+    }
+    break;
+  }
   if (bad_offset) {
     if (picked.empty()) {
       return DataLossError(
@@ -1024,12 +1148,9 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
     const int64_t offset = p.entry.commit_log_offset;
     if (!location || offset < location->segment->base || offset >= location->limit) {
       location = log_->Locate(offset);
-      if (!location) {
-        return fail(
-            i, DataLossError("message " + std::to_string(p.offset) + " of topic '" + topic +
-                             "' queue " + std::to_string(queue) + " points at commit log offset " +
-                             std::to_string(offset) + ", before the log's first segment"));
-      }
+      // Before the log's first segment: retention deleted the record since the scan (and
+      // moved the queue's start past it before it did). It is skipped like a deleted one.
+      if (!location) continue;
     }
     const CommitLog::Segment& segment = *location->segment;
     auto corrupt = [&](std::string_view why) {
@@ -1200,10 +1321,199 @@ Status MessageStoreImpl::WriteCheckpoint(bool force) {
   return OkStatus();
 }
 
+// ---- Retention --------------------------------------------------------------------------------
+
+Timestamp MessageStoreImpl::Now() const {
+  return options_.clock ? options_.clock() : std::chrono::system_clock::now();
+}
+
+RetentionPolicy MessageStoreImpl::Retention() const {
+  std::lock_guard lock(retention_policy_mu_);
+  return retention_policy_;
+}
+
+Status MessageStoreImpl::SetRetention(const RetentionPolicy& policy) {
+  MSGSDK_RETURN_IF_ERROR(
+      ValidateRetention(policy, " of the message store in " + options_.data_dir.native()));
+  {
+    std::lock_guard lock(retention_policy_mu_);
+    retention_policy_ = policy;
+  }
+  {
+    std::lock_guard lock(retention_wait_mu_);
+    retention_policy_changed_ = true;
+  }
+  retention_cv_.notify_all();
+  return OkStatus();
+}
+
+CommitLogInfo MessageStoreImpl::LogInfo() const {
+  CommitLogInfo info;
+  info.start_offset = log_->start_offset();
+  info.end_offset = log_->end_offset();
+  info.bytes = log_->SizeBytes();
+  info.segments = static_cast<int32_t>(log_->Segments().size());
+  return info;
+}
+
+void MessageStoreImpl::RetentionLoop() {
+  pthread_setname_np(pthread_self(), "msgsdk-store-r");
+  std::unique_lock lock(retention_wait_mu_);
+  while (!retention_stop_) {
+    const std::chrono::milliseconds interval = Retention().check_interval;
+    retention_policy_changed_ = false;
+    const bool woken = retention_cv_.wait_for(
+        lock, interval, [&] { return retention_stop_ || retention_policy_changed_; });
+    if (retention_stop_) break;
+    if (woken) continue;  // a new policy: its interval counts from now
+    lock.unlock();
+    if (Retention().enabled()) {
+      const Result<RetentionReport> report = EnforceRetention();
+      if (options_.on_retention && (!report.ok() || report->segments_deleted > 0)) {
+        // A callback that throws must not end retention for the life of the store.
+        try {
+          options_.on_retention(report);
+        } catch (...) {
+        }
+      }
+    }
+    lock.lock();
+  }
+}
+
+Result<int64_t> MessageStoreImpl::CheckpointedOffset() {
+  MSGSDK_RETURN_IF_ERROR(WriteCheckpoint(/*force=*/false));
+  std::lock_guard lock(checkpoint_mu_);
+  return last_checkpoint_;
+}
+
+int64_t MessageStoreImpl::NewestStoredAtMs(const CommitLog::Segment& segment, int64_t limit) {
+  auto cached = segment_newest_ms_.find(segment.base);
+  if (cached != segment_newest_ms_.end()) return cached->second;
+  // Store times never decrease along the log, so the newest record of the segment is its
+  // last one: the last entry before `limit` of whichever queue holds it.
+  int64_t newest = -1;
+  for (const QueueRef& ref : AllQueues()) {
+    const ConsumeQueue& index = ref.queue->index;
+    const int64_t after = index.LowerBoundLogOffset(limit);
+    if (after <= index.min_offset()) continue;
+    IndexEntry entry;
+    if (index.Get(after - 1, &entry) == EntryState::kCorrupt ||
+        entry.commit_log_offset < segment.base) {
+      continue;
+    }
+    newest = std::max(newest, entry.stored_at_ms);
+  }
+  if (newest < 0) {
+    // No entry points into it (every record of it was corrupt when the index was rebuilt):
+    // its file's last write is the best age there is.
+    struct stat st;
+    if (::fstat(segment.fd.get(), &st) == 0) {
+      newest = int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1000000;
+    } else {
+      return ToUnixMillis(Now());  // unknown: not expired now, asked again next time
+    }
+  }
+  segment_newest_ms_[segment.base] = newest;
+  return newest;
+}
+
+Result<RetentionReport> MessageStoreImpl::EnforceRetention() {
+  std::lock_guard lock(retention_mu_);
+  if (retention_closed_ || closed_.load(std::memory_order_acquire)) return ClosedError();
+  const RetentionPolicy policy = Retention();
+  RetentionReport report;
+  report.log_start = log_->start_offset();
+  report.log_bytes = log_->SizeBytes();
+  if (!policy.enabled()) return report;
+  const std::vector<CommitLog::SegmentPtr> segments = log_->Segments();
+  if (segments.size() < 2) return report;  // only the active segment
+
+  // Only segments the durable index checkpoint covers: recovery replays the log from the
+  // checkpoint, which must therefore never lie before the log's start.
+  MSGSDK_ASSIGN_OR_RETURN(const int64_t checkpointed, CheckpointedOffset());
+  const int64_t now_ms = ToUnixMillis(Now());
+  int64_t bytes = report.log_bytes;
+  size_t count = 0;
+  // The last segment is the active one.
+  for (; count + 1 < segments.size(); ++count) {
+    const CommitLog::Segment& segment = *segments[count];
+    const int64_t limit = segments[count + 1]->base;
+    if (limit > checkpointed) break;
+    const bool over_size = policy.max_bytes > 0 && bytes > static_cast<int64_t>(policy.max_bytes);
+    // Segments are in store-time order: the first one not expired ends the expired ones.
+    const bool expired = !over_size && policy.max_age.count() > 0 &&
+                         now_ms - NewestStoredAtMs(segment, limit) >= policy.max_age.count();
+    if (!over_size && !expired) break;
+    if (expired) ++report.segments_expired;
+    const int64_t size = segment.sealed_size.load(std::memory_order_acquire);
+    bytes -= size;
+    report.bytes_deleted += size;
+  }
+  if (count == 0) return report;
+  const int64_t new_start = segments[count]->base;
+
+  // Where each queue starts once the segments are gone: its first entry at or after the new
+  // log start. Entries appended meanwhile are in the active segment, after it.
+  LogStart record;
+  record.log_offset = new_start;
+  struct Move {
+    ConsumeQueue* index;
+    RetentionReport::QueueStart start;
+  };
+  std::vector<Move> moves;
+  for (const QueueRef& ref : AllQueues()) {
+    ConsumeQueue& index = ref.queue->index;
+    const int64_t previous = index.min_offset();
+    const int64_t start = std::max(previous, index.LowerBoundLogOffset(new_start));
+    if (start > 0) record.queue_starts[{ref.topic->name, ref.id}] = start;
+    if (start > previous) {
+      moves.push_back(Move{&index, {ref.topic->name, ref.id, previous, start}});
+    }
+  }
+  // Durable before anything is removed: a crash from here on leaves a store whose recovery
+  // finishes the deletion; a crash before leaves it as it was.
+  MSGSDK_RETURN_IF_ERROR(WriteFileAtomically(log_start_path_, EncodeLogStart(record)));
+
+  // Queue starts move before the segments go, so a reader that finds a record's segment gone
+  // also finds the queue's start past it.
+  Status status;
+  for (Move& move : moves) {
+    Status truncated = move.index->TruncateFront(move.start.start);
+    if (status.ok() && !truncated.ok()) status = std::move(truncated);
+    report.queues.push_back(std::move(move.start));
+  }
+  const std::vector<CommitLog::SegmentPtr> dropped = log_->DropSegmentsBefore(new_start);
+  Status removed = log_->RemoveSegmentFiles(dropped);
+  if (status.ok() && !removed.ok()) status = std::move(removed);
+  segment_newest_ms_.erase(segment_newest_ms_.begin(), segment_newest_ms_.lower_bound(new_start));
+  report.segments_deleted = static_cast<int32_t>(dropped.size());
+  report.log_start = log_->start_offset();
+  report.log_bytes = log_->SizeBytes();
+  if (!status.ok()) {
+    return status.WithContext("retention moved the start of the commit log in " +
+                              options_.data_dir.native() + " to " + std::to_string(new_start) +
+                              "; files it could not remove are removed when the store is next "
+                              "opened");
+  }
+  return report;
+}
+
 Status MessageStoreImpl::Close() {
   std::lock_guard close_lock(close_mu_);
   if (close_done_) return close_status_;
   close_done_ = true;
+  {
+    std::lock_guard lock(retention_wait_mu_);
+    retention_stop_ = true;
+  }
+  retention_cv_.notify_all();
+  if (retention_thread_.joinable()) retention_thread_.join();
+  {
+    // Waits for a deletion another thread runs.
+    std::lock_guard lock(retention_mu_);
+    retention_closed_ = true;
+  }
   {
     std::lock_guard lock(append_mu_);
     closing_ = true;

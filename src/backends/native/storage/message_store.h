@@ -7,7 +7,9 @@
 //  - consumer-group offsets in a journal, group-committed like messages and folded into an
 //    atomically replaced snapshot;
 //  - recovery after a crash: a torn or corrupt tail of the log is truncated, indexes are
-//    trimmed to the log and rebuilt from it.
+//    trimmed to the log and rebuilt from it;
+//  - retention by age and by size: whole sealed segments are deleted, oldest first, and each
+//    queue's first offset moves up past the messages they held (offsets never change).
 // A MessageStore owns its data directory exclusively (an flock on <data_dir>/LOCK).
 
 #include <chrono>
@@ -31,6 +33,46 @@ enum class FlushMode {
   // Acknowledged once written to the page cache; fdatasync every flush_interval.
   kPeriodic,
 };
+
+// What the store deletes. Only whole sealed commit-log segments go, oldest first; the active
+// segment (the one appends go to) never does, so the log can exceed max_bytes by up to one
+// segment, and a message lives at least until its segment is sealed.
+struct RetentionPolicy {
+  // A sealed segment is deleted once the newest record in it was stored at least this long
+  // ago. 0: kept forever.
+  std::chrono::milliseconds max_age{0};
+  // Sealed segments are deleted, oldest first, while the commit log holds more bytes than
+  // this. 0: unlimited.
+  uint64_t max_bytes = 0;
+  // How often the background check runs.
+  std::chrono::milliseconds check_interval{60000};
+
+  bool enabled() const { return max_age.count() > 0 || max_bytes > 0; }
+  friend bool operator==(const RetentionPolicy&, const RetentionPolicy&) = default;
+};
+
+// What one retention check deleted.
+struct RetentionReport {
+  int32_t segments_deleted = 0;
+  int64_t bytes_deleted = 0;
+  // Of those, deleted because of their age (the others: the size limit).
+  int32_t segments_expired = 0;
+  // The commit log's first offset afterwards, and its size.
+  int64_t log_start = 0;
+  int64_t log_bytes = 0;
+  // Queues whose first offset moved: they lost the messages in [previous_start, start).
+  struct QueueStart {
+    std::string topic;
+    int32_t queue = 0;
+    int64_t previous_start = 0;
+    int64_t start = 0;
+  };
+  std::vector<QueueStart> queues;
+};
+
+// One line for the operator's log: what a retention check deleted and which queues lost
+// messages (the first few).
+std::string DescribeRetention(const RetentionReport& report);
 
 struct StoreOptions {
   std::filesystem::path data_dir;
@@ -57,6 +99,14 @@ struct StoreOptions {
   // callbacks run: how a broker wakes its long-polling readers once per batch rather than
   // once per message. Must not block.
   std::function<void()> on_published;
+  // What is deleted, and when; see RetentionPolicy. Changeable while open (SetRetention).
+  RetentionPolicy retention;
+  // Called on the retention thread after each background check that deleted something (the
+  // report) or failed (the status), for the operator's log. Must not block for long.
+  std::function<void(const Result<RetentionReport>&)> on_retention;
+  // The wall clock: store times are taken from it and retention ages measured against it.
+  // Empty: std::chrono::system_clock. Tests inject one to age records without waiting.
+  std::function<Timestamp()> clock;
 };
 
 // Stable 64-bit hash of a tag, stored in index entries (FNV-1a; never changes across versions).
@@ -83,6 +133,9 @@ struct ReadResult {
   int64_t next_offset = 0;
   // The queue's end (offset of the next message to be stored).
   int64_t max_offset = 0;
+  // The queue's first retained offset when it was read. A read asking for less started
+  // there: the messages in between were deleted by retention.
+  int64_t min_offset = 0;
 };
 
 struct TopicInfo {
@@ -111,6 +164,20 @@ struct RecoveryReport {
   // mode a machine crash can lose the log's unsynced tail while commits of it survive. The
   // messages stored there next are the group's next ones, not skipped.
   int64_t offsets_pulled_back = 0;
+  // Commit-log segments a retention deletion had recorded but not yet unlinked when the
+  // process stopped, removed now.
+  int32_t retention_segments_finished = 0;
+  // Why <data_dir>/log_start could not be used (then the log starts at its first segment
+  // and each queue at its first entry), or empty.
+  std::string log_start_damage;
+};
+
+// Where the commit log stands.
+struct CommitLogInfo {
+  int64_t start_offset = 0;  // first byte still stored
+  int64_t end_offset = 0;    // where the next record goes
+  int64_t bytes = 0;         // bytes of all segment files
+  int32_t segments = 0;      // segment files, the active one included
 };
 
 // One queue's committed offset: the next offset the group consumes.
@@ -165,6 +232,8 @@ class MessageStore {
   virtual bool WaitForData(const std::string& topic, int32_t queue, int64_t offset,
                            std::chrono::steady_clock::time_point deadline) const = 0;
 
+  // The queue's first retained offset (0 until retention deletes some of it) and its end.
+  // Both only grow. An unknown topic or queue: 0.
   virtual int64_t MinOffset(const std::string& topic, int32_t queue) const = 0;
   virtual int64_t MaxOffset(const std::string& topic, int32_t queue) const = 0;
   // The first offset of `queue` whose message was stored at or after `ts` (MaxOffset if none).
@@ -196,6 +265,25 @@ class MessageStore {
                                                  int32_t queue) const = 0;
   // Returns once every commit made before the call is fdatasync'ed (kPeriodic mode included).
   virtual Status FlushOffsets() = 0;
+
+  // Retention. A background thread runs EnforceRetention every check_interval of the policy
+  // in force.
+  //
+  // Deletes what the policy allows now: sealed segments, oldest first, while the log is over
+  // max_bytes or the newest record of the oldest one is at least max_age old (by the store's
+  // clock); then each queue starts at its first message still stored, and index files wholly
+  // before that are removed. A group whose committed offset falls below its queue's start
+  // continues from the start. Crash-safe: the new start is recorded durably before any file
+  // is unlinked, and recovery finishes an interrupted deletion. One call at a time; after
+  // Close, kFailedPrecondition.
+  virtual Result<RetentionReport> EnforceRetention() = 0;
+  // Replaces the policy (a reloaded configuration); the background check follows the new
+  // interval at once. Any thread.
+  // kInvalidArgument (and the policy in force stays) if check_interval is not positive or
+  // max_age is negative.
+  virtual Status SetRetention(const RetentionPolicy& policy) = 0;
+  virtual RetentionPolicy Retention() const = 0;
+  virtual CommitLogInfo LogInfo() const = 0;
 
   // Flushes the log, indexes and offsets; completes pending appends; releases the lock.
   // Idempotent.

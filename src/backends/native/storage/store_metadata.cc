@@ -14,6 +14,8 @@ constexpr std::string_view kTopicsHeader = "msgsdk-topics 1\n";
 constexpr std::string_view kTopicsCrcPrefix = "crc32c ";
 constexpr uint32_t kCheckpointMagic = 0x4B43534Du;  // "MSCK"
 constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kLogStartMagic = 0x534C534Du;  // "MSLS"
+constexpr uint32_t kLogStartVersion = 1;
 constexpr size_t kMaxTopicNameBytes = 255;  // a directory name
 
 }  // namespace
@@ -94,48 +96,79 @@ Result<std::vector<TopicInfo>> DecodeTopics(std::string_view content) {
   return topics;
 }
 
-std::string EncodeCheckpoint(const IndexCheckpoint& checkpoint) {
+namespace {
+
+// The checkpoint and the log start share one layout: magic, version, a log offset and a list
+// of (topic, queue, offset), then a CRC32C of everything before it.
+using QueueOffsets = std::map<std::pair<std::string, int32_t>, int64_t>;
+
+std::string EncodeOffsetsFile(uint32_t magic, uint32_t version, int64_t log_offset,
+                              const QueueOffsets& queues) {
   std::string out;
-  out.reserve(24 + checkpoint.queue_ends.size() * 32);
-  AppendFixed32(&out, kCheckpointMagic);
-  AppendFixed32(&out, kCheckpointVersion);
-  AppendFixed64(&out, static_cast<uint64_t>(checkpoint.log_offset));
-  AppendFixed32(&out, static_cast<uint32_t>(checkpoint.queue_ends.size()));
-  for (const auto& [queue, end] : checkpoint.queue_ends) {
+  out.reserve(24 + queues.size() * 32);
+  AppendFixed32(&out, magic);
+  AppendFixed32(&out, version);
+  AppendFixed64(&out, static_cast<uint64_t>(log_offset));
+  AppendFixed32(&out, static_cast<uint32_t>(queues.size()));
+  for (const auto& [queue, offset] : queues) {
     AppendString16(&out, queue.first);
     AppendFixed32(&out, static_cast<uint32_t>(queue.second));
-    AppendFixed64(&out, static_cast<uint64_t>(end));
+    AppendFixed64(&out, static_cast<uint64_t>(offset));
   }
   AppendFixed32(&out, Crc32c(out.data(), out.size()));
   return out;
 }
 
-Result<IndexCheckpoint> DecodeCheckpoint(std::string_view content) {
+Status DecodeOffsetsFile(std::string_view content, uint32_t expected_magic,
+                         uint32_t expected_version, int64_t* log_offset, QueueOffsets* queues) {
   if (content.size() < 4 || DecodeFixed32(content.data() + content.size() - 4) !=
                                 Crc32c(content.data(), content.size() - 4)) {
     return DataLossError("fails its crc32c");
   }
   SliceReader reader(content.substr(0, content.size() - 4));
   uint32_t magic, version, count;
-  uint64_t log_offset;
-  if (!reader.Fixed32(&magic) || magic != kCheckpointMagic || !reader.Fixed32(&version) ||
-      version != kCheckpointVersion || !reader.Fixed64(&log_offset) || !reader.Fixed32(&count)) {
+  uint64_t offset;
+  if (!reader.Fixed32(&magic) || magic != expected_magic || !reader.Fixed32(&version) ||
+      version != expected_version || !reader.Fixed64(&offset) || !reader.Fixed32(&count)) {
     return DataLossError("has an unknown header");
   }
-  IndexCheckpoint checkpoint;
-  checkpoint.log_offset = static_cast<int64_t>(log_offset);
+  *log_offset = static_cast<int64_t>(offset);
   for (uint32_t i = 0; i < count; ++i) {
     std::string_view topic;
     uint32_t queue;
-    uint64_t end;
-    if (!reader.String16(&topic) || !reader.Fixed32(&queue) || !reader.Fixed64(&end)) {
+    uint64_t value;
+    if (!reader.String16(&topic) || !reader.Fixed32(&queue) || !reader.Fixed64(&value)) {
       return DataLossError("is truncated");
     }
-    checkpoint.queue_ends[{std::string(topic), static_cast<int32_t>(queue)}] =
-        static_cast<int64_t>(end);
+    (*queues)[{std::string(topic), static_cast<int32_t>(queue)}] = static_cast<int64_t>(value);
   }
   if (!reader.empty()) return DataLossError("has trailing bytes");
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeCheckpoint(const IndexCheckpoint& checkpoint) {
+  return EncodeOffsetsFile(kCheckpointMagic, kCheckpointVersion, checkpoint.log_offset,
+                           checkpoint.queue_ends);
+}
+
+Result<IndexCheckpoint> DecodeCheckpoint(std::string_view content) {
+  IndexCheckpoint checkpoint;
+  MSGSDK_RETURN_IF_ERROR(DecodeOffsetsFile(content, kCheckpointMagic, kCheckpointVersion,
+                                           &checkpoint.log_offset, &checkpoint.queue_ends));
   return checkpoint;
+}
+
+std::string EncodeLogStart(const LogStart& start) {
+  return EncodeOffsetsFile(kLogStartMagic, kLogStartVersion, start.log_offset, start.queue_starts);
+}
+
+Result<LogStart> DecodeLogStart(std::string_view content) {
+  LogStart start;
+  MSGSDK_RETURN_IF_ERROR(DecodeOffsetsFile(content, kLogStartMagic, kLogStartVersion,
+                                           &start.log_offset, &start.queue_starts));
+  return start;
 }
 
 }  // namespace msgsdk::native

@@ -1,6 +1,7 @@
 #pragma once
 
-// The small metadata files of a data directory: the topic list and the index checkpoint.
+// The small metadata files of a data directory: the topic list, the index checkpoint and the
+// log start that retention moves.
 
 #include <cstdint>
 #include <map>
@@ -32,6 +33,18 @@ struct IndexCheckpoint {
 };
 std::string EncodeCheckpoint(const IndexCheckpoint& checkpoint);
 Result<IndexCheckpoint> DecodeCheckpoint(std::string_view content);
+
+// <data_dir>/log_start: where the data retention left starts. Written (atomically, durably)
+// before retention unlinks a file, so a crash at any point of a deletion leaves a store whose
+// recovery finishes it: commit-log segments that end at or before `log_offset` are deleted,
+// and each listed queue's first offset is at least its `start` (a queue that retention
+// emptied keeps its next offset this way even when its index must be rebuilt from the log).
+struct LogStart {
+  int64_t log_offset = 0;
+  std::map<std::pair<std::string, int32_t>, int64_t> queue_starts;
+};
+std::string EncodeLogStart(const LogStart& start);
+Result<LogStart> DecodeLogStart(std::string_view content);
 
 // Why `name` cannot be a topic of the store, or OK. Topic names become directory names.
 Status ValidateTopicName(std::string_view name);
