@@ -117,9 +117,10 @@ bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
 }
 
 void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
-  std::vector<PendingPtr> ready;
   std::vector<Delivery> filtered_out;
+  int new_workers = 0;
   {
+    // One lock for the whole batch: the deliveries go straight to the ready queue.
     std::lock_guard lock(mutex_);
     for (auto& delivery : batch) {
       // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
@@ -141,11 +142,12 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
           continue;
         }
       }
-      ready.push_back(std::move(p));
+      ready_.push_back(std::move(p));
     }
+    new_workers = ClaimWorkersLocked();
   }
   for (auto& delivery : filtered_out) Ack(delivery);
-  for (auto& p : ready) Dispatch(std::move(p));
+  StartWorkers(new_workers);
 }
 
 bool SubscriptionCore::WaitForCapacity(Deadline deadline) {
@@ -203,24 +205,38 @@ void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
 }
 
 void SubscriptionCore::Dispatch(PendingPtr p) {
-  bool start_worker = false;
+  int new_workers;
   {
     std::lock_guard lock(mutex_);
     ready_.push_back(std::move(p));
-    if (workers_ < settings_.threads) {
-      ++workers_;
-      start_worker = true;
-    }
+    new_workers = ClaimWorkersLocked();
   }
-  if (!start_worker) return;  // a running worker takes it
+  StartWorkers(new_workers);
+}
+
+int SubscriptionCore::ClaimWorkersLocked() {
+  // One worker per ready delivery, up to the subscription's threads; running workers go on
+  // to the next ready delivery by themselves.
+  const int wanted = std::min(settings_.threads, workers_ + static_cast<int>(ready_.size()));
+  const int claimed = std::max(0, wanted - workers_);
+  workers_ += claimed;
+  return claimed;
+}
+
+void SubscriptionCore::StartWorkers(int count) {
+  if (count == 0) return;
   auto self = shared_from_this();
-  if (pool_.Submit([self] { self->Work(); })) return;
+  int failed = 0;
+  for (int i = 0; i < count; ++i) {
+    if (!pool_.Submit([self] { self->Work(); })) ++failed;
+  }
+  if (failed == 0) return;
   // The pool is shut down only after the consumer stopped: what is ready is dropped (the
   // cluster delivers it again).
   std::deque<PendingPtr> dropped;
   {
     std::lock_guard lock(mutex_);
-    --workers_;
+    workers_ -= failed;
     if (workers_ == 0) dropped.swap(ready_);
   }
   for (auto& pending : dropped) Finish(std::move(pending));
@@ -229,7 +245,10 @@ void SubscriptionCore::Dispatch(PendingPtr p) {
 void SubscriptionCore::Work() {
   while (true) {
     PendingPtr next;
+    bool stale;
     {
+      // Taking a delivery and marking its partition busy is one step, so a Revoke either
+      // sees it busy (and waits for its handler) or finds it stale here.
       std::lock_guard lock(mutex_);
       if (ready_.empty()) {
         --workers_;
@@ -237,24 +256,19 @@ void SubscriptionCore::Work() {
       }
       next = std::move(ready_.front());
       ready_.pop_front();
+      stale = IsStaleLocked(*next);
+      if (!stale) ++partitions_[next->delivery.message.partition].busy;
+    }
+    if (stale) {
+      // Revoked while queued: the partition's next owner delivers it again.
+      Finish(std::move(next));
+      continue;
     }
     Run(std::move(next));
   }
 }
 
 void SubscriptionCore::Run(PendingPtr p) {
-  const int32_t partition = p->delivery.message.partition;
-  bool stale;
-  {
-    std::lock_guard lock(mutex_);
-    stale = IsStaleLocked(*p);
-    if (!stale) ++partitions_[partition].busy;
-  }
-  if (stale) {
-    // Revoked while queued: the partition's next owner delivers it again.
-    Finish(std::move(p));
-    return;
-  }
   p->delivery.message.delivery_attempt = p->attempt;
   // Taken before `p` moves into the settlement, which keeps the message alive until settled.
   const Message& message = p->delivery.message;
@@ -281,17 +295,24 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
     DeadLetter(std::move(p));  // stays busy until the dead letter is stored
     return;
   }
-  // Acknowledge while still counted busy, so Revoke's wait covers the ack.
-  if (verdict.kind == Verdict::Kind::kAck) Ack(p->delivery);
+  if (verdict.kind == Verdict::Kind::kRetry) {
+    {
+      std::lock_guard lock(mutex_);
+      --partitions_[partition].busy;
+    }
+    ScheduleRetry(std::move(p), verdict.retry_delay);
+    return;
+  }
+  // Acknowledge while still counted busy, so Revoke's wait covers the ack; then the partition
+  // is no longer busy and the slot is free, under one lock.
+  Ack(p->delivery);
+  Released released;
   {
     std::lock_guard lock(mutex_);
     --partitions_[partition].busy;
+    released = ReleaseLocked(*p);
   }
-  if (verdict.kind == Verdict::Kind::kAck) {
-    Finish(std::move(p));
-  } else {
-    ScheduleRetry(std::move(p), verdict.retry_delay);
-  }
+  AfterRelease(std::move(released));
 }
 
 void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay) {
@@ -409,27 +430,36 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
 }
 
 void SubscriptionCore::Finish(PendingPtr p) {
-  PendingPtr next;
-  bool wake_backend;
+  Released released;
   {
     std::lock_guard lock(mutex_);
-    --inflight_;
-    wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
-    if (OrderedKey(*p)) {
-      auto chain = key_chains_.find(p->delivery.message.key);
-      if (chain != key_chains_.end()) {
-        if (chain->second.empty()) {
-          key_chains_.erase(chain);
-        } else {
-          next = std::move(chain->second.front());
-          chain->second.pop_front();
-        }
+    released = ReleaseLocked(*p);
+  }
+  AfterRelease(std::move(released));
+}
+
+SubscriptionCore::Released SubscriptionCore::ReleaseLocked(const Pending& p) {
+  Released released;
+  --inflight_;
+  released.wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
+  if (OrderedKey(p)) {
+    auto chain = key_chains_.find(p.delivery.message.key);
+    if (chain != key_chains_.end()) {
+      if (chain->second.empty()) {
+        key_chains_.erase(chain);
+      } else {
+        released.next = std::move(chain->second.front());
+        chain->second.pop_front();
       }
     }
   }
+  return released;
+}
+
+void SubscriptionCore::AfterRelease(Released released) {
   changed_.notify_all();
-  if (wake_backend) capacity_.notify_all();
-  if (next) Dispatch(std::move(next));
+  if (released.wake_backend) capacity_.notify_all();
+  if (released.next) Dispatch(std::move(released.next));
 }
 
 Status SubscriptionCore::Close() {

@@ -125,11 +125,22 @@ class SubscriptionCore : public DeliverySink,
     int busy = 0;  // handlers running or dead-letter sends in flight
   };
 
+  // What releasing a delivery's slot leaves to do once the lock is released.
+  struct Released {
+    PendingPtr next;  // ordered mode: its key's next delivery, now ready to run
+    bool wake_backend = false;
+  };
+
   bool IsStaleLocked(const Pending& p) const;
   // Queues a delivery for the handler threads. A worker runs deliveries while any are ready,
   // so a steady stream costs no task and no wake-up per message.
   void Dispatch(PendingPtr p);
+  // Counts the workers the ready queue needs beyond those running (they are started by
+  // StartWorkers once the lock is released).
+  int ClaimWorkersLocked();
+  void StartWorkers(int count);
   void Work();
+  // Runs the handler of a delivery whose partition Work marked busy.
   void Run(PendingPtr p);
   // Ends a delivery's attempt the way the handler decided.
   void Conclude(PendingPtr p, Verdict verdict);
@@ -139,6 +150,8 @@ class SubscriptionCore : public DeliverySink,
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);
+  Released ReleaseLocked(const Pending& p);
+  void AfterRelease(Released released);
   void Ack(const Delivery& delivery);
   bool OrderedKey(const Pending& p) const {
     return settings_.ordered && !p.delivery.message.key.empty();

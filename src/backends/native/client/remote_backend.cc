@@ -335,6 +335,14 @@ class RemoteConsumer : public core::BackendConsumer {
     }
     sink_.Revoke(all);
     Status status = Commit(/*final=*/true);
+    if (status.code() == StatusCode::kAborted) {
+      // The broker no longer counts this member as the owner (its session expired, or the
+      // broker restarted and the heartbeat has not joined again yet): the queues' next owner
+      // starts from the last committed position, as at-least-once delivery allows. Not a
+      // failure of this close, as for Kafka.
+      Log("final commit refused", status);
+      status = OkStatus();
+    }
     if (!broadcast_ && joined) {
       auto left = CallAndWait<wire::GroupResponse>(*client_, FrameType::kLeaveGroup,
                                                    MakeGroupRequest(), settings_.request_timeout);

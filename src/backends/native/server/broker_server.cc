@@ -639,10 +639,12 @@ void BrokerServer::Impl::HandleCommitOffset(const std::shared_ptr<Connection>& c
     for (const auto& entry : request.offsets()) {
       if (!broker_->groups().Owns(request.group(), request.topic(), request.member_id(),
                                   entry.queue())) {
-        return respond(FailedPreconditionError(
-            "CommitOffset: queue " + std::to_string(entry.queue()) + " of topic '" +
-            request.topic() + "' is not owned by member '" + request.member_id() + "' of group '" +
-            request.group() + "' (the group rebalanced or the session expired)"));
+        // Aborted, as Kafka's lost assignment: the group moved on, nothing is wrong with
+        // the request itself.
+        return respond(AbortedError("CommitOffset: queue " + std::to_string(entry.queue()) +
+                                    " of topic '" + request.topic() + "' is not owned by member '" +
+                                    request.member_id() + "' of group '" + request.group() +
+                                    "' (the group rebalanced or the session expired)"));
       }
     }
   }
