@@ -13,6 +13,7 @@
 #include "backends/native/client/broker_client.h"
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
+#include "backends/native/protocol/wire_codec.h"
 #include "backends/native/storage/message_codec.h"
 #include "backends/native/storage/message_store.h"
 #include "core/offset_tracker.h"
@@ -58,12 +59,16 @@ class RemoteProducer : public core::BackendProducer {
  public:
   RemoteProducer(std::shared_ptr<BrokerClient> client, std::string topic, int32_t queues,
                  milliseconds timeout)
-      : client_(std::move(client)), topic_(std::move(topic)), queues_(queues), timeout_(timeout) {}
+      : client_(std::move(client)),
+        topic_(std::move(topic)),
+        queues_(queues),
+        timeout_(timeout),
+        open_(topic_) {}
 
   ~RemoteProducer() override {
     // Every Call is answered (or fails) within its timeout, so this wait ends.
     std::unique_lock lock(done_mutex_);
-    drained_.wait(lock, [this] { return in_flight_ == 0; });
+    drained_.wait(lock, [this] { return in_flight_.load() == 0; });
   }
 
   void Send(const Message& message, core::SendDone done) override {
@@ -72,86 +77,98 @@ class RemoteProducer : public core::BackendProducer {
         message.key.empty()
             ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
             : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(queues_));
-    {
-      std::lock_guard lock(done_mutex_);
-      ++in_flight_;
-    }
+    in_flight_.fetch_add(1);
+    Status added;
     {
       std::lock_guard lock(queue_mutex_);
-      // Copied: the core's message is only lent for the call, and this one waits for a frame.
-      pending_.push_back(Entry{queue, message, std::move(done)});
+      if (open_.entries() > 0 && open_.size() + message.body.size() > kMaxBatchBytes) {
+        CloseOpenFrame();
+      }
+      // Encoded into the open frame at once: the core's message is only lent for the call.
+      added = open_.Add(queue, message);
+      if (added.ok()) {
+        open_dones_.push_back(std::move(done));
+        if (open_.entries() >= kMaxBatchMessages) CloseOpenFrame();
+      }
+    }
+    if (!added.ok()) {
+      done(added.WithContext("sending to topic '" + topic_ + "'"));
+      Finished(1);
+      return;
     }
     Pump();
   }
 
   Status Close(Deadline deadline) override {
     std::unique_lock lock(done_mutex_);
-    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_ == 0; })) {
-      return DeadlineExceededError(std::to_string(in_flight_) + " sends to topic '" + topic_ +
-                                   "' still pending at close");
+    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; })) {
+      return DeadlineExceededError(std::to_string(in_flight_.load()) + " sends to topic '" +
+                                   topic_ + "' still pending at close");
     }
     return OkStatus();
   }
 
  private:
-  struct Entry {
-    int32_t queue;
-    Message message;
-    core::SendDone done;
+  // A Produce frame and the completions of its entries, in order.
+  struct Batch {
+    std::string frame;
+    std::vector<core::SendDone> dones;
   };
 
-  // Sends what is pending, as long as fewer than kMaxFramesInFlight frames are in flight.
-  // One sender at a time, so frames leave in the order their messages were sent. Recursive:
-  // a Call that fails at once (a closed connection) answers, and pumps, on this thread.
+  // Queues the open frame as full. Under queue_mutex_.
+  void CloseOpenFrame() {
+    ready_.push_back(Batch{open_.TakeFrame(), std::move(open_dones_)});
+    open_dones_ = {};
+  }
+
+  // Sends the full frames, then the open one, as long as fewer than kMaxFramesInFlight frames
+  // are in flight. One sender at a time, so frames leave in the order their messages were
+  // sent. Recursive: a Call that fails at once (a closed connection) answers, and pumps, on
+  // this thread.
   void Pump() {
     std::lock_guard send_lock(send_mutex_);
     while (true) {
-      std::vector<Entry> batch;
+      Batch batch;
       {
         std::lock_guard lock(queue_mutex_);
-        if (pending_.empty() || frames_in_flight_ >= kMaxFramesInFlight) return;
-        size_t bytes = 0;
-        while (!pending_.empty() && batch.size() < kMaxBatchMessages &&
-               (batch.empty() || bytes + pending_.front().message.body.size() <= kMaxBatchBytes)) {
-          bytes += pending_.front().message.body.size();
-          batch.push_back(std::move(pending_.front()));
-          pending_.pop_front();
+        if (frames_in_flight_ >= kMaxFramesInFlight) return;
+        if (!ready_.empty()) {
+          batch = std::move(ready_.front());
+          ready_.pop_front();
+        } else if (open_.entries() > 0) {
+          batch = Batch{open_.TakeFrame(), std::move(open_dones_)};
+          open_dones_ = {};
+        } else {
+          return;
         }
         ++frames_in_flight_;
       }
-      wire::ProduceRequest request;
-      request.set_topic(topic_);
-      auto dones = std::make_shared<std::vector<core::SendDone>>();
-      dones->reserve(batch.size());
-      for (Entry& entry : batch) {
-        wire::ProduceEntry* out = request.add_entries();
-        out->set_queue(entry.queue);
-        protocol::ToWire(std::move(entry.message), /*with_delivery=*/false, out->mutable_message());
-        dones->push_back(std::move(entry.done));
-      }
-      client_->Call(
-          FrameType::kProduce, request, timeout_,
-          [this, dones](Result<protocol::Frame> frame) { Answered(*dones, std::move(frame)); });
+      client_->CallWithFrame(
+          FrameType::kProduce, std::move(batch.frame), timeout_,
+          [this, dones = std::move(batch.dones)](Result<protocol::Frame> frame) mutable {
+            Answered(dones, std::move(frame));
+          });
     }
   }
 
   void Answered(std::vector<core::SendDone>& dones, Result<protocol::Frame> frame) {
-    auto response = ParseResponse<wire::ProduceResponse>(std::move(frame));
+    std::vector<protocol::ProduceOutcome> results;
+    Status status = frame.status();
+    if (frame.ok()) {
+      Status decoded = protocol::DecodeProduceResponse(*frame, &status, &results);
+      if (!decoded.ok()) status = decoded;
+    }
+    if (!status.ok()) status = status.WithContext("sending to topic '" + topic_ + "'");
     for (size_t i = 0; i < dones.size(); ++i) {
-      if (!response.ok()) {
-        dones[i](response.status().WithContext("sending to topic '" + topic_ + "'"));
-      } else if (static_cast<int>(i) >= response->results_size()) {
-        dones[i](InternalError("msgsdk-broker answered " +
-                               std::to_string(response->results_size()) + " results for " +
-                               std::to_string(dones.size()) + " messages"));
+      if (!status.ok()) {
+        dones[i](status);
+      } else if (i >= results.size()) {
+        dones[i](InternalError("msgsdk-broker answered " + std::to_string(results.size()) +
+                               " results for " + std::to_string(dones.size()) + " messages"));
+      } else if (results[i].status.ok()) {
+        dones[i](core::StoredPosition{results[i].queue, results[i].offset});
       } else {
-        const wire::ProduceResult& result = response->results(static_cast<int>(i));
-        Status status = protocol::FromWire(result.status());
-        if (status.ok()) {
-          dones[i](core::StoredPosition{result.queue(), result.offset()});
-        } else {
-          dones[i](status);
-        }
+        dones[i](std::move(results[i].status));
       }
     }
     {
@@ -160,9 +177,15 @@ class RemoteProducer : public core::BackendProducer {
     }
     Pump();
     // Last: once the count is zero the producer may be destroyed.
-    std::lock_guard lock(done_mutex_);
-    in_flight_ -= static_cast<int64_t>(dones.size());
-    if (in_flight_ == 0) drained_.notify_all();
+    Finished(static_cast<int64_t>(dones.size()));
+  }
+
+  void Finished(int64_t sends) {
+    if (in_flight_.fetch_sub(sends) == sends) {
+      // Under the lock, so that a waiter between its check and its wait is not missed.
+      std::lock_guard lock(done_mutex_);
+      drained_.notify_all();
+    }
   }
 
   const std::shared_ptr<BrokerClient> client_;
@@ -173,12 +196,14 @@ class RemoteProducer : public core::BackendProducer {
 
   std::recursive_mutex send_mutex_;
   std::mutex queue_mutex_;
-  std::deque<Entry> pending_;
+  protocol::ProduceFrameBuilder open_;  // guarded by queue_mutex_
+  std::vector<core::SendDone> open_dones_;
+  std::deque<Batch> ready_;  // full frames waiting for a slot
   int frames_in_flight_ = 0;
 
   std::mutex done_mutex_;
   std::condition_variable drained_;
-  int64_t in_flight_ = 0;
+  std::atomic<int64_t> in_flight_{0};
 };
 
 // One subscription: joins the broker's group (clustering) or reads every queue with its own
@@ -240,6 +265,12 @@ class RemoteConsumer : public core::BackendConsumer {
   template <typename Response>
   Result<Response> Request(FrameType type, const google::protobuf::MessageLite& request,
                            milliseconds timeout) {
+    return ParseResponse<Response>(RequestFrame(type, request, timeout));
+  }
+
+  // The same, answering with the response frame itself.
+  Result<protocol::Frame> RequestFrame(FrameType type, const google::protobuf::MessageLite& request,
+                                       milliseconds timeout) {
     auto call = std::make_shared<PendingCall>();
     {
       std::lock_guard lock(mutex_);
@@ -253,7 +284,7 @@ class RemoteConsumer : public core::BackendConsumer {
       current_call_.reset();
     }
     if (!frame) return CancelledError("the subscription is closing");
-    return ParseResponse<Response>(std::move(*frame));
+    return std::move(*frame);
   }
 
   wire::GroupRequest MakeGroupRequest(const std::vector<int32_t>& released = {}) const {
@@ -452,25 +483,27 @@ class RemoteConsumer : public core::BackendConsumer {
     request.set_max_bytes(kFetchMaxBytes);
     request.set_wait_ms(static_cast<uint32_t>(wait.count()));
     for (uint64_t hash : tag_hashes_) request.add_tag_hashes(hash);
-    MSGSDK_ASSIGN_OR_RETURN(
-        auto response,
-        Request<wire::FetchResponse>(FrameType::kFetch, request, settings_.request_timeout + wait));
-    for (wire::QueueData& data : *response.mutable_queues()) {
-      Status status = protocol::FromWire(data.status());
-      if (!status.ok()) Log("reading queue " + std::to_string(data.queue()), status);
+    MSGSDK_ASSIGN_OR_RETURN(protocol::Frame frame, RequestFrame(FrameType::kFetch, request,
+                                                                settings_.request_timeout + wait));
+    // Decoded straight into messages (no generated objects in between): the fetch path's
+    // largest cost per message otherwise.
+    Status status;
+    MSGSDK_RETURN_IF_ERROR(protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_));
+    MSGSDK_RETURN_IF_ERROR(status);
+    for (protocol::FetchedQueue& data : fetched_) {
+      if (!data.status.ok()) Log("reading queue " + std::to_string(data.queue), data.status);
       std::vector<Delivery> batch;
       {
         std::lock_guard lock(mutex_);
-        auto it = owned_.find(data.queue());
+        auto it = owned_.find(data.queue);
         if (it == owned_.end()) continue;
-        batch.reserve(data.messages_size());
-        for (wire::Message& wire_message : *data.mutable_messages()) {
-          Message message = protocol::FromWire(std::move(wire_message), spec_.topic);
+        batch.reserve(data.messages.size());
+        for (Message& message : data.messages) {
           it->second.tracker.Delivered(message.offset);
           batch.push_back(Delivery{std::move(message), {}});
         }
-        it->second.tracker.FetchedUpTo(data.next_offset());
-        it->second.fetch_offset = data.next_offset();
+        it->second.tracker.FetchedUpTo(data.next_offset);
+        it->second.fetch_offset = data.next_offset;
       }
       if (!batch.empty()) sink_.Deliver(std::move(batch));
     }
@@ -532,6 +565,8 @@ class RemoteConsumer : public core::BackendConsumer {
   bool stopping_ = false;
   std::shared_ptr<PendingCall> current_call_;
   std::map<int32_t, OwnedQueue> owned_;
+  // The last fetch's answer (the fetching thread only), kept for its capacity.
+  std::vector<protocol::FetchedQueue> fetched_;
   Status close_status_;
   std::mutex join_mutex_;
   std::thread thread_;
