@@ -145,7 +145,7 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
     }
   }
   for (auto& delivery : filtered_out) Ack(delivery);
-  for (auto& p : ready) Dispatch(std::move(p));
+  DispatchAll(std::move(ready));
 }
 
 bool SubscriptionCore::WaitForCapacity(Deadline deadline) {
@@ -203,33 +203,46 @@ void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
 }
 
 void SubscriptionCore::Dispatch(PendingPtr p) {
-  bool start_worker = false;
+  std::vector<PendingPtr> one;
+  one.push_back(std::move(p));
+  DispatchAll(std::move(one));
+}
+
+void SubscriptionCore::DispatchAll(std::vector<PendingPtr> batch) {
+  if (batch.empty()) return;
+  int start_workers = 0;
   {
+    // One lock for the whole batch: the handler threads take the same lock per delivery.
     std::lock_guard lock(mutex_);
-    ready_.push_back(std::move(p));
-    if (workers_ < settings_.threads) {
-      ++workers_;
-      start_worker = true;
-    }
+    for (auto& p : batch) ready_.push_back(std::move(p));
+    start_workers = std::min(settings_.threads - workers_,
+                             static_cast<int>(std::min<size_t>(batch.size(), settings_.threads)));
+    start_workers = std::max(start_workers, 0);
+    workers_ += start_workers;
   }
-  if (!start_worker) return;  // a running worker takes it
+  // Running workers take the rest.
   auto self = shared_from_this();
-  if (pool_.Submit([self] { self->Work(); })) return;
-  // The pool is shut down only after the consumer stopped: what is ready is dropped (the
-  // cluster delivers it again).
-  std::deque<PendingPtr> dropped;
-  {
-    std::lock_guard lock(mutex_);
-    --workers_;
-    if (workers_ == 0) dropped.swap(ready_);
+  for (int started = 0; started < start_workers; ++started) {
+    if (pool_.Submit([self] { self->Work(); })) continue;
+    // The pool is shut down only after the consumer stopped: what is ready is dropped (the
+    // cluster delivers it again).
+    std::deque<PendingPtr> dropped;
+    {
+      std::lock_guard lock(mutex_);
+      workers_ -= start_workers - started;
+      if (workers_ == 0) dropped.swap(ready_);
+    }
+    for (auto& pending : dropped) Finish(std::move(pending));
+    return;
   }
-  for (auto& pending : dropped) Finish(std::move(pending));
 }
 
 void SubscriptionCore::Work() {
   while (true) {
     PendingPtr next;
+    bool stale;
     {
+      // Taking the next delivery and marking its partition busy is one lock, not two.
       std::lock_guard lock(mutex_);
       if (ready_.empty()) {
         --workers_;
@@ -237,24 +250,19 @@ void SubscriptionCore::Work() {
       }
       next = std::move(ready_.front());
       ready_.pop_front();
+      stale = IsStaleLocked(*next);
+      if (!stale) ++partitions_[next->delivery.message.partition].busy;
+    }
+    if (stale) {
+      // Revoked while queued: the partition's next owner delivers it again.
+      Finish(std::move(next));
+      continue;
     }
     Run(std::move(next));
   }
 }
 
 void SubscriptionCore::Run(PendingPtr p) {
-  const int32_t partition = p->delivery.message.partition;
-  bool stale;
-  {
-    std::lock_guard lock(mutex_);
-    stale = IsStaleLocked(*p);
-    if (!stale) ++partitions_[partition].busy;
-  }
-  if (stale) {
-    // Revoked while queued: the partition's next owner delivers it again.
-    Finish(std::move(p));
-    return;
-  }
   p->delivery.message.delivery_attempt = p->attempt;
   // Taken before `p` moves into the settlement, which keeps the message alive until settled.
   const Message& message = p->delivery.message;
@@ -281,17 +289,18 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
     DeadLetter(std::move(p));  // stays busy until the dead letter is stored
     return;
   }
-  // Acknowledge while still counted busy, so Revoke's wait covers the ack.
-  if (verdict.kind == Verdict::Kind::kAck) Ack(p->delivery);
+  if (verdict.kind == Verdict::Kind::kAck) {
+    // Acknowledge while still counted busy, so Revoke's wait covers the ack; then leave busy
+    // and finish under one lock.
+    Ack(p->delivery);
+    Finish(std::move(p), /*was_busy=*/true);
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     --partitions_[partition].busy;
   }
-  if (verdict.kind == Verdict::Kind::kAck) {
-    Finish(std::move(p));
-  } else {
-    ScheduleRetry(std::move(p), verdict.retry_delay);
-  }
+  ScheduleRetry(std::move(p), verdict.retry_delay);
 }
 
 void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay) {
@@ -384,11 +393,7 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
     PendingPtr pending = std::move(*holder);
     if (stored.ok()) {
       self->Ack(pending->delivery);
-      {
-        std::lock_guard lock(self->mutex_);
-        --self->partitions_[pending->delivery.message.partition].busy;
-      }
-      self->Finish(std::move(pending));
+      self->Finish(std::move(pending), /*was_busy=*/true);
       return;
     }
     // The dead-letter topic refused it: never drop the message; try again after the longest
@@ -408,11 +413,12 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
   producer->Send(std::move(letter), std::move(on_stored));
 }
 
-void SubscriptionCore::Finish(PendingPtr p) {
+void SubscriptionCore::Finish(PendingPtr p, bool was_busy) {
   PendingPtr next;
   bool wake_backend;
   {
     std::lock_guard lock(mutex_);
+    if (was_busy) --partitions_[p->delivery.message.partition].busy;
     --inflight_;
     wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
     if (OrderedKey(*p)) {

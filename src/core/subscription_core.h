@@ -129,7 +129,10 @@ class SubscriptionCore : public DeliverySink,
   // Queues a delivery for the handler threads. A worker runs deliveries while any are ready,
   // so a steady stream costs no task and no wake-up per message.
   void Dispatch(PendingPtr p);
+  // The same for a batch, under one lock.
+  void DispatchAll(std::vector<PendingPtr> batch);
   void Work();
+  // Runs the handler of a delivery whose partition is marked busy.
   void Run(PendingPtr p);
   // Ends a delivery's attempt the way the handler decided.
   void Conclude(PendingPtr p, Verdict verdict);
@@ -137,8 +140,8 @@ class SubscriptionCore : public DeliverySink,
   void ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay = std::chrono::milliseconds(-1));
   void DeadLetter(PendingPtr p);
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
-  // its slot and start its key's next delivery.
-  void Finish(PendingPtr p);
+  // its slot (and its partition's busy mark, if `was_busy`) and start its key's next delivery.
+  void Finish(PendingPtr p, bool was_busy = false);
   void Ack(const Delivery& delivery);
   bool OrderedKey(const Pending& p) const {
     return settings_.ordered && !p.delivery.message.key.empty();
