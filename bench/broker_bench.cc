@@ -12,7 +12,7 @@
 //               --redis-batch, XREADGROUP COUNT --redis-read-count then one XACK per stream.
 // The cases (--cases), for each body size (--sizes):
 //  - produce: --producers threads (one row per count), each with its own producer sending
-//    asynchronously with up to --window / producers sends in flight (raw: its own connection
+//    asynchronously, with up to --window sends in flight in all (raw: its own connection
 //    and pipeline), until --messages or --seconds; counted when acknowledged;
 //  - consume: a topic filled first (--consume-messages, at most --case-mib of bodies; not
 //    timed), then a new group reads it all: from the Subscribe call (raw: XGROUP CREATE) to
@@ -185,7 +185,7 @@ struct LatencyResult {
   std::string error;
 };
 
-LatencyResult LatencyFrom(std::vector<int64_t> sorted, LatencyResult result) {
+LatencyResult LatencyFrom(const std::vector<int64_t>& sorted, LatencyResult result) {
   result.received = sorted.size();
   result.p50_us = Quantile(sorted, 0.50);
   result.p99_us = Quantile(sorted, 0.99);
@@ -267,15 +267,12 @@ class System {
 // ---- Through the SDK (the broker, and Redis through its backend) ----------------------------
 
 // What the callbacks of one sending loop share. Owned jointly by the loop and every callback
-// in flight, so that a callback still finishing after the loop returned touches live memory.
+// in flight, so that a callback still finishing after the loop returned touches live memory;
+// the one pointer is all a callback captures, which std::function keeps without allocating.
 struct SendState {
-  explicit SendState(int threads, int64_t window_per_thread) {
-    for (int t = 0; t < threads; ++t) {
-      windows.push_back(std::make_unique<std::counting_semaphore<>>(
-          static_cast<std::ptrdiff_t>(window_per_thread)));
-    }
-  }
-  std::vector<std::unique_ptr<std::counting_semaphore<>>> windows;
+  explicit SendState(int64_t window) : window(static_cast<std::ptrdiff_t>(window)) {}
+  // Sends in flight, over all the loop's producers.
+  std::counting_semaphore<> window;
   Progress progress;
 };
 
@@ -290,19 +287,17 @@ struct SendOutcome {
 SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, Budget& budget,
                         int64_t window) {
   const int threads = static_cast<int>(producers.size());
-  auto state = std::make_shared<SendState>(threads, std::max<int64_t>(1, window / threads));
+  auto state = std::make_shared<SendState>(window);
   const std::string body(size, 'x');
   std::atomic<int64_t> submitted{0};
   OnThreads(threads, [&](int t) {
-    std::counting_semaphore<>& slots = *state->windows[static_cast<size_t>(t)];
     // Claim in slices so the shared budget is not touched per message.
     for (int64_t n; (n = budget.Claim(256)) > 0;) {
       for (int64_t i = 0; i < n; ++i) {
-        slots.acquire();
+        state->window.acquire();
         producers[static_cast<size_t>(t)].SendAsync(
-            msgsdk::Message{.body = body},
-            [state, &slots](const msgsdk::Result<msgsdk::SendReceipt>& r) {
-              slots.release();
+            msgsdk::Message{.body = body}, [state](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+              state->window.release();
               if (r.ok()) {
                 state->progress.Add();
               } else {
@@ -616,7 +611,7 @@ ReadOutcome RawReadLoop(redisContext* context, const std::vector<std::string>& s
   std::vector<std::string> read = {"XREADGROUP", "GROUP", group,
                                    "bench-raw",  "COUNT", std::to_string(read_count)};
   if (block_ms > 0) read.insert(read.end(), {"BLOCK", std::to_string(block_ms)});
-  read.push_back("STREAMS");
+  read.emplace_back("STREAMS");
   read.insert(read.end(), streams.begin(), streams.end());
   read.insert(read.end(), streams.size(), ">");
   ReadOutcome outcome;
@@ -812,7 +807,7 @@ class RedisRawSystem : public System {
     while (sent < schedule.total && !interrupted.load() && error.empty()) {
       std::this_thread::sleep_until(start + sent * schedule.period);
       const auto now = SteadyClock::now();
-      const int64_t due = std::min<int64_t>(
+      const auto due = std::min<int64_t>(
           {schedule.total, (now - start) / schedule.period + 1, sent + flags.redis_batch});
       const int64_t now_ns = now.time_since_epoch().count();
       const std::string born = NowMillis();

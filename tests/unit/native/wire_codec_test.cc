@@ -317,7 +317,7 @@ TEST(WireCodecTest, Utf8ValidationFollowsTheStandard) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii, long enough for the eight-byte path"));
   EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"));
-  EXPECT_TRUE(IsValidUtf8(std::string("nul\0inside", 10)));
+  EXPECT_TRUE(IsValidUtf8("nul" + std::string(1, '\0') + "inside"));
   for (const char* bad :
        {"\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
         "\xf5\x80\x80\x80", "\xc3", "abcdefgh\xe2\x82", "\xe2\x28\xa1"}) {
@@ -358,6 +358,7 @@ TEST(WireCodecTest, ProduceResponsesRoundTrip) {
 
 TEST(WireCodecTest, QueueDataBuiltByHandParsesWithTheGeneratedCode) {
   std::vector<Message> stored;
+  stored.reserve(20);
   for (int i = 0; i < 20; ++i) stored.push_back(DeliveredMessage(i));
   std::string body;
   AppendQueueData(0, OkStatus(), stored, 20, 25, &body);
@@ -415,7 +416,7 @@ TEST(WireCodecTest, TheReaderReadsWhatTheGeneratedCodeWrites) {
     auto* data = fetch.add_queues();
     data->set_queue(q);
     for (int i = 0; i < 10 * q; ++i) ToWire(DeliveredMessage(i), true, data->add_messages());
-    data->set_next_offset(10 * q);
+    data->set_next_offset(int64_t{10} * q);
     data->set_max_offset(100);
   }
   ToWire(UnavailableError("disk"), fetch.mutable_queues(1)->mutable_status());
@@ -531,6 +532,7 @@ TEST(WireCodecTest, DecodersAgreeWithTheGeneratedParserOnMangledInput) {
   };
 
   std::vector<Message> stored;
+  stored.reserve(6);
   for (int i = 0; i < 6; ++i) stored.push_back(DeliveredMessage(i * 3 + 1));
   ProduceFrameBuilder builder("topic");
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(builder.Add(i, SampleMessage(i * 5 + 1)).ok());

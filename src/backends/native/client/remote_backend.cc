@@ -87,7 +87,7 @@ class RemoteProducer : public core::BackendProducer {
       // Encoded into the open frame at once: the core's message is only lent for the call.
       added = open_.Add(queue, message);
       if (added.ok()) {
-        open_dones_.push_back(std::move(done));
+        open_dones_.push_back(done);
         if (open_.entries() >= kMaxBatchMessages) CloseOpenFrame();
       }
     }

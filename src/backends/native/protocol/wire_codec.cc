@@ -491,6 +491,7 @@ ProduceFrameBuilder::ProduceFrameBuilder(std::string_view topic) {
 
 void ProduceFrameBuilder::Start() {
   frame_.clear();
+  frame_.reserve(last_size_);
   frame_.resize(kFrameHeaderSize);
   frame_ += topic_field_;
   entries_ = 0;
@@ -524,6 +525,7 @@ Status ProduceFrameBuilder::Add(int32_t queue, const Message& message) {
 
 std::string ProduceFrameBuilder::TakeFrame() {
   std::string frame = std::move(frame_);
+  last_size_ = frame.size();
   Start();
   return frame;
 }

@@ -58,6 +58,9 @@ class ProduceFrameBuilder {
   std::string topic_field_;  // the encoded topic field every frame starts with
   std::string frame_;
   size_t entries_ = 0;
+  // The size of the last frame taken: the next one reserves as much, instead of growing
+  // (and copying) step by step.
+  size_t last_size_ = 0;
 };
 
 // A ProduceRequest decoded into storage that is reused from one request to the next, so
