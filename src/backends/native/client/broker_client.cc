@@ -81,6 +81,8 @@ class BrokerClient::Impl {
     done(FailedPreconditionError(Who() + " is closed"));
   }
 
+  uint64_t disconnects() const { return disconnects_.load(std::memory_order_acquire); }
+
   void Close() {
     {
       std::lock_guard lock(post_mutex_);
@@ -263,6 +265,8 @@ class BrokerClient::Impl {
   }
 
   void Disconnect(const std::string& reason) {
+    // Before the pending requests fail, so that their callers see the new count.
+    disconnects_.fetch_add(1, std::memory_order_acq_rel);
     ++epoch_;
     CloseSocket();
     writing_ = false;
@@ -347,6 +351,7 @@ class BrokerClient::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
   std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> disconnects_{0};
   std::mutex post_mutex_;
   bool closed_ = false;  // guarded by post_mutex_
 
@@ -406,6 +411,8 @@ void BrokerClient::CallWithFrame(protocol::FrameType type, std::string frame,
                                  std::chrono::milliseconds timeout, ResponseCallback done) {
   impl_->CallWithFrame(type, std::move(frame), timeout, std::move(done));
 }
+
+uint64_t BrokerClient::Disconnects() const { return impl_->disconnects(); }
 
 void BrokerClient::Close() { impl_->Close(); }
 

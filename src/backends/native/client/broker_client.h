@@ -57,6 +57,10 @@ class BrokerClient {
   void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
                      ResponseCallback done);
 
+  // How many times a connection was lost so far. A change means the broker may have
+  // restarted since (and forgotten its group members).
+  uint64_t Disconnects() const;
+
   // Fails every pending request, closes the connection and stops the I/O thread. Idempotent.
   void Close();
 

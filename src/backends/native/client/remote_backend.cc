@@ -305,6 +305,10 @@ class RemoteConsumer : public core::BackendConsumer {
   void Run() {
     bool joined = false;
     auto next_heartbeat = Clock::now();
+    // The client's lost connections when the membership was last confirmed. A lost connection
+    // may be a broker that restarted and forgot the group: until a heartbeat confirms the
+    // membership (or the member joins again), nothing is fetched.
+    confirmed_disconnects_ = client_->Disconnects();
     std::vector<int32_t> all_queues;
     all_queues.reserve(static_cast<size_t>(queues_));
     for (int32_t queue = 0; queue < queues_; ++queue) all_queues.push_back(queue);
@@ -312,13 +316,16 @@ class RemoteConsumer : public core::BackendConsumer {
       // Broadcast: every queue, each from this member's own position. Queues whose position
       // could not be read yet (no connection) are tried again on every round.
       if (broadcast_) AddQueues(all_queues);
-      if (!broadcast_ && (!joined || Clock::now() >= next_heartbeat)) {
+      const bool unconfirmed = !broadcast_ && client_->Disconnects() != confirmed_disconnects_;
+      if (!broadcast_ && (!joined || unconfirmed || Clock::now() >= next_heartbeat)) {
         const FrameType type = joined ? FrameType::kHeartbeat : FrameType::kJoinGroup;
+        const uint64_t disconnects = client_->Disconnects();
         auto response =
             Request<wire::GroupResponse>(type, MakeGroupRequest(), settings_.request_timeout);
         next_heartbeat = Clock::now() + settings_.heartbeat_interval;
         if (response.ok()) {
           joined = true;
+          confirmed_disconnects_ = disconnects;
           if (!Apply(std::move(response).value())) joined = false;
         } else if (response.status().code() == StatusCode::kNotFound && joined) {
           // Expired (or the broker restarted): another member may own our queues by now.
@@ -328,7 +335,7 @@ class RemoteConsumer : public core::BackendConsumer {
           continue;
         } else if (response.status().code() != StatusCode::kCancelled) {
           Log(joined ? "heartbeat" : "joining the group", response.status());
-          if (!joined) Pause(next_heartbeat);
+          if (!joined || unconfirmed) Pause(next_heartbeat);
           continue;
         }
       }
@@ -485,6 +492,13 @@ class RemoteConsumer : public core::BackendConsumer {
     for (uint64_t hash : tag_hashes_) request.add_tag_hashes(hash);
     MSGSDK_ASSIGN_OR_RETURN(protocol::Frame frame, RequestFrame(FrameType::kFetch, request,
                                                                 settings_.request_timeout + wait));
+    if (!broadcast_ && client_->Disconnects() != confirmed_disconnects_) {
+      // Sent after a lost connection, maybe to a broker that restarted and no longer counts
+      // this member as the queues' owner: fetched again once the membership is confirmed.
+      return UnavailableError(
+          "the connection to msgsdk-broker was lost; the group membership is checked before "
+          "fetching again");
+    }
     // Decoded straight into messages (no generated objects in between): the fetch path's
     // largest cost per message otherwise.
     Status status;
@@ -560,6 +574,8 @@ class RemoteConsumer : public core::BackendConsumer {
   const bool broadcast_;
   std::vector<uint64_t> tag_hashes_;
 
+  // The consuming thread only: see Run.
+  uint64_t confirmed_disconnects_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
