@@ -360,8 +360,7 @@ class RemoteConsumer : public core::BackendConsumer {
         Log("fetching", fetched);
         Pause(Clock::now() + settings_.poll_wait);
       }
-      // A failed commit is retried on the next round; until then a crash redelivers.
-      Commit(/*final=*/false).IgnoreError();
+      CommitInBackground();
     }
     // Closing: handlers of everything we own finish (or are abandoned), then commit and
     // leave, without abandoning these requests.
@@ -371,12 +370,14 @@ class RemoteConsumer : public core::BackendConsumer {
       for (const auto& [queue, state] : owned_) all.push_back(queue);
     }
     sink_.Revoke(all);
-    Status status = Commit(/*final=*/true);
+    // Sent after any background commit on the same connection, so applied after it.
+    Status status = CommitQueues(all);
     if (!broadcast_ && joined) {
       auto left = CallAndWait<wire::GroupResponse>(*client_, FrameType::kLeaveGroup,
                                                    MakeGroupRequest(), settings_.request_timeout);
       if (!left.ok() && status.ok()) status = left.status().WithContext("leaving the group");
     }
+    WaitForBackgroundCommit();
     std::lock_guard lock(mutex_);
     owned_.clear();
     close_status_ = status;
@@ -391,7 +392,7 @@ class RemoteConsumer : public core::BackendConsumer {
       sink_.Revoke(release);
       for (int32_t queue : release) {
         // If this commit fails the next owner starts earlier and redelivers: no loss.
-        CommitQueues({queue}, /*final=*/true).IgnoreError();
+        CommitQueues({queue}).IgnoreError();
         std::lock_guard lock(mutex_);
         owned_.erase(queue);
       }
@@ -524,46 +525,89 @@ class RemoteConsumer : public core::BackendConsumer {
     return OkStatus();
   }
 
-  Status CommitQueues(const std::vector<int32_t>& queues, bool final) {
+  // A CommitOffset request for the acknowledged prefix of those of `queues` owned whose
+  // position moved since the last commit; no offsets if none did. Under mutex_.
+  wire::CommitOffsetRequest CommitRequestLocked(const std::vector<int32_t>& queues) const {
     wire::CommitOffsetRequest request;
     request.set_topic(spec_.topic);
     request.set_group(spec_.group);
     request.set_member_id(spec_.member_id);
     request.set_broadcast(broadcast_);
-    {
-      std::lock_guard lock(mutex_);
-      for (int32_t queue : queues) {
-        auto it = owned_.find(queue);
-        if (it == owned_.end()) continue;
-        const int64_t position = it->second.tracker.CommitPosition();
-        if (position == it->second.committed) continue;
-        wire::OffsetEntry* entry = request.add_offsets();
-        entry->set_queue(queue);
-        entry->set_offset(position);
-      }
+    for (int32_t queue : queues) {
+      auto it = owned_.find(queue);
+      if (it == owned_.end()) continue;
+      const int64_t position = it->second.tracker.CommitPosition();
+      if (position == it->second.committed) continue;
+      wire::OffsetEntry* entry = request.add_offsets();
+      entry->set_queue(queue);
+      entry->set_offset(position);
     }
-    if (request.offsets_size() == 0) return OkStatus();
-    auto response =
-        final ? CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset, request,
-                                                        settings_.request_timeout)
-              : Request<wire::CommitOffsetResponse>(FrameType::kCommitOffset, request,
-                                                    settings_.request_timeout);
-    if (!response.ok()) return response.status().WithContext("committing offsets");
-    std::lock_guard lock(mutex_);
+    return request;
+  }
+
+  // Under mutex_. Positions only move forward: a commit answered late does not take back a
+  // later one.
+  void MarkCommittedLocked(const wire::CommitOffsetRequest& request) {
     for (const auto& entry : request.offsets()) {
       auto it = owned_.find(entry.queue());
-      if (it != owned_.end()) it->second.committed = entry.offset();
+      if (it != owned_.end()) {
+        it->second.committed = std::max(it->second.committed, entry.offset());
+      }
     }
+  }
+
+  // Commits and waits (releasing queues, closing).
+  Status CommitQueues(const std::vector<int32_t>& queues) {
+    wire::CommitOffsetRequest request;
+    {
+      std::lock_guard lock(mutex_);
+      request = CommitRequestLocked(queues);
+    }
+    if (request.offsets_size() == 0) return OkStatus();
+    auto response = CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset,
+                                                            request, settings_.request_timeout);
+    if (!response.ok()) return response.status().WithContext("committing offsets");
+    std::lock_guard lock(mutex_);
+    MarkCommittedLocked(request);
     return OkStatus();
   }
 
-  Status Commit(bool final) {
+  std::vector<int32_t> OwnedQueues() {
     std::vector<int32_t> queues;
+    std::lock_guard lock(mutex_);
+    for (const auto& [queue, state] : owned_) queues.push_back(queue);
+    return queues;
+  }
+
+  // Commits what was acknowledged without waiting: the loop fetches on meanwhile (a commit is
+  // answered once durable, in group-commit mode after an fdatasync, which would otherwise hold
+  // back every fetch). One commit at a time; a failed one is made again on a later round, and
+  // until then a crash redelivers.
+  void CommitInBackground() {
+    const std::vector<int32_t> queues = OwnedQueues();
+    auto request = std::make_shared<wire::CommitOffsetRequest>();
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [queue, state] : owned_) queues.push_back(queue);
+      if (commit_in_flight_) return;
+      *request = CommitRequestLocked(queues);
+      if (request->offsets_size() == 0) return;
+      commit_in_flight_ = true;
     }
-    return CommitQueues(queues, final);
+    client_->Call(FrameType::kCommitOffset, *request, settings_.request_timeout,
+                  [this, request](Result<protocol::Frame> frame) {
+                    const bool committed =
+                        ParseResponse<wire::CommitOffsetResponse>(std::move(frame)).ok();
+                    std::lock_guard lock(mutex_);
+                    if (committed) MarkCommittedLocked(*request);
+                    commit_in_flight_ = false;
+                    wake_.notify_all();
+                  });
+  }
+
+  // Before the consumer goes away: its background commit's answer touches it.
+  void WaitForBackgroundCommit() {
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, [this] { return !commit_in_flight_; });
   }
 
   const std::shared_ptr<BrokerClient> client_;
@@ -577,8 +621,10 @@ class RemoteConsumer : public core::BackendConsumer {
   // The consuming thread only: see Run.
   uint64_t confirmed_disconnects_ = 0;
   std::mutex mutex_;
+  // Close, and the end of a background commit.
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool commit_in_flight_ = false;
   std::shared_ptr<PendingCall> current_call_;
   std::map<int32_t, OwnedQueue> owned_;
   // The last fetch's answer (the fetching thread only), kept for its capacity.
