@@ -3,21 +3,30 @@
 // What the benchmarks share: formatting, scratch directories, counting asynchronous
 // completions, and latency samples.
 
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "msgsdk/msgsdk.h"
@@ -43,7 +52,6 @@ inline std::string Fixed(double value, int decimals) {
   std::snprintf(buffer, sizeof(buffer), "%.*f", decimals, value);
   return buffer;
 }
-
 
 // A text table: first column left-aligned, the others right-aligned.
 class Table {
@@ -78,7 +86,6 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-
 // A fresh directory, removed with its contents on destruction.
 class TempDir {
  public:
@@ -111,7 +118,6 @@ class TempDir {
   std::string path_;
 };
 
-
 struct Throughput {
   uint64_t messages = 0;  // acknowledged
   uint64_t failed = 0;
@@ -119,7 +125,6 @@ struct Throughput {
   std::string first_error;
   double rate() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
 };
-
 
 // Counts completions of asynchronous sends and remembers when the last one came. WaitFor
 // returns only after the last Done() has stopped touching the counter: a producer's Close()
@@ -163,6 +168,98 @@ class CompletionCounter {
   uint64_t done_ = 0;
   uint64_t target_ = UINT64_MAX;
   int64_t last_ns_ = 0;
+  std::string first_error_;
+};
+
+// Stops a sending loop at the message cap, the time cap or when `stop` is set (Ctrl-C).
+class Budget {
+ public:
+  Budget(int64_t max_messages, double seconds, const std::atomic<bool>& stop)
+      : max_messages_(max_messages),
+        end_(SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                      std::chrono::duration<double>(seconds))),
+        stop_(stop) {}
+
+  // Claims `n` messages; returns how many may be sent (0: stop).
+  int64_t Claim(int64_t n) {
+    if (stop_.load(std::memory_order_relaxed) || SteadyClock::now() >= end_) return 0;
+    const int64_t before = claimed_.fetch_add(n, std::memory_order_relaxed);
+    return std::clamp<int64_t>(max_messages_ - before, 0, n);
+  }
+
+ private:
+  const int64_t max_messages_;
+  const SteadyClock::time_point end_;
+  const std::atomic<bool>& stop_;
+  std::atomic<int64_t> claimed_{0};
+};
+
+// Runs `body(thread_index)` on `threads` threads (the calling one included) and joins them.
+template <typename Fn>
+void OnThreads(int threads, Fn body) {
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) workers.emplace_back(body, t);
+  body(0);
+  for (auto& worker : workers) worker.join();
+}
+
+// Counts completions (send callbacks, handler calls) that a thread waits for, and remembers
+// when the last one came. Counting is lock-free, since handlers and callbacks run on several
+// threads at once and the harness must cost next to nothing, or it would be charged to what
+// is measured; only a failure (its first message is kept) or reaching the awaited count takes
+// the lock. Like CompletionCounter, WaitFor returns once the count is reached, but the last
+// Add may still be touching the counter: keep it alive until the SDK objects that call it are
+// closed.
+class Progress {
+ public:
+  void Add() {
+    last_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    // Sequentially consistent, with WaitFor's: either this sees the new target or WaitFor
+    // sees this count.
+    if (done_.fetch_add(1) + 1 >= target_.load()) {
+      std::lock_guard lock(mutex_);
+      reached_.notify_all();
+    }
+  }
+  void Add(bool ok) {
+    if (!ok) failed_.fetch_add(1, std::memory_order_relaxed);
+    Add();
+  }
+  // Counts a failure and keeps the first one's message.
+  void AddFailure(const std::string& error) {
+    {
+      std::lock_guard lock(mutex_);
+      if (first_error_.empty()) first_error_ = error;
+    }
+    Add(false);
+  }
+
+  // Waits (bounded) until `target` completions were counted.
+  bool WaitFor(int64_t target, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    target_.store(target);
+    return reached_.wait_for(lock, timeout, [&] { return done_.load() >= target; });
+  }
+
+  int64_t done() const { return done_.load(std::memory_order_acquire); }
+  int64_t failed() const { return failed_.load(std::memory_order_acquire); }
+  std::string first_error() const {
+    std::lock_guard lock(mutex_);
+    return first_error_;
+  }
+  // When the latest completion was counted. Several threads count at once: the latest store
+  // may not be the latest time by a few nanoseconds, far below what the figures resolve.
+  SteadyClock::time_point last() const {
+    return SteadyClock::time_point(SteadyClock::duration(last_.load(std::memory_order_acquire)));
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable reached_;
+  std::atomic<int64_t> done_{0};
+  std::atomic<int64_t> failed_{0};
+  std::atomic<int64_t> target_{INT64_MAX};
+  std::atomic<SteadyClock::rep> last_{0};
   std::string first_error_;
 };
 
@@ -226,6 +323,43 @@ inline double Seconds(SteadyClock::duration d) { return std::chrono::duration<do
 inline double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values.empty() ? 0 : values[values.size() / 2];
+}
+
+// ---- CPU time ------------------------------------------------------------------------------
+
+inline double TimevalSeconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+// User + system CPU time of this process (every thread), in seconds.
+inline double SelfCpuSeconds() {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  return TimevalSeconds(self.ru_utime) + TimevalSeconds(self.ru_stime);
+}
+
+// Voluntary and involuntary context switches of this process so far.
+inline int64_t SelfContextSwitches() {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  return self.ru_nvcsw + self.ru_nivcsw;
+}
+
+// utime + stime of another process from /proc/<pid>/stat, in seconds (0 if unreadable).
+inline double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos || close + 2 > text.size()) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  uint64_t ticks = 0;
+  // Fields 3.. follow; utime and stime are fields 14 and 15.
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n >= 14) ticks += std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // The machine's load average, printed next to figures measured on a shared machine.

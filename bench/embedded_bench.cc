@@ -44,9 +44,11 @@
 
 namespace {
 
+using msgsdk::bench::Budget;
 using msgsdk::bench::CompletionCounter;
 using msgsdk::bench::Fixed;
 using msgsdk::bench::LatencyBody;
+using msgsdk::bench::OnThreads;
 using msgsdk::bench::Quantile;
 using msgsdk::bench::Samples;
 using msgsdk::bench::SteadyClock;
@@ -105,28 +107,6 @@ std::string RoutingTableYaml(const std::string& data_dir, const std::string& flu
 
 // ---- Measurements -------------------------------------------------------------------------
 
-// Stops a sending loop at the message cap, the time cap or Ctrl-C.
-class Budget {
- public:
-  Budget(int64_t max_messages, double seconds)
-      : max_messages_(max_messages),
-        end_(SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                      std::chrono::duration<double>(seconds))) {}
-
-  // Claims `n` messages; returns how many may be sent (0: stop).
-  int64_t Claim(int64_t n) {
-    if (interrupted.load(std::memory_order_relaxed) || SteadyClock::now() >= end_) return 0;
-    const int64_t before = claimed_.fetch_add(n, std::memory_order_relaxed);
-    return std::clamp<int64_t>(max_messages_ - before, 0, n);
-  }
-
- private:
-  const int64_t max_messages_;
-  const SteadyClock::time_point end_;
-  std::atomic<int64_t> claimed_{0};
-};
-
-
 // Bounds the sends in flight (0: unbounded). Acquired before a send, released by its callback.
 class Window {
  public:
@@ -148,17 +128,8 @@ msgsdk::Message BenchMessage(const std::string& body) {
   return msgsdk::Message{.tag = "bench", .body = body};
 }
 
-// Runs `body(thread_index)` on `threads` threads and joins them.
-template <typename Fn>
-void OnThreads(int threads, Fn body) {
-  std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back(body, t);
-  body(0);
-  for (auto& worker : workers) worker.join();
-}
-
 Throughput MeasureSync(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
-  Budget budget(flags.max_messages, flags.case_seconds);
+  Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   std::atomic<uint64_t> ok{0};
   std::atomic<uint64_t> failed{0};
   std::mutex error_mutex;
@@ -182,7 +153,7 @@ Throughput MeasureSync(msgsdk::Producer& producer, const std::string& body, cons
 }
 
 Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
-  Budget budget(flags.max_messages, flags.case_seconds);
+  Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   CompletionCounter counter;
   Window window(flags.window);
   std::atomic<uint64_t> submitted{0};
@@ -208,7 +179,7 @@ Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, con
 }
 
 Throughput MeasureBatch(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
-  Budget budget(flags.max_messages, flags.case_seconds);
+  Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   std::atomic<uint64_t> ok{0};
   std::atomic<uint64_t> failed{0};
   std::mutex error_mutex;
@@ -250,7 +221,7 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
   // A fixed, well-formed id: the SDK's id generation is part of what the raw path leaves out.
   const std::string message_id(32, '0');
 
-  Budget budget(flags.max_messages, flags.case_seconds);
+  Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   CompletionCounter counter;
   Window window(flags.window);
   std::atomic<uint64_t> submitted{0};
@@ -302,8 +273,7 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
   Latency result;
   Samples e2e;
   Samples acks;
-  auto subscription =
-      client.Subscribe(topic, "bench-latency", msgsdk::bench::RecordLatency(e2e));
+  auto subscription = client.Subscribe(topic, "bench-latency", msgsdk::bench::RecordLatency(e2e));
   if (!subscription.ok()) return Latency{.first_error = subscription.status().ToString()};
   auto producer = client.CreateProducer(topic);
   if (!producer.ok()) return Latency{.first_error = producer.status().ToString()};
@@ -383,7 +353,7 @@ Commits MeasureCommits(const std::string& data_dir, msgsdk::native::FlushMode mo
   options.flush_mode = mode;
   auto store = msgsdk::native::MessageStore::Open(options);
   if (!store.ok()) return Commits{.first_error = store.status().ToString()};
-  Budget budget(flags.max_messages, flags.case_seconds);
+  Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   Samples latencies;
   std::mutex error_mutex;
   std::string first_error;

@@ -18,25 +18,16 @@
 // message the CPU time of this process (every thread) and of redis-server, and this process's
 // context switches. A benchmark, not a test: it prints figures and never fails on them.
 
-#include <sys/resource.h>
-#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <initializer_list>
-#include <iterator>
 #include <memory>
-#include <mutex>
 #include <semaphore>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,9 +36,10 @@
 #include <CLI/CLI.hpp>
 #include <hiredis/hiredis.h>
 
-#include "fixtures/redis_fixture.h"
 #include "bench_util.h"
+#include "fixtures/redis_fixture.h"
 #include "msgsdk/msgsdk.h"
+#include "raw_redis.h"
 
 namespace {
 
@@ -76,78 +68,12 @@ using msgsdk::bench::WithSeparators;
 
 // ---- Raw hiredis ----------------------------------------------------------------------------
 
-struct ContextDeleter {
-  void operator()(redisContext* context) const { redisFree(context); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-msgsdk::Result<ContextPtr> Connect(int port) {
-  const timeval timeout{.tv_sec = 30, .tv_usec = 0};
-  ContextPtr context(redisConnectWithTimeout("127.0.0.1", port, timeout));
-  const std::string where = "127.0.0.1:" + std::to_string(port);
-  if (context == nullptr) return msgsdk::InternalError("no memory for a connection to " + where);
-  if (context->err != 0) {
-    return msgsdk::UnavailableError("connecting to " + where + ": " + context->errstr);
-  }
-  if (redisSetTimeout(context.get(), timeout) != REDIS_OK) {
-    return msgsdk::InternalError("setting the reply timeout on " + where);
-  }
-  return context;
-}
-
-// Queues one command (hiredis buffers it until the first reply is read). The arguments are
-// passed as pointers and lengths, as a hand-written hiredis client would: no copies.
-void Append(redisContext* context, std::initializer_list<std::string_view> args) {
-  const char* argv[16];
-  size_t lengths[16];
-  size_t n = 0;
-  for (const std::string_view arg : args) {
-    argv[n] = arg.data();
-    lengths[n++] = arg.size();
-  }
-  redisAppendCommandArgv(context, static_cast<int>(n), argv, lengths);
-}
-
-void Append(redisContext* context, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  argv.reserve(args.size());
-  lengths.reserve(args.size());
-  for (const std::string& arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
-  redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data());
-}
-
-// The next reply; an error reply is an error naming `what`.
-msgsdk::Result<ReplyPtr> NextReply(redisContext* context, const std::string& what) {
-  void* raw = nullptr;
-  if (redisGetReply(context, &raw) != REDIS_OK) {
-    return msgsdk::UnavailableError(what + ": " + context->errstr);
-  }
-  ReplyPtr reply(static_cast<redisReply*>(raw));
-  if (reply->type == REDIS_REPLY_ERROR) {
-    return msgsdk::InternalError(what + ": " + std::string(reply->str, reply->len));
-  }
-  return reply;
-}
-
-msgsdk::Result<ReplyPtr> Command(redisContext* context, const std::vector<std::string>& args) {
-  Append(context, args);
-  return NextReply(context, args.front() + " " + (args.size() > 1 ? args[1] : ""));
-}
-
-std::vector<std::string> StreamNames(const std::string& prefix, int partitions) {
-  std::vector<std::string> names;
-  for (int p = 0; p < partitions; ++p) names.push_back(prefix + ":" + std::to_string(p));
-  return names;
-}
+using msgsdk::bench::AppendRedis;
+using msgsdk::bench::ConnectRedis;
+using msgsdk::bench::NextRedisReply;
+using msgsdk::bench::RedisCommand;
+using msgsdk::bench::StreamNames;
+using ReplyPtr = msgsdk::bench::RedisReplyPtr;
 
 std::string NowMillis() {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -167,12 +93,12 @@ msgsdk::Result<double> RawSend(redisContext* context, const std::vector<std::str
     const int64_t n = std::min<int64_t>(flags.batch, flags.messages - sent);
     const std::string born = NowMillis();
     for (int64_t i = 0; i < n; ++i) {
-      Append(context,
-             {"XADD", streams[next_stream], "*", "id", message_id, "born", born, "body", body});
+      AppendRedis(context, {"XADD", streams[next_stream], "*", "id", message_id, "born", born,
+                            "body", body});
       next_stream = (next_stream + 1) % streams.size();
     }
     for (int64_t i = 0; i < n; ++i) {
-      MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, NextReply(context, "raw XADD"));
+      MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, NextRedisReply(context, "raw XADD"));
       if (reply->type != REDIS_REPLY_STRING) {
         return msgsdk::InternalError("raw XADD: unexpected reply type " +
                                      std::to_string(reply->type));
@@ -189,7 +115,8 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
                                   const std::string& group, const Flags& flags) {
   const auto start = Clock::now();
   for (const std::string& stream : streams) {
-    MSGSDK_RETURN_IF_ERROR(Command(context, {"XGROUP", "CREATE", stream, group, "0"}).status());
+    MSGSDK_RETURN_IF_ERROR(
+        RedisCommand(context, {"XGROUP", "CREATE", stream, group, "0"}).status());
   }
   std::vector<std::string> read = {"XREADGROUP", "GROUP", group,
                                    "bench-raw",  "COUNT", std::to_string(flags.read_count),
@@ -205,7 +132,7 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
       return msgsdk::DeadlineExceededError("raw receive: only " + std::to_string(received) +
                                            " of " + std::to_string(flags.messages) + " read");
     }
-    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, Command(context, read));
+    MSGSDK_ASSIGN_OR_RETURN(ReplyPtr reply, RedisCommand(context, read));
     if (reply->type != REDIS_REPLY_ARRAY) {
       return msgsdk::InternalError("raw receive: the streams ran out after " +
                                    std::to_string(received) + " of " +
@@ -236,7 +163,7 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
       ++acks;
     }
     for (size_t i = 0; i < acks; ++i) {
-      MSGSDK_RETURN_IF_ERROR(NextReply(context, "raw XACK").status());
+      MSGSDK_RETURN_IF_ERROR(NextRedisReply(context, "raw XACK").status());
     }
   }
   const double seconds = Seconds(Clock::now() - start);
@@ -249,46 +176,13 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
 
 // ---- The SDK --------------------------------------------------------------------------------
 
-// A counter a thread can wait on; remembers when the last count came. Counting is lock-free
-// (handlers and callbacks run on several threads at once): the harness must cost next to
-// nothing, or it would be charged to the SDK.
-class Progress {
- public:
-  explicit Progress(int64_t target) : target_(target) {}
-  void Add(bool ok) {
-    last_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    if (!ok) failed_.fetch_add(1, std::memory_order_relaxed);
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == target_) {
-      std::lock_guard lock(mutex_);
-      reached_.notify_all();
-    }
-  }
-  bool Wait() {
-    std::unique_lock lock(mutex_);
-    return reached_.wait_for(lock, kGiveUp, [this] { return done() >= target_; });
-  }
-  int64_t done() const { return done_.load(std::memory_order_acquire); }
-  int64_t failed() const { return failed_.load(std::memory_order_acquire); }
-  Clock::time_point last() const {
-    return Clock::time_point(Clock::duration(last_.load(std::memory_order_acquire)));
-  }
-
- private:
-  const int64_t target_;
-  std::mutex mutex_;
-  std::condition_variable reached_;
-  std::atomic<int64_t> done_{0};
-  std::atomic<int64_t> failed_{0};
-  // Several threads count at once: the latest store may not be the latest time by a few
-  // nanoseconds, which is far below what the figures resolve.
-  std::atomic<Clock::rep> last_{0};
-};
+using msgsdk::bench::Progress;
 
 msgsdk::Result<double> SdkSend(msgsdk::Client& client, const std::string& topic,
                                const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
-  Progress progress(flags.messages);
+  Progress progress;
   std::counting_semaphore<> window(static_cast<std::ptrdiff_t>(flags.window));
   const auto start = Clock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
@@ -299,7 +193,7 @@ msgsdk::Result<double> SdkSend(msgsdk::Client& client, const std::string& topic,
                          progress.Add(r.ok());
                        });
   }
-  const bool all = progress.Wait();
+  const bool all = progress.WaitFor(flags.messages, kGiveUp);
   MSGSDK_RETURN_IF_ERROR(producer.Close());
   if (!all || progress.failed() > 0) {
     return msgsdk::InternalError("sdk send to " + topic + ": " +
@@ -311,7 +205,7 @@ msgsdk::Result<double> SdkSend(msgsdk::Client& client, const std::string& topic,
 
 msgsdk::Result<double> SdkReceive(msgsdk::Client& client, const std::string& topic,
                                   const std::string& group, const Flags& flags) {
-  Progress progress(flags.messages);
+  Progress progress;
   std::atomic<uint64_t> body_bytes{0};
   const auto start = Clock::now();
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Subscription subscription,
@@ -323,7 +217,7 @@ msgsdk::Result<double> SdkReceive(msgsdk::Client& client, const std::string& top
                                              return msgsdk::ConsumeResult::kSuccess;
                                            },
                                            {.consumer_threads = flags.consumer_threads}));
-  const bool all = progress.Wait();
+  const bool all = progress.WaitFor(flags.messages, kGiveUp);
   const Clock::time_point last = progress.last();
   MSGSDK_RETURN_IF_ERROR(subscription.Close());
   if (!all) {
@@ -372,33 +266,10 @@ struct Usage {
   int64_t switches = 0;
 };
 
-double ToSeconds(const timeval& tv) {
-  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-}
-
-// utime + stime of a process from /proc/<pid>/stat (0 if unreadable).
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  // The command name is in parentheses and may hold spaces: count fields after the last ')'.
-  const size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  uint64_t ticks = 0;
-  // Fields 3.. follow; utime and stime are fields 14 and 15.
-  for (int n = 3; n <= 15 && fields >> field; ++n) {
-    if (n >= 14) ticks += std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 Usage Sample(pid_t server) {
-  rusage self{};
-  getrusage(RUSAGE_SELF, &self);
-  return {.client_s = ToSeconds(self.ru_utime) + ToSeconds(self.ru_stime),
-          .server_s = ProcessCpuSeconds(server),
-          .switches = self.ru_nvcsw + self.ru_nivcsw};
+  return {.client_s = msgsdk::bench::SelfCpuSeconds(),
+          .server_s = msgsdk::bench::ProcessCpuSeconds(server),
+          .switches = msgsdk::bench::SelfContextSwitches()};
 }
 
 template <typename Case>
@@ -435,7 +306,7 @@ Cost Median(const std::vector<Cost>& costs) {
 msgsdk::Status DropStreams(redisContext* context, const std::vector<std::string>& keys) {
   std::vector<std::string> unlink = {"UNLINK"};
   unlink.insert(unlink.end(), keys.begin(), keys.end());
-  return Command(context, unlink).status();
+  return RedisCommand(context, unlink).status();
 }
 
 msgsdk::Status RunOnce(redisContext* context, msgsdk::Client& client, pid_t server, int partitions,
@@ -484,7 +355,7 @@ int Run(const Flags& flags) {
     std::fprintf(stderr, "starting redis-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  auto context = Connect((*server)->port());
+  auto context = ConnectRedis((*server)->port());
   if (!context.ok()) {
     std::fprintf(stderr, "%s\n", context.status().ToString().c_str());
     return 1;

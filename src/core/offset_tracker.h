@@ -5,9 +5,10 @@
 // it (and what follows) instead of skipping it. Offsets need not be dense.
 // Thread-safety: not thread-safe; the owner locks.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <set>
+#include <deque>
 
 namespace msgsdk::core {
 
@@ -16,9 +17,20 @@ class OffsetTracker {
   // `start` is the first offset that will be fetched.
   explicit OffsetTracker(int64_t start = 0) : fetched_up_to_(start) {}
 
-  // A delivery was handed out.
+  // A delivery was handed out. Offsets normally come in increasing order (appended at the
+  // back, no allocation per delivery, unlike a node-based set); any other order is kept
+  // sorted too, and an offset already outstanding is counted once.
   void Delivered(int64_t offset) {
-    unacked_.insert(offset);
+    if (outstanding_.empty() || offset > outstanding_.back().offset) {
+      outstanding_.push_back({offset, false});
+      ++unacked_;
+    } else {
+      auto it = Find(offset);
+      if (it == outstanding_.end() || it->offset != offset) {
+        outstanding_.insert(it, {offset, false});
+        ++unacked_;
+      }
+    }
     if (offset + 1 > fetched_up_to_) fetched_up_to_ = offset + 1;
   }
   // Offsets below `next` were fetched (some may have been skipped by a filter).
@@ -26,16 +38,37 @@ class OffsetTracker {
     if (next > fetched_up_to_) fetched_up_to_ = next;
   }
   // Returns false if the offset was not outstanding (acked twice, or never delivered).
-  bool Acked(int64_t offset) { return unacked_.erase(offset) > 0; }
+  bool Acked(int64_t offset) {
+    auto it = Find(offset);
+    if (it == outstanding_.end() || it->offset != offset || it->acked) return false;
+    it->acked = true;
+    --unacked_;
+    while (!outstanding_.empty() && outstanding_.front().acked) outstanding_.pop_front();
+    return true;
+  }
 
   // The next offset the group should start from after a restart.
   int64_t CommitPosition() const {
-    return unacked_.empty() ? fetched_up_to_ : *unacked_.begin();
+    return outstanding_.empty() ? fetched_up_to_ : outstanding_.front().offset;
   }
-  size_t outstanding() const { return unacked_.size(); }
+  size_t outstanding() const { return unacked_; }
 
  private:
-  std::set<int64_t> unacked_;
+  struct HandedOut {
+    int64_t offset;
+    bool acked;
+  };
+
+  std::deque<HandedOut>::iterator Find(int64_t offset) {
+    return std::lower_bound(
+        outstanding_.begin(), outstanding_.end(), offset,
+        [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
+  }
+
+  // Handed out, in offset order; the front is never acknowledged (acknowledged entries at
+  // the front are dropped at once).
+  std::deque<HandedOut> outstanding_;
+  size_t unacked_ = 0;
   int64_t fetched_up_to_;
 };
 

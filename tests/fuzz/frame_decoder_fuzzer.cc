@@ -1,5 +1,7 @@
 // libFuzzer target for what msgsdk-broker and its clients read from the network: the frame
-// decoder, every frame body of either direction, and the message conversion behind them.
+// decoder, every frame body of either direction, and the message conversion behind them. The
+// hand-written decoders of the bulk bodies (wire_codec.h) run next to the generated parser and
+// must accept exactly what it accepts, with as many entries: a disagreement is a crash.
 //
 // The first input byte chooses the direction (bit 0) and how the rest is cut into the chunks
 // a socket would deliver (bits 1-7: 1 to 128 bytes per read), so the decoder's buffering of
@@ -10,10 +12,12 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
 #include "backends/native/protocol/frame.h"
+#include "backends/native/protocol/wire_codec.h"
 
 namespace {
 
@@ -51,6 +55,51 @@ void ConvertMessages(wire::FetchResponse& response) {
   }
 }
 
+void Agree(bool agree) {
+  if (!agree) __builtin_trap();
+}
+
+// The decoders of wire_codec.h next to the generated parser's result.
+void CompareProduceRequest(const Frame& frame, bool generated_ok,
+                           const wire::ProduceRequest& request) {
+  static msgsdk::native::protocol::ProduceRequestReader reader;
+  const bool ok = reader.Read(frame).ok();
+  Agree(ok == generated_ok);
+  if (ok) {
+    Agree(reader.topic() == request.topic());
+    Agree(reader.size() == static_cast<size_t>(request.entries_size()));
+  }
+}
+
+void CompareProduceResponse(const Frame& frame, bool generated_ok,
+                            const wire::ProduceResponse& response) {
+  msgsdk::Status status;
+  std::vector<msgsdk::native::protocol::ProduceOutcome> results;
+  const bool ok = msgsdk::native::protocol::DecodeProduceResponse(frame, &status, &results).ok();
+  Agree(ok == generated_ok);
+  if (ok) {
+    Agree(status.code() == msgsdk::native::protocol::FromWire(response.status()).code());
+    Agree(results.size() == static_cast<size_t>(response.results_size()));
+  }
+}
+
+void CompareFetchResponse(const Frame& frame, bool generated_ok,
+                          const wire::FetchResponse& response) {
+  msgsdk::Status status;
+  std::vector<msgsdk::native::protocol::FetchedQueue> queues;
+  const bool ok =
+      msgsdk::native::protocol::DecodeFetchResponse(frame, "fuzz", &status, &queues).ok();
+  Agree(ok == generated_ok);
+  if (ok) {
+    Agree(status.code() == msgsdk::native::protocol::FromWire(response.status()).code());
+    Agree(queues.size() == static_cast<size_t>(response.queues_size()));
+    for (size_t q = 0; q < queues.size(); ++q) {
+      Agree(queues[q].messages.size() ==
+            static_cast<size_t>(response.queues(static_cast<int>(q)).messages_size()));
+    }
+  }
+}
+
 // Parses the body the way the receiving side would, and converts what it carries.
 void Handle(const Frame& frame) {
   const bool response = frame.header.is_response();
@@ -65,9 +114,11 @@ void Handle(const Frame& frame) {
       wire::ProduceRequest request;
       wire::ProduceResponse reply;
       if (response) {
-        Parse(frame, reply);
-      } else if (Parse(frame, request)) {
-        ConvertMessages(request);
+        CompareProduceResponse(frame, Parse(frame, reply), reply);
+      } else {
+        const bool parsed = Parse(frame, request);
+        CompareProduceRequest(frame, parsed, request);
+        if (parsed) ConvertMessages(request);
       }
       break;
     }
@@ -76,8 +127,10 @@ void Handle(const Frame& frame) {
       wire::FetchResponse reply;
       if (!response) {
         Parse(frame, request);
-      } else if (Parse(frame, reply)) {
-        ConvertMessages(reply);
+      } else {
+        const bool parsed = Parse(frame, reply);
+        CompareFetchResponse(frame, parsed, reply);
+        if (parsed) ConvertMessages(reply);
       }
       break;
     }

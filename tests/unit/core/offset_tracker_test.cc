@@ -39,5 +39,35 @@ TEST(OffsetTrackerTest, DoubleAckIsHarmless) {
   EXPECT_EQ(tracker.CommitPosition(), 1);
 }
 
+TEST(OffsetTrackerTest, OutOfOrderAndRepeatedDeliveriesAreKeptInOrder) {
+  OffsetTracker tracker(0);
+  tracker.Delivered(5);
+  tracker.Delivered(2);
+  tracker.Delivered(7);
+  tracker.Delivered(2);  // already outstanding: counted once
+  EXPECT_EQ(tracker.outstanding(), 3u);
+  EXPECT_EQ(tracker.CommitPosition(), 2);
+  EXPECT_TRUE(tracker.Acked(5));
+  EXPECT_EQ(tracker.CommitPosition(), 2);
+  EXPECT_TRUE(tracker.Acked(2));
+  EXPECT_EQ(tracker.CommitPosition(), 7);
+  EXPECT_FALSE(tracker.Acked(2));
+  EXPECT_TRUE(tracker.Acked(7));
+  EXPECT_EQ(tracker.CommitPosition(), 8);
+  EXPECT_EQ(tracker.outstanding(), 0u);
+}
+
+TEST(OffsetTrackerTest, ManyDeliveriesAckedInAnyOrder) {
+  OffsetTracker tracker(100);
+  for (int64_t offset = 100; offset < 1100; ++offset) tracker.Delivered(offset);
+  // Every odd offset first: the commit stays at the first even one.
+  for (int64_t offset = 101; offset < 1100; offset += 2) EXPECT_TRUE(tracker.Acked(offset));
+  EXPECT_EQ(tracker.CommitPosition(), 100);
+  EXPECT_EQ(tracker.outstanding(), 500u);
+  for (int64_t offset = 100; offset < 1100; offset += 2) EXPECT_TRUE(tracker.Acked(offset));
+  EXPECT_EQ(tracker.CommitPosition(), 1100);
+  EXPECT_EQ(tracker.outstanding(), 0u);
+}
+
 }  // namespace
 }  // namespace msgsdk::core

@@ -51,6 +51,23 @@ class BrokerClient::Impl {
       done(encoded);
       return;
     }
+    Submit(id, type, timeout, std::move(bytes), std::move(done));
+  }
+
+  void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
+                     ResponseCallback done) {
+    const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+    Status sealed = protocol::SealFrame(static_cast<uint8_t>(type), id, &frame);
+    if (!sealed.ok()) {
+      done(sealed);
+      return;
+    }
+    Submit(id, type, timeout, std::move(frame), std::move(done));
+  }
+
+  // Hands an encoded request to the I/O thread.
+  void Submit(uint64_t id, protocol::FrameType type, std::chrono::milliseconds timeout,
+              std::string bytes, ResponseCallback done) {
     {
       std::lock_guard lock(post_mutex_);
       if (!closed_) {
@@ -63,6 +80,8 @@ class BrokerClient::Impl {
     }
     done(FailedPreconditionError(Who() + " is closed"));
   }
+
+  uint64_t disconnects() const { return disconnects_.load(std::memory_order_acquire); }
 
   void Close() {
     {
@@ -246,10 +265,12 @@ class BrokerClient::Impl {
   }
 
   void Disconnect(const std::string& reason) {
+    // Before the pending requests fail, so that their callers see the new count.
+    disconnects_.fetch_add(1, std::memory_order_acq_rel);
     ++epoch_;
     CloseSocket();
     writing_ = false;
-    writing_buffer_.clear();
+    writing_frames_.clear();
     last_error_ = EndpointName(endpoint_index_) + ": " + reason;
     std::fprintf(stderr, "msgsdk native: cluster '%s': connection to msgsdk-broker lost (%s)\n",
                  options_.cluster.c_str(), last_error_.c_str());
@@ -297,18 +318,22 @@ class BrokerClient::Impl {
                             });
   }
 
+  // Writes every queued frame with one gather write (the frames are not copied together).
   void Flush() {
     if (writing_ || queued_.empty() || state_ != State::kConnected) return;
     writing_ = true;
-    writing_buffer_.clear();
+    writing_frames_.clear();
+    writing_buffers_.clear();
     for (auto& [id, bytes] : queued_) {
-      writing_buffer_ += bytes;
+      writing_frames_.push_back(std::move(bytes));
       auto it = pending_.find(id);
       if (it != pending_.end()) it->second.written = true;
     }
     queued_.clear();
+    for (const std::string& frame : writing_frames_)
+      writing_buffers_.push_back(asio::buffer(frame));
     const uint64_t epoch = epoch_;
-    asio::async_write(socket_, asio::buffer(writing_buffer_),
+    asio::async_write(socket_, writing_buffers_,
                       [this, epoch](const boost::system::error_code& error, size_t) {
                         if (epoch != epoch_ || closing_) return;
                         writing_ = false;
@@ -326,6 +351,7 @@ class BrokerClient::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
   std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> disconnects_{0};
   std::mutex post_mutex_;
   bool closed_ = false;  // guarded by post_mutex_
 
@@ -343,7 +369,9 @@ class BrokerClient::Impl {
   uint64_t epoch_ = 0;  // bumped per connection: handlers of an older socket do nothing
   std::unordered_map<uint64_t, Pending> pending_;
   std::deque<std::pair<uint64_t, std::string>> queued_;  // not yet handed to the socket
-  std::string writing_buffer_;
+  // The frames being written, and the buffers pointing into them.
+  std::vector<std::string> writing_frames_;
+  std::vector<asio::const_buffer> writing_buffers_;
   bool writing_ = false;
   protocol::FrameDecoder decoder_;
   std::array<char, kReadChunk> read_buffer_{};
@@ -378,6 +406,13 @@ void BrokerClient::Call(protocol::FrameType type, const google::protobuf::Messag
                         std::chrono::milliseconds timeout, ResponseCallback done) {
   impl_->Call(type, request, timeout, std::move(done));
 }
+
+void BrokerClient::CallWithFrame(protocol::FrameType type, std::string frame,
+                                 std::chrono::milliseconds timeout, ResponseCallback done) {
+  impl_->CallWithFrame(type, std::move(frame), timeout, std::move(done));
+}
+
+uint64_t BrokerClient::Disconnects() const { return impl_->disconnects(); }
 
 void BrokerClient::Close() { impl_->Close(); }
 

@@ -52,6 +52,14 @@ class BrokerClient {
   // kFailedPrecondition (the client is closed).
   void Call(protocol::FrameType type, const google::protobuf::MessageLite& request,
             std::chrono::milliseconds timeout, ResponseCallback done);
+  // The same with a request encoded by the caller: `frame` starts with kFrameHeaderSize bytes
+  // for the header (written here, with the request id), followed by the body.
+  void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
+                     ResponseCallback done);
+
+  // How many times a connection was lost so far. A change means the broker may have
+  // restarted since (and forgotten its group members).
+  uint64_t Disconnects() const;
 
   // Fails every pending request, closes the connection and stops the I/O thread. Idempotent.
   void Close();

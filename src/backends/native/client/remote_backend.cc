@@ -14,6 +14,7 @@
 #include "backends/native/native_log.h"
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
+#include "backends/native/protocol/wire_codec.h"
 #include "backends/native/storage/message_codec.h"
 #include "backends/native/storage/message_store.h"
 #include "core/offset_tracker.h"
@@ -59,12 +60,16 @@ class RemoteProducer : public core::BackendProducer {
  public:
   RemoteProducer(std::shared_ptr<BrokerClient> client, std::string topic, int32_t queues,
                  milliseconds timeout)
-      : client_(std::move(client)), topic_(std::move(topic)), queues_(queues), timeout_(timeout) {}
+      : client_(std::move(client)),
+        topic_(std::move(topic)),
+        queues_(queues),
+        timeout_(timeout),
+        open_(topic_) {}
 
   ~RemoteProducer() override {
     // Every Call is answered (or fails) within its timeout, so this wait ends.
     std::unique_lock lock(done_mutex_);
-    drained_.wait(lock, [this] { return in_flight_ == 0; });
+    drained_.wait(lock, [this] { return in_flight_.load() == 0; });
   }
 
   void Send(const Message& message, core::SendDone done) override {
@@ -73,86 +78,98 @@ class RemoteProducer : public core::BackendProducer {
         message.key.empty()
             ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
             : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(queues_));
-    {
-      std::lock_guard lock(done_mutex_);
-      ++in_flight_;
-    }
+    in_flight_.fetch_add(1);
+    Status added;
     {
       std::lock_guard lock(queue_mutex_);
-      // Copied: the core's message is only lent for the call, and this one waits for a frame.
-      pending_.push_back(Entry{queue, message, std::move(done)});
+      if (open_.entries() > 0 && open_.size() + message.body.size() > kMaxBatchBytes) {
+        CloseOpenFrame();
+      }
+      // Encoded into the open frame at once: the core's message is only lent for the call.
+      added = open_.Add(queue, message);
+      if (added.ok()) {
+        open_dones_.push_back(done);
+        if (open_.entries() >= kMaxBatchMessages) CloseOpenFrame();
+      }
+    }
+    if (!added.ok()) {
+      done(added.WithContext("sending to topic '" + topic_ + "'"));
+      Finished(1);
+      return;
     }
     Pump();
   }
 
   Status Close(Deadline deadline) override {
     std::unique_lock lock(done_mutex_);
-    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_ == 0; })) {
-      return DeadlineExceededError(std::to_string(in_flight_) + " sends to topic '" + topic_ +
-                                   "' still pending at close");
+    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; })) {
+      return DeadlineExceededError(std::to_string(in_flight_.load()) + " sends to topic '" +
+                                   topic_ + "' still pending at close");
     }
     return OkStatus();
   }
 
  private:
-  struct Entry {
-    int32_t queue;
-    Message message;
-    core::SendDone done;
+  // A Produce frame and the completions of its entries, in order.
+  struct Batch {
+    std::string frame;
+    std::vector<core::SendDone> dones;
   };
 
-  // Sends what is pending, as long as fewer than kMaxFramesInFlight frames are in flight.
-  // One sender at a time, so frames leave in the order their messages were sent. Recursive:
-  // a Call that fails at once (a closed connection) answers, and pumps, on this thread.
+  // Queues the open frame as full. Under queue_mutex_.
+  void CloseOpenFrame() {
+    ready_.push_back(Batch{open_.TakeFrame(), std::move(open_dones_)});
+    open_dones_ = {};
+  }
+
+  // Sends the full frames, then the open one, as long as fewer than kMaxFramesInFlight frames
+  // are in flight. One sender at a time, so frames leave in the order their messages were
+  // sent. Recursive: a Call that fails at once (a closed connection) answers, and pumps, on
+  // this thread.
   void Pump() {
     std::lock_guard send_lock(send_mutex_);
     while (true) {
-      std::vector<Entry> batch;
+      Batch batch;
       {
         std::lock_guard lock(queue_mutex_);
-        if (pending_.empty() || frames_in_flight_ >= kMaxFramesInFlight) return;
-        size_t bytes = 0;
-        while (!pending_.empty() && batch.size() < kMaxBatchMessages &&
-               (batch.empty() || bytes + pending_.front().message.body.size() <= kMaxBatchBytes)) {
-          bytes += pending_.front().message.body.size();
-          batch.push_back(std::move(pending_.front()));
-          pending_.pop_front();
+        if (frames_in_flight_ >= kMaxFramesInFlight) return;
+        if (!ready_.empty()) {
+          batch = std::move(ready_.front());
+          ready_.pop_front();
+        } else if (open_.entries() > 0) {
+          batch = Batch{open_.TakeFrame(), std::move(open_dones_)};
+          open_dones_ = {};
+        } else {
+          return;
         }
         ++frames_in_flight_;
       }
-      wire::ProduceRequest request;
-      request.set_topic(topic_);
-      auto dones = std::make_shared<std::vector<core::SendDone>>();
-      dones->reserve(batch.size());
-      for (Entry& entry : batch) {
-        wire::ProduceEntry* out = request.add_entries();
-        out->set_queue(entry.queue);
-        protocol::ToWire(std::move(entry.message), /*with_delivery=*/false, out->mutable_message());
-        dones->push_back(std::move(entry.done));
-      }
-      client_->Call(
-          FrameType::kProduce, request, timeout_,
-          [this, dones](Result<protocol::Frame> frame) { Answered(*dones, std::move(frame)); });
+      client_->CallWithFrame(
+          FrameType::kProduce, std::move(batch.frame), timeout_,
+          [this, dones = std::move(batch.dones)](Result<protocol::Frame> frame) mutable {
+            Answered(dones, std::move(frame));
+          });
     }
   }
 
   void Answered(std::vector<core::SendDone>& dones, Result<protocol::Frame> frame) {
-    auto response = ParseResponse<wire::ProduceResponse>(std::move(frame));
+    std::vector<protocol::ProduceOutcome> results;
+    Status status = frame.status();
+    if (frame.ok()) {
+      Status decoded = protocol::DecodeProduceResponse(*frame, &status, &results);
+      if (!decoded.ok()) status = decoded;
+    }
+    if (!status.ok()) status = status.WithContext("sending to topic '" + topic_ + "'");
     for (size_t i = 0; i < dones.size(); ++i) {
-      if (!response.ok()) {
-        dones[i](response.status().WithContext("sending to topic '" + topic_ + "'"));
-      } else if (static_cast<int>(i) >= response->results_size()) {
-        dones[i](InternalError("msgsdk-broker answered " +
-                               std::to_string(response->results_size()) + " results for " +
-                               std::to_string(dones.size()) + " messages"));
+      if (!status.ok()) {
+        dones[i](status);
+      } else if (i >= results.size()) {
+        dones[i](InternalError("msgsdk-broker answered " + std::to_string(results.size()) +
+                               " results for " + std::to_string(dones.size()) + " messages"));
+      } else if (results[i].status.ok()) {
+        dones[i](core::StoredPosition{results[i].queue, results[i].offset});
       } else {
-        const wire::ProduceResult& result = response->results(static_cast<int>(i));
-        Status status = protocol::FromWire(result.status());
-        if (status.ok()) {
-          dones[i](core::StoredPosition{result.queue(), result.offset()});
-        } else {
-          dones[i](status);
-        }
+        dones[i](std::move(results[i].status));
       }
     }
     {
@@ -161,9 +178,15 @@ class RemoteProducer : public core::BackendProducer {
     }
     Pump();
     // Last: once the count is zero the producer may be destroyed.
-    std::lock_guard lock(done_mutex_);
-    in_flight_ -= static_cast<int64_t>(dones.size());
-    if (in_flight_ == 0) drained_.notify_all();
+    Finished(static_cast<int64_t>(dones.size()));
+  }
+
+  void Finished(int64_t sends) {
+    if (in_flight_.fetch_sub(sends) == sends) {
+      // Under the lock, so that a waiter between its check and its wait is not missed.
+      std::lock_guard lock(done_mutex_);
+      drained_.notify_all();
+    }
   }
 
   const std::shared_ptr<BrokerClient> client_;
@@ -174,12 +197,14 @@ class RemoteProducer : public core::BackendProducer {
 
   std::recursive_mutex send_mutex_;
   std::mutex queue_mutex_;
-  std::deque<Entry> pending_;
+  protocol::ProduceFrameBuilder open_;  // guarded by queue_mutex_
+  std::vector<core::SendDone> open_dones_;
+  std::deque<Batch> ready_;  // full frames waiting for a slot
   int frames_in_flight_ = 0;
 
   std::mutex done_mutex_;
   std::condition_variable drained_;
-  int64_t in_flight_ = 0;
+  std::atomic<int64_t> in_flight_{0};
 };
 
 // One subscription: joins the broker's group (clustering) or reads every queue with its own
@@ -241,6 +266,12 @@ class RemoteConsumer : public core::BackendConsumer {
   template <typename Response>
   Result<Response> Request(FrameType type, const google::protobuf::MessageLite& request,
                            milliseconds timeout) {
+    return ParseResponse<Response>(RequestFrame(type, request, timeout));
+  }
+
+  // The same, answering with the response frame itself.
+  Result<protocol::Frame> RequestFrame(FrameType type, const google::protobuf::MessageLite& request,
+                                       milliseconds timeout) {
     auto call = std::make_shared<PendingCall>();
     {
       std::lock_guard lock(mutex_);
@@ -254,7 +285,7 @@ class RemoteConsumer : public core::BackendConsumer {
       current_call_.reset();
     }
     if (!frame) return CancelledError("the subscription is closing");
-    return ParseResponse<Response>(std::move(*frame));
+    return std::move(*frame);
   }
 
   wire::GroupRequest MakeGroupRequest(const std::vector<int32_t>& released = {}) const {
@@ -275,6 +306,10 @@ class RemoteConsumer : public core::BackendConsumer {
   void Run() {
     bool joined = false;
     auto next_heartbeat = Clock::now();
+    // The client's lost connections when the membership was last confirmed. A lost connection
+    // may be a broker that restarted and forgot the group: until a heartbeat confirms the
+    // membership (or the member joins again), nothing is fetched.
+    confirmed_disconnects_ = client_->Disconnects();
     std::vector<int32_t> all_queues;
     all_queues.reserve(static_cast<size_t>(queues_));
     for (int32_t queue = 0; queue < queues_; ++queue) all_queues.push_back(queue);
@@ -282,13 +317,16 @@ class RemoteConsumer : public core::BackendConsumer {
       // Broadcast: every queue, each from this member's own position. Queues whose position
       // could not be read yet (no connection) are tried again on every round.
       if (broadcast_) AddQueues(all_queues);
-      if (!broadcast_ && (!joined || Clock::now() >= next_heartbeat)) {
+      const bool unconfirmed = !broadcast_ && client_->Disconnects() != confirmed_disconnects_;
+      if (!broadcast_ && (!joined || unconfirmed || Clock::now() >= next_heartbeat)) {
         const FrameType type = joined ? FrameType::kHeartbeat : FrameType::kJoinGroup;
+        const uint64_t disconnects = client_->Disconnects();
         auto response =
             Request<wire::GroupResponse>(type, MakeGroupRequest(), settings_.request_timeout);
         next_heartbeat = Clock::now() + settings_.heartbeat_interval;
         if (response.ok()) {
           joined = true;
+          confirmed_disconnects_ = disconnects;
           if (!Apply(std::move(response).value())) joined = false;
         } else if (response.status().code() == StatusCode::kNotFound && joined) {
           // Expired (or the broker restarted): another member may own our queues by now.
@@ -298,7 +336,7 @@ class RemoteConsumer : public core::BackendConsumer {
           continue;
         } else if (response.status().code() != StatusCode::kCancelled) {
           Log(joined ? "heartbeat" : "joining the group", response.status());
-          if (!joined) Pause(next_heartbeat);
+          if (!joined || unconfirmed) Pause(next_heartbeat);
           continue;
         }
       }
@@ -323,8 +361,7 @@ class RemoteConsumer : public core::BackendConsumer {
         Log("fetching", fetched);
         Pause(Clock::now() + settings_.poll_wait);
       }
-      // A failed commit is retried on the next round; until then a crash redelivers.
-      Commit(/*final=*/false).IgnoreError();
+      CommitInBackground();
     }
     // Closing: handlers of everything we own finish (or are abandoned), then commit and
     // leave, without abandoning these requests.
@@ -334,7 +371,8 @@ class RemoteConsumer : public core::BackendConsumer {
       for (const auto& [queue, state] : owned_) all.push_back(queue);
     }
     sink_.Revoke(all);
-    Status status = Commit(/*final=*/true);
+    // Sent after any background commit on the same connection, so applied after it.
+    Status status = CommitQueues(all);
     if (status.code() == StatusCode::kAborted) {
       // The broker no longer counts this member as the owner (its session expired, or the
       // broker restarted and the heartbeat has not joined again yet): the queues' next owner
@@ -348,6 +386,7 @@ class RemoteConsumer : public core::BackendConsumer {
                                                    MakeGroupRequest(), settings_.request_timeout);
       if (!left.ok() && status.ok()) status = left.status().WithContext("leaving the group");
     }
+    WaitForBackgroundCommit();
     std::lock_guard lock(mutex_);
     owned_.clear();
     close_status_ = status;
@@ -362,7 +401,7 @@ class RemoteConsumer : public core::BackendConsumer {
       sink_.Revoke(release);
       for (int32_t queue : release) {
         // If this commit fails the next owner starts earlier and redelivers: no loss.
-        CommitQueues({queue}, /*final=*/true).IgnoreError();
+        CommitQueues({queue}).IgnoreError();
         std::lock_guard lock(mutex_);
         owned_.erase(queue);
       }
@@ -468,76 +507,128 @@ class RemoteConsumer : public core::BackendConsumer {
     request.set_max_bytes(kFetchMaxBytes);
     request.set_wait_ms(static_cast<uint32_t>(wait.count()));
     for (uint64_t hash : tag_hashes_) request.add_tag_hashes(hash);
-    MSGSDK_ASSIGN_OR_RETURN(
-        auto response,
-        Request<wire::FetchResponse>(FrameType::kFetch, request, settings_.request_timeout + wait));
-    for (wire::QueueData& data : *response.mutable_queues()) {
-      Status status = protocol::FromWire(data.status());
-      if (!status.ok()) Log("reading queue " + std::to_string(data.queue()), status);
+    MSGSDK_ASSIGN_OR_RETURN(protocol::Frame frame, RequestFrame(FrameType::kFetch, request,
+                                                                settings_.request_timeout + wait));
+    if (!broadcast_ && client_->Disconnects() != confirmed_disconnects_) {
+      // Sent after a lost connection, maybe to a broker that restarted and no longer counts
+      // this member as the queues' owner: fetched again once the membership is confirmed.
+      return UnavailableError(
+          "the connection to msgsdk-broker was lost; the group membership is checked before "
+          "fetching again");
+    }
+    // Decoded straight into messages (no generated objects in between): the fetch path's
+    // largest cost per message otherwise.
+    Status status;
+    MSGSDK_RETURN_IF_ERROR(protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_));
+    MSGSDK_RETURN_IF_ERROR(status);
+    for (protocol::FetchedQueue& data : fetched_) {
+      if (!data.status.ok()) Log("reading queue " + std::to_string(data.queue), data.status);
       std::vector<Delivery> batch;
       {
         std::lock_guard lock(mutex_);
-        auto it = owned_.find(data.queue());
+        auto it = owned_.find(data.queue);
         if (it == owned_.end()) continue;
         // The broker read from the queue's start: the messages before it were deleted.
-        if (data.min_offset() > it->second.fetch_offset) {
-          LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue(),
-                                          it->second.fetch_offset, data.min_offset()));
+        if (data.min_offset > it->second.fetch_offset) {
+          LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue,
+                                          it->second.fetch_offset, data.min_offset));
         }
-        batch.reserve(data.messages_size());
-        for (wire::Message& wire_message : *data.mutable_messages()) {
-          Message message = protocol::FromWire(std::move(wire_message), spec_.topic);
+        batch.reserve(data.messages.size());
+        for (Message& message : data.messages) {
           it->second.tracker.Delivered(message.offset);
           batch.push_back(Delivery{std::move(message), {}});
         }
-        it->second.tracker.FetchedUpTo(data.next_offset());
-        it->second.fetch_offset = data.next_offset();
+        it->second.tracker.FetchedUpTo(data.next_offset);
+        it->second.fetch_offset = data.next_offset;
       }
       if (!batch.empty()) sink_.Deliver(std::move(batch));
     }
     return OkStatus();
   }
 
-  Status CommitQueues(const std::vector<int32_t>& queues, bool final) {
+  // A CommitOffset request for the acknowledged prefix of those of `queues` owned whose
+  // position moved since the last commit; no offsets if none did. Under mutex_.
+  wire::CommitOffsetRequest CommitRequestLocked(const std::vector<int32_t>& queues) const {
     wire::CommitOffsetRequest request;
     request.set_topic(spec_.topic);
     request.set_group(spec_.group);
     request.set_member_id(spec_.member_id);
     request.set_broadcast(broadcast_);
-    {
-      std::lock_guard lock(mutex_);
-      for (int32_t queue : queues) {
-        auto it = owned_.find(queue);
-        if (it == owned_.end()) continue;
-        const int64_t position = it->second.tracker.CommitPosition();
-        if (position == it->second.committed) continue;
-        wire::OffsetEntry* entry = request.add_offsets();
-        entry->set_queue(queue);
-        entry->set_offset(position);
-      }
+    for (int32_t queue : queues) {
+      auto it = owned_.find(queue);
+      if (it == owned_.end()) continue;
+      const int64_t position = it->second.tracker.CommitPosition();
+      if (position == it->second.committed) continue;
+      wire::OffsetEntry* entry = request.add_offsets();
+      entry->set_queue(queue);
+      entry->set_offset(position);
     }
-    if (request.offsets_size() == 0) return OkStatus();
-    auto response =
-        final ? CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset, request,
-                                                        settings_.request_timeout)
-              : Request<wire::CommitOffsetResponse>(FrameType::kCommitOffset, request,
-                                                    settings_.request_timeout);
-    if (!response.ok()) return response.status().WithContext("committing offsets");
-    std::lock_guard lock(mutex_);
+    return request;
+  }
+
+  // Under mutex_. Positions only move forward: a commit answered late does not take back a
+  // later one.
+  void MarkCommittedLocked(const wire::CommitOffsetRequest& request) {
     for (const auto& entry : request.offsets()) {
       auto it = owned_.find(entry.queue());
-      if (it != owned_.end()) it->second.committed = entry.offset();
+      if (it != owned_.end()) {
+        it->second.committed = std::max(it->second.committed, entry.offset());
+      }
     }
+  }
+
+  // Commits and waits (releasing queues, closing).
+  Status CommitQueues(const std::vector<int32_t>& queues) {
+    wire::CommitOffsetRequest request;
+    {
+      std::lock_guard lock(mutex_);
+      request = CommitRequestLocked(queues);
+    }
+    if (request.offsets_size() == 0) return OkStatus();
+    auto response = CallAndWait<wire::CommitOffsetResponse>(*client_, FrameType::kCommitOffset,
+                                                            request, settings_.request_timeout);
+    if (!response.ok()) return response.status().WithContext("committing offsets");
+    std::lock_guard lock(mutex_);
+    MarkCommittedLocked(request);
     return OkStatus();
   }
 
-  Status Commit(bool final) {
+  std::vector<int32_t> OwnedQueues() {
     std::vector<int32_t> queues;
+    std::lock_guard lock(mutex_);
+    for (const auto& [queue, state] : owned_) queues.push_back(queue);
+    return queues;
+  }
+
+  // Commits what was acknowledged without waiting: the loop fetches on meanwhile (a commit is
+  // answered once durable, in group-commit mode after an fdatasync, which would otherwise hold
+  // back every fetch). One commit at a time; a failed one is made again on a later round, and
+  // until then a crash redelivers.
+  void CommitInBackground() {
+    const std::vector<int32_t> queues = OwnedQueues();
+    auto request = std::make_shared<wire::CommitOffsetRequest>();
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [queue, state] : owned_) queues.push_back(queue);
+      if (commit_in_flight_) return;
+      *request = CommitRequestLocked(queues);
+      if (request->offsets_size() == 0) return;
+      commit_in_flight_ = true;
     }
-    return CommitQueues(queues, final);
+    client_->Call(FrameType::kCommitOffset, *request, settings_.request_timeout,
+                  [this, request](Result<protocol::Frame> frame) {
+                    const bool committed =
+                        ParseResponse<wire::CommitOffsetResponse>(std::move(frame)).ok();
+                    std::lock_guard lock(mutex_);
+                    if (committed) MarkCommittedLocked(*request);
+                    commit_in_flight_ = false;
+                    wake_.notify_all();
+                  });
+  }
+
+  // Before the consumer goes away: its background commit's answer touches it.
+  void WaitForBackgroundCommit() {
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, [this] { return !commit_in_flight_; });
   }
 
   const std::shared_ptr<BrokerClient> client_;
@@ -548,11 +639,17 @@ class RemoteConsumer : public core::BackendConsumer {
   const bool broadcast_;
   std::vector<uint64_t> tag_hashes_;
 
+  // The consuming thread only: see Run.
+  uint64_t confirmed_disconnects_ = 0;
   std::mutex mutex_;
+  // Close, and the end of a background commit.
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool commit_in_flight_ = false;
   std::shared_ptr<PendingCall> current_call_;
   std::map<int32_t, OwnedQueue> owned_;
+  // The last fetch's answer (the fetching thread only), kept for its capacity.
+  std::vector<protocol::FetchedQueue> fetched_;
   Status close_status_;
   std::mutex join_mutex_;
   std::thread thread_;

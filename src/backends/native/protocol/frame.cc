@@ -48,20 +48,22 @@ Result<FrameHeader> DecodeFrameHeader(const char* data, FrameDirection direction
   header.version = static_cast<uint8_t>(data[4]);
   header.type = static_cast<uint8_t>(data[5]);
   header.request_id = DecodeFixed64(data + 6);
-  const std::string where = "frame header (request id " + std::to_string(header.request_id) + ")";
+  const auto where = [&header] {
+    return "frame header (request id " + std::to_string(header.request_id) + ")";
+  };
   if (header.version != kProtocolVersion) {
-    return InvalidArgumentError(where + ": protocol version " + std::to_string(header.version) +
+    return InvalidArgumentError(where() + ": protocol version " + std::to_string(header.version) +
                                 " is not supported (this side speaks version " +
                                 std::to_string(kProtocolVersion) + ")");
   }
   const bool want_response = direction == FrameDirection::kResponse;
   if (header.is_response() != want_response || !IsKnownRequestType(header.type & ~kResponseBit)) {
-    return InvalidArgumentError(where + ": " + FrameTypeName(header.type) + " (type byte " +
+    return InvalidArgumentError(where() + ": " + FrameTypeName(header.type) + " (type byte " +
                                 Hex(header.type) + ") is not a known " +
                                 (want_response ? "response" : "request") + " type");
   }
   if (header.body_size > max_body_bytes) {
-    return InvalidArgumentError(where + ": " + FrameTypeName(header.type) + " body of " +
+    return InvalidArgumentError(where() + ": " + FrameTypeName(header.type) + " body of " +
                                 std::to_string(header.body_size) + " bytes exceeds the limit of " +
                                 std::to_string(max_body_bytes) + " bytes");
   }
@@ -91,13 +93,39 @@ Status AppendFrame(uint8_t type, uint64_t request_id, const google::protobuf::Me
   return OkStatus();
 }
 
+size_t BeginFrame(std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + kFrameHeaderSize);
+  return start;
+}
+
+Status EndFrame(uint8_t type, uint64_t request_id, size_t start, std::string* out) {
+  const size_t size = out->size() - start - kFrameHeaderSize;
+  if (size > kMaxFrameBodyLimit) {
+    out->resize(start);
+    return InvalidArgumentError(FrameTypeName(type) + " body of " + std::to_string(size) +
+                                " bytes exceeds the protocol limit of " +
+                                std::to_string(kMaxFrameBodyLimit) + " bytes");
+  }
+  EncodeFrameHeader({.body_size = static_cast<uint32_t>(size),
+                     .version = kProtocolVersion,
+                     .type = type,
+                     .request_id = request_id},
+                    out->data() + start);
+  return OkStatus();
+}
+
 Status ParseFrameBody(const Frame& frame, google::protobuf::MessageLite* out) {
   if (!out->ParseFromArray(frame.body.data(), static_cast<int>(frame.body.size()))) {
-    return InvalidArgumentError("malformed " + FrameTypeName(frame.header.type) + " body (" +
-                                std::to_string(frame.body.size()) + " bytes, request id " +
-                                std::to_string(frame.header.request_id) + ")");
+    return MalformedBody(frame);
   }
   return OkStatus();
+}
+
+Status MalformedBody(const Frame& frame) {
+  return InvalidArgumentError("malformed " + FrameTypeName(frame.header.type) + " body (" +
+                              std::to_string(frame.body.size()) + " bytes, request id " +
+                              std::to_string(frame.header.request_id) + ")");
 }
 
 void FrameDecoder::Append(std::string_view bytes) {

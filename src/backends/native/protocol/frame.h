@@ -81,9 +81,22 @@ Result<FrameHeader> DecodeFrameHeader(const char* data, FrameDirection direction
 Status AppendFrame(uint8_t type, uint64_t request_id, const google::protobuf::MessageLite& body,
                    std::string* out);
 
+// A frame written in place, for bodies encoded without the generated code: BeginFrame
+// reserves the header at the end of `out` and returns where the frame starts; the body is
+// appended after it; EndFrame writes the header for the bytes appended since. kInvalidArgument
+// (and the frame removed) if the body exceeds kMaxFrameBodyLimit.
+size_t BeginFrame(std::string* out);
+Status EndFrame(uint8_t type, uint64_t request_id, size_t start, std::string* out);
+// EndFrame of a frame that is the whole of `frame`.
+inline Status SealFrame(uint8_t type, uint64_t request_id, std::string* frame) {
+  return EndFrame(type, request_id, 0, frame);
+}
+
 // Parses a frame's body as `out`. kInvalidArgument naming the frame type, request id and size
 // if it is not a valid message of that type.
 Status ParseFrameBody(const Frame& frame, google::protobuf::MessageLite* out);
+// The kInvalidArgument of a body that is not a valid message of its frame's type.
+Status MalformedBody(const Frame& frame);
 
 // Splits a byte stream into frames. Feed it what the socket gave, then take frames until
 // Next gives none. The first malformed header makes the stream unusable: that error is

@@ -15,6 +15,7 @@
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
 #include "backends/native/protocol/frame.h"
+#include "backends/native/protocol/wire_codec.h"
 #include "backends/native/storage/message_codec.h"
 
 namespace msgsdk::native::server {
@@ -91,13 +92,14 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   void HandleGroup(const std::shared_ptr<Connection>& c, const Frame& frame);
   void HandleResetOffsets(const std::shared_ptr<Connection>& c, const Frame& frame);
 
-  // Reads every position of `request` into `response`; true if there is something to answer
-  // with (messages, a filter that skipped ahead, or an error).
-  bool TryFetch(const wire::FetchRequest& request, wire::FetchResponse* response);
+  // Reads every position of `request` into `body`, the body of a FetchResponse (cleared
+  // first); true if there is something to answer with (messages, a filter that skipped
+  // ahead, or an error).
+  bool TryFetch(const wire::FetchRequest& request, std::string* body);
   // Answers the parked fetches of `topic` that now find data.
   void WakeParked(const std::string& topic);
-  // Answers a parked fetch with `response`, or with a fresh read when there is none.
-  void AnswerParked(uint64_t park_id, wire::FetchResponse* response = nullptr);
+  // Answers a parked fetch with `body`, or with a fresh read when there is none.
+  void AnswerParked(uint64_t park_id, const std::string* body = nullptr);
 
   const ServerOptions options_;
   std::unique_ptr<Broker> broker_;
@@ -112,6 +114,9 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   std::set<std::shared_ptr<Connection>> connections_;
   std::map<uint64_t, ParkedFetch> parked_;
   uint64_t next_park_id_ = 0;
+  // Decoded Produce requests and encoded Fetch answers, reused from one request to the next.
+  protocol::ProduceRequestReader produce_reader_;
+  std::string fetch_body_;
   bool draining_ = false;
   std::promise<void>* drained_ = nullptr;
 
@@ -144,18 +149,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Began() { ++in_flight_; }
 
   void Respond(uint8_t type, uint64_t request_id, const google::protobuf::MessageLite& body) {
-    --in_flight_;
-    if (closed_) {
-      server_.CheckDrained();
-      return;
-    }
-    Status status = protocol::AppendFrame(type, request_id, body, &out_);
-    if (!status.ok()) {
-      Close("cannot encode a response: " + status.ToString());
-      return;
-    }
-    Flush();
-    MaybeResumeReading();
+    RespondWith([&body, type, request_id](std::string* out) {
+      return protocol::AppendFrame(type, request_id, body, out);
+    });
+  }
+
+  // Responds with a frame body encoded without the generated code: `write_body` appends it to
+  // the string it is given.
+  template <typename WriteBody>
+  void RespondWithBody(uint8_t type, uint64_t request_id, WriteBody write_body) {
+    RespondWith([&write_body, type, request_id](std::string* out) {
+      const size_t start = protocol::BeginFrame(out);
+      write_body(out);
+      return protocol::EndFrame(type, request_id, start, out);
+    });
   }
 
   // Closes the socket; `reason` is logged (empty: the client went away normally).
@@ -181,6 +188,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
+  // Every response: `append_frame(out)` appends the whole frame and returns its status.
+  template <typename AppendFrameTo>
+  void RespondWith(AppendFrameTo append_frame) {
+    --in_flight_;
+    if (closed_) {
+      server_.CheckDrained();
+      return;
+    }
+    Status status = append_frame(&out_);
+    if (!status.ok()) {
+      Close("cannot encode a response: " + status.ToString());
+      return;
+    }
+    Flush();
+    MaybeResumeReading();
+  }
+
   // Over its limits a connection is paused: frames already received wait in the decoder
   // and nothing more is read from the socket until answers have been written.
   bool OverLimits() const {
@@ -382,7 +406,7 @@ void BrokerServer::Impl::Forget(const std::shared_ptr<Connection>& connection) {
     if (it->second.connection == connection) {
       it->second.timer->cancel();
       // The request is dropped with its connection; count it answered.
-      connection->Respond(0, 0, wire::FetchResponse());
+      connection->RespondWithBody(0, 0, [](std::string*) {});
       it = parked_.erase(it);
     } else {
       ++it;
@@ -458,16 +482,28 @@ void BrokerServer::Impl::HandleGetOrCreateTopic(const std::shared_ptr<Connection
   c->Respond(ResponseType(FrameType::kGetOrCreateTopic), frame.header.request_id, response);
 }
 
+// What one Produce request is waiting for: a result per entry, filled in by the store's
+// writer thread, and answered by the I/O thread once the last one is in.
+struct PendingProduce {
+  std::shared_ptr<BrokerServer::Impl> server;
+  std::shared_ptr<Connection> connection;
+  uint64_t request_id = 0;
+  std::string topic;
+  std::vector<protocol::ProduceOutcome> results;
+  std::atomic<size_t> remaining{0};
+};
+
 void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, const Frame& frame) {
-  struct ProduceState {
-    wire::ProduceResponse response;
-    std::atomic<int> remaining{0};
-  };
-  auto request = std::make_shared<wire::ProduceRequest>();
-  MSGSDK_PARSE_OR_CLOSE(c, frame, *request);
   const uint64_t request_id = frame.header.request_id;
   const uint8_t type = ResponseType(FrameType::kProduce);
-  const std::string& topic = request->topic();
+  // Decoded without the generated code, into messages reused from one request to the next:
+  // per message, that was most of the broker's CPU.
+  protocol::ProduceRequestReader& request = produce_reader_;
+  if (Status parsed = request.Read(frame); !parsed.ok()) {
+    c->Close(parsed.message());
+    return;
+  }
+  const std::string& topic = request.topic();
   auto info = broker_->store().FindTopic(topic);
   if (!info) {
     wire::ProduceResponse response;
@@ -475,71 +511,75 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
     c->Respond(type, request_id, response);
     return;
   }
-  const int entries = request->entries_size();
+  const size_t entries = request.size();
   if (entries == 0) {
     c->Respond(type, request_id, wire::ProduceResponse());
     return;
   }
-  auto state = std::make_shared<ProduceState>();
-  for (int i = 0; i < entries; ++i) state->response.add_results();
-  state->remaining.store(entries, std::memory_order_relaxed);
-  for (int i = 0; i < entries; ++i) {
-    wire::ProduceEntry& entry = *request->mutable_entries(i);
-    int32_t queue = entry.queue();
+  auto owned = std::make_unique<PendingProduce>();
+  owned->server = shared_from_this();
+  owned->connection = c;
+  owned->request_id = request_id;
+  owned->topic = topic;
+  owned->results.resize(entries);
+  owned->remaining.store(entries, std::memory_order_relaxed);
+  // Freed by the last completion's answer (below); the callbacks hold only the pointer and an
+  // index, which std::function keeps inline: no allocation and no reference count per message.
+  PendingProduce* state = owned.release();
+  for (size_t i = 0; i < entries; ++i) {
+    int32_t queue = request.queue(i);
+    const Message& message = request.message(i);
     if (queue < 0) {
-      queue = entry.message().key().empty()
-                  ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
-                                         static_cast<uint64_t>(info->queues))
-                  : static_cast<int32_t>(TagHash(entry.message().key()) %
-                                         static_cast<uint64_t>(info->queues));
+      queue =
+          message.key.empty()
+              ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
+                                     static_cast<uint64_t>(info->queues))
+              : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(info->queues));
     }
-    Message message = protocol::FromWire(std::move(*entry.mutable_message()), topic);
-    broker_->store().Append(queue, std::move(message),
-                            [self = shared_from_this(), c, state, request, i, request_id,
-                             type](Result<AppendResult> result) {
-                              wire::ProduceResult& out = *state->response.mutable_results(i);
-                              if (result.ok()) {
-                                out.set_queue(result->queue);
-                                out.set_offset(result->queue_offset);
-                              } else {
-                                protocol::ToWire(result.status(), out.mutable_status());
-                              }
-                              if (state->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1)
-                                return;
-                              // Runs on the store's writer thread: hand the answer to the I/O
-                              // thread.
-                              asio::post(self->io_, [self, c, state, request, request_id, type] {
-                                c->Respond(type, request_id, state->response);
-                                self->WakeParked(request->topic());
-                              });
-                            });
+    broker_->store().Append(queue, message, [state, i](Result<AppendResult> result) {
+      protocol::ProduceOutcome& out = state->results[i];
+      if (result.ok()) {
+        out.queue = result->queue;
+        out.offset = result->queue_offset;
+      } else {
+        out.status = result.status();
+      }
+      if (state->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      // Runs on the store's writer thread (or this one, after Close): hand the answer to the
+      // I/O thread, which owns the connection.
+      auto& io = state->server->io_;
+      asio::post(io, [pending = std::unique_ptr<PendingProduce>(state)] {
+        pending->connection->RespondWithBody(
+            ResponseType(FrameType::kProduce), pending->request_id, [&pending](std::string* out) {
+              protocol::AppendProduceResponseBody(pending->results, out);
+            });
+        pending->server->WakeParked(pending->topic);
+      });
+    });
   }
+  // A large request must not pin its memory for the rest of the connection's life.
+  request.Trim(size_t{4} << 20);
 }
 
-bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request,
-                                  wire::FetchResponse* response) {
-  response->Clear();
+bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request, std::string* body) {
+  body->clear();
   const std::vector<uint64_t> tags(request.tag_hashes().begin(), request.tag_hashes().end());
   const int32_t max_messages = request.max_messages() > 0 ? request.max_messages() : 256;
   const int64_t max_bytes = request.max_bytes() > 0 ? request.max_bytes() : kDefaultFetchBytes;
   bool ready = false;
+  // Encoded straight from the stored messages (no generated objects in between).
+  static const std::vector<Message> kNoMessages;
   for (const auto& position : request.positions()) {
-    wire::QueueData& data = *response->add_queues();
-    data.set_queue(position.queue());
     auto read = broker_->store().Read(request.topic(), position.queue(), position.offset(),
                                       max_messages, max_bytes, tags);
     if (!read.ok()) {
-      protocol::ToWire(read.status(), data.mutable_status());
-      data.set_next_offset(position.offset());
+      protocol::AppendQueueData(position.queue(), read.status(), kNoMessages, position.offset(), 0,
+                                0, body);
       ready = true;
       continue;
     }
-    for (Message& message : read->messages) {
-      protocol::ToWire(std::move(message), /*with_delivery=*/true, data.add_messages());
-    }
-    data.set_next_offset(read->next_offset);
-    data.set_max_offset(read->max_offset);
-    data.set_min_offset(read->min_offset);
+    protocol::AppendQueueData(position.queue(), OkStatus(), read->messages, read->next_offset,
+                              read->max_offset, read->min_offset, body);
     if (!read->messages.empty() || read->next_offset != position.offset()) ready = true;
   }
   return ready;
@@ -549,7 +589,6 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
   wire::FetchRequest request;
   MSGSDK_PARSE_OR_CLOSE(c, frame, request);
   const uint8_t type = ResponseType(FrameType::kFetch);
-  wire::FetchResponse response;
   Status invalid;
   if (request.positions_size() == 0 || request.positions_size() > kMaxFetchPositions) {
     invalid = InvalidArgumentError(
@@ -571,12 +610,14 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
     invalid = NotFoundError("Fetch: topic '" + request.topic() + "' does not exist");
   }
   if (!invalid.ok()) {
+    wire::FetchResponse response;
     SetStatus(invalid, &response);
     c->Respond(type, frame.header.request_id, response);
     return;
   }
-  if (TryFetch(request, &response) || request.wait_ms() == 0 || draining_) {
-    c->Respond(type, frame.header.request_id, response);
+  if (TryFetch(request, &fetch_body_) || request.wait_ms() == 0 || draining_) {
+    c->RespondWithBody(type, frame.header.request_id,
+                       [this](std::string* out) { out->append(fetch_body_); });
     return;
   }
   // Nothing yet: park it. It is answered by WakeParked when its topic gets data, by its
@@ -594,28 +635,28 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
       });
 }
 
-void BrokerServer::Impl::AnswerParked(uint64_t park_id, wire::FetchResponse* response) {
+void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::string* body) {
   auto it = parked_.find(park_id);
   if (it == parked_.end()) return;
   ParkedFetch parked = std::move(it->second);
   parked_.erase(it);
   parked.timer->cancel();
-  wire::FetchResponse fresh;
-  if (response == nullptr) {
-    TryFetch(parked.request, &fresh);
-    response = &fresh;
+  if (body == nullptr) {
+    TryFetch(parked.request, &fetch_body_);
+    body = &fetch_body_;
   }
-  parked.connection->Respond(ResponseType(FrameType::kFetch), parked.request_id, *response);
+  parked.connection->RespondWithBody(ResponseType(FrameType::kFetch), parked.request_id,
+                                     [body](std::string* out) { out->append(*body); });
 }
 
 void BrokerServer::Impl::WakeParked(const std::string& topic) {
-  std::vector<std::pair<uint64_t, wire::FetchResponse>> ready;
+  std::vector<std::pair<uint64_t, std::string>> ready;
   for (auto& [park_id, parked] : parked_) {
     if (parked.request.topic() != topic) continue;
-    wire::FetchResponse response;
-    if (TryFetch(parked.request, &response)) ready.emplace_back(park_id, std::move(response));
+    std::string body;
+    if (TryFetch(parked.request, &body)) ready.emplace_back(park_id, std::move(body));
   }
-  for (auto& [park_id, response] : ready) AnswerParked(park_id, &response);
+  for (auto& [park_id, body] : ready) AnswerParked(park_id, &body);
 }
 
 void BrokerServer::Impl::HandleCommitOffset(const std::shared_ptr<Connection>& c,

@@ -1,0 +1,722 @@
+#include "backends/native/protocol/wire_codec.h"
+
+#include <cstring>
+#include <utility>
+
+#include "backends/native/storage/message_codec.h"
+
+namespace msgsdk::native::protocol {
+namespace {
+
+// ---- The protobuf wire format ---------------------------------------------------------------
+
+enum WireType : uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5,
+};
+
+constexpr uint32_t Tag(uint32_t field, WireType type) { return (field << 3) | type; }
+
+// What the generated parser allows: nested messages and groups, 100 levels deep.
+constexpr int kMaxDepth = 100;
+
+size_t VarintSize(uint64_t value) {
+  size_t size = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++size;
+  }
+  return size;
+}
+
+char* PutVarint(char* out, uint64_t value) {
+  while (value >= 0x80) {
+    *out++ = static_cast<char>(value | 0x80);
+    value >>= 7;
+  }
+  *out++ = static_cast<char>(value);
+  return out;
+}
+
+// int32 fields are sign-extended to 64 bits on the wire.
+uint64_t Int32Wire(int32_t value) { return static_cast<uint64_t>(static_cast<int64_t>(value)); }
+uint64_t Int64Wire(int64_t value) { return static_cast<uint64_t>(value); }
+
+// A length-delimited field (tag of one byte) holding `size` bytes.
+size_t DelimitedSize(size_t size) { return 1 + VarintSize(size) + size; }
+
+char* PutDelimited(char* out, uint32_t tag, std::string_view bytes) {
+  *out++ = static_cast<char>(tag);
+  out = PutVarint(out, bytes.size());
+  std::memcpy(out, bytes.data(), bytes.size());
+  return out + bytes.size();
+}
+
+char* PutVarintField(char* out, uint32_t tag, uint64_t value) {
+  *out++ = static_cast<char>(tag);
+  return PutVarint(out, value);
+}
+
+// Reads fields as the generated parser does; every method returns false on malformed input.
+class WireReader {
+ public:
+  explicit WireReader(std::string_view data) : p_(data.data()), end_(data.data() + data.size()) {}
+
+  bool done() const { return p_ == end_; }
+
+  // A tag of at most 5 bytes (wrapping at 32 bits, as the generated parser reads it). A zero
+  // tag or an end-group tag ends a message early, which the parser refuses outside a group.
+  bool ReadTag(uint32_t* tag) {
+    uint32_t value = 0;
+    for (int i = 0; i < 5 && p_ < end_; ++i) {
+      const auto byte = static_cast<uint8_t>(*p_++);
+      value |= static_cast<uint32_t>(byte & 0x7f) << (7 * i);
+      if (byte < 0x80) {
+        *tag = value;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A varint of at most 10 bytes.
+  bool ReadVarint(uint64_t* out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 70 && p_ < end_; shift += 7) {
+      const auto byte = static_cast<uint8_t>(*p_++);
+      if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) {
+        *out = value;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool ReadInt32(int32_t* out) {
+    uint64_t value;
+    if (!ReadVarint(&value)) return false;
+    *out = static_cast<int32_t>(value);
+    return true;
+  }
+
+  bool ReadInt64(int64_t* out) {
+    uint64_t value;
+    if (!ReadVarint(&value)) return false;
+    *out = static_cast<int64_t>(value);
+    return true;
+  }
+
+  // The payload of a length-delimited field (its size a varint of at most 5 bytes, read like
+  // a tag, as the parser reads sizes).
+  bool ReadDelimited(std::string_view* out) {
+    uint32_t size;
+    if (!ReadTag(&size) || size > static_cast<size_t>(end_ - p_)) return false;
+    *out = std::string_view(p_, size);
+    p_ += size;
+    return true;
+  }
+
+  // A string field: its payload, which must be valid UTF-8.
+  bool ReadString(std::string* out) {
+    std::string_view bytes;
+    if (!ReadDelimited(&bytes) || !IsValidUtf8(bytes)) return false;
+    out->assign(bytes.data(), bytes.size());
+    return true;
+  }
+
+  bool ReadBytes(std::string* out) {
+    std::string_view bytes;
+    if (!ReadDelimited(&bytes)) return false;
+    out->assign(bytes.data(), bytes.size());
+    return true;
+  }
+
+  // Skips the value of a field the caller does not know (`tag` was just read). `depth`: the
+  // nesting levels still allowed.
+  bool Skip(uint32_t tag, int depth) {
+    switch (tag & 7) {
+      case kVarint: {
+        uint64_t ignored;
+        return ReadVarint(&ignored);
+      }
+      case kFixed64:
+        return Advance(8);
+      case kLengthDelimited: {
+        std::string_view ignored;
+        return ReadDelimited(&ignored);
+      }
+      case kStartGroup: {
+        if (--depth < 0) return false;
+        const uint32_t end_tag = tag + 1;  // the same field number, wire type 4
+        while (true) {
+          uint32_t inner;
+          if (!ReadTag(&inner)) return false;
+          if (inner == end_tag) return true;
+          if ((inner >> 3) == 0 || (inner & 7) == kEndGroup) return false;
+          if (!Skip(inner, depth)) return false;
+        }
+      }
+      case kFixed32:
+        return Advance(4);
+      default:  // an end group out of place, or wire types 6 and 7
+        return false;
+    }
+  }
+
+ private:
+  bool Advance(size_t n) {
+    if (n > static_cast<size_t>(end_ - p_)) return false;
+    p_ += n;
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+// Reads the fields of one message from `data`, handing each (tag, reader) to `field`, which
+// returns false on malformed input, or reports a tag it does not know with `unknown = true`
+// so that it is skipped. Field number 0 and end-group tags end the parse with a failure, as
+// they do for the generated parser inside a length-delimited message.
+template <typename Field>
+bool ReadFields(std::string_view data, int depth, Field field) {
+  WireReader reader(data);
+  while (!reader.done()) {
+    uint32_t tag;
+    if (!reader.ReadTag(&tag) || (tag >> 3) == 0 || (tag & 7) == kEndGroup) return false;
+    bool unknown = false;
+    if (!field(tag, reader, unknown)) return false;
+    if (unknown && !reader.Skip(tag, depth)) return false;
+  }
+  return true;
+}
+
+// How many fields with `tag` `data` holds, counted before decoding them so that their vector
+// is allocated once. Stops at malformed input (the decoding that follows reports it).
+size_t CountFields(std::string_view data, uint32_t tag) {
+  WireReader reader(data);
+  size_t count = 0;
+  while (!reader.done()) {
+    uint32_t field;
+    if (!reader.ReadTag(&field) || (field >> 3) == 0 || !reader.Skip(field, kMaxDepth)) break;
+    if (field == tag) ++count;
+  }
+  return count;
+}
+
+// ---- Messages -------------------------------------------------------------------------------
+
+// wire::Message field tags.
+constexpr uint32_t kMessageKey = Tag(1, kLengthDelimited);
+constexpr uint32_t kMessageTag = Tag(2, kLengthDelimited);
+constexpr uint32_t kMessageProperty = Tag(3, kLengthDelimited);
+constexpr uint32_t kMessageBody = Tag(4, kLengthDelimited);
+constexpr uint32_t kMessageDeliverAt = Tag(5, kVarint);
+constexpr uint32_t kMessageId = Tag(6, kLengthDelimited);
+constexpr uint32_t kMessageBornAt = Tag(7, kVarint);
+constexpr uint32_t kMessageQueue = Tag(8, kVarint);
+constexpr uint32_t kMessageOffset = Tag(9, kVarint);
+constexpr uint32_t kMessageStoredAt = Tag(10, kVarint);
+// A map entry's key and value.
+constexpr uint32_t kEntryKey = Tag(1, kLengthDelimited);
+constexpr uint32_t kEntryValue = Tag(2, kLengthDelimited);
+// wire::Status.
+constexpr uint32_t kStatusCode = Tag(1, kVarint);
+constexpr uint32_t kStatusMessage = Tag(2, kLengthDelimited);
+
+size_t PropertySize(const std::string& name, const std::string& value) {
+  return DelimitedSize(name.size()) + DelimitedSize(value.size());
+}
+
+// The encoded size of a wire::Message for `message`, as ToWire would fill it: proto3 leaves
+// out empty strings and zero numbers; a map entry holds its key and value always.
+size_t MessageSize(const Message& message, bool with_delivery) {
+  size_t size = 0;
+  if (!message.key.empty()) size += DelimitedSize(message.key.size());
+  if (!message.tag.empty()) size += DelimitedSize(message.tag.size());
+  for (const auto& [name, value] : message.properties) {
+    size += DelimitedSize(PropertySize(name, value));
+  }
+  if (!message.body.empty()) size += DelimitedSize(message.body.size());
+  if (message.deliver_at) size += 1 + VarintSize(Int64Wire(ToUnixNanos(*message.deliver_at)));
+  if (!message.message_id.empty()) size += DelimitedSize(message.message_id.size());
+  if (const int64_t born = ToUnixNanos(message.born_at); born != 0) {
+    size += 1 + VarintSize(Int64Wire(born));
+  }
+  if (with_delivery) {
+    if (message.partition != 0) size += 1 + VarintSize(Int32Wire(message.partition));
+    if (message.offset != 0) size += 1 + VarintSize(Int64Wire(message.offset));
+    if (const int64_t stored = ToUnixNanos(message.stored_at); stored != 0) {
+      size += 1 + VarintSize(Int64Wire(stored));
+    }
+  }
+  return size;
+}
+
+// Writes the fields MessageSize counted.
+char* PutMessage(char* out, const Message& message, bool with_delivery) {
+  if (!message.key.empty()) out = PutDelimited(out, kMessageKey, message.key);
+  if (!message.tag.empty()) out = PutDelimited(out, kMessageTag, message.tag);
+  for (const auto& [name, value] : message.properties) {
+    *out++ = static_cast<char>(kMessageProperty);
+    out = PutVarint(out, PropertySize(name, value));
+    out = PutDelimited(out, kEntryKey, name);
+    out = PutDelimited(out, kEntryValue, value);
+  }
+  if (!message.body.empty()) out = PutDelimited(out, kMessageBody, message.body);
+  if (message.deliver_at) {
+    out = PutVarintField(out, kMessageDeliverAt, Int64Wire(ToUnixNanos(*message.deliver_at)));
+  }
+  if (!message.message_id.empty()) out = PutDelimited(out, kMessageId, message.message_id);
+  if (const int64_t born = ToUnixNanos(message.born_at); born != 0) {
+    out = PutVarintField(out, kMessageBornAt, Int64Wire(born));
+  }
+  if (with_delivery) {
+    if (message.partition != 0) {
+      out = PutVarintField(out, kMessageQueue, Int32Wire(message.partition));
+    }
+    if (message.offset != 0) out = PutVarintField(out, kMessageOffset, Int64Wire(message.offset));
+    if (const int64_t stored = ToUnixNanos(message.stored_at); stored != 0) {
+      out = PutVarintField(out, kMessageStoredAt, Int64Wire(stored));
+    }
+  }
+  return out;
+}
+
+// Resets a (possibly reused) message to what FromWire makes of an empty wire::Message.
+void ResetMessage(const std::string& topic, Message* message) {
+  message->topic.assign(topic);
+  message->key.clear();
+  message->tag.clear();
+  message->properties.clear();
+  message->body.clear();
+  message->deliver_at.reset();
+  message->message_id.clear();
+  message->born_at = FromUnixNanos(0);
+  message->delivery_attempt = 0;
+  message->cluster.clear();
+  message->partition = 0;
+  message->offset = 0;
+  message->stored_at = FromUnixNanos(0);
+}
+
+bool ReadProperty(std::string_view data, int depth, Message* message) {
+  std::string name;
+  std::string value;
+  const bool ok = ReadFields(data, depth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+    if (tag == kEntryKey) return r.ReadString(&name);
+    if (tag == kEntryValue) return r.ReadString(&value);
+    unknown = true;
+    return true;
+  });
+  if (!ok) return false;
+  message->properties.insert_or_assign(std::move(name), std::move(value));
+  return true;
+}
+
+// Merges the fields of a wire::Message into `message`, as parsing into it would.
+bool ReadMessage(std::string_view data, int depth, Message* message) {
+  if (--depth < 0) return false;
+  return ReadFields(data, depth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+    switch (tag) {
+      case kMessageKey:
+        return r.ReadString(&message->key);
+      case kMessageTag:
+        return r.ReadString(&message->tag);
+      case kMessageProperty: {
+        std::string_view entry;
+        return r.ReadDelimited(&entry) && depth > 0 && ReadProperty(entry, depth - 1, message);
+      }
+      case kMessageBody:
+        return r.ReadBytes(&message->body);
+      case kMessageDeliverAt: {
+        int64_t nanos;
+        if (!r.ReadInt64(&nanos)) return false;
+        message->deliver_at = FromUnixNanos(nanos);
+        return true;
+      }
+      case kMessageId:
+        return r.ReadString(&message->message_id);
+      case kMessageBornAt: {
+        int64_t nanos;
+        if (!r.ReadInt64(&nanos)) return false;
+        message->born_at = FromUnixNanos(nanos);
+        return true;
+      }
+      case kMessageQueue:
+        return r.ReadInt32(&message->partition);
+      case kMessageOffset:
+        return r.ReadInt64(&message->offset);
+      case kMessageStoredAt: {
+        int64_t nanos;
+        if (!r.ReadInt64(&nanos)) return false;
+        message->stored_at = FromUnixNanos(nanos);
+        return true;
+      }
+      default:
+        unknown = true;
+        return true;
+    }
+  });
+}
+
+// A wire::Status merged into (code, message); the Status made of them afterwards.
+struct WireStatusFields {
+  int32_t code = 0;
+  std::string message;
+  Status ToStatus() const { return StatusFromWire(code, message); }
+};
+
+bool ReadStatus(std::string_view data, int depth, WireStatusFields* status) {
+  if (--depth < 0) return false;
+  return ReadFields(data, depth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+    if (tag == kStatusCode) return r.ReadInt32(&status->code);
+    if (tag == kStatusMessage) return r.ReadString(&status->message);
+    unknown = true;
+    return true;
+  });
+}
+
+size_t StatusSize(const Status& status) {
+  size_t size = 0;
+  if (status.code() != StatusCode::kOk) {
+    size += 1 + VarintSize(Int32Wire(static_cast<int32_t>(status.code())));
+  }
+  if (!status.message().empty()) size += DelimitedSize(status.message().size());
+  return size;
+}
+
+char* PutStatus(char* out, uint32_t tag, const Status& status) {
+  *out++ = static_cast<char>(tag);
+  out = PutVarint(out, StatusSize(status));
+  if (status.code() != StatusCode::kOk) {
+    out = PutVarintField(out, kStatusCode, Int32Wire(static_cast<int32_t>(status.code())));
+  }
+  if (!status.message().empty()) out = PutDelimited(out, kStatusMessage, status.message());
+  return out;
+}
+
+// Grows `out` by `size` bytes and returns where they start.
+char* Extend(std::string* out, size_t size) {
+  const size_t old = out->size();
+  out->resize(old + size);
+  return out->data() + old;
+}
+
+// ---- Produce --------------------------------------------------------------------------------
+
+constexpr uint32_t kRequestTopic = Tag(1, kLengthDelimited);
+constexpr uint32_t kRequestEntry = Tag(2, kLengthDelimited);
+constexpr uint32_t kEntryQueue = Tag(1, kVarint);
+constexpr uint32_t kEntryMessage = Tag(2, kLengthDelimited);
+constexpr uint32_t kResponseStatus = Tag(1, kLengthDelimited);
+constexpr uint32_t kResponseResult = Tag(2, kLengthDelimited);
+constexpr uint32_t kResultStatus = Tag(1, kLengthDelimited);
+constexpr uint32_t kResultQueue = Tag(2, kVarint);
+constexpr uint32_t kResultOffset = Tag(3, kVarint);
+// FetchResponse (its status and queues share the tags of ProduceResponse's fields) and
+// QueueData.
+constexpr uint32_t kFetchQueue = Tag(2, kLengthDelimited);
+constexpr uint32_t kQueueDataQueue = Tag(1, kVarint);
+constexpr uint32_t kQueueDataStatus = Tag(2, kLengthDelimited);
+constexpr uint32_t kQueueDataMessage = Tag(3, kLengthDelimited);
+constexpr uint32_t kQueueDataNextOffset = Tag(4, kVarint);
+constexpr uint32_t kQueueDataMaxOffset = Tag(5, kVarint);
+constexpr uint32_t kQueueDataMinOffset = Tag(6, kVarint);
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    // Eight ASCII bytes at a time: most keys, tags and ids are ASCII.
+    if (end - p >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, sizeof(word));
+      if ((word & 0x8080808080808080ULL) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    const unsigned char lead = *p;
+    if (lead < 0x80) {
+      ++p;
+      continue;
+    }
+    // The Unicode standard's table of well-formed sequences: the second byte's range depends
+    // on the first, the others are 0x80..0xBF.
+    int continuation;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      continuation = 1;
+    } else if (lead == 0xE0) {
+      continuation = 2;
+      low = 0xA0;
+    } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
+      continuation = 2;
+    } else if (lead == 0xED) {
+      continuation = 2;
+      high = 0x9F;
+    } else if (lead == 0xF0) {
+      continuation = 3;
+      low = 0x90;
+    } else if (lead >= 0xF1 && lead <= 0xF3) {
+      continuation = 3;
+    } else if (lead == 0xF4) {
+      continuation = 3;
+      high = 0x8F;
+    } else {
+      return false;
+    }
+    if (end - p <= continuation || p[1] < low || p[1] > high) return false;
+    for (int i = 2; i <= continuation; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+    }
+    p += continuation + 1;
+  }
+  return true;
+}
+
+ProduceFrameBuilder::ProduceFrameBuilder(std::string_view topic) {
+  topic_field_.resize(DelimitedSize(topic.size()));
+  PutDelimited(topic_field_.data(), kRequestTopic, topic);
+  Start();
+}
+
+void ProduceFrameBuilder::Start() {
+  frame_.clear();
+  frame_.reserve(last_size_);
+  frame_.resize(kFrameHeaderSize);
+  frame_ += topic_field_;
+  entries_ = 0;
+}
+
+Status ProduceFrameBuilder::Add(int32_t queue, const Message& message) {
+  if (!IsValidUtf8(message.key) || !IsValidUtf8(message.tag) || !IsValidUtf8(message.message_id)) {
+    return InvalidArgumentError(
+        "the message's key, tag and id must be valid UTF-8 to be sent to msgsdk-broker");
+  }
+  for (const auto& [name, value] : message.properties) {
+    if (!IsValidUtf8(name) || !IsValidUtf8(value)) {
+      return InvalidArgumentError(
+          "the message's property names and values must be valid UTF-8 to be sent to "
+          "msgsdk-broker");
+    }
+  }
+  const size_t message_size = MessageSize(message, /*with_delivery=*/false);
+  const size_t entry_size =
+      (queue != 0 ? 1 + VarintSize(Int32Wire(queue)) : 0) + DelimitedSize(message_size);
+  char* out = Extend(&frame_, DelimitedSize(entry_size));
+  *out++ = static_cast<char>(kRequestEntry);
+  out = PutVarint(out, entry_size);
+  if (queue != 0) out = PutVarintField(out, kEntryQueue, Int32Wire(queue));
+  *out++ = static_cast<char>(kEntryMessage);
+  out = PutVarint(out, message_size);
+  PutMessage(out, message, /*with_delivery=*/false);
+  ++entries_;
+  return OkStatus();
+}
+
+std::string ProduceFrameBuilder::TakeFrame() {
+  std::string frame = std::move(frame_);
+  last_size_ = frame.size();
+  Start();
+  return frame;
+}
+
+Status ProduceRequestReader::Read(const Frame& frame) {
+  count_ = 0;
+  topic_.clear();
+  // The topic is filled into the messages once known: it may follow the entries.
+  static const std::string kNoTopic;
+  const bool ok =
+      ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+        if (tag == kRequestTopic) return r.ReadString(&topic_);
+        if (tag != kRequestEntry) {
+          unknown = true;
+          return true;
+        }
+        std::string_view data;
+        if (!r.ReadDelimited(&data)) return false;
+        if (count_ == entries_.size()) entries_.emplace_back();
+        Entry& entry = entries_[count_++];
+        entry.queue = 0;
+        ResetMessage(kNoTopic, &entry.message);
+        constexpr int kEntryDepth = kMaxDepth - 1;
+        return ReadFields(data, kEntryDepth, [&](uint32_t field, WireReader& er, bool& skip) {
+          if (field == kEntryQueue) return er.ReadInt32(&entry.queue);
+          if (field == kEntryMessage) {
+            std::string_view message;
+            return er.ReadDelimited(&message) && ReadMessage(message, kEntryDepth, &entry.message);
+          }
+          skip = true;
+          return true;
+        });
+      });
+  if (!ok) return MalformedBody(frame);
+  for (size_t i = 0; i < count_; ++i) entries_[i].message.topic.assign(topic_);
+  return OkStatus();
+}
+
+void ProduceRequestReader::Trim(size_t max_bytes) {
+  size_t bytes = 0;
+  for (const Entry& entry : entries_) bytes += entry.message.body.capacity();
+  if (bytes > max_bytes) {
+    entries_.clear();
+    entries_.shrink_to_fit();
+    count_ = 0;
+  }
+}
+
+void AppendProduceResponseBody(const std::vector<ProduceOutcome>& results, std::string* out) {
+  size_t size = 0;
+  for (const ProduceOutcome& result : results) {
+    size_t result_size = 0;
+    if (!result.status.ok()) result_size += DelimitedSize(StatusSize(result.status));
+    if (result.queue != 0) result_size += 1 + VarintSize(Int32Wire(result.queue));
+    if (result.offset != 0) result_size += 1 + VarintSize(Int64Wire(result.offset));
+    size += DelimitedSize(result_size);
+  }
+  char* p = Extend(out, size);
+  for (const ProduceOutcome& result : results) {
+    const size_t status_size = result.status.ok() ? 0 : DelimitedSize(StatusSize(result.status));
+    const size_t queue_size = result.queue != 0 ? 1 + VarintSize(Int32Wire(result.queue)) : 0;
+    const size_t offset_size = result.offset != 0 ? 1 + VarintSize(Int64Wire(result.offset)) : 0;
+    *p++ = static_cast<char>(kResponseResult);
+    p = PutVarint(p, status_size + queue_size + offset_size);
+    if (!result.status.ok()) p = PutStatus(p, kResultStatus, result.status);
+    if (result.queue != 0) p = PutVarintField(p, kResultQueue, Int32Wire(result.queue));
+    if (result.offset != 0) p = PutVarintField(p, kResultOffset, Int64Wire(result.offset));
+  }
+}
+
+Status DecodeProduceResponse(const Frame& frame, Status* response_status,
+                             std::vector<ProduceOutcome>* results) {
+  results->clear();
+  WireStatusFields status;
+  const bool ok =
+      ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+        std::string_view data;
+        if (tag == kResponseStatus) {
+          return r.ReadDelimited(&data) && ReadStatus(data, kMaxDepth, &status);
+        }
+        if (tag != kResponseResult) {
+          unknown = true;
+          return true;
+        }
+        if (!r.ReadDelimited(&data)) return false;
+        constexpr int kResultDepth = kMaxDepth - 1;
+        WireStatusFields result_status;
+        ProduceOutcome& result = results->emplace_back();
+        const bool parsed =
+            ReadFields(data, kResultDepth, [&](uint32_t field, WireReader& rr, bool& skip) {
+              std::string_view nested;
+              switch (field) {
+                case kResultStatus:
+                  return rr.ReadDelimited(&nested) &&
+                         ReadStatus(nested, kResultDepth, &result_status);
+                case kResultQueue:
+                  return rr.ReadInt32(&result.queue);
+                case kResultOffset:
+                  return rr.ReadInt64(&result.offset);
+                default:
+                  skip = true;
+                  return true;
+              }
+            });
+        result.status = result_status.ToStatus();
+        return parsed;
+      });
+  if (!ok) return MalformedBody(frame);
+  *response_status = status.ToStatus();
+  return OkStatus();
+}
+
+void AppendQueueData(int32_t queue, const Status& status, const std::vector<Message>& messages,
+                     int64_t next_offset, int64_t max_offset, int64_t min_offset,
+                     std::string* out) {
+  size_t size = 0;
+  if (queue != 0) size += 1 + VarintSize(Int32Wire(queue));
+  if (!status.ok()) size += DelimitedSize(StatusSize(status));
+  for (const Message& message : messages) {
+    size += DelimitedSize(MessageSize(message, /*with_delivery=*/true));
+  }
+  if (next_offset != 0) size += 1 + VarintSize(Int64Wire(next_offset));
+  if (max_offset != 0) size += 1 + VarintSize(Int64Wire(max_offset));
+  if (min_offset != 0) size += 1 + VarintSize(Int64Wire(min_offset));
+  char* p = Extend(out, DelimitedSize(size));
+  *p++ = static_cast<char>(kFetchQueue);
+  p = PutVarint(p, size);
+  if (queue != 0) p = PutVarintField(p, kQueueDataQueue, Int32Wire(queue));
+  if (!status.ok()) p = PutStatus(p, kQueueDataStatus, status);
+  for (const Message& message : messages) {
+    *p++ = static_cast<char>(kQueueDataMessage);
+    p = PutVarint(p, MessageSize(message, /*with_delivery=*/true));
+    p = PutMessage(p, message, /*with_delivery=*/true);
+  }
+  if (next_offset != 0) p = PutVarintField(p, kQueueDataNextOffset, Int64Wire(next_offset));
+  if (max_offset != 0) p = PutVarintField(p, kQueueDataMaxOffset, Int64Wire(max_offset));
+  if (min_offset != 0) PutVarintField(p, kQueueDataMinOffset, Int64Wire(min_offset));
+}
+
+Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status* response_status,
+                           std::vector<FetchedQueue>* queues) {
+  queues->clear();
+  WireStatusFields status;
+  const bool ok =
+      ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+        std::string_view data;
+        if (tag == kResponseStatus) {
+          return r.ReadDelimited(&data) && ReadStatus(data, kMaxDepth, &status);
+        }
+        if (tag != kFetchQueue) {
+          unknown = true;
+          return true;
+        }
+        if (!r.ReadDelimited(&data)) return false;
+        constexpr int kQueueDepth = kMaxDepth - 1;
+        WireStatusFields queue_status;
+        FetchedQueue& queue = queues->emplace_back();
+        queue.messages.reserve(CountFields(data, kQueueDataMessage));
+        const bool parsed =
+            ReadFields(data, kQueueDepth, [&](uint32_t field, WireReader& qr, bool& skip) {
+              std::string_view nested;
+              switch (field) {
+                case kQueueDataQueue:
+                  return qr.ReadInt32(&queue.queue);
+                case kQueueDataStatus:
+                  return qr.ReadDelimited(&nested) &&
+                         ReadStatus(nested, kQueueDepth, &queue_status);
+                case kQueueDataMessage: {
+                  if (!qr.ReadDelimited(&nested)) return false;
+                  Message& message = queue.messages.emplace_back();
+                  ResetMessage(topic, &message);
+                  return ReadMessage(nested, kQueueDepth, &message);
+                }
+                case kQueueDataNextOffset:
+                  return qr.ReadInt64(&queue.next_offset);
+                case kQueueDataMaxOffset:
+                  return qr.ReadInt64(&queue.max_offset);
+                case kQueueDataMinOffset:
+                  return qr.ReadInt64(&queue.min_offset);
+                default:
+                  skip = true;
+                  return true;
+              }
+            });
+        queue.status = queue_status.ToStatus();
+        return parsed;
+      });
+  if (!ok) return MalformedBody(frame);
+  *response_status = status.ToStatus();
+  return OkStatus();
+}
+
+}  // namespace msgsdk::native::protocol
