@@ -94,8 +94,11 @@ void CompareFetchResponse(const Frame& frame, bool generated_ok,
     Agree(status.code() == msgsdk::native::protocol::FromWire(response.status()).code());
     Agree(queues.size() == static_cast<size_t>(response.queues_size()));
     for (size_t q = 0; q < queues.size(); ++q) {
-      Agree(queues[q].messages.size() ==
-            static_cast<size_t>(response.queues(static_cast<int>(q)).messages_size()));
+      const wire::QueueData& data = response.queues(static_cast<int>(q));
+      Agree(queues[q].messages.size() == static_cast<size_t>(data.messages_size()));
+      Agree(queues[q].next_offset == data.next_offset());
+      Agree(queues[q].max_offset == data.max_offset());
+      Agree(queues[q].min_offset == data.min_offset());
     }
   }
 }
