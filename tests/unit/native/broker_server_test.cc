@@ -674,10 +674,12 @@ TEST(BrokerConfigTest, RetentionSettingsAreCheckedOnTheCommandLineAndInTheFile) 
       {.binary = MSGSDK_BROKER_BINARY,
        .extra_args = {"--config", config, "--retention-check-interval-ms", "500"}});
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
-  EXPECT_NE((*broker)->LogTail().find(
-                "retention: 3600000 ms, 1073741824 bytes (0: unlimited), checked every 500 ms"),
-            std::string::npos)
-      << (*broker)->LogTail();
+  // Logged after the "serving" line the fixture waits for: wait for it too.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return (*broker)->LogTail().find(
+               "retention: 3600000 ms, 1073741824 bytes (0: unlimited), checked every 500 ms") !=
+           std::string::npos;
+  })) << (*broker)->LogTail();
   MSGSDK_EXPECT_OK((*broker)->Stop());
 }
 
@@ -725,8 +727,10 @@ TEST(BrokerRetentionTest, DeletedMessagesAreSkippedAndTheStartSurvivesARestart) 
   };
   ASSERT_TRUE(testing::WaitUntil([&] { return start_of() > 0; })) << (*broker)->LogTail();
   const int64_t start = start_of();
-  EXPECT_NE((*broker)->LogTail().find("retention deleted"), std::string::npos)
-      << (*broker)->LogTail();
+  // Logged once the deletion is done, after the new start is visible: wait for it.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return (*broker)->LogTail().find("retention deleted") != std::string::npos;
+  })) << (*broker)->LogTail();
 
   wire::FetchRequest fetch;
   fetch.set_topic("kept");
