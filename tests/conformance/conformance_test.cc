@@ -2,7 +2,6 @@
 // A cell whose backend lacks a capability must refuse the feature with kUnsupported naming
 // it; the test checks that refusal instead of passing silently.
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include <map>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "conformance/cluster_environment.h"
 #include "msgsdk/msgsdk.h"
@@ -80,8 +81,8 @@ class ConformanceTest : public ::testing::TestWithParam<Cell> {
                                  int keys = 8) {
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i) {
-      auto receipt = producer.Send({.key = key_prefix + std::to_string(i % keys),
-                                    .body = "message-" + std::to_string(i)});
+      auto receipt = producer.Send(
+          {.key = key_prefix + std::to_string(i % keys), .body = "message-" + std::to_string(i)});
       EXPECT_TRUE(receipt.ok()) << receipt.status().ToString();
       if (receipt.ok()) ids.push_back(receipt->message_id);
     }
@@ -145,8 +146,8 @@ TEST_P(ConformanceTest, FiftyProducersFiftyConsumersLoseNothing) {
     std::vector<std::thread> joiners;
     for (auto& sub : subs) {
       joiners.emplace_back([&] {
-        sub.emplace(MakeSubscription(topic_, "many", CollectInto(collector),
-                                     {.consumer_threads = 1}));
+        sub.emplace(
+            MakeSubscription(topic_, "many", CollectInto(collector), {.consumer_threads = 1}));
       });
     }
     for (auto& t : joiners) t.join();
@@ -225,8 +226,7 @@ TEST_P(ConformanceTest, RetryLaterRedeliversWithBackoffThenDeadLetters) {
     return ConsumeResult::kSuccess;
   });
   Collector dead;
-  Subscription dlq = MakeSubscription(DeadLetterTopic("retrying"), "dlq-reader",
-                                      CollectInto(dead));
+  Subscription dlq = MakeSubscription(DeadLetterTopic("retrying"), "dlq-reader", CollectInto(dead));
   ASSERT_TRUE(dead.WaitForDistinct(1));
   {
     std::lock_guard lock(mutex);
@@ -246,14 +246,14 @@ TEST_P(ConformanceTest, RetriesNeverBlockOtherKeys) {
   Producer producer = MakeProducer(topic_);
   std::atomic<bool> release_stuck{false};
   Collector done;
-  Subscription sub = MakeSubscription(
-      topic_, "unblocked",
-      [&](const Message& m) {
-        if (m.key == "stuck" && !release_stuck) return ConsumeResult::kRetryLater;
-        done.Add(m);
-        return ConsumeResult::kSuccess;
-      },
-      {.ordered = true, .max_attempts = 1000});
+  Subscription sub = MakeSubscription(topic_, "unblocked",
+                                      [&](const Message& m) {
+                                        if (m.key == "stuck" && !release_stuck)
+                                          return ConsumeResult::kRetryLater;
+                                        done.Add(m);
+                                        return ConsumeResult::kSuccess;
+                                      },
+                                      {.ordered = true, .max_attempts = 1000});
   ASSERT_TRUE(producer.Send({.key = "stuck", .body = "first"}).ok());
   ASSERT_TRUE(producer.Send({.key = "stuck", .body = "second"}).ok());
   auto others = SendN(producer, 40, "free-", 10);
@@ -278,7 +278,7 @@ TEST_P(ConformanceTest, PerKeyOrderWithSeveralConsumers) {
   constexpr int kKeys = 16;
   constexpr int kPerKey = 40;
   std::mutex mutex;
-  std::map<std::string, int> next_unseen;       // key -> smallest sequence not yet handled
+  std::map<std::string, int> next_unseen;        // key -> smallest sequence not yet handled
   std::map<std::string, std::set<int>> handled;  // key -> sequences handled at least once
   std::map<std::string, int> concurrent;
   std::vector<std::string> violations;
@@ -305,16 +305,15 @@ TEST_P(ConformanceTest, PerKeyOrderWithSeveralConsumers) {
   };
   std::vector<Subscription> subs;
   for (int i = 0; i < 3; ++i) {
-    subs.push_back(MakeSubscription(topic_, "ordered", handler,
-                                    {.ordered = true, .consumer_threads = 4}));
+    subs.push_back(
+        MakeSubscription(topic_, "ordered", handler, {.ordered = true, .consumer_threads = 4}));
   }
   Producer producer = MakeProducer(topic_);
   for (int i = 0; i < kPerKey; ++i) {
     for (int k = 0; k < kKeys; ++k) {
-      producer.SendAsync({.key = "key-" + std::to_string(k), .body = std::to_string(i)},
-                         [](const Result<SendReceipt>& r) {
-                           EXPECT_TRUE(r.ok()) << r.status().ToString();
-                         });
+      producer.SendAsync(
+          {.key = "key-" + std::to_string(k), .body = std::to_string(i)},
+          [](const Result<SendReceipt>& r) { EXPECT_TRUE(r.ok()) << r.status().ToString(); });
     }
   }
   auto all_handled = [&] {
@@ -362,8 +361,7 @@ TEST_P(ConformanceTest, BroadcastGivesEveryMemberEverything) {
   }
   ASSERT_TRUE(sub1.ok()) << sub1.status().ToString();
   Subscription sub2 = MakeSubscription(topic_, "fanout", CollectInto(second),
-                                       {.mode = SubscriptionMode::kBroadcast,
-                                        .instance_id = "m2"});
+                                       {.mode = SubscriptionMode::kBroadcast, .instance_id = "m2"});
   Producer producer = MakeProducer(topic_);
   auto ids = SendN(producer, 50);
   ASSERT_TRUE(first.WaitForDistinct(ids.size()));
@@ -403,12 +401,17 @@ TEST_P(ConformanceTest, ClosingAndReopeningSubscriptionsLosesNothing) {
     producing = false;
   });
   Collector collector;
-  for (int round = 0; round < 10; ++round) {
+  // No assertion may leave while the sender runs (a joinable thread would abort the run):
+  // a failed close is reported once the sender has been joined.
+  Status close_failure;
+  for (int round = 0; round < 10 && close_failure.ok(); ++round) {
     Subscription sub = MakeSubscription(topic_, "churn", CollectInto(collector));
     collector.WaitForDeliveries(std::min<size_t>(kTotal, (round + 1) * kTotal / 12), 5s);
-    MSGSDK_ASSERT_OK(sub.Close());
+    close_failure =
+        sub.Close().WithContext("closing the subscription of round " + std::to_string(round));
   }
   sender.join();
+  MSGSDK_ASSERT_OK(close_failure);
   Subscription last = MakeSubscription(topic_, "churn", CollectInto(collector));
   ASSERT_TRUE(collector.WaitForDistinct(kTotal, 30s)) << "got " << collector.distinct();
   auto counts = collector.count_by_id();
@@ -421,8 +424,8 @@ TEST_P(ConformanceTest, ManySubscriptionsClosedConcurrently) {
   Collector collector;
   std::vector<Subscription> subs;
   for (int i = 0; i < 20; ++i) {
-    subs.push_back(MakeSubscription(topic_, "closers", CollectInto(collector),
-                                    {.consumer_threads = 1}));
+    subs.push_back(
+        MakeSubscription(topic_, "closers", CollectInto(collector), {.consumer_threads = 1}));
   }
   collector.WaitForDeliveries(50, 10s);
   std::vector<std::thread> closers;
@@ -495,15 +498,13 @@ TEST_P(ConformanceTest, BadInputGetsClearStatuses) {
   EXPECT_NE(bad_topic.status().message().find("has space"), std::string::npos);
   auto reserved = client().CreateProducer("__dlq.x");
   EXPECT_EQ(reserved.status().code(), StatusCode::kInvalidArgument);
-  auto bad_group = client().Subscribe(topic_, "", [](const Message&) {
-    return ConsumeResult::kSuccess;
-  });
+  auto bad_group =
+      client().Subscribe(topic_, "", [](const Message&) { return ConsumeResult::kSuccess; });
   EXPECT_EQ(bad_group.status().code(), StatusCode::kInvalidArgument);
   auto no_handler = client().Subscribe(topic_, "g", nullptr);
   EXPECT_EQ(no_handler.status().code(), StatusCode::kInvalidArgument);
-  auto bad_filter = client().Subscribe(topic_, "g", [](const Message&) {
-    return ConsumeResult::kSuccess;
-  }, {.tag_filter = "a || "});
+  auto bad_filter = client().Subscribe(
+      topic_, "g", [](const Message&) { return ConsumeResult::kSuccess; }, {.tag_filter = "a || "});
   EXPECT_EQ(bad_filter.status().code(), StatusCode::kInvalidArgument);
 
   Producer producer = MakeProducer(topic_);
