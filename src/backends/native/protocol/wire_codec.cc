@@ -597,9 +597,11 @@ void AppendProduceResponseBody(const std::vector<ProduceOutcome>& results, std::
   }
 }
 
-Status DecodeProduceResponse(const Frame& frame, Status* response_status,
-                             std::vector<ProduceOutcome>* results) {
-  results->clear();
+// Reads a response body: its own status and repeated `element_tag` elements, each handed to
+// `element` as its bytes and the nesting depth left for them.
+template <typename Element>
+Status DecodeResponse(const Frame& frame, uint32_t element_tag, Status* response_status,
+                      Element element) {
   WireStatusFields status;
   const bool ok =
       ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
@@ -607,21 +609,30 @@ Status DecodeProduceResponse(const Frame& frame, Status* response_status,
         if (tag == kResponseStatus) {
           return r.ReadDelimited(&data) && ReadStatus(data, kMaxDepth, &status);
         }
-        if (tag != kResponseResult) {
+        if (tag != element_tag) {
           unknown = true;
           return true;
         }
-        if (!r.ReadDelimited(&data)) return false;
-        constexpr int kResultDepth = kMaxDepth - 1;
+        return r.ReadDelimited(&data) && element(data, kMaxDepth - 1);
+      });
+  if (!ok) return MalformedBody(frame);
+  *response_status = status.ToStatus();
+  return OkStatus();
+}
+
+Status DecodeProduceResponse(const Frame& frame, Status* response_status,
+                             std::vector<ProduceOutcome>* results) {
+  results->clear();
+  return DecodeResponse(
+      frame, kResponseResult, response_status, [&](std::string_view data, int depth) {
         WireStatusFields result_status;
         ProduceOutcome& result = results->emplace_back();
         const bool parsed =
-            ReadFields(data, kResultDepth, [&](uint32_t field, WireReader& rr, bool& skip) {
+            ReadFields(data, depth, [&](uint32_t field, WireReader& rr, bool& skip) {
               std::string_view nested;
               switch (field) {
                 case kResultStatus:
-                  return rr.ReadDelimited(&nested) &&
-                         ReadStatus(nested, kResultDepth, &result_status);
+                  return rr.ReadDelimited(&nested) && ReadStatus(nested, depth, &result_status);
                 case kResultQueue:
                   return rr.ReadInt32(&result.queue);
                 case kResultOffset:
@@ -634,9 +645,6 @@ Status DecodeProduceResponse(const Frame& frame, Status* response_status,
         result.status = result_status.ToStatus();
         return parsed;
       });
-  if (!ok) return MalformedBody(frame);
-  *response_status = status.ToStatus();
-  return OkStatus();
 }
 
 void AppendQueueData(int32_t queue, const Status& status, const std::vector<Message>& messages,
@@ -669,54 +677,37 @@ void AppendQueueData(int32_t queue, const Status& status, const std::vector<Mess
 Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status* response_status,
                            std::vector<FetchedQueue>* queues) {
   queues->clear();
-  WireStatusFields status;
-  const bool ok =
-      ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
-        std::string_view data;
-        if (tag == kResponseStatus) {
-          return r.ReadDelimited(&data) && ReadStatus(data, kMaxDepth, &status);
+  return DecodeResponse(frame, kFetchQueue, response_status, [&](std::string_view data, int depth) {
+    WireStatusFields queue_status;
+    FetchedQueue& queue = queues->emplace_back();
+    queue.messages.reserve(CountFields(data, kQueueDataMessage));
+    const bool parsed = ReadFields(data, depth, [&](uint32_t field, WireReader& qr, bool& skip) {
+      std::string_view nested;
+      switch (field) {
+        case kQueueDataQueue:
+          return qr.ReadInt32(&queue.queue);
+        case kQueueDataStatus:
+          return qr.ReadDelimited(&nested) && ReadStatus(nested, depth, &queue_status);
+        case kQueueDataMessage: {
+          if (!qr.ReadDelimited(&nested)) return false;
+          Message& message = queue.messages.emplace_back();
+          ResetMessage(topic, &message);
+          return ReadMessage(nested, depth, &message);
         }
-        if (tag != kFetchQueue) {
-          unknown = true;
+        case kQueueDataNextOffset:
+          return qr.ReadInt64(&queue.next_offset);
+        case kQueueDataMaxOffset:
+          return qr.ReadInt64(&queue.max_offset);
+        case kQueueDataMinOffset:
+          return qr.ReadInt64(&queue.min_offset);
+        default:
+          skip = true;
           return true;
-        }
-        if (!r.ReadDelimited(&data)) return false;
-        constexpr int kQueueDepth = kMaxDepth - 1;
-        WireStatusFields queue_status;
-        FetchedQueue& queue = queues->emplace_back();
-        queue.messages.reserve(CountFields(data, kQueueDataMessage));
-        const bool parsed =
-            ReadFields(data, kQueueDepth, [&](uint32_t field, WireReader& qr, bool& skip) {
-              std::string_view nested;
-              switch (field) {
-                case kQueueDataQueue:
-                  return qr.ReadInt32(&queue.queue);
-                case kQueueDataStatus:
-                  return qr.ReadDelimited(&nested) &&
-                         ReadStatus(nested, kQueueDepth, &queue_status);
-                case kQueueDataMessage: {
-                  if (!qr.ReadDelimited(&nested)) return false;
-                  Message& message = queue.messages.emplace_back();
-                  ResetMessage(topic, &message);
-                  return ReadMessage(nested, kQueueDepth, &message);
-                }
-                case kQueueDataNextOffset:
-                  return qr.ReadInt64(&queue.next_offset);
-                case kQueueDataMaxOffset:
-                  return qr.ReadInt64(&queue.max_offset);
-                case kQueueDataMinOffset:
-                  return qr.ReadInt64(&queue.min_offset);
-                default:
-                  skip = true;
-                  return true;
-              }
-            });
-        queue.status = queue_status.ToStatus();
-        return parsed;
-      });
-  if (!ok) return MalformedBody(frame);
-  *response_status = status.ToStatus();
-  return OkStatus();
+      }
+    });
+    queue.status = queue_status.ToStatus();
+    return parsed;
+  });
 }
 
 }  // namespace msgsdk::native::protocol
