@@ -62,6 +62,7 @@
 
 namespace {
 
+using msgsdk::bench::AckReadEntries;
 using msgsdk::bench::AppendRedis;
 using msgsdk::bench::Budget;
 using msgsdk::bench::ConnectRedis;
@@ -615,8 +616,6 @@ ReadOutcome RawReadLoop(redisContext* context, const std::vector<std::string>& s
   read.insert(read.end(), streams.begin(), streams.end());
   read.insert(read.end(), streams.size(), ">");
   ReadOutcome outcome;
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
   const auto give_up = SteadyClock::now() + kGiveUp;
   while (!done(outcome.received)) {
     if (SteadyClock::now() > give_up || interrupted.load()) {
@@ -634,37 +633,13 @@ ReadOutcome RawReadLoop(redisContext* context, const std::vector<std::string>& s
           "raw read: the streams ran out after " + std::to_string(outcome.received) + " messages";
       return outcome;
     }
-    size_t acks = 0;
-    for (size_t s = 0; s < (*reply)->elements; ++s) {
-      const redisReply* stream = (*reply)->element[s];
-      const redisReply* entries = stream->element[1];
-      if (entries->elements == 0) continue;
-      // XACK <stream> <group> <ids...>, pointing into the reply (no copies).
-      argv.assign({"XACK", stream->element[0]->str, group.data()});
-      lengths.assign({4, stream->element[0]->len, group.size()});
-      for (size_t e = 0; e < entries->elements; ++e) {
-        const redisReply* entry = entries->element[e];
-        argv.push_back(entry->element[0]->str);
-        lengths.push_back(entry->element[0]->len);
-        const redisReply* fields = entry->element[1];
-        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-          if (std::string_view(fields->element[f]->str, fields->element[f]->len) == "body") {
-            on_body(std::string_view(fields->element[f + 1]->str, fields->element[f + 1]->len));
-          }
-        }
-      }
-      outcome.received += entries->elements;
-      redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data());
-      ++acks;
+    auto acked = AckReadEntries(context, **reply, group, on_body);
+    if (!acked.ok()) {
+      outcome.error = acked.status().ToString();
+      return outcome;
     }
-    for (size_t i = 0; i < acks; ++i) {
-      auto acked = NextRedisReply(context, "raw XACK");
-      if (!acked.ok()) {
-        outcome.error = acked.status().ToString();
-        return outcome;
-      }
-    }
-    if (acks > 0) outcome.last = SteadyClock::now();
+    outcome.received += *acked;
+    if (*acked > 0) outcome.last = SteadyClock::now();
   }
   return outcome;
 }

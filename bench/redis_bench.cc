@@ -68,6 +68,7 @@ using msgsdk::bench::WithSeparators;
 
 // ---- Raw hiredis ----------------------------------------------------------------------------
 
+using msgsdk::bench::AckReadEntries;
 using msgsdk::bench::AppendRedis;
 using msgsdk::bench::ConnectRedis;
 using msgsdk::bench::NextRedisReply;
@@ -125,8 +126,6 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
   read.insert(read.end(), streams.size(), ">");
   int64_t received = 0;
   uint64_t body_bytes = 0;
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
   while (received < flags.messages) {
     if (Clock::now() - start > kGiveUp) {
       return msgsdk::DeadlineExceededError("raw receive: only " + std::to_string(received) +
@@ -138,33 +137,11 @@ msgsdk::Result<double> RawReceive(redisContext* context, const std::vector<std::
                                    std::to_string(received) + " of " +
                                    std::to_string(flags.messages) + " messages");
     }
-    size_t acks = 0;
-    for (size_t s = 0; s < reply->elements; ++s) {
-      const redisReply* stream = reply->element[s];
-      const redisReply* entries = stream->element[1];
-      if (entries->elements == 0) continue;
-      // XACK <stream> <group> <ids...>, pointing into the reply (no copies).
-      argv.assign({"XACK", stream->element[0]->str, group.data()});
-      lengths.assign({4, stream->element[0]->len, group.size()});
-      for (size_t e = 0; e < entries->elements; ++e) {
-        const redisReply* entry = entries->element[e];
-        argv.push_back(entry->element[0]->str);
-        lengths.push_back(entry->element[0]->len);
-        // Find the body, as any reader would.
-        const redisReply* fields = entry->element[1];
-        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-          if (std::string_view(fields->element[f]->str, fields->element[f]->len) == "body") {
-            body_bytes += fields->element[f + 1]->len;
-          }
-        }
-      }
-      received += static_cast<int64_t>(entries->elements);
-      redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data());
-      ++acks;
-    }
-    for (size_t i = 0; i < acks; ++i) {
-      MSGSDK_RETURN_IF_ERROR(NextRedisReply(context, "raw XACK").status());
-    }
+    // Find the body, as any reader would.
+    MSGSDK_ASSIGN_OR_RETURN(
+        size_t acked, AckReadEntries(context, *reply, group,
+                                     [&](std::string_view body) { body_bytes += body.size(); }));
+    received += static_cast<int64_t>(acked);
   }
   const double seconds = Seconds(Clock::now() - start);
   if (body_bytes != static_cast<uint64_t>(received) * flags.size) {
