@@ -126,48 +126,67 @@ struct Throughput {
   double rate() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
 };
 
-// Counts completions of asynchronous sends and remembers when the last one came. WaitFor
-// returns only after the last Done() has stopped touching the counter: a producer's Close()
-// does not wait for callbacks still queued on the SDK's callback pool, so the callbacks
-// themselves must say when they are finished with the state they reference.
+// Counts completions of asynchronous sends and remembers when the last one came. A completion
+// costs two atomic increments: a clock read and a lock each would be measured too, on the
+// thread that delivers completions, which may be the one that limits the rate. Only the
+// completion that reaches the count WaitFor names reads the clock. WaitFor returns only after
+// the last Done() has stopped touching the counter (its last step is the `exited_`
+// increment): a producer's Close() does not wait for callbacks still queued on the SDK's
+// callback pool, so the callbacks themselves must say when they are finished with the state
+// they reference.
 class CompletionCounter {
  public:
   void Done(bool ok, const msgsdk::Status& status) {
-    const int64_t now_ns = SteadyClock::now().time_since_epoch().count();
-    std::lock_guard lock(mutex_);
-    if (ok) {
-      ++ok_;
-    } else if (failed_++ == 0) {
-      first_error_ = status.ToString();
+    if (!ok) {
+      std::lock_guard lock(mutex_);
+      if (failed_++ == 0) first_error_ = status.ToString();
     }
-    last_ns_ = std::max(last_ns_, now_ns);
-    if (++done_ >= target_) all_done_.notify_all();
+    // Sequentially consistent, as in WaitFor: either this completion sees the target, or
+    // WaitFor sees this completion.
+    if (done_.fetch_add(1) + 1 == target_.load()) RecordLast(SteadyClock::now());
+    exited_.fetch_add(1);
   }
 
   // Waits (bounded) until `submitted` completions arrived.
   bool WaitFor(uint64_t submitted, std::chrono::seconds timeout) {
-    std::unique_lock lock(mutex_);
-    target_ = submitted;
-    return all_done_.wait_for(lock, timeout, [&] { return done_ >= submitted; });
+    target_.store(submitted);
+    // Every completion came before the target was known: none of them read the clock.
+    if (done_.load() >= submitted) RecordLast(SteadyClock::now());
+    const auto deadline = SteadyClock::now() + timeout;
+    // Polled rather than notified: a notification would have to touch the counter after the
+    // exit count that allows it to be destroyed. The poll decides only when this returns,
+    // not the time measured.
+    while (exited_.load() < submitted) {
+      if (SteadyClock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
   }
 
   Throughput Result(SteadyClock::time_point start) const {
     std::lock_guard lock(mutex_);
-    const SteadyClock::time_point last{SteadyClock::duration(last_ns_)};
-    return Throughput{.messages = ok_,
+    const SteadyClock::time_point last{SteadyClock::duration(last_ns_.load())};
+    const uint64_t done = done_.load();
+    return Throughput{.messages = done - failed_,
                       .failed = failed_,
                       .seconds = std::chrono::duration<double>(last - start).count(),
                       .first_error = first_error_};
   }
 
  private:
-  mutable std::mutex mutex_;
-  std::condition_variable all_done_;
-  uint64_t ok_ = 0;
+  void RecordLast(SteadyClock::time_point when) {
+    const int64_t ns = when.time_since_epoch().count();
+    int64_t last = last_ns_.load();
+    while (last < ns && !last_ns_.compare_exchange_weak(last, ns)) {
+    }
+  }
+
+  std::atomic<uint64_t> done_{0};
+  std::atomic<uint64_t> exited_{0};
+  std::atomic<uint64_t> target_{UINT64_MAX};
+  std::atomic<int64_t> last_ns_{0};
+  mutable std::mutex mutex_;  // guards the failures
   uint64_t failed_ = 0;
-  uint64_t done_ = 0;
-  uint64_t target_ = UINT64_MAX;
-  int64_t last_ns_ = 0;
   std::string first_error_;
 };
 

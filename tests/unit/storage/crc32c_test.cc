@@ -29,10 +29,14 @@ TEST(Crc32cTest, KnownVectors) {
 TEST(Crc32cTest, PortableAndHardwareAgreeOnEveryLengthAndAlignment) {
   if (!HardwareAvailable()) GTEST_SKIP() << "this CPU has no SSE4.2";
   std::mt19937 rng(42);
-  std::string data(4096 + 16, '\0');
+  std::string data(16384 + 16, '\0');
   for (char& c : data) c = static_cast<char>(rng());
   for (size_t align = 0; align < 8; ++align) {
-    for (size_t size : {0, 1, 3, 7, 8, 9, 15, 16, 31, 63, 64, 100, 1000, 4096}) {
+    // Around every length where the hardware path changes how it cuts the input: rounds of
+    // three 32-, 64-, 256- and 2048-byte blocks, then words and bytes.
+    for (size_t size :
+         {0,   1,   3,   7,   8,   9,   15,   16,   31,   63,   64,   100,  191,  192,  193,
+          228, 383, 384, 767, 768, 769, 1000, 1150, 4096, 6143, 6144, 6145, 7000, 16384}) {
       EXPECT_EQ(ExtendPortable(0, data.data() + align, size),
                 ExtendHardware(0, data.data() + align, size))
           << "size " << size << " alignment " << align;
