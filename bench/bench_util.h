@@ -3,6 +3,7 @@
 // What the benchmarks share: formatting, scratch directories, counting asynchronous
 // completions, and latency samples.
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -287,6 +288,43 @@ inline double Quantile(const std::vector<int64_t>& sorted, double q) {
   if (sorted.empty()) return 0;
   const auto rank = static_cast<size_t>(std::llround(q * static_cast<double>(sorted.size() - 1)));
   return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]) / 1000.0;
+}
+
+// What an fdatasync costs on the file system of `dir`: `count` rounds of appending 4 KiB to a
+// scratch file there and syncing it, as a group commit does. Group commit acknowledges a send
+// only after the fdatasync that covers it, so no group-commit latency can be lower than this;
+// it is printed next to those figures (a shared disk's sync time moves from day to day).
+struct SyncLatency {
+  double p50_us = 0;
+  double p99_us = 0;
+  double p999_us = 0;
+  std::string error;
+};
+
+inline SyncLatency MeasureFdatasync(const std::string& dir, int count = 1000) {
+  const std::string path = dir + "/fdatasync-probe";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return {.error = "cannot create '" + path + "': " + std::strerror(errno)};
+  const std::string block(4096, 'x');
+  std::vector<int64_t> samples;
+  samples.reserve(static_cast<size_t>(count));
+  std::string error;
+  for (int i = 0; i < count && error.empty(); ++i) {
+    if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) {
+      error = "cannot write '" + path + "': " + std::strerror(errno);
+      break;
+    }
+    const auto start = SteadyClock::now();
+    if (::fdatasync(fd) != 0) error = "cannot fdatasync '" + path + "': " + std::strerror(errno);
+    samples.push_back((SteadyClock::now() - start).count());
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (!error.empty()) return {.error = error};
+  std::sort(samples.begin(), samples.end());
+  return {.p50_us = Quantile(samples, 0.50),
+          .p99_us = Quantile(samples, 0.99),
+          .p999_us = Quantile(samples, 0.999)};
 }
 
 // Latency samples in nanoseconds, filled from SDK threads.

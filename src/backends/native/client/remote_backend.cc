@@ -42,6 +42,7 @@ struct RemoteSettings {
   milliseconds heartbeat_interval{1000};
   int32_t pull_batch = 256;
   milliseconds poll_wait{500};
+  milliseconds commit_interval{100};
 };
 
 Result<int32_t> GetOrCreateTopic(BrokerClient& client, const std::string& topic,
@@ -603,8 +604,11 @@ class RemoteConsumer : public core::BackendConsumer {
   // Commits what was acknowledged without waiting: the loop fetches on meanwhile (a commit is
   // answered once durable, in group-commit mode after an fdatasync, which would otherwise hold
   // back every fetch). One commit at a time; a failed one is made again on a later round, and
-  // until then a crash redelivers.
+  // until then a crash redelivers. At most one per commit_interval: in group-commit mode each
+  // costs the broker an fdatasync, which its commit log's own would otherwise queue behind.
   void CommitInBackground() {
+    const auto now = Clock::now();
+    if (now < next_commit_) return;
     const std::vector<int32_t> queues = OwnedQueues();
     auto request = std::make_shared<wire::CommitOffsetRequest>();
     {
@@ -614,6 +618,7 @@ class RemoteConsumer : public core::BackendConsumer {
       if (request->offsets_size() == 0) return;
       commit_in_flight_ = true;
     }
+    next_commit_ = now + settings_.commit_interval;
     client_->Call(FrameType::kCommitOffset, *request, settings_.request_timeout,
                   [this, request](Result<protocol::Frame> frame) {
                     const bool committed =
@@ -639,8 +644,9 @@ class RemoteConsumer : public core::BackendConsumer {
   const bool broadcast_;
   std::vector<uint64_t> tag_hashes_;
 
-  // The consuming thread only: see Run.
+  // The consuming thread only: see Run and CommitInBackground.
   uint64_t confirmed_disconnects_ = 0;
+  Clock::time_point next_commit_{};
   std::mutex mutex_;
   // Close, and the end of a background commit.
   std::condition_variable wake_;
@@ -773,6 +779,7 @@ Result<core::BackendPtr> CreateRemoteBackend(const core::ClusterConfig& config) 
       config.GetDuration("heartbeat_interval_ms", settings.heartbeat_interval);
   settings.pull_batch = static_cast<int32_t>(config.GetInt("pull_batch", settings.pull_batch));
   settings.poll_wait = config.GetDuration("poll_wait_ms", settings.poll_wait);
+  settings.commit_interval = config.GetDuration("commit_interval_ms", settings.commit_interval);
   if (settings.heartbeat_interval >= settings.session_timeout) {
     return InvalidArgumentError("native cluster '" + config.name + "' (" + config.source +
                                 "): heartbeat_interval_ms must be below session_timeout_ms");
