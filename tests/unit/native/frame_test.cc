@@ -1,6 +1,10 @@
 #include "backends/native/protocol/frame.h"
 
+#include <algorithm>
+#include <cstring>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -82,6 +86,64 @@ TEST(FrameTest, PipelinedFramesArriveOneByteAtATime) {
   }
   EXPECT_EQ(ids, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
   MSGSDK_EXPECT_OK(decoder.Finish());
+}
+
+// Large and small frames mixed, read the way the broker and the client read a socket
+// (straight into the decoder's ReadSpace) in reads of several sizes: large bodies are
+// received in place, whole and in order, wherever the reads cut the stream.
+TEST(FrameTest, LargeBodiesReceivedInPlaceArriveWholeWhateverTheReadSizes) {
+  std::vector<std::string> frames;
+  std::string stream;
+  for (int i = 0; i < 12; ++i) {
+    // 3 to 2,000 messages: bodies from under a hundred bytes to well over kInPlaceBodyBytes.
+    frames.push_back(ProduceFrame(static_cast<uint64_t>(i), i % 3 == 0 ? 2000 : 3 + i));
+    stream += frames.back();
+  }
+  ASSERT_GT(frames[0].size(), 2 * FrameDecoder::kInPlaceBodyBytes);
+  for (size_t read_size : {size_t{1}, size_t{13}, size_t{4096}, size_t{65536}, size_t{1} << 20}) {
+    FrameDecoder decoder(FrameDirection::kRequest, kMaxBody);
+    std::vector<std::string> bodies;
+    size_t at = 0;
+    while (at < stream.size()) {
+      const std::span<char> space = decoder.ReadSpace();
+      ASSERT_FALSE(space.empty());
+      const size_t n = std::min({space.size(), read_size, stream.size() - at});
+      std::memcpy(space.data(), stream.data() + at, n);
+      decoder.Commit(n);
+      at += n;
+      while (true) {
+        auto frame = decoder.Next();
+        ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+        if (!frame->has_value()) break;
+        EXPECT_EQ((*frame)->header.request_id, bodies.size());
+        bodies.push_back(std::move((*frame)->body));
+      }
+    }
+    ASSERT_EQ(bodies.size(), frames.size()) << "reads of " << read_size;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      EXPECT_EQ(bodies[i], frames[i].substr(kFrameHeaderSize)) << "frame " << i;
+    }
+    EXPECT_EQ(decoder.buffered(), 0u);
+    MSGSDK_EXPECT_OK(decoder.Finish());
+  }
+}
+
+// A header that claims a large body allocates nothing it has not received: a peer that
+// announces a large frame and stops costs what it sent.
+TEST(FrameTest, ALargeBodyIsReportedTruncatedWithWhatArrived) {
+  const std::string bytes = ProduceFrame(5, 2000);
+  FrameDecoder decoder(FrameDirection::kRequest, kMaxBody);
+  decoder.Append(std::string_view(bytes).substr(0, kFrameHeaderSize + 100));
+  auto frame = decoder.Next();
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  EXPECT_FALSE(frame->has_value());
+  EXPECT_EQ(decoder.buffered(), 100u);
+  const Status finish = decoder.Finish();
+  EXPECT_EQ(finish.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(finish.message().find("after 100 of " +
+                                  std::to_string(bytes.size() - kFrameHeaderSize) + " body bytes"),
+            std::string::npos)
+      << finish.ToString();
 }
 
 TEST(FrameTest, TruncatedFrameIsReportedAtTheEndOfTheStream) {

@@ -19,8 +19,6 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-constexpr size_t kReadChunk = size_t{64} * 1024;
-
 }  // namespace
 
 class BrokerClient::Impl {
@@ -292,7 +290,8 @@ class BrokerClient::Impl {
 
   void Read() {
     const uint64_t epoch = epoch_;
-    socket_.async_read_some(asio::buffer(read_buffer_),
+    const std::span<char> space = decoder_.ReadSpace();
+    socket_.async_read_some(asio::buffer(space.data(), space.size()),
                             [this, epoch](const boost::system::error_code& error, size_t bytes) {
                               if (epoch != epoch_ || closing_) return;
                               if (error) {
@@ -301,7 +300,7 @@ class BrokerClient::Impl {
                                                : "read failed: " + error.message());
                                 return;
                               }
-                              decoder_.Append(std::string_view(read_buffer_.data(), bytes));
+                              decoder_.Commit(bytes);
                               while (true) {
                                 auto frame = decoder_.Next();
                                 if (!frame.ok()) {
@@ -374,7 +373,6 @@ class BrokerClient::Impl {
   std::vector<asio::const_buffer> writing_buffers_;
   bool writing_ = false;
   protocol::FrameDecoder decoder_;
-  std::array<char, kReadChunk> read_buffer_{};
 };
 
 Result<std::shared_ptr<BrokerClient>> BrokerClient::Create(BrokerClientOptions options) {

@@ -1,6 +1,9 @@
 #include "backends/native/protocol/frame.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 
 #include <google/protobuf/message_lite.h>
 
@@ -128,34 +131,96 @@ Status MalformedBody(const Frame& frame) {
                               std::to_string(frame.header.request_id) + ")");
 }
 
-void FrameDecoder::Append(std::string_view bytes) {
-  if (!error_.ok()) return;
-  // Drop what was consumed before growing, so a long-lived connection's buffer stays bounded
-  // by the largest frame.
-  if (consumed_ > 0 && (consumed_ == buffer_.size() || consumed_ >= buffer_.size() / 2)) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
+std::span<char> FrameDecoder::ReadSpace() {
+  read_into_body_ = receiving_body() && body_received_ < pending_->body_size;
+  if (read_into_body_) {
+    // Grown as the body arrives (its capacity was reserved, so this never moves it).
+    if (body_.size() == body_received_) {
+      body_.resize(std::min<size_t>(pending_->body_size, body_received_ + kReadBytes));
+    }
+    return {body_.data() + body_received_, body_.size() - body_received_};
   }
-  buffer_.append(bytes);
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (capacity_ - end_ < kReadBytes) {
+    const size_t held = end_ - begin_;
+    if (begin_ > 0 && capacity_ - held >= kReadBytes) {
+      std::memmove(buffer_.get(), buffer_.get() + begin_, held);
+    } else {
+      // Small frames only: bounded by the largest of them plus one read.
+      const size_t capacity = std::max(2 * capacity_, held + kReadBytes);
+      auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+      if (held > 0) std::memcpy(grown.get(), buffer_.get() + begin_, held);
+      buffer_ = std::move(grown);
+      capacity_ = capacity;
+    }
+    begin_ = 0;
+    end_ = held;
+  }
+  return {buffer_.get() + end_, std::min(kReadBytes, capacity_ - end_)};
+}
+
+void FrameDecoder::Commit(size_t bytes) {
+  if (read_into_body_) {
+    body_received_ += bytes;
+  } else {
+    end_ += bytes;
+  }
+}
+
+void FrameDecoder::Append(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const std::span<char> space = ReadSpace();
+    const size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    Commit(n);
+    bytes.remove_prefix(n);
+  }
 }
 
 Result<std::optional<Frame>> FrameDecoder::Next() {
   if (!error_.ok()) return error_;
   if (!pending_) {
-    if (buffered() < kFrameHeaderSize) return std::optional<Frame>();
-    auto header = DecodeFrameHeader(buffer_.data() + consumed_, direction_, max_body_bytes_);
+    if (end_ - begin_ < kFrameHeaderSize) return std::optional<Frame>();
+    auto header = DecodeFrameHeader(buffer_.get() + begin_, direction_, max_body_bytes_);
     if (!header.ok()) {
       error_ = header.status();
       return error_;
     }
     pending_ = *header;
-    consumed_ += kFrameHeaderSize;
+    begin_ += kFrameHeaderSize;
+    // Reserved, not touched: the pages are used only as the body arrives.
+    if (receiving_body()) body_.reserve(pending_->body_size);
   }
-  if (buffered() < pending_->body_size) return std::optional<Frame>();
-  Frame frame{.header = *pending_, .body = buffer_.substr(consumed_, pending_->body_size)};
-  consumed_ += pending_->body_size;
+  Frame frame{.header = *pending_};
+  if (receiving_body()) {
+    // Bytes that arrived in the buffer (with the header, or before the body was expected)
+    // are the start of the body.
+    const size_t held = std::min<size_t>(end_ - begin_, pending_->body_size - body_received_);
+    if (held > 0) {
+      if (body_.size() < body_received_ + held) body_.resize(body_received_ + held);
+      std::memcpy(body_.data() + body_received_, buffer_.get() + begin_, held);
+      body_received_ += held;
+      begin_ += held;
+    }
+    if (body_received_ < pending_->body_size) return std::optional<Frame>();
+    frame.body = std::move(body_);
+    body_ = std::string();
+    body_received_ = 0;
+  } else {
+    if (end_ - begin_ < pending_->body_size) return std::optional<Frame>();
+    frame.body.assign(buffer_.get() + begin_, pending_->body_size);
+    begin_ += pending_->body_size;
+  }
   pending_.reset();
   return std::optional<Frame>(std::move(frame));
+}
+
+void FrameDecoder::Reset() {
+  begin_ = end_ = 0;
+  pending_.reset();
+  body_ = std::string();
+  body_received_ = 0;
+  error_ = OkStatus();
 }
 
 Status FrameDecoder::Finish() const {

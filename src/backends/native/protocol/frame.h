@@ -16,7 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -98,37 +100,56 @@ Status ParseFrameBody(const Frame& frame, google::protobuf::MessageLite* out);
 // The kInvalidArgument of a body that is not a valid message of its frame's type.
 Status MalformedBody(const Frame& frame);
 
-// Splits a byte stream into frames. Feed it what the socket gave, then take frames until
-// Next gives none. The first malformed header makes the stream unusable: that error is
-// returned from then on (a peer out of step cannot be resynchronised).
+// Splits a byte stream into frames. Either read from the socket straight into the decoder
+// (ReadSpace, then Commit what arrived) or feed it bytes read elsewhere (Append); then take
+// frames until Next gives none. Small frames are gathered in one buffer; the body of a large
+// frame is received in place, in the string Next hands out, so its bytes are copied once,
+// by the kernel, instead of three times. The first malformed header makes the stream
+// unusable: that error is returned from then on (a peer out of step cannot be
+// resynchronised). Memory grows with the bytes received, never ahead of them: a header
+// claiming a large body costs nothing until the body arrives.
 // Thread-safety: not thread-safe.
 class FrameDecoder {
  public:
+  // Bodies from this size on are received in place.
+  static constexpr size_t kInPlaceBodyBytes = size_t{64} * 1024;
+
   FrameDecoder(FrameDirection direction, uint32_t max_body_bytes)
       : direction_(direction), max_body_bytes_(max_body_bytes) {}
 
+  // Where the next bytes of the stream go (never empty), valid until the next call.
+  std::span<char> ReadSpace();
+  // `bytes` bytes were written at the start of the last ReadSpace().
+  void Commit(size_t bytes);
+  // Copies `bytes` in: ReadSpace and Commit for bytes that arrived elsewhere.
   void Append(std::string_view bytes);
   // The next complete frame, std::nullopt if more bytes are needed, or the stream's error.
   Result<std::optional<Frame>> Next();
   // At the end of the stream: kInvalidArgument if it stopped inside a frame (a truncated
   // frame), naming how many bytes of how many arrived.
   Status Finish() const;
-  // Bytes received but not yet returned as frames.
-  size_t buffered() const { return buffer_.size() - consumed_; }
+  // Bytes received but not yet returned as frames (a header already read not included).
+  size_t buffered() const { return (end_ - begin_) + body_received_; }
   // Forgets everything received (a new connection starts a new stream).
-  void Reset() {
-    buffer_.clear();
-    consumed_ = 0;
-    pending_.reset();
-    error_ = OkStatus();
-  }
+  void Reset();
 
  private:
+  // The buffer of small frames grows by this much at least, and reads fill at most this
+  // much of it.
+  static constexpr size_t kReadBytes = size_t{64} * 1024;
+
+  bool receiving_body() const { return pending_ && pending_->body_size >= kInPlaceBodyBytes; }
+
   const FrameDirection direction_;
   const uint32_t max_body_bytes_;
-  std::string buffer_;
-  size_t consumed_ = 0;
+  std::unique_ptr<char[]> buffer_;  // [begin_, end_) received, not yet returned
+  size_t capacity_ = 0;
+  size_t begin_ = 0;
+  size_t end_ = 0;
   std::optional<FrameHeader> pending_;  // the header of the frame being received
+  std::string body_;  // a large pending frame's body: body_received_ bytes, then room
+  size_t body_received_ = 0;
+  bool read_into_body_ = false;  // where the last ReadSpace pointed
   Status error_;
 };
 

@@ -30,7 +30,6 @@ using Clock = std::chrono::steady_clock;
 // Requests read from one connection and not yet answered; beyond this the connection stops
 // reading until some are answered (a client pipelining without bound cannot grow our memory).
 constexpr int kMaxInFlightPerConnection = 8192;
-constexpr size_t kReadChunk = size_t{64} * 1024;
 constexpr int32_t kMaxQueuesPerTopic = 1024;
 constexpr int32_t kMaxFetchMessages = 65536;
 constexpr int64_t kDefaultFetchBytes = int64_t{8} << 20;
@@ -216,8 +215,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReadMore() {
     if (closed_ || stop_reading_ || reading_ || paused_) return;
     reading_ = true;
+    const std::span<char> space = decoder_.ReadSpace();
     socket_.async_read_some(
-        asio::buffer(read_buffer_),
+        asio::buffer(space.data(), space.size()),
         [self = shared_from_this()](const boost::system::error_code& error, size_t bytes) {
           self->OnRead(error, bytes);
         });
@@ -260,7 +260,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       return;
     }
-    decoder_.Append(std::string_view(read_buffer_.data(), bytes));
+    decoder_.Commit(bytes);
     ProcessFrames();
     ReadMore();
   }
@@ -308,7 +308,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket_;
   const std::string peer_;
   protocol::FrameDecoder decoder_;
-  std::array<char, kReadChunk> read_buffer_{};
   std::string out_;
   std::string writing_buffer_;
   size_t written_ = 0;  // bytes of writing_buffer_ already sent
