@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -57,29 +58,63 @@ Result<int32_t> GetOrCreateTopic(BrokerClient& client, const std::string& topic,
   return response.queues();
 }
 
-class RemoteProducer : public core::BackendProducer {
+// The sends one producer has in flight, so that its Close can wait for them.
+class ProducerSends {
  public:
-  RemoteProducer(std::shared_ptr<BrokerClient> client, std::string topic, int32_t queues,
-                 milliseconds timeout)
+  void Started() { in_flight_.fetch_add(1); }
+
+  void Finished(int64_t sends) {
+    if (in_flight_.fetch_sub(sends) == sends) {
+      // Under the lock, so that a waiter between its check and its wait is not missed.
+      std::lock_guard lock(mutex_);
+      drained_.notify_all();
+    }
+  }
+
+  // False if sends are still in flight at `deadline`.
+  bool WaitUntilDrained(Deadline deadline) {
+    std::unique_lock lock(mutex_);
+    return drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; });
+  }
+
+  // Every send is answered (or fails) within its request timeout, so this ends.
+  void WaitUntilDrained() {
+    std::unique_lock lock(mutex_);
+    drained_.wait(lock, [this] { return in_flight_.load() == 0; });
+  }
+
+  int64_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable drained_;
+  std::atomic<int64_t> in_flight_{0};
+};
+
+// The sends to one topic from every producer of it on this client, batched together into
+// Produce frames (as librdkafka batches a partition's records whatever thread sends them):
+// 64 producers of a topic fill frames as full as one does, instead of 64 times as many
+// frames of a 64th of the size. One FIFO, so each producer's sends keep their order.
+class TopicSender : public std::enable_shared_from_this<TopicSender> {
+ public:
+  TopicSender(std::shared_ptr<BrokerClient> client, std::string topic, int32_t queues,
+              milliseconds timeout)
       : client_(std::move(client)),
         topic_(std::move(topic)),
         queues_(queues),
         timeout_(timeout),
         open_(topic_) {}
 
-  ~RemoteProducer() override {
-    // Every Call is answered (or fails) within its timeout, so this wait ends.
-    std::unique_lock lock(done_mutex_);
-    drained_.wait(lock, [this] { return in_flight_.load() == 0; });
-  }
+  const std::string& topic() const { return topic_; }
 
-  void Send(const Message& message, core::SendDone done) override {
+  // `done` is answered, then `sends` told, for every send.
+  void Send(const Message& message, core::SendDone done, ProducerSends& sends) {
     // The same queue choice as embedded mode: a key keeps its queue, and so its order.
     const int32_t queue =
         message.key.empty()
             ? static_cast<int32_t>(next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_)
             : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(queues_));
-    in_flight_.fetch_add(1);
+    sends.Started();
     Status added;
     {
       std::lock_guard lock(queue_mutex_);
@@ -89,38 +124,33 @@ class RemoteProducer : public core::BackendProducer {
       // Encoded into the open frame at once: the core's message is only lent for the call.
       added = open_.Add(queue, message);
       if (added.ok()) {
-        open_dones_.push_back(done);
+        open_entries_.push_back({std::move(done), &sends});
         if (open_.entries() >= kMaxBatchMessages) CloseOpenFrame();
       }
     }
     if (!added.ok()) {
       done(added.WithContext("sending to topic '" + topic_ + "'"));
-      Finished(1);
+      sends.Finished(1);
       return;
     }
     Pump();
   }
 
-  Status Close(Deadline deadline) override {
-    std::unique_lock lock(done_mutex_);
-    if (!drained_.wait_until(lock, deadline, [this] { return in_flight_.load() == 0; })) {
-      return DeadlineExceededError(std::to_string(in_flight_.load()) + " sends to topic '" +
-                                   topic_ + "' still pending at close");
-    }
-    return OkStatus();
-  }
-
  private:
-  // A Produce frame and the completions of its entries, in order.
+  struct Entry {
+    core::SendDone done;
+    ProducerSends* sends;  // outlives the send: its producer waits for it before it goes
+  };
+  // A Produce frame and its entries, in order.
   struct Batch {
     std::string frame;
-    std::vector<core::SendDone> dones;
+    std::vector<Entry> entries;
   };
 
   // Queues the open frame as full. Under queue_mutex_.
   void CloseOpenFrame() {
-    ready_.push_back(Batch{open_.TakeFrame(), std::move(open_dones_)});
-    open_dones_ = {};
+    ready_.push_back(Batch{open_.TakeFrame(), std::move(open_entries_)});
+    open_entries_ = {};
   }
 
   // Sends the full frames, then the open one, as long as fewer than kMaxFramesInFlight frames
@@ -138,22 +168,22 @@ class RemoteProducer : public core::BackendProducer {
           batch = std::move(ready_.front());
           ready_.pop_front();
         } else if (open_.entries() > 0) {
-          batch = Batch{open_.TakeFrame(), std::move(open_dones_)};
-          open_dones_ = {};
+          batch = Batch{open_.TakeFrame(), std::move(open_entries_)};
+          open_entries_ = {};
         } else {
           return;
         }
         ++frames_in_flight_;
       }
-      client_->CallWithFrame(
-          FrameType::kProduce, std::move(batch.frame), timeout_,
-          [this, dones = std::move(batch.dones)](Result<protocol::Frame> frame) mutable {
-            Answered(dones, std::move(frame));
-          });
+      client_->CallWithFrame(FrameType::kProduce, std::move(batch.frame), timeout_,
+                             [self = shared_from_this(), entries = std::move(batch.entries)](
+                                 Result<protocol::Frame> frame) mutable {
+                               self->Answered(entries, std::move(frame));
+                             });
     }
   }
 
-  void Answered(std::vector<core::SendDone>& dones, Result<protocol::Frame> frame) {
+  void Answered(std::vector<Entry>& entries, Result<protocol::Frame> frame) {
     std::vector<protocol::ProduceOutcome> results;
     Status status = frame.status();
     if (frame.ok()) {
@@ -161,16 +191,17 @@ class RemoteProducer : public core::BackendProducer {
       if (!decoded.ok()) status = decoded;
     }
     if (!status.ok()) status = status.WithContext("sending to topic '" + topic_ + "'");
-    for (size_t i = 0; i < dones.size(); ++i) {
+    for (size_t i = 0; i < entries.size(); ++i) {
       if (!status.ok()) {
-        dones[i](status);
+        entries[i].done(status);
       } else if (i >= results.size()) {
-        dones[i](InternalError("msgsdk-broker answered " + std::to_string(results.size()) +
-                               " results for " + std::to_string(dones.size()) + " messages"));
+        entries[i].done(InternalError("msgsdk-broker answered " + std::to_string(results.size()) +
+                                      " results for " + std::to_string(entries.size()) +
+                                      " messages"));
       } else if (results[i].status.ok()) {
-        dones[i](core::StoredPosition{results[i].queue, results[i].offset});
+        entries[i].done(core::StoredPosition{results[i].queue, results[i].offset});
       } else {
-        dones[i](std::move(results[i].status));
+        entries[i].done(std::move(results[i].status));
       }
     }
     {
@@ -178,15 +209,14 @@ class RemoteProducer : public core::BackendProducer {
       --frames_in_flight_;
     }
     Pump();
-    // Last: once the count is zero the producer may be destroyed.
-    Finished(static_cast<int64_t>(dones.size()));
-  }
-
-  void Finished(int64_t sends) {
-    if (in_flight_.fetch_sub(sends) == sends) {
-      // Under the lock, so that a waiter between its check and its wait is not missed.
-      std::lock_guard lock(done_mutex_);
-      drained_.notify_all();
+    // Last: once its count is zero a producer may be destroyed. A run of one producer's sends
+    // is counted out at once.
+    size_t run_start = 0;
+    for (size_t i = 1; i <= entries.size(); ++i) {
+      if (i == entries.size() || entries[i].sends != entries[run_start].sends) {
+        entries[run_start].sends->Finished(static_cast<int64_t>(i - run_start));
+        run_start = i;
+      }
     }
   }
 
@@ -199,13 +229,32 @@ class RemoteProducer : public core::BackendProducer {
   std::recursive_mutex send_mutex_;
   std::mutex queue_mutex_;
   protocol::ProduceFrameBuilder open_;  // guarded by queue_mutex_
-  std::vector<core::SendDone> open_dones_;
+  std::vector<Entry> open_entries_;
   std::deque<Batch> ready_;  // full frames waiting for a slot
   int frames_in_flight_ = 0;
+};
 
-  std::mutex done_mutex_;
-  std::condition_variable drained_;
-  std::atomic<int64_t> in_flight_{0};
+class RemoteProducer : public core::BackendProducer {
+ public:
+  explicit RemoteProducer(std::shared_ptr<TopicSender> sender) : sender_(std::move(sender)) {}
+
+  ~RemoteProducer() override { sends_.WaitUntilDrained(); }
+
+  void Send(const Message& message, core::SendDone done) override {
+    sender_->Send(message, std::move(done), sends_);
+  }
+
+  Status Close(Deadline deadline) override {
+    if (!sends_.WaitUntilDrained(deadline)) {
+      return DeadlineExceededError(std::to_string(sends_.in_flight()) + " sends to topic '" +
+                                   sender_->topic() + "' still pending at close");
+    }
+    return OkStatus();
+  }
+
+ private:
+  const std::shared_ptr<TopicSender> sender_;
+  ProducerSends sends_;
 };
 
 // One subscription: joins the broker's group (clustering) or reads every queue with its own
@@ -677,8 +726,16 @@ class RemoteBackend : public core::Backend {
     MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<BrokerClient> client, Live());
     MSGSDK_ASSIGN_OR_RETURN(int32_t queues,
                             GetOrCreateTopic(*client, topic, settings_.request_timeout));
-    return std::unique_ptr<core::BackendProducer>(
-        new RemoteProducer(std::move(client), topic, queues, settings_.request_timeout));
+    std::lock_guard lock(mutex_);
+    std::shared_ptr<TopicSender> sender = senders_[topic].lock();
+    if (!sender) {
+      sender = std::make_shared<TopicSender>(std::move(client), topic, queues,
+                                             settings_.request_timeout);
+      senders_[topic] = sender;
+    }
+    // Forget the topics no producer sends to any more.
+    std::erase_if(senders_, [](const auto& entry) { return entry.second.expired(); });
+    return std::unique_ptr<core::BackendProducer>(new RemoteProducer(std::move(sender)));
   }
 
   Result<std::unique_ptr<core::BackendConsumer>> Subscribe(const core::SubscriptionSpec& spec,
@@ -753,6 +810,8 @@ class RemoteBackend : public core::Backend {
 
   std::mutex mutex_;
   std::shared_ptr<BrokerClient> client_;
+  // Each topic's sender, shared by its producers while any is open. Under mutex_.
+  std::map<std::string, std::weak_ptr<TopicSender>> senders_;
   const RemoteSettings settings_;
   Capabilities capabilities_;
 };
