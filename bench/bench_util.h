@@ -127,6 +127,44 @@ struct Throughput {
   double rate() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
 };
 
+// Bounds the sends a benchmark has in flight. A semaphore would do, but once the window is
+// full its every release wakes the waiting sender: a futex call on the thread that completes
+// sends and a context switch on the sender's, per message, which the benchmark would measure
+// as the SDK's. Here a sender that finds the window full sleeps until a sixteenth of it is
+// free again, so wake-ups come once per thousands of completions. Each sending thread may
+// hold one slot beyond the window while it waits. A size of 0 or less bounds nothing.
+class SendWindow {
+ public:
+  explicit SendWindow(int64_t size)
+      : size_(size > 0 ? size : INT64_MAX), resume_at_(size_ - std::max<int64_t>(1, size_ / 16)) {}
+
+  void Acquire() {
+    if (in_flight_.fetch_add(1) < size_) return;
+    std::unique_lock lock(mutex_);
+    waiters_.fetch_add(1);
+    // Sequentially consistent, as in Release: either this sees the window drained to
+    // resume_at_, or the release that drained it sees this waiter.
+    drained_.wait(lock, [this] { return in_flight_.load() <= resume_at_ + waiters_.load(); });
+    waiters_.fetch_sub(1);
+  }
+
+  void Release() {
+    const int64_t left = in_flight_.fetch_sub(1) - 1;
+    if (waiters_.load() > 0 && left <= resume_at_ + waiters_.load()) {
+      std::lock_guard lock(mutex_);
+      drained_.notify_all();
+    }
+  }
+
+ private:
+  const int64_t size_;
+  const int64_t resume_at_;  // in flight at most, besides the waiters' own, to wake them
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> waiters_{0};
+  std::mutex mutex_;
+  std::condition_variable drained_;
+};
+
 // Counts completions of asynchronous sends and remembers when the last one came. A completion
 // costs two atomic increments: a clock read and a lock each would be measured too, on the
 // thread that delivers completions, which may be the one that limits the rate. Only the

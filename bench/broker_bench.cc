@@ -43,7 +43,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <semaphore>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -271,9 +270,9 @@ class System {
 // in flight, so that a callback still finishing after the loop returned touches live memory;
 // the one pointer is all a callback captures, which std::function keeps without allocating.
 struct SendState {
-  explicit SendState(int64_t window) : window(static_cast<std::ptrdiff_t>(window)) {}
+  explicit SendState(int64_t window) : window(window) {}
   // Sends in flight, over all the loop's producers.
-  std::counting_semaphore<> window;
+  msgsdk::bench::SendWindow window;
   Progress progress;
 };
 
@@ -295,10 +294,10 @@ SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, B
     // Claim in slices so the shared budget is not touched per message.
     for (int64_t n; (n = budget.Claim(256)) > 0;) {
       for (int64_t i = 0; i < n; ++i) {
-        state->window.acquire();
+        state->window.Acquire();
         producers[static_cast<size_t>(t)].SendAsync(
             msgsdk::Message{.body = body}, [state](const msgsdk::Result<msgsdk::SendReceipt>& r) {
-              state->window.release();
+              state->window.Release();
               if (r.ok()) {
                 state->progress.Add();
               } else {

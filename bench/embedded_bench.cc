@@ -28,7 +28,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <semaphore>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -51,6 +50,7 @@ using msgsdk::bench::LatencyBody;
 using msgsdk::bench::OnThreads;
 using msgsdk::bench::Quantile;
 using msgsdk::bench::Samples;
+using msgsdk::bench::SendWindow;
 using msgsdk::bench::SteadyClock;
 using msgsdk::bench::Table;
 using msgsdk::bench::TempDir;
@@ -107,23 +107,6 @@ std::string RoutingTableYaml(const std::string& data_dir, const std::string& flu
 
 // ---- Measurements -------------------------------------------------------------------------
 
-// Bounds the sends in flight (0: unbounded). Acquired before a send, released by its callback.
-class Window {
- public:
-  explicit Window(int64_t size) {
-    if (size > 0) slots_.emplace(static_cast<std::ptrdiff_t>(size));
-  }
-  void Acquire() {
-    if (slots_) slots_->acquire();
-  }
-  void Release() {
-    if (slots_) slots_->release();
-  }
-
- private:
-  std::optional<std::counting_semaphore<>> slots_;
-};
-
 msgsdk::Message BenchMessage(const std::string& body) {
   return msgsdk::Message{.tag = "bench", .body = body};
 }
@@ -155,7 +138,7 @@ Throughput MeasureSync(msgsdk::Producer& producer, const std::string& body, cons
 Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
   Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   CompletionCounter counter;
-  Window window(flags.window);
+  SendWindow window(flags.window);
   std::atomic<uint64_t> submitted{0};
   const auto start = SteadyClock::now();
   OnThreads(flags.producers, [&](int) {
@@ -223,7 +206,7 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
 
   Budget budget(flags.max_messages, flags.case_seconds, interrupted);
   CompletionCounter counter;
-  Window window(flags.window);
+  SendWindow window(flags.window);
   std::atomic<uint64_t> submitted{0};
   const auto start = SteadyClock::now();
   OnThreads(flags.producers, [&](int thread) {
