@@ -322,13 +322,29 @@ class RemoteConsumer : public core::BackendConsumer {
   // The same, answering with the response frame itself.
   Result<protocol::Frame> RequestFrame(FrameType type, const google::protobuf::MessageLite& request,
                                        milliseconds timeout) {
+    MSGSDK_ASSIGN_OR_RETURN(std::shared_ptr<PendingCall> call, Send(type, request, timeout));
+    return Take(call);
+  }
+
+  // A request sent without waiting for it; Take waits.
+  Result<std::shared_ptr<PendingCall>> Send(FrameType type,
+                                            const google::protobuf::MessageLite& request,
+                                            milliseconds timeout) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return CancelledError("the subscription is closing");
+    }
     auto call = std::make_shared<PendingCall>();
+    client_->Call(type, request, timeout, PendingCall::Completer(call));
+    return call;
+  }
+
+  Result<protocol::Frame> Take(const std::shared_ptr<PendingCall>& call) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_) return CancelledError("the subscription is closing");
       current_call_ = call;
     }
-    client_->Call(type, request, timeout, PendingCall::Completer(call));
     auto frame = call->Wait();
     {
       std::lock_guard lock(mutex_);
@@ -542,26 +558,59 @@ class RemoteConsumer : public core::BackendConsumer {
     owned_.clear();
   }
 
-  Status FetchOnce(milliseconds wait) {
+  // A Fetch sent and not yet applied: what it asked for, so that an answer for a queue whose
+  // position moved since (released, or taken again at another offset) is not applied.
+  struct SentFetch {
+    std::shared_ptr<PendingCall> call;
+    std::map<int32_t, int64_t> positions;  // queue -> the offset asked for
+    uint64_t disconnects = 0;              // the client's lost connections when it was sent
+  };
+
+  Result<SentFetch> SendFetch(milliseconds wait) {
     wire::FetchRequest request;
     request.set_topic(spec_.topic);
+    SentFetch sent;
     {
       std::lock_guard lock(mutex_);
       for (const auto& [queue, state] : owned_) {
         wire::FetchPosition* position = request.add_positions();
         position->set_queue(queue);
         position->set_offset(state.fetch_offset);
+        sent.positions.emplace(queue, state.fetch_offset);
       }
     }
     request.set_max_messages(settings_.pull_batch);
     request.set_max_bytes(kFetchMaxBytes);
     request.set_wait_ms(static_cast<uint32_t>(wait.count()));
     for (uint64_t hash : tag_hashes_) request.add_tag_hashes(hash);
-    MSGSDK_ASSIGN_OR_RETURN(protocol::Frame frame, RequestFrame(FrameType::kFetch, request,
-                                                                settings_.request_timeout + wait));
+    sent.disconnects = client_->Disconnects();
+    MSGSDK_ASSIGN_OR_RETURN(sent.call,
+                            Send(FrameType::kFetch, request, settings_.request_timeout + wait));
+    return sent;
+  }
+
+  // Applies one fetch's answer and hands its messages to the core. While a busy stream's
+  // messages are handed out, the next fetch is already on its way (sent as soon as this one
+  // was applied), so the broker reads and sends the next messages meanwhile instead of
+  // waiting for this thread.
+  Status FetchOnce(milliseconds wait) {
+    std::optional<SentFetch> sent = std::move(prefetched_);
+    prefetched_.reset();
+    // One sent before a connection was lost is not waited for (its answer, if any, is
+    // dropped): it may have gone to a broker that no longer counts this member as the owner.
+    if (sent && (sent->disconnects != client_->Disconnects() ||
+                 (!broadcast_ && sent->disconnects != confirmed_disconnects_))) {
+      sent.reset();
+    }
+    if (!sent) {
+      MSGSDK_ASSIGN_OR_RETURN(SentFetch fetch, SendFetch(wait));
+      sent = std::move(fetch);
+    }
+    MSGSDK_ASSIGN_OR_RETURN(protocol::Frame frame, Take(sent->call));
     if (!broadcast_ && client_->Disconnects() != confirmed_disconnects_) {
-      // Sent after a lost connection, maybe to a broker that restarted and no longer counts
-      // this member as the queues' owner: fetched again once the membership is confirmed.
+      // Answered after a lost connection, maybe by a broker that restarted and no longer
+      // counts this member as the queues' owner: fetched again once the membership is
+      // confirmed.
       return UnavailableError(
           "the connection to msgsdk-broker was lost; the group membership is checked before "
           "fetching again");
@@ -571,6 +620,7 @@ class RemoteConsumer : public core::BackendConsumer {
     Status status;
     MSGSDK_RETURN_IF_ERROR(protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_));
     MSGSDK_RETURN_IF_ERROR(status);
+    std::vector<std::vector<Delivery>> batches;
     for (protocol::FetchedQueue& data : fetched_) {
       if (!data.status.ok()) Log("reading queue " + std::to_string(data.queue), data.status);
       std::vector<Delivery> batch;
@@ -578,6 +628,8 @@ class RemoteConsumer : public core::BackendConsumer {
         std::lock_guard lock(mutex_);
         auto it = owned_.find(data.queue);
         if (it == owned_.end()) continue;
+        auto asked = sent->positions.find(data.queue);
+        if (asked == sent->positions.end() || asked->second != it->second.fetch_offset) continue;
         // The broker read from the queue's start: the messages before it were deleted.
         if (data.min_offset > it->second.fetch_offset) {
           LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue,
@@ -591,8 +643,14 @@ class RemoteConsumer : public core::BackendConsumer {
         it->second.tracker.FetchedUpTo(data.next_offset);
         it->second.fetch_offset = data.next_offset;
       }
-      if (!batch.empty()) sink_.Deliver(std::move(batch));
+      if (!batch.empty()) batches.push_back(std::move(batch));
     }
+    if (!batches.empty()) {
+      // Failing to send it is no error here: the next round sends it again.
+      auto next = SendFetch(wait);
+      if (next.ok()) prefetched_ = std::move(next).value();
+    }
+    for (std::vector<Delivery>& batch : batches) sink_.Deliver(std::move(batch));
     return OkStatus();
   }
 
@@ -702,6 +760,9 @@ class RemoteConsumer : public core::BackendConsumer {
   bool stopping_ = false;
   bool commit_in_flight_ = false;
   std::shared_ptr<PendingCall> current_call_;
+  // The next fetch, sent while the last one's messages were handed out (the fetching thread
+  // only).
+  std::optional<SentFetch> prefetched_;
   std::map<int32_t, OwnedQueue> owned_;
   // The last fetch's answer (the fetching thread only), kept for its capacity.
   std::vector<protocol::FetchedQueue> fetched_;
