@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace msgsdk::sidecar {
@@ -23,24 +24,14 @@ StatusCode CodeFromWire(int code) {
   return static_cast<StatusCode>(code);
 }
 
-template <typename ProtoMessage>
-Message FromProtoImpl(ProtoMessage&& in) {
-  Message out;
-  out.key = std::move(*in.mutable_key());
-  out.tag = std::move(*in.mutable_tag());
-  for (auto& [name, value] : *in.mutable_properties())
-    out.properties.emplace(name, std::move(value));
-  out.body = std::move(*in.mutable_body());
+// The fields of a delivered or published message that are not strings.
+void ScalarsFromProto(const v1::Message& in, Message& out) {
   if (in.deliver_at_unix_ms() != 0) out.deliver_at = FromUnixMillis(in.deliver_at_unix_ms());
-  out.message_id = std::move(*in.mutable_message_id());
   if (in.born_at_unix_ms() != 0) out.born_at = FromUnixMillis(in.born_at_unix_ms());
-  out.topic = std::move(*in.mutable_topic());
   out.delivery_attempt = in.delivery_attempt();
-  out.cluster = std::move(*in.mutable_cluster());
   out.partition = in.partition();
   out.offset = in.offset();
   if (in.stored_at_unix_ms() != 0) out.stored_at = FromUnixMillis(in.stored_at_unix_ms());
-  return out;
 }
 
 }  // namespace
@@ -65,25 +56,69 @@ Status FromProto(const v1::Status& status) {
   return Status(CodeFromWire(status.code()), status.message());
 }
 
-void ToProto(const Message& message, v1::Message* out) {
-  out->set_key(message.key);
-  out->set_tag(message.tag);
-  auto& properties = *out->mutable_properties();
-  for (const auto& [name, value] : message.properties) properties[name] = value;
-  out->set_body(message.body);
+namespace {
+
+// Copies the fields of a const Message, moves those of a Message&&. Empty strings are not set:
+// a proto3 string reads empty either way, and setting one still allocates its string.
+template <typename MessageRef>
+void ToProtoImpl(MessageRef&& message, v1::Message* out) {
+  constexpr bool kMove = !std::is_lvalue_reference_v<MessageRef>;
+  auto pass = [](auto& field) -> decltype(auto) {
+    if constexpr (kMove) {
+      return std::move(field);
+    } else {
+      return std::as_const(field);
+    }
+  };
+  if (!message.key.empty()) out->set_key(pass(message.key));
+  if (!message.tag.empty()) out->set_tag(pass(message.tag));
+  if (!message.properties.empty()) {
+    auto& properties = *out->mutable_properties();
+    for (auto& [name, value] : message.properties) properties[name] = pass(value);
+  }
+  if (!message.body.empty()) out->set_body(pass(message.body));
   if (message.deliver_at) out->set_deliver_at_unix_ms(ToUnixMillis(*message.deliver_at));
-  out->set_message_id(message.message_id);
+  if (!message.message_id.empty()) out->set_message_id(pass(message.message_id));
   if (message.born_at != Timestamp{}) out->set_born_at_unix_ms(ToUnixMillis(message.born_at));
-  out->set_topic(message.topic);
+  if (!message.topic.empty()) out->set_topic(pass(message.topic));
   out->set_delivery_attempt(message.delivery_attempt);
-  out->set_cluster(message.cluster);
+  if (!message.cluster.empty()) out->set_cluster(pass(message.cluster));
   out->set_partition(message.partition);
   out->set_offset(message.offset);
   if (message.stored_at != Timestamp{}) out->set_stored_at_unix_ms(ToUnixMillis(message.stored_at));
 }
 
-Message FromProto(const v1::Message& message) { return FromProtoImpl(v1::Message(message)); }
-Message FromProto(v1::Message&& message) { return FromProtoImpl(std::move(message)); }
+}  // namespace
+
+void ToProto(const Message& message, v1::Message* out) { ToProtoImpl(message, out); }
+void ToProto(Message&& message, v1::Message* out) { ToProtoImpl(std::move(message), out); }
+
+Message FromProto(const v1::Message& in) {
+  Message out{.topic = in.topic(),
+              .key = in.key(),
+              .tag = in.tag(),
+              .properties = Properties(in.properties().begin(), in.properties().end()),
+              .body = in.body(),
+              .message_id = in.message_id(),
+              .cluster = in.cluster()};
+  ScalarsFromProto(in, out);
+  return out;
+}
+
+// The strings of a v1::Message are std::strings also on an arena: moving takes their buffers.
+Message FromProto(v1::Message&& in) {
+  Message out{.topic = std::move(*in.mutable_topic()),
+              .key = std::move(*in.mutable_key()),
+              .tag = std::move(*in.mutable_tag()),
+              .body = std::move(*in.mutable_body()),
+              .message_id = std::move(*in.mutable_message_id()),
+              .cluster = std::move(*in.mutable_cluster())};
+  for (auto& [name, value] : *in.mutable_properties()) {
+    out.properties.emplace(name, std::move(value));
+  }
+  ScalarsFromProto(in, out);
+  return out;
+}
 
 void ToProto(const Result<SendReceipt>& receipt, v1::PublishResult* out) {
   if (!receipt.ok()) {
@@ -102,6 +137,15 @@ Result<SendReceipt> FromProto(const v1::PublishResult& result) {
   if (!status.ok()) return status;
   return SendReceipt{.message_id = result.message_id(),
                      .cluster = result.cluster(),
+                     .partition = result.partition(),
+                     .offset = result.offset()};
+}
+
+Result<SendReceipt> FromProto(v1::PublishResult&& result) {
+  Status status = FromProto(result.status());
+  if (!status.ok()) return status;
+  return SendReceipt{.message_id = std::move(*result.mutable_message_id()),
+                     .cluster = std::move(*result.mutable_cluster()),
                      .partition = result.partition(),
                      .offset = result.offset()};
 }

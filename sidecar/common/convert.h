@@ -22,12 +22,16 @@ Status FromProto(const v1::Status& status);
 
 // Every Message field; timestamps as Unix milliseconds (0: unset).
 void ToProto(const Message& message, v1::Message* out);
+// Moves the strings of `message` (the body can be large).
+void ToProto(Message&& message, v1::Message* out);
 Message FromProto(const v1::Message& message);
 // Moves the strings out of `message` (the body can be large).
 Message FromProto(v1::Message&& message);
 
 void ToProto(const Result<SendReceipt>& receipt, v1::PublishResult* out);
 Result<SendReceipt> FromProto(const v1::PublishResult& result);
+// Moves the strings out of `result`.
+Result<SendReceipt> FromProto(v1::PublishResult&& result);
 
 void ToProto(const ResetTarget& target, v1::ResetOffsetsRequest* out);
 Result<ResetTarget> FromProto(const v1::ResetOffsetsRequest& request);

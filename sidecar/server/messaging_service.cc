@@ -380,10 +380,50 @@ class RefusedStream final
 
 }  // namespace
 
+namespace {
+
+class PublishArena final : public grpc::MessageHolder<v1::PublishRequest, v1::PublishResponse> {
+ public:
+  PublishArena() : arena_(Options()) {
+    set_request(google::protobuf::Arena::CreateMessage<v1::PublishRequest>(&arena_));
+    set_response(google::protobuf::Arena::CreateMessage<v1::PublishResponse>(&arena_));
+  }
+  void Release() override { delete this; }
+
+ private:
+  static google::protobuf::ArenaOptions Options() {
+    google::protobuf::ArenaOptions options;
+    // A full batch of small messages takes a few hundred KiB: grow in large blocks.
+    options.start_block_size = 16 << 10;
+    options.max_block_size = 256 << 10;
+    return options;
+  }
+
+  google::protobuf::Arena arena_;
+};
+
+// What the sends of one Publish call share: each fills its own, already allocated, result; the
+// last one answers the call and frees this.
+struct PublishCall {
+  MessagingService* service;
+  v1::PublishResponse* response;
+  grpc::ServerUnaryReactor* reactor;
+  std::atomic<int> remaining;
+};
+
+}  // namespace
+
+grpc::MessageHolder<v1::PublishRequest, v1::PublishResponse>*
+PublishArenaAllocator::AllocateMessages() {
+  return new PublishArena();
+}
+
 MessagingService::MessagingService(std::shared_ptr<core::Engine> engine, ServiceOptions options)
     : engine_(std::move(engine)),
       options_(options),
-      blocking_("msgsdk-sidecar", options.blocking_threads) {}
+      blocking_("msgsdk-sidecar", options.blocking_threads) {
+  SetMessageAllocatorFor_Publish(&publish_allocator_);
+}
 
 MessagingService::~MessagingService() {
   Drain(std::chrono::steady_clock::now());
@@ -423,13 +463,18 @@ const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "msgsdk-sidecar 
 }  // namespace
 
 grpc::ServerUnaryReactor* MessagingService::Publish(grpc::CallbackServerContext* context,
-                                                    const v1::PublishRequest* request,
+                                                    const v1::PublishRequest* /*request*/,
                                                     v1::PublishResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!BeginCall()) {
     reactor->Finish(kShuttingDown);
     return reactor;
   }
+  // The same request, from the holder PublishArenaAllocator made: the sends take its strings.
+  v1::PublishRequest* request =
+      static_cast<grpc::MessageHolder<v1::PublishRequest, v1::PublishResponse>*>(
+          context->GetRpcAllocatorState())
+          ->request();
   std::shared_ptr<core::ProducerCore> producer;
   {
     std::lock_guard lock(producers_mutex_);
@@ -455,24 +500,27 @@ grpc::ServerUnaryReactor* MessagingService::Publish(grpc::CallbackServerContext*
 }
 
 void MessagingService::SendAll(std::shared_ptr<core::ProducerCore> producer,
-                               const v1::PublishRequest* request, v1::PublishResponse* response,
+                               v1::PublishRequest* request, v1::PublishResponse* response,
                                grpc::ServerUnaryReactor* reactor) {
   const int count = request->messages_size();
   if (count == 0) {
     FinishCall(reactor, grpc::Status::OK);
     return;
   }
+  response->mutable_results()->Reserve(count);
   for (int i = 0; i < count; ++i) response->add_results();
-  // Each callback fills its own, already allocated, result; the last one finishes the call.
-  auto remaining = std::make_shared<std::atomic<int>>(count);
+  auto* call =
+      new PublishCall{.service = this, .response = response, .reactor = reactor, .remaining{count}};
   for (int i = 0; i < count; ++i) {
-    producer->SendAsync(FromProto(request->messages(i)), [this, response, reactor, remaining,
-                                                          i](const Result<SendReceipt>& receipt) {
-      ToProto(receipt, response->mutable_results(i));
-      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        FinishCall(reactor, grpc::Status::OK);
-      }
-    });
+    // Two words of capture: the callback is kept inline, not allocated.
+    producer->SendAsync(FromProto(std::move(*request->mutable_messages(i))),
+                        [call, i](const Result<SendReceipt>& receipt) {
+                          ToProto(receipt, call->response->mutable_results(i));
+                          if (call->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                            call->service->FinishCall(call->reactor, grpc::Status::OK);
+                            delete call;
+                          }
+                        });
   }
 }
 
