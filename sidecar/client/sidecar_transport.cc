@@ -14,6 +14,8 @@
 #include <vector>
 
 #include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "core/executor.h"
@@ -31,8 +33,11 @@ constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // A send waits this long when the producer has no send_timeout of its own. The sidecar's own
 // send timeout (its routing table's) answers first; this bounds a sidecar that went away.
 constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
-// Messages per Publish call at most.
+// Messages per Publish call at most, and bytes: a batch takes no more once it holds either.
 constexpr size_t kMaxBatch = 1000;
+constexpr size_t kMaxBatchBytes = 4 << 20;
+// The longest varint encoding of a 32-bit value.
+constexpr size_t kMaxVarint32Bytes = 5;
 // Room a new batch makes for callbacks: most batches hold one message at low rates.
 constexpr size_t kInitialBatchCapacity = 64;
 // Publish calls a producer has in flight at once: one per lane, a key always in the same lane.
@@ -68,34 +73,49 @@ struct Connection {
   std::string address;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Messaging::Stub> stub;
+  // Publish with a request already in its wire form (SendAsync's batches).
+  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PublishResponse>> encoded_stub;
   // SendAsync callbacks run here, never on gRPC's threads.
   core::ThreadPool callbacks{"msgsdk-callback", 2};
 };
 
-// One Publish call's worth of messages: the request, built in place as messages are sent, and
-// the response, both on one arena (a batch frees its thousands of small objects at once), with
-// the callbacks in request order.
+// "/msgsdk.v1.Messaging/Publish", the method the encoded requests call.
+const std::string& PublishMethod() {
+  static const std::string method =
+      std::string("/") + v1::Messaging::service_full_name() + "/Publish";
+  return method;
+}
+
+// One Publish call's worth of messages: the request in its wire form, written a message at a
+// time as they are sent (on the sender's thread, while each message is still in its cache; the
+// message is then freed by the thread that made it), the response on an arena (a batch frees
+// its thousands of small objects at once), and the callbacks in request order.
 struct Batch {
-  explicit Batch(const std::string& topic, size_t lane, Clock::time_point deadline)
-      : arena(ArenaOptions()),
-        request(google::protobuf::Arena::CreateMessage<v1::PublishRequest>(&arena)),
+  Batch(const std::string& encoded_topic, size_t lane, Clock::time_point deadline)
+      : request(encoded_topic),
+        arena(ArenaOptions()),
         response(google::protobuf::Arena::CreateMessage<v1::PublishResponse>(&arena)),
         deadline(deadline),
         lane(lane) {
-    request->set_topic(topic);
     callbacks.reserve(kInitialBatchCapacity);
   }
 
   static google::protobuf::ArenaOptions ArenaOptions() {
     google::protobuf::ArenaOptions options;
-    // A full batch of small messages takes a few hundred KiB: grow in large blocks.
-    options.start_block_size = 16 << 10;
-    options.max_block_size = 256 << 10;
+    // The results of a full batch take tens of KiB: grow in large blocks.
+    options.start_block_size = 8 << 10;
+    options.max_block_size = 128 << 10;
     return options;
   }
 
+  bool full() const { return callbacks.size() >= kMaxBatch || request.size() >= kMaxBatchBytes; }
+
+  // The encoding of a PublishRequest so far: its topic, then one messages field per message
+  // (a message's encoding is the concatenation of its fields', so the sidecar reads the
+  // request any other client sends). Moved into `encoded` when the batch is first sent.
+  std::string request;
+  std::optional<grpc::ByteBuffer> encoded;  // kept for the attempts after the first
   google::protobuf::Arena arena;
-  v1::PublishRequest* const request;
   v1::PublishResponse* const response;
   std::vector<SendCallback> callbacks;
   // The first message's: the earliest of the batch.
@@ -111,7 +131,10 @@ class SidecarProducer final : public internal::ProducerTransport,
  public:
   SidecarProducer(std::shared_ptr<Connection> connection, std::string topic,
                   std::chrono::milliseconds send_timeout)
-      : connection_(std::move(connection)), topic_(std::move(topic)), timeout_(send_timeout) {}
+      : connection_(std::move(connection)),
+        topic_(std::move(topic)),
+        timeout_(send_timeout),
+        encoded_topic_(EncodeTopic(topic_)) {}
 
   ~SidecarProducer() override { Close().IgnoreError(); }
 
@@ -153,11 +176,11 @@ class SidecarProducer final : public internal::ProducerTransport,
       return;
     }
     std::deque<std::unique_ptr<Batch>>& queue = lanes_[lane].queue;
-    if (queue.empty() || queue.back()->callbacks.size() >= kMaxBatch) {
-      queue.push_back(std::make_unique<Batch>(topic_, lane, Clock::now() + timeout_));
+    if (queue.empty() || queue.back()->full()) {
+      queue.push_back(std::make_unique<Batch>(encoded_topic_, lane, Clock::now() + timeout_));
     }
     Batch& batch = *queue.back();
-    ToProto(std::move(message), batch.request->add_messages());
+    AppendEncoded(message, batch.request);
     batch.callbacks.push_back(std::move(callback));
     ++outstanding_;
     if (!lanes_[lane].sending) SendNextLocked(lane, lock);
@@ -181,6 +204,31 @@ class SidecarProducer final : public internal::ProducerTransport,
  private:
   Status ClosedError() const {
     return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
+  }
+
+  static std::string EncodeTopic(const std::string& topic) {
+    v1::PublishRequest request;
+    request.set_topic(topic);
+    return request.SerializeAsString();
+  }
+
+  // Appends `message` as one PublishRequest.messages field: the field's key, the length, the
+  // v1::Message. The scratch message keeps its string buffers from one message to the next.
+  void AppendEncoded(const Message& message, std::string& request) {
+    scratch_.Clear();
+    ToProto(message, &scratch_);
+    const size_t size = scratch_.ByteSizeLong();
+    constexpr uint32_t kMessagesKey =
+        (v1::PublishRequest::kMessagesFieldNumber << 3) | 2;  // wire type 2: length-delimited
+    uint8_t prefix[2 * kMaxVarint32Bytes];
+    uint8_t* end =
+        google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(kMessagesKey, prefix);
+    end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
+                                                                        end);
+    request.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
+    const size_t offset = request.size();
+    request.resize(offset + size);
+    scratch_.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(request.data() + offset));
   }
 
   // Publish with retries while the sidecar is unreachable or restarting (it refused the call
@@ -219,16 +267,24 @@ class SidecarProducer final : public internal::ProducerTransport,
   }
 
   void StartCall(std::unique_ptr<Batch> batch) {
+    if (!batch->encoded) {
+      // The slice owns the bytes from here on: gRPC frees them when it no longer needs them.
+      auto* bytes = new std::string(std::move(batch->request));
+      grpc::Slice slice(
+          bytes->data(), bytes->size(),
+          [](void* owned) { delete static_cast<std::string*>(owned); }, bytes);
+      batch->encoded.emplace(&slice, 1);
+    }
     batch->context.emplace();
     batch->context->set_deadline(SystemDeadline(batch->deadline));
     batch->context->set_wait_for_ready(true);
     batch->response->Clear();
     Batch* call = batch.release();  // owned by the call until Answered
-    connection_->stub->async()->Publish(&*call->context, call->request, call->response,
-                                        [self = shared_from_this(), call](grpc::Status status) {
-                                          self->Answered(std::unique_ptr<Batch>(call),
-                                                         std::move(status));
-                                        });
+    connection_->encoded_stub->UnaryCall(
+        &*call->context, PublishMethod(), grpc::StubOptions(), &*call->encoded, call->response,
+        [self = shared_from_this(), call](grpc::Status status) {
+          self->Answered(std::unique_ptr<Batch>(call), std::move(status));
+        });
   }
 
   // On a gRPC thread: hand the outcome to the callback pool, which then sends the lane's next
@@ -298,10 +354,13 @@ class SidecarProducer final : public internal::ProducerTransport,
   const std::shared_ptr<Connection> connection_;
   const std::string topic_;
   const std::chrono::milliseconds timeout_;
+  const std::string
+      encoded_topic_;  // a PublishRequest's topic field, which every batch starts with
   std::atomic<bool> closed_{false};
 
   std::mutex mutex_;
   std::condition_variable drained_;
+  v1::Message scratch_;  // AppendEncoded's
   struct Lane {
     // Batches not yet sent, oldest first; the last one takes new messages until it is full.
     std::deque<std::unique_ptr<Batch>> queue;
@@ -664,6 +723,9 @@ Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::str
   connection->channel =
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
   connection->stub = v1::Messaging::NewStub(connection->channel);
+  connection->encoded_stub =
+      std::make_unique<grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PublishResponse>>(
+          connection->channel);
 
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + kConnectTimeout);
