@@ -14,7 +14,6 @@
 #include <vector>
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/io/coded_stream.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -36,8 +35,6 @@ constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
 // Messages per Publish call at most, and bytes: a batch takes no more once it holds either.
 constexpr size_t kMaxBatch = 1000;
 constexpr size_t kMaxBatchBytes = 4 << 20;
-// The longest varint encoding of a 32-bit value.
-constexpr size_t kMaxVarint32Bytes = 5;
 // Room a new batch makes for callbacks: most batches hold one message at low rates.
 constexpr size_t kInitialBatchCapacity = 64;
 // Publish calls a producer has in flight at once: one per lane, a key always in the same lane.
@@ -212,23 +209,12 @@ class SidecarProducer final : public internal::ProducerTransport,
     return request.SerializeAsString();
   }
 
-  // Appends `message` as one PublishRequest.messages field: the field's key, the length, the
-  // v1::Message. The scratch message keeps its string buffers from one message to the next.
+  // Appends `message` as one PublishRequest.messages field. The scratch message keeps its
+  // string buffers from one message to the next.
   void AppendEncoded(const Message& message, std::string& request) {
     scratch_.Clear();
     ToProto(message, &scratch_);
-    const size_t size = scratch_.ByteSizeLong();
-    constexpr uint32_t kMessagesKey =
-        (v1::PublishRequest::kMessagesFieldNumber << 3) | 2;  // wire type 2: length-delimited
-    uint8_t prefix[2 * kMaxVarint32Bytes];
-    uint8_t* end =
-        google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(kMessagesKey, prefix);
-    end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
-                                                                        end);
-    request.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
-    const size_t offset = request.size();
-    request.resize(offset + size);
-    scratch_.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(request.data() + offset));
+    AppendField(v1::PublishRequest::kMessagesFieldNumber, scratch_, request);
   }
 
   // Publish with retries while the sidecar is unreachable or restarting (it refused the call
@@ -267,14 +253,7 @@ class SidecarProducer final : public internal::ProducerTransport,
   }
 
   void StartCall(std::unique_ptr<Batch> batch) {
-    if (!batch->encoded) {
-      // The slice owns the bytes from here on: gRPC frees them when it no longer needs them.
-      auto* bytes = new std::string(std::move(batch->request));
-      grpc::Slice slice(
-          bytes->data(), bytes->size(),
-          [](void* owned) { delete static_cast<std::string*>(owned); }, bytes);
-      batch->encoded.emplace(&slice, 1);
-    }
+    if (!batch->encoded) batch->encoded = ToByteBuffer(std::move(batch->request));
     batch->context.emplace();
     batch->context->set_deadline(SystemDeadline(batch->deadline));
     batch->context->set_wait_for_ready(true);

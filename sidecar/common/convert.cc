@@ -1,9 +1,12 @@
 #include "sidecar/common/convert.h"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
+
+#include <google/protobuf/io/coded_stream.h>
 
 namespace msgsdk::sidecar {
 namespace {
@@ -35,6 +38,29 @@ void ScalarsFromProto(const v1::Message& in, Message& out) {
 }
 
 }  // namespace
+
+void AppendField(int field_number, const google::protobuf::MessageLite& message, std::string& out) {
+  const size_t size = message.ByteSizeLong();
+  // The longest varint encoding of a 32-bit value is 5 bytes; wire type 2 is length-delimited.
+  uint8_t prefix[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(field_number << 3) | 2, prefix);
+  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
+                                                                      end);
+  out.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
+  const size_t offset = out.size();
+  out.resize(offset + size);
+  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + offset));
+}
+
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  // The slice owns the bytes from here on: gRPC frees them when it no longer needs them.
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(
+      owned->data(), owned->size(), [](void* data) { delete static_cast<std::string*>(data); },
+      owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 grpc::Status ToGrpc(const Status& status) {
   if (status.ok()) return grpc::Status::OK;

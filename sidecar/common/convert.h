@@ -3,6 +3,10 @@
 // msgsdk types <-> the msgsdk.v1 wire types. Shared by the sidecar server and the SDK's
 // sidecar transport, so both sides map every field and every status the same way.
 
+#include <string>
+
+#include <google/protobuf/message_lite.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/status.h>
 
 #include "msgsdk/client.h"
@@ -13,6 +17,15 @@
 #include "msgsdk/v1/messaging.pb.h"
 
 namespace msgsdk::sidecar {
+
+// Appends `message` to `out` as one length-delimited field `field_number` of an enclosing
+// message being encoded by hand: the field's key, the length, the message. A message's encoding
+// is the concatenation of its fields', so a batch's requests and answers are written one entry
+// at a time, each while its data is at hand, and read by any protobuf implementation.
+void AppendField(int field_number, const google::protobuf::MessageLite& message, std::string& out);
+
+// A ByteBuffer that takes `bytes` over without copying them.
+grpc::ByteBuffer ToByteBuffer(std::string bytes);
 
 // Status codes are the same numbers on both sides (gRPC's canonical codes).
 grpc::Status ToGrpc(const Status& status);

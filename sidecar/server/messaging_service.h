@@ -14,7 +14,6 @@
 
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/support/message_allocator.h>
 
 #include "core/engine.h"
 #include "core/executor.h"
@@ -24,15 +23,7 @@
 namespace msgsdk::sidecar {
 
 class SubscribeStream;
-
-// Publish's request and response on one protobuf arena per call: a batch of a thousand
-// messages is parsed into it and freed at once, instead of in thousands of small allocations.
-// The handler takes the request's strings (GetRpcAllocatorState gives it the mutable request).
-class PublishArenaAllocator final
-    : public grpc::MessageAllocator<v1::PublishRequest, v1::PublishResponse> {
- public:
-  grpc::MessageHolder<v1::PublishRequest, v1::PublishResponse>* AllocateMessages() override;
-};
+class PublishCall;
 
 struct ServiceOptions {
   // Most deliveries one stream holds before the client has credit for them (unsent) or has
@@ -44,14 +35,21 @@ struct ServiceOptions {
   int blocking_threads = 4;
 };
 
-class MessagingService final : public v1::Messaging::CallbackService {
+// Publish is served raw (bytes in, bytes out): the request is parsed onto an arena of the call,
+// whose sends take its strings, and the answer is encoded at once when the last send is
+// answered, without building a PublishResponse of thousands of small objects.
+using MessagingServiceBase =
+    v1::Messaging::WithRawCallbackMethod_Publish<v1::Messaging::CallbackService>;
+
+class MessagingService final : public MessagingServiceBase {
  public:
   MessagingService(std::shared_ptr<core::Engine> engine, ServiceOptions options);
   ~MessagingService() override;
 
+  // A msgsdk.v1.PublishRequest in, a msgsdk.v1.PublishResponse out.
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
-                                    const v1::PublishRequest* request,
-                                    v1::PublishResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetRoute(grpc::CallbackServerContext* context,
@@ -79,9 +77,9 @@ class MessagingService final : public v1::Messaging::CallbackService {
  private:
   // The topic's producer, created on first use (cached: one per topic for the service's life).
   Result<std::shared_ptr<core::ProducerCore>> ProducerFor(const std::string& topic);
-  // Sends every message of `request` (taking their strings) and answers when all are answered.
-  void SendAll(std::shared_ptr<core::ProducerCore> producer, v1::PublishRequest* request,
-               v1::PublishResponse* response, grpc::ServerUnaryReactor* reactor);
+  // Sends every message of the call (taking their strings) and answers when all are answered.
+  void SendAll(std::shared_ptr<core::ProducerCore> producer, std::unique_ptr<PublishCall> call);
+  friend class PublishCall;
   // Counts a unary call in (false while draining: it is refused) and out.
   bool BeginCall();
   void FinishCall(grpc::ServerUnaryReactor* reactor, const grpc::Status& status);
@@ -89,7 +87,6 @@ class MessagingService final : public v1::Messaging::CallbackService {
   const std::shared_ptr<core::Engine> engine_;
   const ServiceOptions options_;
   core::ThreadPool blocking_;
-  PublishArenaAllocator publish_allocator_;
 
   std::mutex producers_mutex_;
   std::map<std::string, std::shared_ptr<core::ProducerCore>> producers_;
