@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include <google/protobuf/arena.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -71,7 +70,7 @@ struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Messaging::Stub> stub;
   // Publish with a request already in its wire form (SendAsync's batches).
-  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PublishResponse>> encoded_stub;
+  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> encoded_stub;
   // SendAsync callbacks run here, never on gRPC's threads.
   core::ThreadPool callbacks{"msgsdk-callback", 2};
 };
@@ -85,24 +84,12 @@ const std::string& PublishMethod() {
 
 // One Publish call's worth of messages: the request in its wire form, written a message at a
 // time as they are sent (on the sender's thread, while each message is still in its cache; the
-// message is then freed by the thread that made it), the response on an arena (a batch frees
-// its thousands of small objects at once), and the callbacks in request order.
+// message is then freed by the thread that made it), the answer as it came, read a result at a
+// time when the callbacks run, and the callbacks in request order.
 struct Batch {
   Batch(const std::string& encoded_topic, size_t lane, Clock::time_point deadline)
-      : request(encoded_topic),
-        arena(ArenaOptions()),
-        response(google::protobuf::Arena::CreateMessage<v1::PublishResponse>(&arena)),
-        deadline(deadline),
-        lane(lane) {
+      : request(encoded_topic), deadline(deadline), lane(lane) {
     callbacks.reserve(kInitialBatchCapacity);
-  }
-
-  static google::protobuf::ArenaOptions ArenaOptions() {
-    google::protobuf::ArenaOptions options;
-    // The results of a full batch take tens of KiB: grow in large blocks.
-    options.start_block_size = 8 << 10;
-    options.max_block_size = 128 << 10;
-    return options;
   }
 
   bool full() const { return callbacks.size() >= kMaxBatch || request.size() >= kMaxBatchBytes; }
@@ -112,8 +99,7 @@ struct Batch {
   // request any other client sends). Moved into `encoded` when the batch is first sent.
   std::string request;
   std::optional<grpc::ByteBuffer> encoded;  // kept for the attempts after the first
-  google::protobuf::Arena arena;
-  v1::PublishResponse* const response;
+  grpc::ByteBuffer response;                // a PublishResponse
   std::vector<SendCallback> callbacks;
   // The first message's: the earliest of the batch.
   const Clock::time_point deadline;
@@ -257,10 +243,10 @@ class SidecarProducer final : public internal::ProducerTransport,
     batch->context.emplace();
     batch->context->set_deadline(SystemDeadline(batch->deadline));
     batch->context->set_wait_for_ready(true);
-    batch->response->Clear();
+    batch->response.Clear();
     Batch* call = batch.release();  // owned by the call until Answered
     connection_->encoded_stub->UnaryCall(
-        &*call->context, PublishMethod(), grpc::StubOptions(), &*call->encoded, call->response,
+        &*call->context, PublishMethod(), grpc::StubOptions(), &*call->encoded, &call->response,
         [self = shared_from_this(), call](grpc::Status status) {
           self->Answered(std::unique_ptr<Batch>(call), std::move(status));
         });
@@ -310,14 +296,16 @@ class SidecarProducer final : public internal::ProducerTransport,
     const Status failed = status.ok() ? OkStatus()
                                       : ConnectionError(connection_->address, status)
                                             .WithContext("publish to topic '" + topic_ + "'");
-    auto& results = *batch.response->mutable_results();
-    for (size_t i = 0; i < batch.callbacks.size(); ++i) {
+    RepeatedFieldReader results(batch.response, v1::PublishResponse::kResultsFieldNumber);
+    v1::PublishResult result;  // reused: keeps its string buffers from one result to the next
+    for (auto& callback : batch.callbacks) {
       Result<SendReceipt> receipt =
-          !failed.ok() ? Result<SendReceipt>(failed)
-          : static_cast<int>(i) < results.size()
-              ? FromProto(std::move(results[static_cast<int>(i)]))
+          !failed.ok()           ? Result<SendReceipt>(failed)
+          : results.Next(result) ? FromProto(result)
+          : results.failed()
+              ? Result<SendReceipt>(InternalError("the sidecar's answer is not a PublishResponse"))
               : Result<SendReceipt>(InternalError("the sidecar answered fewer results than sent"));
-      Complete(std::move(batch.callbacks[i]), std::move(receipt));
+      Complete(std::move(callback), std::move(receipt));
     }
   }
 
@@ -703,7 +691,7 @@ Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::str
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
   connection->stub = v1::Messaging::NewStub(connection->channel);
   connection->encoded_stub =
-      std::make_unique<grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PublishResponse>>(
+      std::make_unique<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>>(
           connection->channel);
 
   grpc::ClientContext context;

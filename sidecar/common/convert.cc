@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 namespace msgsdk::sidecar {
 namespace {
@@ -60,6 +61,34 @@ grpc::ByteBuffer ToByteBuffer(std::string bytes) {
       owned->data(), owned->size(), [](void* data) { delete static_cast<std::string*>(data); },
       owned);
   return grpc::ByteBuffer(&slice, 1);
+}
+
+RepeatedFieldReader::RepeatedFieldReader(grpc::ByteBuffer& bytes, int field_number)
+    : reader_(&bytes), input_(&reader_), tag_(static_cast<uint32_t>(field_number << 3) | 2) {}
+
+bool RepeatedFieldReader::Next(google::protobuf::MessageLite& entry) {
+  if (failed_) return false;
+  while (true) {
+    const uint32_t tag = input_.ReadTag();
+    if (tag == 0) return false;  // the end (a broken tag is caught by the caller's count)
+    if (tag != tag_) {
+      if (!google::protobuf::internal::WireFormatLite::SkipField(&input_, tag)) {
+        failed_ = true;
+        return false;
+      }
+      continue;
+    }
+    uint32_t length = 0;
+    if (!input_.ReadVarint32(&length)) {
+      failed_ = true;
+      return false;
+    }
+    const auto limit = input_.PushLimit(static_cast<int>(length));
+    entry.Clear();
+    failed_ = !entry.MergePartialFromCodedStream(&input_) || !input_.ConsumedEntireMessage();
+    input_.PopLimit(limit);
+    return !failed_;
+  }
 }
 
 grpc::Status ToGrpc(const Status& status) {

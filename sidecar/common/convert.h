@@ -5,8 +5,10 @@
 
 #include <string>
 
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/message_lite.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/status.h>
 
 #include "msgsdk/client.h"
@@ -26,6 +28,24 @@ void AppendField(int field_number, const google::protobuf::MessageLite& message,
 
 // A ByteBuffer that takes `bytes` over without copying them.
 grpc::ByteBuffer ToByteBuffer(std::string bytes);
+
+// Reads the entries of one repeated message field from the encoding of the enclosing message,
+// one at a time into a message the caller reuses (its strings keep their buffers), instead of
+// building the enclosing message with an object per entry. Other fields are skipped.
+class RepeatedFieldReader {
+ public:
+  // `bytes` must outlive the reader.
+  RepeatedFieldReader(grpc::ByteBuffer& bytes, int field_number);
+  // The next entry into `entry`; false at the end, or if the encoding is broken (failed()).
+  bool Next(google::protobuf::MessageLite& entry);
+  bool failed() const { return failed_; }
+
+ private:
+  grpc::ProtoBufferReader reader_;
+  google::protobuf::io::CodedInputStream input_;
+  const uint32_t tag_;
+  bool failed_ = false;
+};
 
 // Status codes are the same numbers on both sides (gRPC's canonical codes).
 grpc::Status ToGrpc(const Status& status);
