@@ -34,6 +34,8 @@ constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
 // Messages per Publish call at most, and bytes: a batch takes no more once it holds either.
 constexpr size_t kMaxBatch = 1000;
 constexpr size_t kMaxBatchBytes = 4 << 20;
+// The largest body whose buffer the producer's encoding scratch keeps for the next message.
+constexpr size_t kScratchBodyKept = 64 << 10;
 // Room a new batch makes for callbacks: most batches hold one message at low rates.
 constexpr size_t kInitialBatchCapacity = 64;
 // Publish calls a producer has in flight at once: one per lane, a key always in the same lane.
@@ -201,11 +203,13 @@ class SidecarProducer final : public internal::ProducerTransport,
     scratch_.Clear();
     ToProto(message, &scratch_);
     AppendField(v1::PublishRequest::kMessagesFieldNumber, scratch_, request);
+    // A large body's buffer is not kept for the small ones that follow.
+    if (message.body.size() > kScratchBodyKept) scratch_ = v1::Message();
   }
 
   // Publish with retries while the sidecar is unreachable or restarting (it refused the call
-  // before sending anything, or the connection broke: a message may then be stored twice, which
-  // at-least-once allows), until `deadline`.
+  // before sending anything, cancelled it as its drain ended, or the connection broke: a message
+  // may then be stored twice, which at-least-once allows), until `deadline`.
   Status Call(const v1::PublishRequest& request, v1::PublishResponse* response,
               Clock::time_point deadline) {
     auto backoff = kBackoffMin;
