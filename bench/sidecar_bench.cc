@@ -8,7 +8,11 @@
 //    the same client; end to end = handler start minus the send time stamped in the body;
 //    p50, p99, p99.9 after a warm-up;
 //  - throughput: SendAsync with up to --window sends in flight, --messages messages, counted
-//    when acknowledged (the sidecar batches them into Publish calls);
+//    when acknowledged (the sidecar batches them into Publish calls), and the CPU time each
+//    message cost: this process (every thread: the client, and in process also the embedded
+//    cluster) plus, through the sidecar, the sidecar process. On a shared machine the CPU per
+//    message moves less with other load than the rate does, and it shows which side of the
+//    call costs what;
 // and the sidecar's resident memory (VmRSS) idle after start, and its peak (VmHWM) after the
 // load. The table compares with the targets: added latency < 0.3 ms p50 and < 1 ms p99,
 // throughput >= 0.5 of in-process, idle RSS < 30 MB. A benchmark, not a test: it prints
@@ -64,8 +68,9 @@ std::string RoutingYaml(const std::string& data_dir, const std::string& flush_mo
   return "environments:\n"
          "  bench:\n"
          "    clusters:\n"
-         "      local: { backend: native, data_dir: \"" + data_dir + "\", flush_mode: " +
-         flush_mode + " }\n"
+         "      local: { backend: native, data_dir: \"" +
+         data_dir + "\", flush_mode: " + flush_mode +
+         " }\n"
          "    default_cluster: local\n";
 }
 
@@ -87,8 +92,7 @@ struct Latency {
 
 Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const Flags& flags) {
   Samples e2e;
-  auto subscription =
-      client.Subscribe(topic, "bench-latency", msgsdk::bench::RecordLatency(e2e));
+  auto subscription = client.Subscribe(topic, "bench-latency", msgsdk::bench::RecordLatency(e2e));
   if (!subscription.ok()) return {.error = subscription.status().ToString()};
   auto producer = client.CreateProducer(topic);
   if (!producer.ok()) return {.error = producer.status().ToString()};
@@ -101,11 +105,10 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const F
   for (int64_t i = 0; i < total; ++i) {
     std::this_thread::sleep_until(start + i * period);
     const int64_t now_ns = SteadyClock::now().time_since_epoch().count();
-    producer->SendAsync(
-        msgsdk::Message{.body = LatencyBody(flags.size, i >= warmup, now_ns)},
-        [&completions](const msgsdk::Result<msgsdk::SendReceipt>& r) {
-          completions.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
-        });
+    producer->SendAsync(msgsdk::Message{.body = LatencyBody(flags.size, i >= warmup, now_ns)},
+                        [&completions](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+                          completions.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
+                        });
   }
   const auto measured = static_cast<size_t>(total - warmup);
   e2e.WaitForCount(measured, std::chrono::seconds(60));
@@ -119,17 +122,28 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const F
           .samples = sorted.size()};
 }
 
-// Acknowledged SendAsync messages per second.
-double MeasureThroughput(msgsdk::Client& client, const std::string& topic, const Flags& flags,
-                         std::string* error) {
+struct Throughput {
+  double rate = 0;            // acknowledged msgs/s
+  double client_cpu_us = 0;   // CPU time of this process per message, microseconds
+  double sidecar_cpu_us = 0;  // CPU time of the sidecar process per message (0 in process)
+  double cpu_us() const { return client_cpu_us + sidecar_cpu_us; }
+};
+
+// Acknowledged SendAsync messages per second, and the CPU time they cost; `sidecar_pid` is the
+// sidecar's when the client goes through it, else -1.
+Throughput MeasureThroughput(msgsdk::Client& client, const std::string& topic, const Flags& flags,
+                             pid_t sidecar_pid, std::string* error) {
   auto producer = client.CreateProducer(topic);
   if (!producer.ok()) {
     *error = producer.status().ToString();
-    return 0;
+    return {};
   }
   std::counting_semaphore<> window(flags.window);
   CompletionCounter completions;
   const std::string body(flags.size, 'x');
+  const double client_cpu_start = msgsdk::bench::SelfCpuSeconds();
+  const double sidecar_cpu_start =
+      sidecar_pid > 0 ? msgsdk::bench::ProcessCpuSeconds(sidecar_pid) : 0;
   const auto start = SteadyClock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
     window.acquire();
@@ -140,33 +154,50 @@ double MeasureThroughput(msgsdk::Client& client, const std::string& topic, const
                         });
   }
   completions.WaitFor(static_cast<uint64_t>(flags.messages), std::chrono::seconds(300));
-  producer->Close().IgnoreError();
   const auto result = completions.Result(start);
+  const auto messages = static_cast<double>(flags.messages);
+  Throughput throughput{
+      .rate = result.rate(),
+      .client_cpu_us = (msgsdk::bench::SelfCpuSeconds() - client_cpu_start) * 1e6 / messages,
+      .sidecar_cpu_us =
+          sidecar_pid > 0
+              ? (msgsdk::bench::ProcessCpuSeconds(sidecar_pid) - sidecar_cpu_start) * 1e6 / messages
+              : 0};
+  producer->Close().IgnoreError();
   if (!result.first_error.empty()) *error = result.first_error;
-  return result.rate();
+  return throughput;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Benchmark of msgsdk-sidecar against the in-process transport (same backend, "
-               "same run)"};
+  CLI::App app{
+      "Benchmark of msgsdk-sidecar against the in-process transport (same backend, "
+      "same run)"};
   Flags flags;
   app.add_option("--rate", flags.rate, "Send rate of the latency case, msgs/s")
-      ->capture_default_str()->check(CLI::Range(1.0, 1e6));
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
   app.add_option("--latency-seconds", flags.latency_seconds, "Measured seconds of the latency case")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--warmup-seconds", flags.warmup_seconds, "Seconds sent before measuring")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--messages", flags.messages, "Messages of the throughput case")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   app.add_option("--window", flags.window, "Sends in flight at most in the throughput case")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{10000000}));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}));
   app.add_option("--size", flags.size, "Body bytes")
-      ->capture_default_str()->check(CLI::Range(size_t{16}, size_t{4u << 20}));
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{4u << 20}));
   app.add_option("--flush-mode", flags.flush_mode, "Flush mode of both clusters")
-      ->capture_default_str()->check(CLI::IsMember({"periodic", "group_commit"}));
-  app.add_option("--data-dir", flags.data_dir, "Where scratch directories go")->check(CLI::ExistingDirectory);
+      ->capture_default_str()
+      ->check(CLI::IsMember({"periodic", "group_commit"}));
+  app.add_option("--data-dir", flags.data_dir, "Where scratch directories go")
+      ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
 
   auto in_process_dir = TempDir::Create(flags.data_dir);
@@ -190,10 +221,9 @@ int main(int argc, char** argv) {
        .environment = "bench"});
   auto through_sidecar = msgsdk::Client::Create({.sidecar = (*sidecar)->address()});
   if (!in_process.ok() || !through_sidecar.ok()) {
-    std::fprintf(stderr, "error: %s\n",
-                 (!in_process.ok() ? in_process.status() : through_sidecar.status())
-                     .ToString()
-                     .c_str());
+    std::fprintf(
+        stderr, "error: %s\n",
+        (!in_process.ok() ? in_process.status() : through_sidecar.status()).ToString().c_str());
     return 1;
   }
 
@@ -203,9 +233,12 @@ int main(int argc, char** argv) {
   const Latency local = MeasureLatency(*in_process, "bench-latency", flags);
   const Latency remote = MeasureLatency(*through_sidecar, "bench-latency", flags);
   std::string local_error, remote_error;
-  const double local_rate = MeasureThroughput(*in_process, "bench-throughput", flags, &local_error);
-  const double remote_rate =
-      MeasureThroughput(*through_sidecar, "bench-throughput", flags, &remote_error);
+  const Throughput local_throughput =
+      MeasureThroughput(*in_process, "bench-throughput", flags, -1, &local_error);
+  const Throughput remote_throughput =
+      MeasureThroughput(*through_sidecar, "bench-throughput", flags, sidecar_pid, &remote_error);
+  const double local_rate = local_throughput.rate;
+  const double remote_rate = remote_throughput.rate;
   const double loaded_rss = ProcessMemoryMb(sidecar_pid, "VmRSS");
   const double peak_rss = ProcessMemoryMb(sidecar_pid, "VmHWM");
   for (const std::string& error : {local.error, remote.error, local_error, remote_error}) {
@@ -216,10 +249,10 @@ int main(int argc, char** argv) {
               WithSeparators(static_cast<uint64_t>(flags.rate)).c_str(),
               WithSeparators(remote.samples).c_str());
   Table latency({"transport", "", "p50", "p99", "p99.9"});
-  latency.AddRow({"in-process", "", Fixed(local.p50_ms, 3), Fixed(local.p99_ms, 3),
-                  Fixed(local.p999_ms, 3)});
-  latency.AddRow({"sidecar", "", Fixed(remote.p50_ms, 3), Fixed(remote.p99_ms, 3),
-                  Fixed(remote.p999_ms, 3)});
+  latency.AddRow(
+      {"in-process", "", Fixed(local.p50_ms, 3), Fixed(local.p99_ms, 3), Fixed(local.p999_ms, 3)});
+  latency.AddRow(
+      {"sidecar", "", Fixed(remote.p50_ms, 3), Fixed(remote.p99_ms, 3), Fixed(remote.p999_ms, 3)});
   latency.AddRow({"added by the sidecar", "", Fixed(remote.p50_ms - local.p50_ms, 3),
                   Fixed(remote.p99_ms - local.p99_ms, 3),
                   Fixed(remote.p999_ms - local.p999_ms, 3)});
@@ -228,10 +261,19 @@ int main(int argc, char** argv) {
   std::printf("\nThroughput: SendAsync, %s messages, up to %s in flight (acknowledged msgs/s)\n",
               WithSeparators(static_cast<uint64_t>(flags.messages)).c_str(),
               WithSeparators(static_cast<uint64_t>(flags.window)).c_str());
-  Table throughput({"transport", "", "msgs/s", "vs in-process"});
-  throughput.AddRow({"in-process", "", WithSeparators(static_cast<uint64_t>(local_rate)), "-"});
-  throughput.AddRow({"sidecar", "", WithSeparators(static_cast<uint64_t>(remote_rate)),
-                     Fixed(local_rate > 0 ? remote_rate / local_rate : 0, 2)});
+  Table throughput({"transport", "", "msgs/s", "vs in-process", "CPU us/msg", "client", "sidecar",
+                    "CPU vs in-process"});
+  throughput.AddRow({"in-process", "", WithSeparators(static_cast<uint64_t>(local_rate)), "-",
+                     Fixed(local_throughput.cpu_us(), 2), Fixed(local_throughput.client_cpu_us, 2),
+                     "-", "-"});
+  throughput.AddRow(
+      {"sidecar", "", WithSeparators(static_cast<uint64_t>(remote_rate)),
+       Fixed(local_rate > 0 ? remote_rate / local_rate : 0, 2),
+       Fixed(remote_throughput.cpu_us(), 2), Fixed(remote_throughput.client_cpu_us, 2),
+       Fixed(remote_throughput.sidecar_cpu_us, 2),
+       Fixed(remote_throughput.cpu_us() > 0 ? local_throughput.cpu_us() / remote_throughput.cpu_us()
+                                            : 0,
+             2)});
   throughput.Print();
 
   std::printf("\nmsgsdk-sidecar memory (MiB): idle %s, after the load %s, peak %s\n",
@@ -240,12 +282,16 @@ int main(int argc, char** argv) {
   auto verdict = [](bool met) { return met ? "met" : "missed"; };
   std::printf("\nTargets\n");
   std::printf("  added p50 < %.1f ms: %.3f ms (%s)\n", kTargetAddedP50Ms,
-              remote.p50_ms - local.p50_ms, verdict(remote.p50_ms - local.p50_ms < kTargetAddedP50Ms));
+              remote.p50_ms - local.p50_ms,
+              verdict(remote.p50_ms - local.p50_ms < kTargetAddedP50Ms));
   std::printf("  added p99 < %.1f ms: %.3f ms (%s)\n", kTargetAddedP99Ms,
-              remote.p99_ms - local.p99_ms, verdict(remote.p99_ms - local.p99_ms < kTargetAddedP99Ms));
+              remote.p99_ms - local.p99_ms,
+              verdict(remote.p99_ms - local.p99_ms < kTargetAddedP99Ms));
   const double ratio = local_rate > 0 ? remote_rate / local_rate : 0;
-  std::printf("  throughput >= %.1f x in-process: %.2f (%s)\n", kTargetThroughputRatio, ratio,
-              verdict(ratio >= kTargetThroughputRatio));
+  std::printf(
+      "  throughput >= %.1f x in-process: %.2f (%s; CPU per message: %.2f x)\n",
+      kTargetThroughputRatio, ratio, verdict(ratio >= kTargetThroughputRatio),
+      remote_throughput.cpu_us() > 0 ? local_throughput.cpu_us() / remote_throughput.cpu_us() : 0);
   std::printf("  idle RSS < %.0f MB: %.1f MiB (%s)\n", kTargetIdleRssMb, idle_rss,
               verdict(idle_rss >= 0 && idle_rss < kTargetIdleRssMb));
 

@@ -8,10 +8,12 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "core/executor.h"
@@ -29,8 +31,13 @@ constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // A send waits this long when the producer has no send_timeout of its own. The sidecar's own
 // send timeout (its routing table's) answers first; this bounds a sidecar that went away.
 constexpr auto kDefaultSendTimeout = std::chrono::seconds(30);
-// Messages per Publish call at most.
+// Messages per Publish call at most, and bytes: a batch takes no more once it holds either.
 constexpr size_t kMaxBatch = 1000;
+constexpr size_t kMaxBatchBytes = 4 << 20;
+// The largest body whose buffer the producer's encoding scratch keeps for the next message.
+constexpr size_t kScratchBodyKept = 64 << 10;
+// Room a new batch makes for callbacks: most batches hold one message at low rates.
+constexpr size_t kInitialBatchCapacity = 64;
 // Publish calls a producer has in flight at once: one per lane, a key always in the same lane.
 constexpr size_t kLanes = 4;
 // Credit of a subscription with no max_inflight of its own, and its handler threads.
@@ -47,6 +54,13 @@ std::chrono::system_clock::time_point SystemDeadline(Clock::time_point deadline)
          std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - Clock::now());
 }
 
+// A Publish that may be sent again: the sidecar was unreachable, refused it while shutting
+// down, or cancelled it when its drain ended (a producer never cancels its own calls).
+bool PublishMayBeRetried(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::CANCELLED;
+}
+
 Status ConnectionError(const std::string& address, const grpc::Status& status) {
   return Status(static_cast<StatusCode>(status.error_code()),
                 "msgsdk-sidecar at " + address + ": " + status.error_message());
@@ -57,15 +71,44 @@ struct Connection {
   std::string address;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Messaging::Stub> stub;
+  // Publish with a request already in its wire form (SendAsync's batches).
+  std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> encoded_stub;
   // SendAsync callbacks run here, never on gRPC's threads.
   core::ThreadPool callbacks{"msgsdk-callback", 2};
 };
 
-// One Publish call's worth of messages with their callbacks.
-struct PendingSend {
-  Message message;
-  SendCallback callback;
-  Clock::time_point deadline;
+// "/msgsdk.v1.Messaging/Publish", the method the encoded requests call.
+const std::string& PublishMethod() {
+  static const std::string method =
+      std::string("/") + v1::Messaging::service_full_name() + "/Publish";
+  return method;
+}
+
+// One Publish call's worth of messages: the request in its wire form, written a message at a
+// time as they are sent (on the sender's thread, while each message is still in its cache; the
+// message is then freed by the thread that made it), the answer as it came, read a result at a
+// time when the callbacks run, and the callbacks in request order.
+struct Batch {
+  Batch(const std::string& encoded_topic, size_t lane, Clock::time_point deadline)
+      : request(encoded_topic), deadline(deadline), lane(lane) {
+    callbacks.reserve(kInitialBatchCapacity);
+  }
+
+  bool full() const { return callbacks.size() >= kMaxBatch || request.size() >= kMaxBatchBytes; }
+
+  // The encoding of a PublishRequest so far: its topic, then one messages field per message
+  // (a message's encoding is the concatenation of its fields', so the sidecar reads the
+  // request any other client sends). Moved into `encoded` when the batch is first sent.
+  std::string request;
+  std::optional<grpc::ByteBuffer> encoded;  // kept for the attempts after the first
+  grpc::ByteBuffer response;                // a PublishResponse
+  std::vector<SendCallback> callbacks;
+  // The first message's: the earliest of the batch.
+  const Clock::time_point deadline;
+  const size_t lane;
+  // One per attempt: a ClientContext serves a single call.
+  std::optional<grpc::ClientContext> context;
+  std::chrono::milliseconds backoff = kBackoffMin;
 };
 
 class SidecarProducer final : public internal::ProducerTransport,
@@ -73,7 +116,10 @@ class SidecarProducer final : public internal::ProducerTransport,
  public:
   SidecarProducer(std::shared_ptr<Connection> connection, std::string topic,
                   std::chrono::milliseconds send_timeout)
-      : connection_(std::move(connection)), topic_(std::move(topic)), timeout_(send_timeout) {}
+      : connection_(std::move(connection)),
+        topic_(std::move(topic)),
+        timeout_(send_timeout),
+        encoded_topic_(EncodeTopic(topic_)) {}
 
   ~SidecarProducer() override { Close().IgnoreError(); }
 
@@ -89,21 +135,21 @@ class SidecarProducer final : public internal::ProducerTransport,
     if (messages.empty()) return std::vector<SendReceipt>();
     v1::PublishRequest request;
     request.set_topic(topic_);
-    for (auto& message : messages) ToProto(message, request.add_messages());
+    for (auto& message : messages) ToProto(std::move(message), request.add_messages());
     v1::PublishResponse response;
     MSGSDK_RETURN_IF_ERROR(Call(request, &response, Clock::now() + timeout_));
     std::vector<SendReceipt> receipts;
     receipts.reserve(messages.size());
-    for (const auto& result : response.results()) {
-      MSGSDK_ASSIGN_OR_RETURN(SendReceipt receipt, FromProto(result));
+    for (auto& result : *response.mutable_results()) {
+      MSGSDK_ASSIGN_OR_RETURN(SendReceipt receipt, FromProto(std::move(result)));
       receipts.push_back(std::move(receipt));
     }
     return receipts;
   }
 
-  // Queued and sent in batches. A key's messages always take the same lane, which has one
-  // Publish call in flight at a time, so they reach the sidecar in send order while the lanes
-  // overlap their round trips.
+  // Added to the lane's open batch, sent in batches. A key's messages always take the same
+  // lane, which has one Publish call in flight at a time, so they reach the sidecar in send
+  // order while the lanes overlap their round trips.
   void SendAsync(Message&& message, SendCallback callback) override {
     const size_t lane = message.key.empty()
                             ? next_lane_.fetch_add(1, std::memory_order_relaxed) % kLanes
@@ -114,8 +160,13 @@ class SidecarProducer final : public internal::ProducerTransport,
       Complete(std::move(callback), ClosedError());
       return;
     }
-    lanes_[lane].queue.push_back(
-        {std::move(message), std::move(callback), Clock::now() + timeout_});
+    std::deque<std::unique_ptr<Batch>>& queue = lanes_[lane].queue;
+    if (queue.empty() || queue.back()->full()) {
+      queue.push_back(std::make_unique<Batch>(encoded_topic_, lane, Clock::now() + timeout_));
+    }
+    Batch& batch = *queue.back();
+    AppendEncoded(message, batch.request);
+    batch.callbacks.push_back(std::move(callback));
     ++outstanding_;
     if (!lanes_[lane].sending) SendNextLocked(lane, lock);
   }
@@ -140,9 +191,25 @@ class SidecarProducer final : public internal::ProducerTransport,
     return FailedPreconditionError("producer of topic '" + topic_ + "' is closed");
   }
 
+  static std::string EncodeTopic(const std::string& topic) {
+    v1::PublishRequest request;
+    request.set_topic(topic);
+    return request.SerializeAsString();
+  }
+
+  // Appends `message` as one PublishRequest.messages field. The scratch message keeps its
+  // string buffers from one message to the next.
+  void AppendEncoded(const Message& message, std::string& request) {
+    scratch_.Clear();
+    ToProto(message, &scratch_);
+    AppendField(v1::PublishRequest::kMessagesFieldNumber, scratch_, request);
+    // A large body's buffer is not kept for the small ones that follow.
+    if (message.body.size() > kScratchBodyKept) scratch_ = v1::Message();
+  }
+
   // Publish with retries while the sidecar is unreachable or restarting (it refused the call
-  // before sending anything, or the connection broke: a message may then be stored twice, which
-  // at-least-once allows), until `deadline`.
+  // before sending anything, cancelled it as its drain ended, or the connection broke: a message
+  // may then be stored twice, which at-least-once allows), until `deadline`.
   Status Call(const v1::PublishRequest& request, v1::PublishResponse* response,
               Clock::time_point deadline) {
     auto backoff = kBackoffMin;
@@ -152,8 +219,7 @@ class SidecarProducer final : public internal::ProducerTransport,
       context.set_wait_for_ready(true);
       const grpc::Status status = connection_->stub->Publish(&context, request, response);
       if (status.ok()) return OkStatus();
-      if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
-          Clock::now() + backoff >= deadline) {
+      if (!PublishMayBeRetried(status) || Clock::now() + backoff >= deadline) {
         return ConnectionError(connection_->address, status)
             .WithContext("publish to topic '" + topic_ + "'");
       }
@@ -162,97 +228,88 @@ class SidecarProducer final : public internal::ProducerTransport,
     }
   }
 
+  // Sends the lane's oldest batch, if any; the lane has no call in flight.
   void SendNextLocked(size_t lane, std::unique_lock<std::mutex>& lock) {
-    std::deque<PendingSend>& queue = lanes_[lane].queue;
+    std::deque<std::unique_ptr<Batch>>& queue = lanes_[lane].queue;
     if (queue.empty()) {
       lanes_[lane].sending = false;
       return;
     }
     lanes_[lane].sending = true;
-    auto batch = std::make_shared<std::vector<PendingSend>>();
-    while (!queue.empty() && batch->size() < kMaxBatch) {
-      batch->push_back(std::move(queue.front()));
-      queue.pop_front();
-    }
+    std::unique_ptr<Batch> batch = std::move(queue.front());
+    queue.pop_front();
     lock.unlock();
-    auto call = std::make_shared<AsyncCall>();
-    call->request.set_topic(topic_);
-    Clock::time_point deadline = batch->front().deadline;
-    for (auto& pending : *batch) {
-      ToProto(pending.message, call->request.add_messages());
-      pending.message = Message();  // sent: free the body now
-      deadline = std::min(deadline, pending.deadline);
-    }
-    call->deadline = deadline;
-    call->lane = lane;
-    StartCall(std::move(call), std::move(batch));
+    StartCall(std::move(batch));
   }
 
-  struct AsyncCall {
-    v1::PublishRequest request;
-    v1::PublishResponse response;
-    grpc::ClientContext context;
-    Clock::time_point deadline;
-    size_t lane = 0;
-    std::chrono::milliseconds backoff = kBackoffMin;
-  };
-
-  void StartCall(std::shared_ptr<AsyncCall> call, std::shared_ptr<std::vector<PendingSend>> batch) {
-    call->context.set_deadline(SystemDeadline(call->deadline));
-    call->context.set_wait_for_ready(true);
-    auto self = shared_from_this();
-    connection_->stub->async()->Publish(
-        &call->context, &call->request, &call->response,
-        [self, call, batch](grpc::Status status) { self->Answered(call, batch, status); });
+  void StartCall(std::unique_ptr<Batch> batch) {
+    if (!batch->encoded) batch->encoded = ToByteBuffer(std::move(batch->request));
+    batch->context.emplace();
+    batch->context->set_deadline(SystemDeadline(batch->deadline));
+    batch->context->set_wait_for_ready(true);
+    batch->response.Clear();
+    Batch* call = batch.release();  // owned by the call until Answered
+    connection_->encoded_stub->UnaryCall(
+        &*call->context, PublishMethod(), grpc::StubOptions(), &*call->encoded, &call->response,
+        [self = shared_from_this(), call](grpc::Status status) {
+          self->Answered(std::unique_ptr<Batch>(call), std::move(status));
+        });
   }
 
-  // On a gRPC thread: hand the outcome to the callback pool, then send the next batch.
-  void Answered(std::shared_ptr<AsyncCall> call, std::shared_ptr<std::vector<PendingSend>> batch,
-                const grpc::Status& status) {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        Clock::now() + call->backoff < call->deadline) {
+  // On a gRPC thread: hand the outcome to the callback pool, which then sends the lane's next
+  // batch (so a lane's callbacks run in send order).
+  void Answered(std::unique_ptr<Batch> batch, grpc::Status status) {
+    if (PublishMayBeRetried(status) && Clock::now() + batch->backoff < batch->deadline) {
       // The sidecar is restarting: try the same batch again after a backoff, off this thread.
-      auto retry = std::make_shared<AsyncCall>();
-      retry->request = std::move(call->request);
-      retry->deadline = call->deadline;
-      retry->lane = call->lane;
-      retry->backoff = std::min(call->backoff * 2, std::chrono::milliseconds(kBackoffMax));
-      auto self = shared_from_this();
-      const auto delay = call->backoff;
-      if (connection_->callbacks.Submit([self, retry, batch, delay] {
+      const auto delay = batch->backoff;
+      batch->backoff = std::min(batch->backoff * 2, kBackoffMax);
+      Batch* retry = batch.release();
+      if (connection_->callbacks.Submit([self = shared_from_this(), retry, delay] {
             std::this_thread::sleep_for(delay);  // reconnect backoff, bounded by the deadline
-            self->StartCall(retry, batch);
+            self->StartCall(std::unique_ptr<Batch>(retry));
           })) {
         return;
       }
+      batch.reset(retry);
     }
-    auto self = shared_from_this();
-    const bool queued = connection_->callbacks.Submit([self, call, batch, status] {
-      const Status failed = status.ok()
-                                ? OkStatus()
-                                : ConnectionError(self->connection_->address, status)
-                                      .WithContext("publish to topic '" + self->topic_ + "'");
-      for (size_t i = 0; i < batch->size(); ++i) {
-        Result<SendReceipt> receipt = !failed.ok() ? Result<SendReceipt>(failed)
-                                      : static_cast<int>(i) < call->response.results_size()
-                                          ? FromProto(call->response.results(static_cast<int>(i)))
-                                          : Result<SendReceipt>(InternalError(
-                                                "the sidecar answered fewer results than sent"));
-        self->Complete(std::move((*batch)[i].callback), std::move(receipt));
-      }
-      std::unique_lock lock(self->mutex_);
-      self->outstanding_ -= static_cast<int64_t>(batch->size());
-      if (self->outstanding_ == 0) self->drained_.notify_all();
-      self->SendNextLocked(call->lane, lock);
-    });
+    Batch* answered = batch.release();
+    const bool queued =
+        connection_->callbacks.Submit([self = shared_from_this(), answered, status] {
+          std::unique_ptr<Batch> batch(answered);
+          self->CompleteBatch(*batch, status);
+          std::unique_lock lock(self->mutex_);
+          self->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
+          if (self->outstanding_ == 0) self->drained_.notify_all();
+          self->SendNextLocked(batch->lane, lock);
+        });
     if (!queued) {
       // The client is closing and its pool is gone: answer on this thread.
-      for (auto& pending : *batch)
-        Complete(std::move(pending.callback), UnavailableError("client closed"));
+      batch.reset(answered);
+      for (auto& callback : batch->callbacks) {
+        Complete(std::move(callback), UnavailableError("client closed"));
+      }
       std::unique_lock lock(mutex_);
-      outstanding_ -= static_cast<int64_t>(batch->size());
+      outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
       drained_.notify_all();
-      lanes_[call->lane].sending = false;
+      lanes_[batch->lane].sending = false;
+    }
+  }
+
+  // Runs the batch's callbacks, one result each, in request order.
+  void CompleteBatch(Batch& batch, const grpc::Status& status) {
+    const Status failed = status.ok() ? OkStatus()
+                                      : ConnectionError(connection_->address, status)
+                                            .WithContext("publish to topic '" + topic_ + "'");
+    RepeatedFieldReader results(batch.response, v1::PublishResponse::kResultsFieldNumber);
+    v1::PublishResult result;  // reused: keeps its string buffers from one result to the next
+    for (auto& callback : batch.callbacks) {
+      Result<SendReceipt> receipt =
+          !failed.ok()           ? Result<SendReceipt>(failed)
+          : results.Next(result) ? FromProto(result)
+          : results.failed()
+              ? Result<SendReceipt>(InternalError("the sidecar's answer is not a PublishResponse"))
+              : Result<SendReceipt>(InternalError("the sidecar answered fewer results than sent"));
+      Complete(std::move(callback), std::move(receipt));
     }
   }
 
@@ -268,12 +325,16 @@ class SidecarProducer final : public internal::ProducerTransport,
   const std::shared_ptr<Connection> connection_;
   const std::string topic_;
   const std::chrono::milliseconds timeout_;
+  const std::string
+      encoded_topic_;  // a PublishRequest's topic field, which every batch starts with
   std::atomic<bool> closed_{false};
 
   std::mutex mutex_;
   std::condition_variable drained_;
+  v1::Message scratch_;  // AppendEncoded's
   struct Lane {
-    std::deque<PendingSend> queue;
+    // Batches not yet sent, oldest first; the last one takes new messages until it is full.
+    std::deque<std::unique_ptr<Batch>> queue;
     bool sending = false;  // a Publish call of this lane is in flight
   };
   std::array<Lane, kLanes> lanes_;
@@ -633,6 +694,9 @@ Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::str
   connection->channel =
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
   connection->stub = v1::Messaging::NewStub(connection->channel);
+  connection->encoded_stub =
+      std::make_unique<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>>(
+          connection->channel);
 
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + kConnectTimeout);

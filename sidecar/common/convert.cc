@@ -1,8 +1,13 @@
 #include "sidecar/common/convert.h"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 namespace msgsdk::sidecar {
 namespace {
@@ -23,27 +28,68 @@ StatusCode CodeFromWire(int code) {
   return static_cast<StatusCode>(code);
 }
 
-template <typename ProtoMessage>
-Message FromProtoImpl(ProtoMessage&& in) {
-  Message out;
-  out.key = std::move(*in.mutable_key());
-  out.tag = std::move(*in.mutable_tag());
-  for (auto& [name, value] : *in.mutable_properties())
-    out.properties.emplace(name, std::move(value));
-  out.body = std::move(*in.mutable_body());
+// The fields of a delivered or published message that are not strings.
+void ScalarsFromProto(const v1::Message& in, Message& out) {
   if (in.deliver_at_unix_ms() != 0) out.deliver_at = FromUnixMillis(in.deliver_at_unix_ms());
-  out.message_id = std::move(*in.mutable_message_id());
   if (in.born_at_unix_ms() != 0) out.born_at = FromUnixMillis(in.born_at_unix_ms());
-  out.topic = std::move(*in.mutable_topic());
   out.delivery_attempt = in.delivery_attempt();
-  out.cluster = std::move(*in.mutable_cluster());
   out.partition = in.partition();
   out.offset = in.offset();
   if (in.stored_at_unix_ms() != 0) out.stored_at = FromUnixMillis(in.stored_at_unix_ms());
-  return out;
 }
 
 }  // namespace
+
+void AppendField(int field_number, const google::protobuf::MessageLite& message, std::string& out) {
+  const size_t size = message.ByteSizeLong();
+  // The longest varint encoding of a 32-bit value is 5 bytes; wire type 2 is length-delimited.
+  uint8_t prefix[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(field_number << 3) | 2, prefix);
+  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
+                                                                      end);
+  out.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
+  const size_t offset = out.size();
+  out.resize(offset + size);
+  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + offset));
+}
+
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  // The slice owns the bytes from here on: gRPC frees them when it no longer needs them.
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(
+      owned->data(), owned->size(), [](void* data) { delete static_cast<std::string*>(data); },
+      owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+RepeatedFieldReader::RepeatedFieldReader(grpc::ByteBuffer& bytes, int field_number)
+    : reader_(&bytes), input_(&reader_), tag_(static_cast<uint32_t>(field_number << 3) | 2) {}
+
+bool RepeatedFieldReader::Next(google::protobuf::MessageLite& entry) {
+  if (failed_) return false;
+  while (true) {
+    const uint32_t tag = input_.ReadTag();
+    if (tag == 0) return false;  // the end (a broken tag is caught by the caller's count)
+    if (tag != tag_) {
+      if (!google::protobuf::internal::WireFormatLite::SkipField(&input_, tag)) {
+        failed_ = true;
+        return false;
+      }
+      continue;
+    }
+    uint32_t length = 0;
+    if (!input_.ReadVarint32(&length)) {
+      failed_ = true;
+      return false;
+    }
+    const auto limit = input_.PushLimit(static_cast<int>(length));
+    entry.Clear();
+    failed_ = !entry.MergePartialFromCodedStream(&input_) || !input_.ConsumedEntireMessage();
+    input_.PopLimit(limit);
+    return !failed_;
+  }
+}
 
 grpc::Status ToGrpc(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -65,25 +111,69 @@ Status FromProto(const v1::Status& status) {
   return Status(CodeFromWire(status.code()), status.message());
 }
 
-void ToProto(const Message& message, v1::Message* out) {
-  out->set_key(message.key);
-  out->set_tag(message.tag);
-  auto& properties = *out->mutable_properties();
-  for (const auto& [name, value] : message.properties) properties[name] = value;
-  out->set_body(message.body);
+namespace {
+
+// Copies the fields of a const Message, moves those of a Message&&. Empty strings are not set:
+// a proto3 string reads empty either way, and setting one still allocates its string.
+template <typename MessageRef>
+void ToProtoImpl(MessageRef&& message, v1::Message* out) {
+  constexpr bool kMove = !std::is_lvalue_reference_v<MessageRef>;
+  auto pass = [](auto& field) -> decltype(auto) {
+    if constexpr (kMove) {
+      return std::move(field);
+    } else {
+      return std::as_const(field);
+    }
+  };
+  if (!message.key.empty()) out->set_key(pass(message.key));
+  if (!message.tag.empty()) out->set_tag(pass(message.tag));
+  if (!message.properties.empty()) {
+    auto& properties = *out->mutable_properties();
+    for (auto& [name, value] : message.properties) properties[name] = pass(value);
+  }
+  if (!message.body.empty()) out->set_body(pass(message.body));
   if (message.deliver_at) out->set_deliver_at_unix_ms(ToUnixMillis(*message.deliver_at));
-  out->set_message_id(message.message_id);
+  if (!message.message_id.empty()) out->set_message_id(pass(message.message_id));
   if (message.born_at != Timestamp{}) out->set_born_at_unix_ms(ToUnixMillis(message.born_at));
-  out->set_topic(message.topic);
+  if (!message.topic.empty()) out->set_topic(pass(message.topic));
   out->set_delivery_attempt(message.delivery_attempt);
-  out->set_cluster(message.cluster);
+  if (!message.cluster.empty()) out->set_cluster(pass(message.cluster));
   out->set_partition(message.partition);
   out->set_offset(message.offset);
   if (message.stored_at != Timestamp{}) out->set_stored_at_unix_ms(ToUnixMillis(message.stored_at));
 }
 
-Message FromProto(const v1::Message& message) { return FromProtoImpl(v1::Message(message)); }
-Message FromProto(v1::Message&& message) { return FromProtoImpl(std::move(message)); }
+}  // namespace
+
+void ToProto(const Message& message, v1::Message* out) { ToProtoImpl(message, out); }
+void ToProto(Message&& message, v1::Message* out) { ToProtoImpl(std::move(message), out); }
+
+Message FromProto(const v1::Message& in) {
+  Message out{.topic = in.topic(),
+              .key = in.key(),
+              .tag = in.tag(),
+              .properties = Properties(in.properties().begin(), in.properties().end()),
+              .body = in.body(),
+              .message_id = in.message_id(),
+              .cluster = in.cluster()};
+  ScalarsFromProto(in, out);
+  return out;
+}
+
+// The strings of a v1::Message are std::strings also on an arena: moving takes their buffers.
+Message FromProto(v1::Message&& in) {
+  Message out{.topic = std::move(*in.mutable_topic()),
+              .key = std::move(*in.mutable_key()),
+              .tag = std::move(*in.mutable_tag()),
+              .body = std::move(*in.mutable_body()),
+              .message_id = std::move(*in.mutable_message_id()),
+              .cluster = std::move(*in.mutable_cluster())};
+  for (auto& [name, value] : *in.mutable_properties()) {
+    out.properties.emplace(name, std::move(value));
+  }
+  ScalarsFromProto(in, out);
+  return out;
+}
 
 void ToProto(const Result<SendReceipt>& receipt, v1::PublishResult* out) {
   if (!receipt.ok()) {
@@ -102,6 +192,15 @@ Result<SendReceipt> FromProto(const v1::PublishResult& result) {
   if (!status.ok()) return status;
   return SendReceipt{.message_id = result.message_id(),
                      .cluster = result.cluster(),
+                     .partition = result.partition(),
+                     .offset = result.offset()};
+}
+
+Result<SendReceipt> FromProto(v1::PublishResult&& result) {
+  Status status = FromProto(result.status());
+  if (!status.ok()) return status;
+  return SendReceipt{.message_id = std::move(*result.mutable_message_id()),
+                     .cluster = std::move(*result.mutable_cluster()),
                      .partition = result.partition(),
                      .offset = result.offset()};
 }

@@ -2,9 +2,13 @@
 
 #include <atomic>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <google/protobuf/arena.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include "sidecar/common/convert.h"
 
@@ -380,6 +384,84 @@ class RefusedStream final
 
 }  // namespace
 
+// One Publish call: the request parsed on the call's arena, each message's outcome in its own
+// slot as the core answers it, and the answer encoded in one go when the last is in.
+class PublishCall {
+ public:
+  PublishCall(MessagingService& service, grpc::ServerUnaryReactor* reactor,
+              grpc::ByteBuffer* response)
+      : service_(service),
+        reactor_(reactor),
+        response_(response),
+        arena_(ArenaOptions()),
+        request_(google::protobuf::Arena::CreateMessage<v1::PublishRequest>(&arena_)) {}
+
+  // False if the bytes are no PublishRequest.
+  bool Parse(const grpc::ByteBuffer& bytes) {
+    grpc::ByteBuffer copy(bytes);  // shares the slices; the reader needs a mutable buffer
+    grpc::ProtoBufferReader reader(&copy);
+    return request_->ParseFromZeroCopyStream(&reader);
+  }
+
+  v1::PublishRequest& request() { return *request_; }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+  // Every message of the request, each with its own slot for the outcome.
+  void SendAll(core::ProducerCore& producer) {
+    const int count = request_->messages_size();
+    outcomes_.resize(static_cast<size_t>(count));
+    remaining_.store(count, std::memory_order_relaxed);
+    for (int i = 0; i < count; ++i) {
+      // Two words of capture: the callback is kept inline, not allocated.
+      producer.SendAsync(FromProto(std::move(*request_->mutable_messages(i))),
+                         [this, i](const Result<SendReceipt>& receipt) { Answered(i, receipt); });
+    }
+  }
+
+  // Answers an empty request at once.
+  void AnswerEmpty() { Answer(); }
+
+ private:
+  static google::protobuf::ArenaOptions ArenaOptions() {
+    google::protobuf::ArenaOptions options;
+    // A full batch of small messages takes a few hundred KiB: grow in large blocks.
+    options.start_block_size = 16 << 10;
+    options.max_block_size = 256 << 10;
+    return options;
+  }
+
+  // On the core's callback threads. The last answer sends the response and frees the call.
+  void Answered(int i, const Result<SendReceipt>& receipt) {
+    outcomes_[static_cast<size_t>(i)].emplace(receipt);
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) Answer();
+  }
+
+  void Answer() {
+    std::string bytes;
+    bytes.reserve(outcomes_.size() * kResultBytesGuess);
+    v1::PublishResult result;  // reused: keeps its string buffers from one result to the next
+    for (const auto& outcome : outcomes_) {
+      result.Clear();
+      ToProto(*outcome, &result);
+      AppendField(v1::PublishResponse::kResultsFieldNumber, result, bytes);
+    }
+    *response_ = ToByteBuffer(std::move(bytes));
+    service_.FinishCall(reactor_, grpc::Status::OK);
+    delete this;
+  }
+
+  // An OK result: a 32-character id, a short cluster name, partition and offset.
+  static constexpr size_t kResultBytesGuess = 64;
+
+  MessagingService& service_;
+  grpc::ServerUnaryReactor* const reactor_;
+  grpc::ByteBuffer* const response_;
+  google::protobuf::Arena arena_;
+  v1::PublishRequest* const request_;
+  std::vector<std::optional<Result<SendReceipt>>> outcomes_;
+  std::atomic<int> remaining_{0};
+};
+
 MessagingService::MessagingService(std::shared_ptr<core::Engine> engine, ServiceOptions options)
     : engine_(std::move(engine)),
       options_(options),
@@ -423,57 +505,55 @@ const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "msgsdk-sidecar 
 }  // namespace
 
 grpc::ServerUnaryReactor* MessagingService::Publish(grpc::CallbackServerContext* context,
-                                                    const v1::PublishRequest* request,
-                                                    v1::PublishResponse* response) {
+                                                    const grpc::ByteBuffer* request,
+                                                    grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!BeginCall()) {
     reactor->Finish(kShuttingDown);
     return reactor;
   }
+  auto call = std::make_unique<PublishCall>(*this, reactor, response);
+  if (!call->Parse(*request)) {
+    FinishCall(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "Publish: the request is not a msgsdk.v1.PublishRequest"));
+    return reactor;
+  }
   std::shared_ptr<core::ProducerCore> producer;
   {
     std::lock_guard lock(producers_mutex_);
-    auto it = producers_.find(request->topic());
+    auto it = producers_.find(call->request().topic());
     if (it != producers_.end()) producer = it->second;
   }
   if (producer) {
-    SendAll(std::move(producer), request, response, reactor);
+    SendAll(std::move(producer), std::move(call));
     return reactor;
   }
   // The first send to a topic resolves its route and may connect a backend: not on this thread.
-  if (!RunBlocking([this, request, response, reactor] {
-        auto created = ProducerFor(request->topic());
+  PublishCall* waiting = call.release();
+  if (!RunBlocking([this, waiting] {
+        std::unique_ptr<PublishCall> call(waiting);
+        auto created = ProducerFor(call->request().topic());
         if (!created.ok()) {
-          FinishCall(reactor, ToGrpc(created.status().WithContext("Publish")));
+          FinishCall(call->reactor(), ToGrpc(created.status().WithContext("Publish")));
           return;
         }
-        SendAll(std::move(created).value(), request, response, reactor);
+        SendAll(std::move(created).value(), std::move(call));
       })) {
+    delete waiting;
     FinishCall(reactor, kShuttingDown);
   }
   return reactor;
 }
 
 void MessagingService::SendAll(std::shared_ptr<core::ProducerCore> producer,
-                               const v1::PublishRequest* request, v1::PublishResponse* response,
-                               grpc::ServerUnaryReactor* reactor) {
-  const int count = request->messages_size();
-  if (count == 0) {
-    FinishCall(reactor, grpc::Status::OK);
+                               std::unique_ptr<PublishCall> call) {
+  // From here the call frees itself once it answered.
+  PublishCall* sending = call.release();
+  if (sending->request().messages_size() == 0) {
+    sending->AnswerEmpty();
     return;
   }
-  for (int i = 0; i < count; ++i) response->add_results();
-  // Each callback fills its own, already allocated, result; the last one finishes the call.
-  auto remaining = std::make_shared<std::atomic<int>>(count);
-  for (int i = 0; i < count; ++i) {
-    producer->SendAsync(FromProto(request->messages(i)), [this, response, reactor, remaining,
-                                                          i](const Result<SendReceipt>& receipt) {
-      ToProto(receipt, response->mutable_results(i));
-      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        FinishCall(reactor, grpc::Status::OK);
-      }
-    });
-  }
+  sending->SendAll(*producer);
 }
 
 grpc::ServerUnaryReactor* MessagingService::GetRoute(grpc::CallbackServerContext* context,

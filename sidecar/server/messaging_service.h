@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 
 #include "core/engine.h"
@@ -22,6 +23,7 @@
 namespace msgsdk::sidecar {
 
 class SubscribeStream;
+class PublishCall;
 
 struct ServiceOptions {
   // Most deliveries one stream holds before the client has credit for them (unsent) or has
@@ -33,14 +35,21 @@ struct ServiceOptions {
   int blocking_threads = 4;
 };
 
-class MessagingService final : public v1::Messaging::CallbackService {
+// Publish is served raw (bytes in, bytes out): the request is parsed onto an arena of the call,
+// whose sends take its strings, and the answer is encoded at once when the last send is
+// answered, without building a PublishResponse of thousands of small objects.
+using MessagingServiceBase =
+    v1::Messaging::WithRawCallbackMethod_Publish<v1::Messaging::CallbackService>;
+
+class MessagingService final : public MessagingServiceBase {
  public:
   MessagingService(std::shared_ptr<core::Engine> engine, ServiceOptions options);
   ~MessagingService() override;
 
+  // A msgsdk.v1.PublishRequest in, a msgsdk.v1.PublishResponse out.
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
-                                    const v1::PublishRequest* request,
-                                    v1::PublishResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetRoute(grpc::CallbackServerContext* context,
@@ -68,8 +77,9 @@ class MessagingService final : public v1::Messaging::CallbackService {
  private:
   // The topic's producer, created on first use (cached: one per topic for the service's life).
   Result<std::shared_ptr<core::ProducerCore>> ProducerFor(const std::string& topic);
-  void SendAll(std::shared_ptr<core::ProducerCore> producer, const v1::PublishRequest* request,
-               v1::PublishResponse* response, grpc::ServerUnaryReactor* reactor);
+  // Sends every message of the call (taking their strings) and answers when all are answered.
+  void SendAll(std::shared_ptr<core::ProducerCore> producer, std::unique_ptr<PublishCall> call);
+  friend class PublishCall;
   // Counts a unary call in (false while draining: it is refused) and out.
   bool BeginCall();
   void FinishCall(grpc::ServerUnaryReactor* reactor, const grpc::Status& status);

@@ -1,12 +1,20 @@
 // The SDK's sidecar transport chosen by the routing file: `transport: { sidecar: ADDRESS }`.
 
+#include <condition_variable>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "fixtures/sidecar_fixture.h"
 #include "msgsdk/msgsdk.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace msgsdk {
 namespace {
@@ -66,6 +74,106 @@ TEST_F(SidecarTransportTest, AnEmptySidecarAddressNamesTheField) {
       << client.status().message();
   EXPECT_NE(client.status().message().find("transport.sidecar"), std::string::npos)
       << client.status().message();
+}
+
+// Sends keep coming while the sidecar drains, is down and starts again: every one is answered
+// with its receipt once the sidecar is back (the batches in flight are sent again), nothing
+// acknowledged is lost, and each key's messages are stored in send order (a batch sent again
+// may store copies after the first ones, which at-least-once allows).
+TEST_F(SidecarTransportTest, SendAsyncCarriesOnThroughASidecarRestart) {
+  auto client = Client::Create({.sidecar = sidecar_->address()});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto producer = client->CreateProducer("restarts", {.send_timeout = std::chrono::seconds(60)});
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+
+  constexpr int kKeys = 8;
+  constexpr int kWindow = 2000;  // sends not yet answered, at most
+  std::mutex mutex;
+  std::condition_variable answered;
+  int answers = 0;
+  std::set<std::string> acknowledged;
+  std::vector<std::string> failures;
+  bool stop = false;
+  int sent = 0;
+  auto wait_for_answers = [&](int n) {
+    std::unique_lock lock(mutex);
+    return answered.wait_for(lock, std::chrono::seconds(90), [&] { return answers >= n; });
+  };
+  std::thread sender([&] {
+    for (int i = 0;; ++i) {
+      {
+        std::unique_lock lock(mutex);
+        answered.wait(lock, [&] { return stop || i - answers < kWindow; });
+        if (stop) return;
+        sent = i + 1;
+      }
+      producer->SendAsync({.key = "key-" + std::to_string(i % kKeys), .body = std::to_string(i)},
+                          [&](const Result<SendReceipt>& receipt) {
+                            std::lock_guard lock(mutex);
+                            ++answers;
+                            if (receipt.ok()) {
+                              acknowledged.insert(receipt->message_id);
+                            } else {
+                              failures.push_back(receipt.status().ToString());
+                            }
+                            answered.notify_all();
+                          });
+    }
+  });
+
+  ASSERT_TRUE(wait_for_answers(3000));
+  ASSERT_TRUE(sidecar_->Stop().ok());
+  int answers_before_restart;
+  {
+    std::lock_guard lock(mutex);
+    answers_before_restart = answers;
+  }
+  ASSERT_TRUE(sidecar_->Restart().ok());
+  const bool carried_on = wait_for_answers(answers_before_restart + 3000);
+  int total;
+  {
+    std::lock_guard lock(mutex);
+    stop = true;
+    answered.notify_all();
+  }
+  sender.join();
+  {
+    std::lock_guard lock(mutex);
+    total = sent;
+  }
+  ASSERT_TRUE(carried_on) << "no sends were answered after the restart";
+  ASSERT_TRUE(wait_for_answers(total));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_TRUE(failures.empty()) << failures.size()
+                                  << " sends failed, the first: " << failures.front();
+    EXPECT_EQ(static_cast<int>(acknowledged.size()), total);
+  }
+
+  testing::Collector collector;
+  auto subscription = client->Subscribe("restarts", "after-restart",
+                                        [&](const Message& message) {
+                                          collector.Add(message);
+                                          return ConsumeResult::kSuccess;
+                                        },
+                                        {.ordered = true});
+  ASSERT_TRUE(subscription.ok()) << subscription.status().ToString();
+  ASSERT_TRUE(collector.WaitForIds(acknowledged, std::chrono::seconds(60)))
+      << collector.distinct() << " of " << acknowledged.size() << " acknowledged messages came";
+  ASSERT_TRUE(subscription->Close().ok());
+
+  // Per key, each body's first delivery comes in send order.
+  std::map<std::string, int> last_by_key;
+  std::set<std::string> seen;
+  for (const Message& message : collector.messages()) {
+    if (!seen.insert(message.body).second) continue;
+    const int number = std::stoi(message.body);
+    auto [it, first] = last_by_key.emplace(message.key, number);
+    if (!first) {
+      EXPECT_GT(number, it->second) << "key " << message.key;
+      it->second = number;
+    }
+  }
 }
 
 }  // namespace
