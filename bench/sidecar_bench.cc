@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +42,7 @@ using msgsdk::bench::Fixed;
 using msgsdk::bench::LatencyBody;
 using msgsdk::bench::Quantile;
 using msgsdk::bench::Samples;
+using msgsdk::bench::SendWindow;
 using msgsdk::bench::SteadyClock;
 using msgsdk::bench::Table;
 using msgsdk::bench::TempDir;
@@ -138,7 +138,7 @@ Throughput MeasureThroughput(msgsdk::Client& client, const std::string& topic, c
     *error = producer.status().ToString();
     return {};
   }
-  std::counting_semaphore<> window(flags.window);
+  SendWindow window(flags.window);
   CompletionCounter completions;
   const std::string body(flags.size, 'x');
   const double client_cpu_start = msgsdk::bench::SelfCpuSeconds();
@@ -146,11 +146,12 @@ Throughput MeasureThroughput(msgsdk::Client& client, const std::string& topic, c
       sidecar_pid > 0 ? msgsdk::bench::ProcessCpuSeconds(sidecar_pid) : 0;
   const auto start = SteadyClock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
-    window.acquire();
+    window.Acquire();
     producer->SendAsync(msgsdk::Message{.body = body},
                         [&](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+                          // Before Done: once every completion is done, the window goes.
+                          window.Release();
                           completions.Done(r.ok(), r.ok() ? msgsdk::OkStatus() : r.status());
-                          window.release();
                         });
   }
   completions.WaitFor(static_cast<uint64_t>(flags.messages), std::chrono::seconds(300));
