@@ -5,10 +5,13 @@
 // hands them out in partition order, and takes acknowledgements. Everything else is the
 // core's. Backends are created by a BackendFactory found by name in a BackendRegistry.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -105,6 +108,23 @@ class DeliverySink {
   virtual ~DeliverySink() = default;
   // Messages of one partition, in partition order. Never blocks for long.
   virtual void Deliver(std::vector<Delivery> batch) = 0;
+  // Deliver for a backend that decodes into buffers it keeps: takes every delivery of `batch`
+  // (messages of one or more partitions, each partition's in partition order: one call per
+  // poll costs the core one lock) and leaves in its place a spent one, whose strings keep
+  // their capacity for the backend to decode its next message into (overwriting every field).
+  // A steady stream then allocates nothing per message for its strings, and nothing the
+  // backend's thread allocated is freed on a handler thread (slow with glibc's malloc).
+  // By default: Deliver of each run of one partition, leaving moved-from deliveries.
+  virtual void DeliverSwapping(std::span<Delivery> batch) {
+    for (auto run = batch.begin(); run != batch.end();) {
+      auto run_end = std::find_if(run, batch.end(), [&](const Delivery& d) {
+        return d.message.partition != run->message.partition;
+      });
+      Deliver(
+          std::vector<Delivery>(std::make_move_iterator(run), std::make_move_iterator(run_end)));
+      run = run_end;
+    }
+  }
   // Waits until the core can take more deliveries (it holds fewer than max_inflight).
   // Returns false if still full at the deadline or the subscription is closing.
   virtual bool WaitForCapacity(Deadline deadline) = 0;

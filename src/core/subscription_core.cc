@@ -17,6 +17,8 @@ constexpr char kDlqOriginPartition[] = "msgsdk.dlq.origin_partition";
 constexpr char kDlqOriginOffset[] = "msgsdk.dlq.origin_offset";
 constexpr char kDlqAttempts[] = "msgsdk.dlq.attempts";
 constexpr char kDlqReason[] = "msgsdk.dlq.reason";
+// A finished delivery whose body and key take more than this is freed, not kept for reuse.
+constexpr size_t kMaxSpareBytes = 16 * 1024;
 
 }  // namespace
 
@@ -116,24 +118,36 @@ bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
   return it == partitions_.end() || it->second.epoch != p.epoch;
 }
 
-void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
-  std::vector<Delivery> filtered_out;
+void SubscriptionCore::Deliver(std::vector<Delivery> batch) { DeliverSwapping(batch); }
+
+void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
+  std::vector<size_t> filtered_out;
   int new_workers = 0;
   {
     // One lock for the whole batch: the deliveries go straight to the ready queue.
     std::lock_guard lock(mutex_);
-    for (auto& delivery : batch) {
+    // A run of one partition looks its state up once.
+    int32_t partition = -1;
+    PartitionState* state = nullptr;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Delivery& delivery = batch[i];
       // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
       if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
-        filtered_out.push_back(std::move(delivery));
+        filtered_out.push_back(i);
         continue;
       }
-      auto p = std::make_unique<Pending>();
-      p->delivery = std::move(delivery);
+      PendingPtr p = TakeSpareLocked();
+      using std::swap;
+      swap(p->delivery, delivery);
       Message& m = p->delivery.message;
       m.cluster = cluster_;
+      if (state == nullptr || m.partition != partition) {
+        partition = m.partition;
+        state = &partitions_[partition];
+      }
       p->attempt = std::max(0, m.delivery_attempt) + 1;
-      p->epoch = partitions_[m.partition].epoch;
+      p->epoch = state->epoch;
+      p->last_error.clear();
       ++inflight_;
       if (OrderedKey(*p)) {
         auto [chain, inserted] = key_chains_.try_emplace(m.key);
@@ -146,8 +160,16 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
     }
     new_workers = ClaimWorkersLocked();
   }
-  for (auto& delivery : filtered_out) Ack(delivery);
+  // Filtered deliveries stay in the batch: the backend reuses them like the others.
+  for (size_t i : filtered_out) Ack(batch[i]);
   StartWorkers(new_workers);
+}
+
+SubscriptionCore::PendingPtr SubscriptionCore::TakeSpareLocked() {
+  if (spare_.empty()) return std::make_unique<Pending>();
+  PendingPtr p = std::move(spare_.back());
+  spare_.pop_back();
+  return p;
 }
 
 bool SubscriptionCore::WaitForCapacity(Deadline deadline) {
@@ -310,7 +332,7 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
   {
     std::lock_guard lock(mutex_);
     --partitions_[partition].busy;
-    released = ReleaseLocked(*p);
+    released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
 }
@@ -433,17 +455,17 @@ void SubscriptionCore::Finish(PendingPtr p) {
   Released released;
   {
     std::lock_guard lock(mutex_);
-    released = ReleaseLocked(*p);
+    released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
 }
 
-SubscriptionCore::Released SubscriptionCore::ReleaseLocked(const Pending& p) {
+SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
   Released released;
   --inflight_;
   released.wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
-  if (OrderedKey(p)) {
-    auto chain = key_chains_.find(p.delivery.message.key);
+  if (OrderedKey(*p)) {
+    auto chain = key_chains_.find(p->delivery.message.key);
     if (chain != key_chains_.end()) {
       if (chain->second.empty()) {
         key_chains_.erase(chain);
@@ -452,6 +474,14 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(const Pending& p) {
         chain->second.pop_front();
       }
     }
+  }
+  // Kept for reuse unless its buffers are large (a big message should not pin its memory).
+  const Message& m = p->delivery.message;
+  if (spare_.size() < static_cast<size_t>(settings_.max_inflight) && !stopped_ &&
+      m.body.capacity() + m.key.capacity() <= kMaxSpareBytes) {
+    spare_.push_back(std::move(p));
+  } else {
+    released.discarded = std::move(p);
   }
   return released;
 }
@@ -495,9 +525,11 @@ Status SubscriptionCore::Close() {
   changed_.notify_all();
   pool_.Shutdown();
   std::unique_ptr<BackendProducer> dead_letters;
+  std::vector<PendingPtr> spare;
   {
     std::lock_guard lock(mutex_);
     dead_letters = std::move(dead_letters_);
+    spare.swap(spare_);
   }
   if (dead_letters) dead_letters->Close(deadline).IgnoreError();
   return status;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -91,6 +92,18 @@ class KafkaSubscription : public core::BackendConsumer {
     uint64_t epoch;  // of its partition when it was polled
   };
   std::vector<Polled> batch_;
+  // The records of batch_ per partition and ownership; only the first of them in use.
+  struct PartitionRun {
+    int32_t partition = -1;
+    uint64_t epoch = 0;
+    std::vector<size_t> records;  // indexes into batch_
+  };
+  std::vector<PartitionRun> groups_;
+  std::vector<int64_t> offsets_;
+  std::vector<char> tracked_;
+  // The deliveries of one partition run, decoded into the spent deliveries the sink's
+  // DeliverSwapping left here (their buffers are reused).
+  std::vector<core::Delivery> deliveries_;
   // The epoch of each owned partition by partition id (0: not owned); mirrors tracker_.
   std::vector<uint64_t> epochs_;
   bool paused_ = false;
