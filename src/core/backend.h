@@ -79,6 +79,21 @@ class SendDone {
   Target* target_ = nullptr;
 };
 
+// While one lives on a thread, the SendAsync completions made there (SendDone calls) are
+// handed to the core's callback threads together when the outermost one ends, in order,
+// rather than one hand-off (and possibly one wake-up) each. For a backend completing many
+// sends at once, such as a batch of delivery reports. Other completions run as usual.
+class SendDoneBatch {
+ public:
+  SendDoneBatch();
+  ~SendDoneBatch();
+  SendDoneBatch(const SendDoneBatch&) = delete;
+  SendDoneBatch& operator=(const SendDoneBatch&) = delete;
+
+ private:
+  bool outermost_;
+};
+
 // Sends to one topic of one cluster.
 class BackendProducer {
  public:

@@ -279,6 +279,8 @@ Status KafkaCluster::ReportStatus(const SendTracker& tracker, const PendingSend&
 
 void KafkaCluster::ApplyReports(std::vector<DeliveryReport>& reports) {
   if (reports.empty()) return;
+  // The SendAsync callbacks of these reports go to the callback pool in one hand-off.
+  core::SendDoneBatch batch;
   bool answered = false;
   for (const DeliveryReport& report : reports) answered = answered || report.result.ok();
   if (answered) events_->NoteBrokerAnswered();
