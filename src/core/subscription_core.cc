@@ -121,7 +121,43 @@ bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
 void SubscriptionCore::Deliver(std::vector<Delivery> batch) { DeliverSwapping(batch); }
 
 void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
+  // Records for the batch: spare ones taken under a short hold of the lock, filled without
+  // it (the handler threads take and finish deliveries meanwhile), then queued under one more.
+  std::vector<PendingPtr> taken;
+  taken.reserve(batch.size());
+  {
+    std::lock_guard lock(mutex_);
+    const size_t reused = std::min(spare_.size(), batch.size());
+    for (size_t i = 0; i < reused; ++i) {
+      taken.push_back(std::move(spare_.back()));
+      spare_.pop_back();
+    }
+  }
   std::vector<size_t> filtered_out;
+  std::vector<PendingPtr> filled;
+  filled.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Delivery& delivery = batch[i];
+    // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
+    if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
+      filtered_out.push_back(i);
+      continue;
+    }
+    PendingPtr p;
+    if (taken.empty()) {
+      p = std::make_unique<Pending>();
+    } else {
+      p = std::move(taken.back());
+      taken.pop_back();
+    }
+    using std::swap;
+    swap(p->delivery, delivery);
+    Message& m = p->delivery.message;
+    m.cluster = cluster_;
+    p->attempt = std::max(0, m.delivery_attempt) + 1;
+    p->last_error.clear();
+    filled.push_back(std::move(p));
+  }
   int new_workers = 0;
   {
     // One lock for the whole batch: the deliveries go straight to the ready queue.
@@ -129,25 +165,13 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
     // A run of one partition looks its state up once.
     int32_t partition = -1;
     PartitionState* state = nullptr;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Delivery& delivery = batch[i];
-      // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
-      if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
-        filtered_out.push_back(i);
-        continue;
-      }
-      PendingPtr p = TakeSpareLocked();
-      using std::swap;
-      swap(p->delivery, delivery);
-      Message& m = p->delivery.message;
-      m.cluster = cluster_;
+    for (PendingPtr& p : filled) {
+      const Message& m = p->delivery.message;
       if (state == nullptr || m.partition != partition) {
         partition = m.partition;
         state = &partitions_[partition];
       }
-      p->attempt = std::max(0, m.delivery_attempt) + 1;
       p->epoch = state->epoch;
-      p->last_error.clear();
       ++inflight_;
       if (OrderedKey(*p)) {
         auto [chain, inserted] = key_chains_.try_emplace(m.key);
@@ -158,18 +182,13 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
       }
       ready_.push_back(std::move(p));
     }
+    // Spare records the batch did not need (it had filtered deliveries) go back.
+    for (PendingPtr& p : taken) spare_.push_back(std::move(p));
     new_workers = ClaimWorkersLocked();
   }
   // Filtered deliveries stay in the batch: the backend reuses them like the others.
   for (size_t i : filtered_out) Ack(batch[i]);
   StartWorkers(new_workers);
-}
-
-SubscriptionCore::PendingPtr SubscriptionCore::TakeSpareLocked() {
-  if (spare_.empty()) return std::make_unique<Pending>();
-  PendingPtr p = std::move(spare_.back());
-  spare_.pop_back();
-  return p;
 }
 
 bool SubscriptionCore::WaitForCapacity(Deadline deadline) {

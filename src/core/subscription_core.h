@@ -155,8 +155,6 @@ class SubscriptionCore : public DeliverySink,
   void Finish(PendingPtr p);
   // Releases the slot of `p` and keeps `p` for a later delivery (see spare_).
   Released ReleaseLocked(PendingPtr p);
-  // A spare delivery record, or a new one.
-  PendingPtr TakeSpareLocked();
   void AfterRelease(Released released);
   void Ack(const Delivery& delivery);
   bool OrderedKey(const Pending& p) const {
