@@ -8,7 +8,8 @@
 // into librdkafka properties by the backend's MakeProducerConf / MakeConsumerConf. So the raw
 // side runs with exactly the SDK's producer defaults (enable.idempotence, acks=all, linger.ms,
 // batch.size, batch.num.messages, partitioner, queue.buffering.max.messages) and consumer
-// defaults (assignment strategy, no auto commit, session and heartbeat timings).
+// defaults (assignment strategy, no auto commit, queued.min.messages, session and heartbeat
+// timings).
 //
 // For each repeat, on topics of --partitions partitions created up front:
 //  - produce: --messages records of --size bytes, no key, each with the headers the SDK writes

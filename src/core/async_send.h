@@ -35,6 +35,7 @@ class AsyncSend final : public SendDone::Target {
   void Complete(Result<StoredPosition> stored) override;
   // A send that failed before reaching a backend.
   void Fail(Status status);
+  Engine& engine() const { return engine_; }
   // On the callback pool: makes the receipt (or the failure, with the topic and cluster
   // added), runs the callback, then counts the send out, so Close waits for callbacks too.
   void RunCallback();

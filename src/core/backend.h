@@ -5,10 +5,13 @@
 // hands them out in partition order, and takes acknowledgements. Everything else is the
 // core's. Backends are created by a BackendFactory found by name in a BackendRegistry.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -76,6 +79,21 @@ class SendDone {
   Target* target_ = nullptr;
 };
 
+// While one lives on a thread, the SendAsync completions made there (SendDone calls) are
+// handed to the core's callback threads together when the outermost one ends, in order,
+// rather than one hand-off (and possibly one wake-up) each. For a backend completing many
+// sends at once, such as a batch of delivery reports. Other completions run as usual.
+class SendDoneBatch {
+ public:
+  SendDoneBatch();
+  ~SendDoneBatch();
+  SendDoneBatch(const SendDoneBatch&) = delete;
+  SendDoneBatch& operator=(const SendDoneBatch&) = delete;
+
+ private:
+  bool outermost_;
+};
+
 // Sends to one topic of one cluster.
 class BackendProducer {
  public:
@@ -105,6 +123,23 @@ class DeliverySink {
   virtual ~DeliverySink() = default;
   // Messages of one partition, in partition order. Never blocks for long.
   virtual void Deliver(std::vector<Delivery> batch) = 0;
+  // Deliver for a backend that decodes into buffers it keeps: takes every delivery of `batch`
+  // (messages of one or more partitions, each partition's in partition order: one call per
+  // poll costs the core one lock) and leaves in its place a spent one, whose strings keep
+  // their capacity for the backend to decode its next message into (overwriting every field).
+  // A steady stream then allocates nothing per message for its strings, and nothing the
+  // backend's thread allocated is freed on a handler thread (slow with glibc's malloc).
+  // By default: Deliver of each run of one partition, leaving moved-from deliveries.
+  virtual void DeliverSwapping(std::span<Delivery> batch) {
+    for (auto run = batch.begin(); run != batch.end();) {
+      auto run_end = std::find_if(run, batch.end(), [&](const Delivery& d) {
+        return d.message.partition != run->message.partition;
+      });
+      Deliver(
+          std::vector<Delivery>(std::make_move_iterator(run), std::make_move_iterator(run_end)));
+      run = run_end;
+    }
+  }
   // Waits until the core can take more deliveries (it holds fewer than max_inflight).
   // Returns false if still full at the deadline or the subscription is closing.
   virtual bool WaitForCapacity(Deadline deadline) = 0;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,10 +63,13 @@ class BatchingQueue {
   using Handler = std::function<void(Item&)>;
   BatchingQueue(ThreadPool& pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
 
-  void Post(Item item) {
+  void Post(Item item) { PostAll(std::span<Item>(&item, 1)); }
+  // Posts several items under one lock, with one pool task at most.
+  void PostAll(std::span<Item> items) {
+    if (items.empty()) return;
     {
       std::lock_guard lock(mutex_);
-      pending_.push_back(std::move(item));
+      for (Item& item : items) pending_.push_back(std::move(item));
       if (draining_) return;
       draining_ = true;
     }

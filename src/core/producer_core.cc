@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <optional>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "core/async_send.h"
 #include "core/engine.h"
@@ -196,6 +198,34 @@ Result<SendReceipt> ToReceipt(Result<StoredPosition> stored, std::string message
 
 }  // namespace
 
+namespace {
+// The completions held back by the outermost SendDoneBatch of this thread (else nullptr).
+thread_local std::vector<AsyncSend*>* batched_completions = nullptr;
+}  // namespace
+
+SendDoneBatch::SendDoneBatch() : outermost_(batched_completions == nullptr) {
+  if (outermost_) {
+    // Per thread, so its capacity is reused from one batch to the next.
+    thread_local std::vector<AsyncSend*> completions;
+    batched_completions = &completions;
+  }
+}
+
+SendDoneBatch::~SendDoneBatch() {
+  if (!outermost_) return;
+  std::vector<AsyncSend*>& completions = *batched_completions;
+  batched_completions = nullptr;
+  // Each run of sends of one engine (client) in one hand-off.
+  for (size_t run = 0; run < completions.size();) {
+    Engine& engine = completions[run]->engine();
+    size_t run_end = run + 1;
+    while (run_end < completions.size() && &completions[run_end]->engine() == &engine) ++run_end;
+    engine.PostCallbacks(std::span(completions.data() + run, run_end - run));
+    run = run_end;
+  }
+  completions.clear();
+}
+
 void AsyncSend::Complete(Result<StoredPosition> stored) {
   if (!callback_) {
     counter_->EndSend();
@@ -203,7 +233,11 @@ void AsyncSend::Complete(Result<StoredPosition> stored) {
     return;
   }
   stored_.emplace(std::move(stored));
-  engine_.PostCallback(this);
+  if (batched_completions != nullptr) {
+    batched_completions->push_back(this);
+  } else {
+    engine_.PostCallback(this);
+  }
 }
 
 void AsyncSend::Fail(Status status) {

@@ -17,6 +17,8 @@ constexpr char kDlqOriginPartition[] = "msgsdk.dlq.origin_partition";
 constexpr char kDlqOriginOffset[] = "msgsdk.dlq.origin_offset";
 constexpr char kDlqAttempts[] = "msgsdk.dlq.attempts";
 constexpr char kDlqReason[] = "msgsdk.dlq.reason";
+// A finished delivery whose body and key take more than this is freed, not kept for reuse.
+constexpr size_t kMaxSpareBytes = 16 * 1024;
 
 }  // namespace
 
@@ -116,24 +118,60 @@ bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
   return it == partitions_.end() || it->second.epoch != p.epoch;
 }
 
-void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
-  std::vector<Delivery> filtered_out;
+void SubscriptionCore::Deliver(std::vector<Delivery> batch) { DeliverSwapping(batch); }
+
+void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
+  // Records for the batch: spare ones taken under a short hold of the lock, filled without
+  // it (the handler threads take and finish deliveries meanwhile), then queued under one more.
+  std::vector<PendingPtr> taken;
+  taken.reserve(batch.size());
+  {
+    std::lock_guard lock(mutex_);
+    const size_t reused = std::min(spare_.size(), batch.size());
+    for (size_t i = 0; i < reused; ++i) {
+      taken.push_back(std::move(spare_.back()));
+      spare_.pop_back();
+    }
+  }
+  std::vector<size_t> filtered_out;
+  std::vector<PendingPtr> filled;
+  filled.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Delivery& delivery = batch[i];
+    // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
+    if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
+      filtered_out.push_back(i);
+      continue;
+    }
+    PendingPtr p;
+    if (taken.empty()) {
+      p = std::make_unique<Pending>();
+    } else {
+      p = std::move(taken.back());
+      taken.pop_back();
+    }
+    using std::swap;
+    swap(p->delivery, delivery);
+    Message& m = p->delivery.message;
+    m.cluster = cluster_;
+    p->attempt = std::max(0, m.delivery_attempt) + 1;
+    p->last_error.clear();
+    filled.push_back(std::move(p));
+  }
   int new_workers = 0;
   {
     // One lock for the whole batch: the deliveries go straight to the ready queue.
     std::lock_guard lock(mutex_);
-    for (auto& delivery : batch) {
-      // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
-      if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
-        filtered_out.push_back(std::move(delivery));
-        continue;
+    // A run of one partition looks its state up once.
+    int32_t partition = -1;
+    PartitionState* state = nullptr;
+    for (PendingPtr& p : filled) {
+      const Message& m = p->delivery.message;
+      if (state == nullptr || m.partition != partition) {
+        partition = m.partition;
+        state = &partitions_[partition];
       }
-      auto p = std::make_unique<Pending>();
-      p->delivery = std::move(delivery);
-      Message& m = p->delivery.message;
-      m.cluster = cluster_;
-      p->attempt = std::max(0, m.delivery_attempt) + 1;
-      p->epoch = partitions_[m.partition].epoch;
+      p->epoch = state->epoch;
       ++inflight_;
       if (OrderedKey(*p)) {
         auto [chain, inserted] = key_chains_.try_emplace(m.key);
@@ -144,9 +182,12 @@ void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
       }
       ready_.push_back(std::move(p));
     }
+    // Spare records the batch did not need (it had filtered deliveries) go back.
+    for (PendingPtr& p : taken) spare_.push_back(std::move(p));
     new_workers = ClaimWorkersLocked();
   }
-  for (auto& delivery : filtered_out) Ack(delivery);
+  // Filtered deliveries stay in the batch: the backend reuses them like the others.
+  for (size_t i : filtered_out) Ack(batch[i]);
   StartWorkers(new_workers);
 }
 
@@ -310,7 +351,7 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
   {
     std::lock_guard lock(mutex_);
     --partitions_[partition].busy;
-    released = ReleaseLocked(*p);
+    released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
 }
@@ -433,17 +474,17 @@ void SubscriptionCore::Finish(PendingPtr p) {
   Released released;
   {
     std::lock_guard lock(mutex_);
-    released = ReleaseLocked(*p);
+    released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
 }
 
-SubscriptionCore::Released SubscriptionCore::ReleaseLocked(const Pending& p) {
+SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
   Released released;
   --inflight_;
   released.wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
-  if (OrderedKey(p)) {
-    auto chain = key_chains_.find(p.delivery.message.key);
+  if (OrderedKey(*p)) {
+    auto chain = key_chains_.find(p->delivery.message.key);
     if (chain != key_chains_.end()) {
       if (chain->second.empty()) {
         key_chains_.erase(chain);
@@ -452,6 +493,14 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(const Pending& p) {
         chain->second.pop_front();
       }
     }
+  }
+  // Kept for reuse unless its buffers are large (a big message should not pin its memory).
+  const Message& m = p->delivery.message;
+  if (spare_.size() < static_cast<size_t>(settings_.max_inflight) && !stopped_ &&
+      m.body.capacity() + m.key.capacity() <= kMaxSpareBytes) {
+    spare_.push_back(std::move(p));
+  } else {
+    released.discarded = std::move(p);
   }
   return released;
 }
@@ -495,9 +544,11 @@ Status SubscriptionCore::Close() {
   changed_.notify_all();
   pool_.Shutdown();
   std::unique_ptr<BackendProducer> dead_letters;
+  std::vector<PendingPtr> spare;
   {
     std::lock_guard lock(mutex_);
     dead_letters = std::move(dead_letters_);
+    spare.swap(spare_);
   }
   if (dead_letters) dead_letters->Close(deadline).IgnoreError();
   return status;

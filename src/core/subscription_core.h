@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -112,6 +113,7 @@ class SubscriptionCore : public DeliverySink,
 
   // DeliverySink
   void Deliver(std::vector<Delivery> batch) override;
+  void DeliverSwapping(std::span<Delivery> batch) override;
   bool WaitForCapacity(Deadline deadline) override;
   void Revoke(const std::vector<int32_t>& partitions) override;
 
@@ -129,6 +131,7 @@ class SubscriptionCore : public DeliverySink,
   struct Released {
     PendingPtr next;  // ordered mode: its key's next delivery, now ready to run
     bool wake_backend = false;
+    PendingPtr discarded;  // not kept for reuse: freed once the lock is released
   };
 
   bool IsStaleLocked(const Pending& p) const;
@@ -150,7 +153,8 @@ class SubscriptionCore : public DeliverySink,
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);
-  Released ReleaseLocked(const Pending& p);
+  // Releases the slot of `p` and keeps `p` for a later delivery (see spare_).
+  Released ReleaseLocked(PendingPtr p);
   void AfterRelease(Released released);
   void Ack(const Delivery& delivery);
   bool OrderedKey(const Pending& p) const {
@@ -187,6 +191,11 @@ class SubscriptionCore : public DeliverySink,
   // Deliveries ready for a handler, and the workers (pool tasks) running them.
   std::deque<PendingPtr> ready_;
   int workers_ = 0;
+  // Records of finished deliveries, kept with the buffers of their strings: DeliverSwapping
+  // swaps a new delivery into one and hands the backend the old buffers to decode into, so
+  // the records and strings made on the backend's thread are reused there instead of being
+  // freed on a handler thread (glibc's malloc makes that slow). At most max_inflight.
+  std::vector<PendingPtr> spare_;
   std::unique_ptr<BackendProducer> dead_letters_;
 
   // Set once Start's backend Subscribe returned; acks wait for it.

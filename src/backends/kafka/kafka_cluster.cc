@@ -87,6 +87,19 @@ constexpr size_t kMaxFreeSends = 16384;
 constexpr ptrdiff_t kReportChunk = 64;
 // The delivery reports of the thread polling a producer, while it polls (else nullptr).
 thread_local std::vector<DeliveryReport>* collected_reports = nullptr;
+// A sending thread serves the delivery reports every this many records it sends (per
+// thread), as often as the benchmark's raw producer polls.
+constexpr int kServeEvery = 1000;
+// The delivery thread leaves the reports to the sending threads while one served them this
+// recently (longer than the gap between two serves of a thread sending steadily).
+constexpr auto kSenderServeGrace = std::chrono::milliseconds(5);
+// Records a thread sent since it last served delivery reports.
+thread_local int sends_since_serve = 0;
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
@@ -266,6 +279,8 @@ Status KafkaCluster::ReportStatus(const SendTracker& tracker, const PendingSend&
 
 void KafkaCluster::ApplyReports(std::vector<DeliveryReport>& reports) {
   if (reports.empty()) return;
+  // The SendAsync callbacks of these reports go to the callback pool in one hand-off.
+  core::SendDoneBatch batch;
   bool answered = false;
   for (const DeliveryReport& report : reports) answered = answered || report.result.ok();
   if (answered) events_->NoteBrokerAnswered();
@@ -317,7 +332,37 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
 KafkaCluster::~KafkaCluster() { Shutdown(Clock::now()).IgnoreError(); }
 
 void KafkaCluster::PollLoop() {
-  while (!stop_polling_.load(std::memory_order_acquire)) Poll(100);
+  while (!stop_polling_.load(std::memory_order_acquire)) {
+    const auto since_sender =
+        std::chrono::nanoseconds(SteadyNanos() - sender_served_at_.load(std::memory_order_relaxed));
+    if (sender_wants_to_serve_.exchange(false, std::memory_order_relaxed) ||
+        since_sender < kSenderServeGrace) {
+      // A thread is sending and serving the reports itself: stay out of its way while it does.
+      std::unique_lock lock(idle_mu_);
+      idle_cv_.wait_for(lock, kSenderServeGrace,
+                        [this] { return stop_polling_.load(std::memory_order_acquire); });
+      continue;
+    }
+    std::lock_guard serve(serve_mu_);
+    Poll(100);
+  }
+}
+
+void KafkaCluster::AfterSend() {
+  if (++sends_since_serve < kServeEvery) return;
+  sends_since_serve = 0;
+  // Not from within a serve of this thread (a completion that sends again).
+  if (collected_reports != nullptr) return;
+  std::unique_lock serve(serve_mu_, std::try_to_lock);
+  if (!serve.owns_lock()) {
+    // The delivery thread is serving (or waiting for reports): ask it to stop, so the next
+    // serve is this thread's.
+    sender_wants_to_serve_.store(true, std::memory_order_relaxed);
+    rd_kafka_yield(producer_->c_ptr());
+    return;
+  }
+  sender_served_at_.store(SteadyNanos(), std::memory_order_relaxed);
+  Poll(0);
 }
 
 std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
@@ -563,6 +608,11 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   }
   Status status;
   if (producer_ != nullptr) {
+    // The delivery thread may be waiting for reports while it serves: cut that wait short,
+    // and keep it from serving again before this thread does.
+    sender_wants_to_serve_.store(true, std::memory_order_relaxed);
+    producer_->yield();
+    std::lock_guard serve(serve_mu_);
     // rd_kafka_flush serves delivery reports on this thread: collect them like Poll does.
     std::vector<DeliveryReport> reports;
     collected_reports = &reports;
@@ -579,6 +629,8 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
     }
   }
   stop_polling_.store(true, std::memory_order_release);
+  { std::lock_guard lock(idle_mu_); }
+  idle_cv_.notify_all();
   if (poll_thread_.joinable()) {
     producer_->yield();
     poll_thread_.join();

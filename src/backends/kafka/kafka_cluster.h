@@ -5,8 +5,16 @@
 // reachability, and topic lookup and creation.
 //
 // Delivery reports come through librdkafka's C callback, are collected while a poll serves
-// them and applied 64 at a time: the delivery thread takes a tracker's lock once per group,
+// them and applied 64 at a time: the serving thread takes a tracker's lock once per group,
 // not once per record.
+//
+// Who serves them: a thread that keeps sending serves them itself every kServeEvery sends,
+// as a raw librdkafka producer does, so librdkafka frees each record on the thread that
+// allocated it (glibc's malloc is slow when one thread frees what another allocated, and
+// such a stream of records made the delivery thread spend half its time in free). The
+// cluster's delivery thread serves them whenever no sending thread did for a moment. Only
+// one thread serves at a time (serve_mu_), so reports are applied in the order librdkafka
+// hands them out, and SendAsync callbacks still run on the SDK's callback pool.
 
 #include <atomic>
 #include <chrono>
@@ -147,6 +155,11 @@ class KafkaCluster {
   // Applies delivery reports collected by whoever polled the producer, and clears them.
   void ApplyReports(std::vector<DeliveryReport>& reports);
 
+  // Called by a sending thread after each record it handed to librdkafka: every kServeEvery
+  // records it serves the delivery reports that are ready, unless another thread is serving
+  // them (then the delivery thread is asked to leave them to the senders).
+  void AfterSend();
+
   // Makes sure `topic` exists (creating it when auto_create_topics allows), bounded by
   // metadata_timeout_ms. kNotFound naming topic and cluster if it does not and may not be
   // created; kUnavailable if no broker can be reached.
@@ -167,6 +180,7 @@ class KafkaCluster {
   // librdkafka's dr_msg_cb: collects the report for ApplyReports.
   static void OnDeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   // Serves the producer's queue for up to `timeout_ms`, then applies the reports it gave.
+  // The caller holds serve_mu_.
   void Poll(int timeout_ms);
   void PollLoop();
   Status ReportStatus(const SendTracker& tracker, const PendingSend& send, RdKafka::ErrorCode err,
@@ -198,6 +212,14 @@ class KafkaCluster {
   bool shut_down_ = false;
   std::atomic<bool> stop_polling_{false};
   std::thread poll_thread_;
+  // Held by whoever serves the producer's queue (see the top of this file).
+  std::mutex serve_mu_;
+  // When a sending thread last served reports (steady clock, ns), and whether one found
+  // the delivery thread serving: the delivery thread then leaves the reports to the senders.
+  std::atomic<int64_t> sender_served_at_{0};
+  std::atomic<bool> sender_wants_to_serve_{false};
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;  // wakes the delivery thread's pause for Shutdown
 
   std::mutex topics_mu_;
   std::set<std::string> known_topics_;

@@ -8,6 +8,9 @@
 namespace msgsdk::kafka {
 namespace {
 
+// librdkafka's queued.min.messages for consumers (see MakeConsumerConf).
+constexpr char kQueuedMinMessages[] = "1000000";
+
 using Type = core::PropertySpec::Type;
 
 core::PropertyTable BuildProperties() {
@@ -261,6 +264,12 @@ Result<std::unique_ptr<RdKafka::Conf>> MakeConsumerConf(const KafkaSettings& s,
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.auto.commit", "false", s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.auto.offset.store", "false", s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "enable.partition.eof", "false", s));
+  // librdkafka 2.0.2 counts every partition's prefetched records against this
+  // per-partition limit (their queues forward to the consumer's), stops fetching once it is
+  // reached and looks again only up to a second later: a consumer that reads more slowly than
+  // the fetches arrive (handlers) starves for most of that second. queued.max.messages.kbytes
+  // (64 MiB by default) still bounds what is prefetched.
+  MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "queued.min.messages", kQueuedMinMessages, s));
   MSGSDK_RETURN_IF_ERROR(SetConf(*conf, "auto.offset.reset",
                                  start_from == StartPosition::kLatest ? "latest" : "earliest", s));
   MSGSDK_RETURN_IF_ERROR(

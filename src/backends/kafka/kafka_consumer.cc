@@ -14,6 +14,9 @@ using Clock = std::chrono::steady_clock;
 
 // Records handed to the core in one Deliver call at most.
 constexpr size_t kMaxBatch = 1000;
+// A spent delivery whose body buffer is larger is not decoded into again (it would pin that
+// memory for as long as the subscription runs).
+constexpr size_t kMaxReusedBytes = 16 * 1024;
 // How long one poll waits for records when nothing is pending.
 constexpr int kPollWaitMs = 100;
 // How long the poll thread waits for the core to have room again before it pauses the
@@ -189,9 +192,10 @@ void KafkaSubscription::Run() {
 void KafkaSubscription::PollBatch(int wait_ms) {
   // The C API: the C++ one wraps every record in an object of its own.
   rd_kafka_t* rk = consumer_->c_ptr();
-  batch_.clear();
+  if (deliveries_.size() < kMaxBatch) deliveries_.resize(kMaxBatch);
+  polled_.clear();
   int wait = wait_ms;
-  while (batch_.size() < kMaxBatch) {
+  while (polled_.size() < kMaxBatch) {
     rd_kafka_message_t* message = rd_kafka_consumer_poll(rk, wait);
     wait = 0;
     if (message == nullptr) break;
@@ -207,59 +211,75 @@ void KafkaSubscription::PollBatch(int wait_ms) {
     }
     // The epoch at the time of consumption: a rebalance during the rest of this batch makes
     // the record stale, and it must then not be delivered.
-    batch_.push_back(Polled{message, OwnedEpoch(message->partition)});
+    const uint64_t epoch = OwnedEpoch(message->partition);
+    if (epoch != 0) {
+      // Decoded into a spent delivery (see DeliverSwapping), unless that holds a large
+      // buffer, and the record destroyed at once: what librdkafka allocated for it (its
+      // parsed headers) is freed before the next record needs the same, as the raw
+      // consumer does, instead of a thousand allocations piling up before the first free.
+      core::Delivery& delivery = deliveries_[polled_.size()];
+      if (delivery.message.body.capacity() > kMaxReusedBytes) delivery = core::Delivery{};
+      DecodeRecordInto(message, &delivery.message);
+      polled_.push_back(epoch);
+    }
+    rd_kafka_message_destroy(message);
   }
-  if (!batch_.empty()) Dispatch();
+  if (!polled_.empty()) Dispatch();
 }
 
 void KafkaSubscription::Dispatch() {
   cluster_->events().NoteBrokerAnswered();
-  // One Deliver per partition (and ownership), records in partition order.
-  struct Group {
-    int32_t partition;
-    uint64_t epoch;
-    std::vector<size_t> records;  // indexes into batch_
-  };
-  std::vector<Group> groups;
-  for (size_t i = 0; i < batch_.size(); ++i) {
-    const int32_t partition = batch_[i].message->partition;
-    const uint64_t epoch = batch_[i].epoch;
-    if (epoch == 0) continue;  // not owned when polled
-    auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+  const size_t polled = polled_.size();
+  // Tracked per partition (and ownership), in partition order, under one lock per run. The
+  // runs' vectors are kept from one poll to the next.
+  size_t group_count = 0;
+  for (size_t i = 0; i < polled; ++i) {
+    const int32_t partition = deliveries_[i].message.partition;
+    const uint64_t epoch = polled_[i];
+    const auto used_end = groups_.begin() + static_cast<ptrdiff_t>(group_count);
+    auto group = std::find_if(groups_.begin(), used_end, [&](const PartitionRun& g) {
       return g.partition == partition && g.epoch == epoch;
     });
-    if (group == groups.end()) {
-      groups.push_back(Group{partition, epoch, {}});
-      group = std::prev(groups.end());
+    if (group == used_end) {
+      if (group_count == groups_.size()) groups_.emplace_back();
+      group = groups_.begin() + static_cast<ptrdiff_t>(group_count++);
+      group->partition = partition;
+      group->epoch = epoch;
+      group->records.clear();
     }
     group->records.push_back(i);
   }
-  std::vector<int64_t> offsets;
-  std::vector<char> tracked;
-  for (const Group& group : groups) {
-    offsets.clear();
-    for (size_t i : group.records) offsets.push_back(batch_[i].message->offset);
-    // One lock for the whole run.
-    if (tracker_.Track(group.partition, group.epoch, offsets, tracked) == 0) continue;
-    const std::string receipt = std::to_string(group.epoch);
-    std::vector<core::Delivery> deliveries;
-    deliveries.reserve(group.records.size());
+  keep_.assign(polled, 0);
+  for (const PartitionRun& group : std::span(groups_.data(), group_count)) {
+    offsets_.clear();
+    for (size_t i : group.records) offsets_.push_back(deliveries_[i].message.offset);
+    if (tracker_.Track(group.partition, group.epoch, offsets_, tracked_) == 0) continue;
+    char digits[24];
+    const char* digits_end = std::to_chars(digits, digits + sizeof(digits), group.epoch).ptr;
+    const std::string_view receipt(digits, static_cast<size_t>(digits_end - digits));
     for (size_t k = 0; k < group.records.size(); ++k) {
-      if (!tracked[k]) continue;
-      core::Delivery& delivery = deliveries.emplace_back();
-      DecodeRecordInto(batch_[group.records[k]].message, &delivery.message);
+      if (!tracked_[k]) continue;
+      core::Delivery& delivery = deliveries_[group.records[k]];
       if (!tags_.empty() && !tags_.contains(delivery.message.tag)) {
         // Filtered here, before the core sees it: handled as far as the group is concerned.
-        tracker_.Ack(group.partition, group.epoch, offsets[k]);
-        deliveries.pop_back();
+        tracker_.Ack(group.partition, group.epoch, offsets_[k]);
         continue;
       }
-      delivery.receipt = receipt;
+      delivery.receipt.assign(receipt);
+      keep_[group.records[k]] = 1;
     }
-    if (!deliveries.empty()) sink_.Deliver(std::move(deliveries));
   }
-  for (const Polled& polled : batch_) rd_kafka_message_destroy(polled.message);
-  batch_.clear();
+  // Every partition's records go to the core in one batch, in the order polled (each
+  // partition's in partition order): one lock of the core and one wake-up of its handlers per
+  // poll, not per partition. Those not handed out move behind, keeping their buffers.
+  size_t count = 0;
+  for (size_t i = 0; i < polled; ++i) {
+    if (!keep_[i]) continue;
+    if (i != count) std::swap(deliveries_[count], deliveries_[i]);
+    ++count;
+  }
+  if (count > 0) sink_.DeliverSwapping(std::span(deliveries_.data(), count));
+  polled_.clear();
 }
 
 uint64_t KafkaSubscription::OwnedEpoch(int32_t partition) const {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -56,9 +57,10 @@ class KafkaSubscription : public core::BackendConsumer {
 
   // ---- poll thread only ----
   void Run();
-  // Polls up to kMaxBatch records (waiting up to `wait_ms` for the first) and dispatches them.
+  // Polls up to kMaxBatch records (waiting up to `wait_ms` for the first), decodes those of
+  // owned partitions and dispatches them.
   void PollBatch(int wait_ms);
-  // Hands batch_ to the sink, then destroys its records.
+  // Tracks the polled deliveries and hands those still owned (and not filtered) to the sink.
   void Dispatch();
   // The epoch of an owned partition, 0 if not owned (without the tracker's lock).
   uint64_t OwnedEpoch(int32_t partition) const;
@@ -86,11 +88,21 @@ class KafkaSubscription : public core::BackendConsumer {
   rd_kafka_queue_t* commit_queue_ = nullptr;
   AssignmentOffsets tracker_;
   // ---- poll thread only ----
-  struct Polled {
-    rd_kafka_message_t* message;
-    uint64_t epoch;  // of its partition when it was polled
+  // The records of the current poll, decoded into deliveries_[0, n); polled_[i] is the epoch
+  // of the partition of deliveries_[i] when it was polled. The deliveries keep the buffers
+  // of the spent ones the sink's DeliverSwapping left there, for the next poll to reuse.
+  std::vector<core::Delivery> deliveries_;
+  std::vector<uint64_t> polled_;
+  // The records of a poll per partition and ownership; only the first of them in use.
+  struct PartitionRun {
+    int32_t partition = -1;
+    uint64_t epoch = 0;
+    std::vector<size_t> records;  // indexes into deliveries_
   };
-  std::vector<Polled> batch_;
+  std::vector<PartitionRun> groups_;
+  std::vector<int64_t> offsets_;
+  std::vector<char> tracked_;
+  std::vector<char> keep_;  // per delivery: handed to the sink
   // The epoch of each owned partition by partition id (0: not owned); mirrors tracker_.
   std::vector<uint64_t> epochs_;
   bool paused_ = false;

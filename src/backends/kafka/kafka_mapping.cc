@@ -104,15 +104,24 @@ Message DecodeRecord(const rd_kafka_message_t* rkmessage) {
 
 void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* out) {
   Message& message = *out;
-  message.topic = rd_kafka_topic_name(rkmessage->rkt);
+  message.topic.assign(rd_kafka_topic_name(rkmessage->rkt));
   message.partition = rkmessage->partition;
   message.offset = rkmessage->offset;
+  message.delivery_attempt = 0;
   if (rkmessage->key != nullptr) {
     message.key.assign(static_cast<const char*>(rkmessage->key), rkmessage->key_len);
+  } else {
+    message.key.clear();
   }
   if (rkmessage->payload != nullptr) {
     message.body.assign(static_cast<const char*>(rkmessage->payload), rkmessage->len);
+  } else {
+    message.body.clear();
   }
+  message.tag.clear();
+  message.properties.clear();
+  message.deliver_at.reset();
+  message.message_id.clear();
 
   rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
   const int64_t timestamp_ms = rd_kafka_message_timestamp(rkmessage, &timestamp_type);
@@ -157,6 +166,8 @@ void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* out) {
     message.born_at = *born_at;
   } else if (record_time.has_value()) {
     message.born_at = *record_time;
+  } else {
+    message.born_at = Timestamp{};
   }
   // Log-append time is when the broker stored it; with create time the record timestamp is
   // the best the broker tells us.

@@ -51,8 +51,9 @@ std::string SynthesizeMessageId(std::string_view topic, int32_t partition, int64
 // The message a consumed record stands for: every field of Delivery::message but `cluster`
 // and `delivery_attempt`. `rkmessage` must hold a record (err == 0).
 Message DecodeRecord(const rd_kafka_message_t* rkmessage);
-// The same into `message`, which must be default-constructed (decoding in place saves moving
-// a Message into its Delivery).
+// The same into `message`, overwriting every field but `cluster`: a message decoded before
+// may be passed again, and its strings' buffers are reused (decoding in place also saves
+// moving a Message into its Delivery).
 void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* message);
 
 }  // namespace msgsdk::kafka

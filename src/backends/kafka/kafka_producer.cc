@@ -40,7 +40,11 @@ void KafkaTopicProducer::Send(const Message& message, core::SendDone done) {
   }
   // On success librdkafka holds the send until its delivery report.
   Status status = cluster_->Produce(message, handle_, send);
-  if (!status.ok()) tracker_->Abort(send, std::move(status));
+  if (!status.ok()) {
+    tracker_->Abort(send, std::move(status));
+    return;
+  }
+  cluster_->AfterSend();
 }
 
 Status KafkaTopicProducer::Close(core::Deadline deadline) {

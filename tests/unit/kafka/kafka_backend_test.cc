@@ -285,6 +285,34 @@ TEST_F(KafkaBackendTest, PlainRecordWithoutSdkHeadersIsDelivered) {
   EXPECT_EQ(with_headers.message_id, SynthesizeMessageId(topic, 0, 1, 1700000000456));
 }
 
+TEST_F(KafkaBackendTest, RecordDecodedOverAnEarlierOneKeepsNothingOfIt) {
+  const std::string topic = UniqueTopic();
+  ASSERT_TRUE(cluster().CreateTopic(topic, 1).ok());
+  core::Backend& backend = MakeBackend();
+  auto producer = MakeProducer(backend, topic);
+  ASSERT_NE(producer, nullptr);
+  ASSERT_TRUE(
+      SendSync(*producer, MakeMessage("order-42", "created", "first", {{"source", "web"}})).ok());
+  TestSink& sink = NewSink();
+  ASSERT_NE(Subscribe(backend, Spec(topic, "reuse"), sink), nullptr);
+  ASSERT_TRUE(sink.WaitForDeliveries(1));
+  // Polled later, so decoded into the delivery the first record was decoded into.
+  ASSERT_EQ(testing::ProduceRaw(cluster().bootstrap(), topic, std::nullopt, "plain", 1700000000123),
+            "");
+  ASSERT_TRUE(sink.WaitForDeliveries(2));
+  const auto deliveries = sink.deliveries();
+  EXPECT_EQ(deliveries[0].message.tag, "created");
+  const Message& plain = deliveries[1].message;
+  EXPECT_EQ(plain.body, "plain");
+  EXPECT_EQ(plain.key, "");
+  EXPECT_EQ(plain.tag, "");
+  EXPECT_TRUE(plain.properties.empty());
+  EXPECT_FALSE(plain.deliver_at.has_value());
+  EXPECT_EQ(plain.offset, 1);
+  EXPECT_EQ(plain.message_id, SynthesizeMessageId(topic, 0, 1, 1700000000123));
+  EXPECT_EQ(plain.born_at, FromEpochMicros(1700000000123000));
+}
+
 TEST_F(KafkaBackendTest, CommitsOnlyTheAcknowledgedPrefix) {
   const std::string topic = UniqueTopic();
   ASSERT_TRUE(cluster().CreateTopic(topic, 1).ok());

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "core/backend.h"
@@ -53,6 +54,12 @@ class TestSink : public core::DeliverySink {
     }
     for (const core::Delivery& delivery : to_ack) consumer->Ack(delivery);
     cv_.notify_all();
+  }
+
+  // As the core does, leaves the deliveries in place after taking them (here: copies), so the
+  // backend decodes its next records over what they held: every field must be overwritten.
+  void DeliverSwapping(std::span<core::Delivery> batch) override {
+    Deliver(std::vector<core::Delivery>(batch.begin(), batch.end()));
   }
 
   bool WaitForCapacity(core::Deadline deadline) override {
