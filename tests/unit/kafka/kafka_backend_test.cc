@@ -472,7 +472,10 @@ TEST_F(KafkaBackendTest, SendFailsUnavailableWhenEveryBrokerIsDown) {
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << result.status().ToString();
   EXPECT_NE(result.status().message().find("topic '" + topic + "'"), std::string::npos);
   EXPECT_NE(result.status().message().find("kafka-mock"), std::string::npos);
-  EXPECT_LT(elapsed, 3s) << "fails within the delivery timeout, never hangs";
+  // librdkafka fails expired records on a scan it makes about once a second, so the failure
+  // comes 1 to 2 s after the delivery timeout on an idle machine and later on a loaded one:
+  // the bound tells a failure from a hang, it does not time the backend.
+  EXPECT_LT(elapsed, 10s) << "fails after the delivery timeout, never hangs";
   ASSERT_TRUE(cluster().SetAllBrokersUp().ok());
 }
 
@@ -482,12 +485,13 @@ TEST_F(KafkaBackendTest, UnreachableBootstrapFailsTheSendWithinItsTimeout) {
   auto start = Clock::now();
   auto producer = MakeProducer(backend, "orders");
   ASSERT_NE(producer, nullptr);
-  EXPECT_LT(Clock::now() - start, 2s) << "an unreachable cluster is recognised quickly";
+  EXPECT_LT(Clock::now() - start, 10s) << "an unreachable cluster is recognised, never a hang";
 
   start = Clock::now();
   auto result = SendSync(*producer, MakeMessage("", "", "nowhere"));
   ASSERT_FALSE(result.ok());
-  EXPECT_LT(Clock::now() - start, 3s);
+  // As above: a failure, not a hang.
+  EXPECT_LT(Clock::now() - start, 10s);
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << result.status().ToString();
   EXPECT_NE(result.status().message().find(bootstrap), std::string::npos)
       << result.status().message();
