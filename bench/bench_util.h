@@ -124,7 +124,12 @@ struct Throughput {
   uint64_t failed = 0;
   double seconds = 0;
   std::string first_error;
+  // CPU time of the whole process (every thread) while the case ran, when measured.
+  double cpu_seconds = 0;
   double rate() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
+  double cpu_us_per_message() const {
+    return messages > 0 ? cpu_seconds * 1e6 / static_cast<double>(messages) : 0;
+  }
 };
 
 // Bounds the sends a benchmark has in flight. A semaphore would do, but once the window is

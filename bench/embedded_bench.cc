@@ -50,6 +50,7 @@ using msgsdk::bench::LatencyBody;
 using msgsdk::bench::OnThreads;
 using msgsdk::bench::Quantile;
 using msgsdk::bench::Samples;
+using msgsdk::bench::SelfCpuSeconds;
 using msgsdk::bench::SendWindow;
 using msgsdk::bench::SteadyClock;
 using msgsdk::bench::Table;
@@ -140,6 +141,7 @@ Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, con
   CompletionCounter counter;
   SendWindow window(flags.window);
   std::atomic<uint64_t> submitted{0};
+  const double cpu_start = SelfCpuSeconds();
   const auto start = SteadyClock::now();
   OnThreads(flags.producers, [&](int) {
     // Claim in slices so the shared budget is not touched per message.
@@ -158,7 +160,9 @@ Throughput MeasureAsync(msgsdk::Producer& producer, const std::string& body, con
   if (!counter.WaitFor(submitted.load(), std::chrono::seconds(60))) {
     std::fprintf(stderr, "warning: async sends still unanswered after 60 s\n");
   }
-  return counter.Result(start);
+  Throughput result = counter.Result(start);
+  result.cpu_seconds = SelfCpuSeconds() - cpu_start;
+  return result;
 }
 
 Throughput MeasureBatch(msgsdk::Producer& producer, const std::string& body, const Flags& flags) {
@@ -208,6 +212,7 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
   CompletionCounter counter;
   SendWindow window(flags.window);
   std::atomic<uint64_t> submitted{0};
+  const double cpu_start = SelfCpuSeconds();
   const auto start = SteadyClock::now();
   OnThreads(flags.producers, [&](int thread) {
     int32_t queue = thread % queues;
@@ -232,6 +237,7 @@ Throughput MeasureRawStore(const std::string& data_dir, msgsdk::native::FlushMod
     std::fprintf(stderr, "warning: raw appends still unanswered after 60 s\n");
   }
   Throughput result = counter.Result(start);
+  result.cpu_seconds = SelfCpuSeconds() - cpu_start;
   const msgsdk::Status closed = (*store)->Close();
   if (!closed.ok() && result.first_error.empty()) result.first_error = closed.ToString();
   return result;
@@ -504,7 +510,8 @@ void Report(const Flags& flags, const Results& results) {
       {"raw", "store Append (raw)"}};
   std::printf("\nSend throughput (%s of %d run%s; messages acknowledged per second)\n",
               flags.repeat > 1 ? "median" : "one", flags.repeat, flags.repeat > 1 ? "s" : "");
-  Table table({"flush mode", "size", "path", "messages", "seconds", "msgs/s", "MiB/s", "vs raw"});
+  Table table({"flush mode", "size", "path", "messages", "seconds", "msgs/s", "MiB/s", "vs raw",
+               "CPU us/msg"});
   std::map<std::pair<std::string, size_t>, double> async_rates;
   for (const std::string& mode : flags.modes) {
     for (const size_t size : flags.sizes) {
@@ -524,7 +531,8 @@ void Report(const Flags& flags, const Results& results) {
         table.AddRow(
             {mode, SizeName(size), kind_names.at(kind), messages, Fixed(m.seconds, 2),
              WithSeparators(static_cast<uint64_t>(m.rate())), Fixed(mib, 1),
-             raw_rate > 0 && std::string(kind) != "raw" ? Fixed(m.rate() / raw_rate, 2) : "-"});
+             raw_rate > 0 && std::string(kind) != "raw" ? Fixed(m.rate() / raw_rate, 2) : "-",
+             m.cpu_seconds > 0 ? Fixed(m.cpu_us_per_message(), 2) : "-"});
       }
     }
   }

@@ -87,6 +87,7 @@ struct Flags {
 };
 
 using msgsdk::bench::LoadAverage;
+using msgsdk::bench::SelfCpuSeconds;
 using msgsdk::bench::Median;
 using msgsdk::bench::Seconds;
 using msgsdk::bench::WithSeparators;
@@ -123,6 +124,13 @@ class Progress {
   std::atomic<Clock::rep> last_{0};
   std::mutex mutex_;
   std::condition_variable reached_;
+};
+
+// A produce case's result: throughput, and the CPU time the whole process (the mock cluster's
+// threads included, the same on both sides) spent per message meanwhile.
+struct Produced {
+  double msgs_per_second = 0;
+  double cpu_us_per_message = 0;
 };
 
 // ---- Raw librdkafka -------------------------------------------------------------------------
@@ -190,7 +198,7 @@ msgsdk::Result<std::unique_ptr<RawProducer>> StartRawProducer(
   return producer;
 }
 
-msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topic,
+msgsdk::Result<Produced> RawProduce(RawProducer& producer, const std::string& topic,
                                   const Flags& flags) {
   rd_kafka_t* rk = producer.rk.get();
   MSGSDK_RETURN_IF_ERROR(WarmUpTopic(rk, topic));
@@ -199,6 +207,7 @@ msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topi
   Progress progress(flags.messages);
   producer.progress = &progress;
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const double cpu_start = SelfCpuSeconds();
   const auto start = Clock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
     const msgsdk::Timestamp born_at = std::chrono::system_clock::now();
@@ -234,6 +243,7 @@ msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topi
   }
   const auto deadline = Clock::now() + kGiveUp;
   while (progress.done() < flags.messages && Clock::now() < deadline) rd_kafka_poll(rk, 100);
+  const double cpu_seconds = SelfCpuSeconds() - cpu_start;
   rd_kafka_topic_destroy(rkt);
   producer.progress = nullptr;
   if (progress.done() < flags.messages || progress.failed() > 0) {
@@ -241,7 +251,9 @@ msgsdk::Result<double> RawProduce(RawProducer& producer, const std::string& topi
                                  "': " + std::to_string(progress.done() - progress.failed()) +
                                  " of " + std::to_string(flags.messages) + " acknowledged");
   }
-  return static_cast<double>(flags.messages) / Seconds(progress.last() - start);
+  const auto count = static_cast<double>(flags.messages);
+  return Produced{.msgs_per_second = count / Seconds(progress.last() - start),
+                  .cpu_us_per_message = cpu_seconds * 1e6 / count};
 }
 
 // Reads `count` records of `topic` as a new member of `group`, committing like the backend.
@@ -336,11 +348,12 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
 
 // With `keyed`, record i gets key "i mod 4096", which spreads records evenly over partitions
 // (keyless records stick to one partition for a while: librdkafka's sticky partitioning).
-msgsdk::Result<double> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
+msgsdk::Result<Produced> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
                                   bool keyed, const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
   Progress progress(count);
+  const double cpu_start = SelfCpuSeconds();
   const auto start = Clock::now();
   for (int64_t i = 0; i < count; ++i) {
     producer.SendAsync(
@@ -348,13 +361,15 @@ msgsdk::Result<double> SdkProduce(msgsdk::Client& client, const std::string& top
         [&progress](const msgsdk::Result<msgsdk::SendReceipt>& r) { progress.Add(r.ok()); });
   }
   const bool all = progress.Wait();
+  const double cpu_seconds = SelfCpuSeconds() - cpu_start;
   MSGSDK_RETURN_IF_ERROR(producer.Close());
   if (!all || progress.failed() > 0) {
     return msgsdk::InternalError("sdk produce to " + topic + ": " +
                                  std::to_string(progress.done() - progress.failed()) + " of " +
                                  std::to_string(count) + " acknowledged");
   }
-  return static_cast<double>(count) / Seconds(progress.last() - start);
+  return Produced{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
+                  .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
 }
 
 msgsdk::Result<double> SdkConsume(msgsdk::Client& client, const std::string& topic,
@@ -410,6 +425,7 @@ std::string Ratio(double sdk, double raw) {
 
 struct Figures {
   std::vector<double> raw_produce, sdk_produce, raw_consume, sdk_consume;
+  std::vector<double> raw_produce_cpu, sdk_produce_cpu;
 };
 
 std::map<std::string, std::string> Overrides(const Flags& flags) {
@@ -441,11 +457,15 @@ class Bench {
     double raw_produce = 0;
     double sdk_produce = 0;
     if (flags_.Runs("produce")) {
-      MSGSDK_ASSIGN_OR_RETURN(raw_produce, RawProduce(raw_, raw_topic, flags_));
-      MSGSDK_ASSIGN_OR_RETURN(sdk_produce,
+      MSGSDK_ASSIGN_OR_RETURN(const Produced raw, RawProduce(raw_, raw_topic, flags_));
+      MSGSDK_ASSIGN_OR_RETURN(const Produced sdk,
                               SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
+      raw_produce = raw.msgs_per_second;
+      sdk_produce = sdk.msgs_per_second;
       figures.raw_produce.push_back(raw_produce);
       figures.sdk_produce.push_back(sdk_produce);
+      figures.raw_produce_cpu.push_back(raw.cpu_us_per_message);
+      figures.sdk_produce_cpu.push_back(sdk.cpu_us_per_message);
     }
     if (!flags_.Runs("consume")) {
       std::fprintf(stderr, "repeat %d: produce raw %.0f sdk %.0f (%s) (load %s)\n", round,
@@ -564,6 +584,8 @@ int Run(const Flags& flags) {
   std::printf("  %s\n", std::string(81, '-').c_str());
   if (flags.Runs("produce")) {
     PrintRow("produce: produceva vs SendAsync", figures.raw_produce, figures.sdk_produce);
+    std::printf("  %-38s %12.2f %12.2f\n", "  CPU us per message (process)",
+                Median(figures.raw_produce_cpu), Median(figures.sdk_produce_cpu));
   }
   if (flags.Runs("consume")) {
     PrintRow("consume: consumer_poll vs subscription", figures.raw_consume, figures.sdk_consume);

@@ -1,15 +1,21 @@
 #pragma once
 
-// The record of one SendAsync: made by the producer when the message is handed to the backend,
-// completed by the backend through a SendDone, queued to the callback pool, freed after the
-// callback ran. The one allocation a SendAsync costs beyond the message itself.
+// The record of one SendAsync: taken by the producer from its engine's AsyncSendPool when the
+// message is handed to the backend, completed by the backend through a SendDone, queued to the
+// callback pool, and given back to the pool after the callback ran. A steady stream of sends
+// allocates no records: one made on the sender's thread and freed on a callback thread would
+// take glibc malloc's slow path on both (the free locks the sender's arena while the sender
+// allocates from it).
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/message_id.h"
@@ -22,11 +28,17 @@ class Engine;
 
 class AsyncSend final : public SendDone::Target {
  public:
-  // `counter` is null for a send that failed before it was counted in. `message_id` is the
-  // message's (kMessageIdLength characters), or empty for such a send.
-  AsyncSend(Engine& engine, std::shared_ptr<SendCounter> counter, SendCallback callback,
-            std::string_view message_id)
-      : engine_(engine), counter_(std::move(counter)), callback_(std::move(callback)) {
+  explicit AsyncSend(Engine& engine) : engine_(engine) {}
+
+  // Readies the record for one send. `counter` is null for a send that failed before it was
+  // counted in. `message_id` is the message's (kMessageIdLength characters), or empty for
+  // such a send.
+  void Start(const std::shared_ptr<SendCounter>& counter, SendCallback callback,
+             std::string_view message_id) {
+    // A record reused by the same producer keeps its reference: no count changes hands
+    // between the sender's and the callback threads.
+    if (counter_ != counter) counter_ = counter;
+    callback_ = std::move(callback);
     message_id.copy(message_id_.data(), message_id_.size());
   }
 
@@ -36,18 +48,45 @@ class AsyncSend final : public SendDone::Target {
   // A send that failed before reaching a backend.
   void Fail(Status status);
   Engine& engine() const { return engine_; }
-  // On the callback pool: makes the receipt (or the failure, with the topic and cluster
-  // added), runs the callback, then counts the send out, so Close waits for callbacks too.
-  void RunCallback();
+  // On the callback pool, for a batch of completed sends of one engine: makes each receipt
+  // (or the failure, with the topic and cluster added) and runs each callback, then counts
+  // the sends out (so Close waits for callbacks too) and gives the records back to the pool.
+  static void RunCallbacks(std::span<AsyncSend* const> sends);
 
  private:
+  // Runs the callback and lets go of it and its result.
+  void RunCallback();
+
   Engine& engine_;
-  const std::shared_ptr<SendCounter> counter_;
+  std::shared_ptr<SendCounter> counter_;
   SendCallback callback_;
   // Kept inline and made into the receipt's string on the callback thread: a string made here
   // would be allocated on the sender's thread and freed on another, the slow path of malloc.
   std::array<char, kMessageIdLength> message_id_{};
   std::optional<Result<StoredPosition>> stored_;
+};
+
+// An engine's spare AsyncSend records. Senders take one per SendAsync; the callback pool gives
+// a whole batch back after running its callbacks (one lock per batch).
+class AsyncSendPool {
+ public:
+  explicit AsyncSendPool(Engine& engine) : engine_(engine) {}
+  ~AsyncSendPool();
+  AsyncSendPool(const AsyncSendPool&) = delete;
+  AsyncSendPool& operator=(const AsyncSendPool&) = delete;
+
+  // A spare record, or a new one.
+  AsyncSend* Take();
+  // Records whose callbacks ran (or that had none). Beyond kMaxSpare, they are freed: the pool
+  // keeps what a steady stream needs, not the peak of a burst.
+  void Give(std::span<AsyncSend* const> sends);
+
+  static constexpr size_t kMaxSpare = 16384;
+
+ private:
+  Engine& engine_;
+  std::mutex mutex_;
+  std::vector<AsyncSend*> spare_;
 };
 
 }  // namespace msgsdk::core

@@ -121,12 +121,9 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
     : registry_(std::move(registry)),
       environment_(std::move(environment)),
       client_id_(std::move(client_id)),
+      async_sends_(*this),
       callback_pool_("msgsdk-callback", table->client_settings().callback_threads),
-      send_callbacks_(callback_pool_,
-                      [](AsyncSend*& send) {
-                        send->RunCallback();
-                        delete send;
-                      }),
+      send_callbacks_(callback_pool_, &AsyncSend::RunCallbacks),
       table_(std::move(table)) {
   routing_.client = client_id_;
   routing_.version = table_->version();
@@ -271,9 +268,10 @@ Result<const ClusterConfig*> Engine::ReadTarget(const SubscriptionSpec& spec, co
     }
   }
   if (partitions == 0) return resolved.read;
-  waiting = "reads '" + leave.name + "' until it reaches the drain offsets: " +
-            std::to_string(partitions) + " partition" + (partitions == 1 ? "" : "s") +
-            " behind, about " + std::to_string(left) + " offsets left (" + first + ")";
+  waiting = "reads '" + leave.name +
+            "' until it reaches the drain offsets: " + std::to_string(partitions) + " partition" +
+            (partitions == 1 ? "" : "s") + " behind, about " + std::to_string(left) +
+            " offsets left (" + first + ")";
   return &leave;
 }
 

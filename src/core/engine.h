@@ -102,7 +102,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::string& client_id() const { return client_id_; }
   // The running version's client settings.
   ClientSettings settings() const;
-  // Queues a completed SendAsync for the callback pool, which runs its callback and frees it.
+  // Spare SendAsync records.
+  AsyncSendPool& async_sends() { return async_sends_; }
+  // Queues a completed SendAsync for the callback pool, which runs its callback and gives the
+  // record back.
   void PostCallback(AsyncSend* send) { send_callbacks_.Post(send); }
   // The same for several, in order, with one hand-off to the pool.
   void PostCallbacks(std::span<AsyncSend*> sends) { send_callbacks_.PostAll(sends); }
@@ -159,6 +162,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::shared_ptr<const BackendRegistry> registry_;
   const std::string environment_;
   const std::string client_id_;
+  // Before the callback pool: its threads give records back until they are joined.
+  AsyncSendPool async_sends_;
   ThreadPool callback_pool_;
   BatchingQueue<AsyncSend*> send_callbacks_;
   TimerQueue timers_;

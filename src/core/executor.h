@@ -60,7 +60,8 @@ class ThreadPool {
 template <typename Item>
 class BatchingQueue {
  public:
-  using Handler = std::function<void(Item&)>;
+  // Called with each batch, on a pool thread.
+  using Handler = std::function<void(std::span<Item const>)>;
   BatchingQueue(ThreadPool& pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
 
   void Post(Item item) { PostAll(std::span<Item>(&item, 1)); }
@@ -79,7 +80,6 @@ class BatchingQueue {
 
  private:
   void Drain() {
-    std::vector<Item> batch;
     while (true) {
       {
         std::lock_guard lock(mutex_);
@@ -87,10 +87,12 @@ class BatchingQueue {
           draining_ = false;
           return;
         }
-        batch.swap(pending_);
+        // The two vectors trade places, so both keep their capacity: a steady stream
+        // allocates nothing here.
+        batch_.swap(pending_);
       }
-      for (Item& item : batch) handler_(item);
-      batch.clear();
+      handler_(batch_);
+      batch_.clear();
     }
   }
 
@@ -99,6 +101,8 @@ class BatchingQueue {
   std::mutex mutex_;
   std::vector<Item> pending_;
   bool draining_ = false;
+  // The batch being handled: only the one Drain running (draining_) touches it.
+  std::vector<Item> batch_;
 };
 
 // Runs tasks at (or shortly after) a given time on its own thread. Tasks must be short:

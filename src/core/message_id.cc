@@ -1,5 +1,6 @@
 #include "core/message_id.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -8,14 +9,6 @@
 
 namespace msgsdk::core {
 namespace {
-
-uint64_t ProcessNonce() {
-  static const uint64_t nonce = [] {
-    std::random_device device;
-    return (static_cast<uint64_t>(device()) << 32) ^ device();
-  }();
-  return nonce;
-}
 
 // Two hex digits per byte from a table: ids are made on every send.
 void AppendHex(uint64_t value, char* out) {
@@ -36,6 +29,17 @@ void AppendHex(uint64_t value, char* out) {
   }
 }
 
+// The id's second half: 64 random bits drawn once per process, in hex.
+const std::array<char, 16>& ProcessNonceHex() {
+  static const std::array<char, 16> hex = [] {
+    std::random_device device;
+    std::array<char, 16> digits{};
+    AppendHex((static_cast<uint64_t>(device()) << 32) ^ device(), digits.data());
+    return digits;
+  }();
+  return hex;
+}
+
 }  // namespace
 
 std::string NewMessageId(Timestamp now) {
@@ -49,10 +53,11 @@ std::string NewMessageId(Timestamp now) {
     next = previous + 1 > floor ? previous + 1 : floor;
   } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
 
-  std::string id(32, '\0');
+  std::array<char, kMessageIdLength> id;
   AppendHex(next, id.data());
-  AppendHex(ProcessNonce(), id.data() + 16);
-  return id;
+  const std::array<char, 16>& nonce = ProcessNonceHex();
+  std::copy(nonce.begin(), nonce.end(), id.begin() + 16);
+  return std::string(id.data(), id.size());
 }
 
 }  // namespace msgsdk::core

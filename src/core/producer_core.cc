@@ -1,5 +1,6 @@
 #include "core/producer_core.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <span>
@@ -229,7 +230,8 @@ SendDoneBatch::~SendDoneBatch() {
 void AsyncSend::Complete(Result<StoredPosition> stored) {
   if (!callback_) {
     counter_->EndSend();
-    delete this;
+    AsyncSend* self = this;
+    engine_.async_sends().Give(std::span(&self, 1));
     return;
   }
   stored_.emplace(std::move(stored));
@@ -242,7 +244,8 @@ void AsyncSend::Complete(Result<StoredPosition> stored) {
 
 void AsyncSend::Fail(Status status) {
   if (!callback_) {
-    delete this;
+    AsyncSend* self = this;
+    engine_.async_sends().Give(std::span(&self, 1));
     return;
   }
   stored_.emplace(std::move(status));
@@ -250,16 +253,60 @@ void AsyncSend::Fail(Status status) {
 }
 
 void AsyncSend::RunCallback() {
-  const Result<SendReceipt> result =
-      counter_ ? ToReceipt(std::move(*stored_), std::string(message_id_.data(), message_id_.size()),
-                           *counter_)
-               : Result<SendReceipt>(stored_->status());
-  // A throwing callback must not take the pool thread down with it.
-  try {
-    callback_(result);
-  } catch (...) {
+  {
+    const Result<SendReceipt> result =
+        counter_ ? ToReceipt(std::move(*stored_),
+                             std::string(message_id_.data(), message_id_.size()), *counter_)
+                 : Result<SendReceipt>(stored_->status());
+    // A throwing callback must not take the pool thread down with it.
+    try {
+      callback_(result);
+    } catch (...) {
+    }
   }
-  if (counter_) counter_->EndSend();
+  // What the callback captured goes now, not when the record is next used.
+  callback_ = nullptr;
+  stored_.reset();
+}
+
+void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
+  for (AsyncSend* send : sends) send->RunCallback();
+  // One count per run of sends of one producer route, rather than one per send.
+  for (size_t run = 0; run < sends.size();) {
+    // A send that failed before it was counted in has no counter.
+    SendCounter* counter = sends[run]->counter_.get();
+    size_t run_end = run + 1;
+    while (run_end < sends.size() && sends[run_end]->counter_.get() == counter) ++run_end;
+    if (counter != nullptr) counter->EndSend(static_cast<int64_t>(run_end - run));
+    run = run_end;
+  }
+  if (!sends.empty()) sends.front()->engine().async_sends().Give(sends);
+}
+
+AsyncSendPool::~AsyncSendPool() {
+  for (AsyncSend* send : spare_) delete send;
+}
+
+AsyncSend* AsyncSendPool::Take() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!spare_.empty()) {
+      AsyncSend* send = spare_.back();
+      spare_.pop_back();
+      return send;
+    }
+  }
+  return new AsyncSend(engine_);
+}
+
+void AsyncSendPool::Give(std::span<AsyncSend* const> sends) {
+  size_t kept;
+  {
+    std::lock_guard lock(mutex_);
+    kept = std::min(sends.size(), kMaxSpare - std::min(kMaxSpare, spare_.size()));
+    spare_.insert(spare_.end(), sends.begin(), sends.begin() + static_cast<ptrdiff_t>(kept));
+  }
+  for (size_t i = kept; i < sends.size(); ++i) delete sends[i];
 }
 
 Result<SendReceipt> ProducerCore::Send(Message&& message) {
@@ -309,12 +356,15 @@ void ProducerCore::SendAsync(Message&& message, SendCallback callback) {
     }
   }
   if (!status.ok()) {
-    (new AsyncSend(*engine_, nullptr, std::move(callback), {}))->Fail(std::move(status));
+    AsyncSend* send = engine_->async_sends().Take();
+    send->Start(nullptr, std::move(callback), {});
+    send->Fail(std::move(status));
     return;
   }
   // The engine outlives every send: it closes its producers (which wait for their sends and
   // callbacks) before it goes away.
-  auto* send = new AsyncSend(*engine_, route->counter, std::move(callback), message.message_id);
+  AsyncSend* send = engine_->async_sends().Take();
+  send->Start(route->counter, std::move(callback), message.message_id);
   PrepareCopies(message, *route);
   route->producer->Send(message, SendDone(send));
   SendShadow(message, *route);

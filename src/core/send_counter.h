@@ -17,9 +17,9 @@ struct SendCounter {
   SendCounter(std::string topic, std::string cluster)
       : topic(std::move(topic)), cluster(std::move(cluster)) {}
 
-  // Counts a send out; wakes Close when the last one is done.
-  void EndSend() {
-    if (in_flight.fetch_sub(1) == 1 && closed.load()) {
+  // Counts sends out; wakes Close when the last one is done.
+  void EndSend(int64_t count = 1) {
+    if (in_flight.fetch_sub(count) == count && closed.load()) {
       std::lock_guard lock(mutex);
       drained.notify_all();
     }

@@ -299,6 +299,9 @@ void KafkaCluster::ApplyReports(std::vector<DeliveryReport>& reports) {
 void KafkaCluster::Poll(int timeout_ms) {
   // Per thread, so its capacity is reused from one poll to the next.
   thread_local std::vector<DeliveryReport> reports;
+  // The SendAsync callbacks of the whole poll go to the callback pool in one hand-off, not
+  // one per chunk of reports applied while it runs: a hand-off can cost a wake-up.
+  core::SendDoneBatch batch;
   collected_reports = &reports;
   rd_kafka_poll(producer_->c_ptr(), timeout_ms);
   collected_reports = nullptr;

@@ -27,6 +27,7 @@
 #include "backends/native/storage/message_codec.h"
 #include "backends/native/storage/offset_store.h"
 #include "backends/native/storage/store_metadata.h"
+#include "core/backend.h"
 
 namespace msgsdk::native {
 
@@ -1039,6 +1040,10 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
     if (options_.on_published) options_.on_published();
   }
 
+  // The SDK's SendAsync completions among these reach its callback pool in one hand-off for
+  // the batch, not one (a lock, perhaps a wake-up) each on this thread, which every append
+  // waits for.
+  core::SendDoneBatch sends;
   for (size_t i = 0; i < count; ++i) {
     PendingBatch::Item& item = batch->items[i];
     if (!item.done) continue;
