@@ -67,7 +67,7 @@ class CommitLog::CacheLimiter {
 
  private:
   void Run() {
-    pthread_setname_np(pthread_self(), "msgsdk-log-cache");
+    pthread_setname_np(pthread_self(), "msgsdk-store-c");
     std::unique_lock lock(mu_);
     for (;;) {
       wake_.wait(lock, [&] { return stop_ || end_ - window_ > dropped_; });
