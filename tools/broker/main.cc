@@ -2,7 +2,8 @@
 //
 //   msgsdk-broker --data-dir DIR [--listen HOST:PORT] [--flush-mode group_commit|periodic]
 //                 [--flush-interval-ms N] [--max-message-bytes N] [--queues N]
-//                 [--segment-bytes N] [--retention-ms N] [--retention-bytes N]
+//                 [--segment-bytes N] [--log-cache-bytes N] [--retention-ms N] [--retention-bytes
+//                 N]
 //                 [--retention-check-interval-ms N] [--log-level LEVEL] [--config FILE.yaml]
 //
 // Once listening it prints one line on standard output, "msgsdk-broker listening on
@@ -41,6 +42,7 @@ struct Settings {
   int64_t max_message_bytes = 4 << 20;
   int64_t queues = 8;
   int64_t segment_bytes = int64_t{1} << 30;
+  int64_t log_cache_bytes = int64_t{256} << 20;
   int64_t retention_ms = 0;
   int64_t retention_bytes = 0;
   int64_t retention_check_interval_ms = 60000;
@@ -68,6 +70,7 @@ const std::vector<IntRange>& IntRanges() {
        int64_t{256} << 20},
       {"queues", "--queues", &Settings::queues, 1, 1024},
       {"segment_bytes", "--segment-bytes", &Settings::segment_bytes, 4096, int64_t{64} << 30},
+      {"log_cache_bytes", "--log-cache-bytes", &Settings::log_cache_bytes, 0, int64_t{1} << 50},
       {"retention_ms", "--retention-ms", &Settings::retention_ms, 0, kMaxRetentionMs},
       {"retention_bytes", "--retention-bytes", &Settings::retention_bytes, 0, kMaxRetentionBytes},
       {"retention_check_interval_ms", "--retention-check-interval-ms",
@@ -133,6 +136,9 @@ std::string ApplyConfigFile(const std::string& path, const CLI::App& app, Settin
       {"segment_bytes",
        {"--segment-bytes",
         [&](const YAML::Node& n) { settings->segment_bytes = n.as<int64_t>(); }}},
+      {"log_cache_bytes",
+       {"--log-cache-bytes",
+        [&](const YAML::Node& n) { settings->log_cache_bytes = n.as<int64_t>(); }}},
       {"retention_ms",
        {"--retention-ms", [&](const YAML::Node& n) { settings->retention_ms = n.as<int64_t>(); }}},
       {"retention_bytes",
@@ -201,6 +207,12 @@ int Run(int argc, char** argv) {
   app.add_option("--segment-bytes", settings.segment_bytes,
                  "Size at which a commit-log segment is sealed")
       ->check(RangeCheck("segment_bytes"))
+      ->capture_default_str();
+  app.add_option("--log-cache-bytes", settings.log_cache_bytes,
+                 "How much of the commit log's tail stays in the page cache; older pages are "
+                 "dropped as it grows, so that writes reuse the memory just freed (0: the "
+                 "kernel decides)")
+      ->check(RangeCheck("log_cache_bytes"))
       ->capture_default_str();
   app.add_option("--retention-ms", settings.retention_ms,
                  "Delete a sealed commit-log segment once its newest message was stored this "
@@ -275,6 +287,7 @@ int Run(int argc, char** argv) {
   options.broker.store.max_message_bytes = static_cast<uint32_t>(settings.max_message_bytes);
   options.broker.store.default_queues = static_cast<int32_t>(settings.queues);
   options.broker.store.segment_bytes = static_cast<uint64_t>(settings.segment_bytes);
+  options.broker.store.log_cache_bytes = static_cast<uint64_t>(settings.log_cache_bytes);
   options.broker.store.retention.max_age = std::chrono::milliseconds(settings.retention_ms);
   options.broker.store.retention.max_bytes = static_cast<uint64_t>(settings.retention_bytes);
   options.broker.store.retention.check_interval =

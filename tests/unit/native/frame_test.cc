@@ -90,42 +90,52 @@ TEST(FrameTest, PipelinedFramesArriveOneByteAtATime) {
 
 // Large and small frames mixed, read the way the broker and the client read a socket
 // (straight into the decoder's ReadSpace) in reads of several sizes: large bodies are
-// received in place, whole and in order, wherever the reads cut the stream.
+// received in place, whole and in order, wherever the reads cut the stream; the same when
+// every body is handed back (Recycle) and the next large ones are received into it.
 TEST(FrameTest, LargeBodiesReceivedInPlaceArriveWholeWhateverTheReadSizes) {
   std::vector<std::string> frames;
   std::string stream;
   for (int i = 0; i < 12; ++i) {
-    // 3 to 2,000 messages: bodies from under a hundred bytes to well over kInPlaceBodyBytes.
-    frames.push_back(ProduceFrame(static_cast<uint64_t>(i), i % 3 == 0 ? 2000 : 3 + i));
+    // 3 to 2,000 messages: bodies from under a hundred bytes to well over kInPlaceBodyBytes,
+    // growing and shrinking (a recycled body is too small, or longer than the next one).
+    const int messages = i % 3 == 0 ? 2000 - 150 * i : (i % 3 == 1 ? 3 + i : 700 + 100 * i);
+    frames.push_back(ProduceFrame(static_cast<uint64_t>(i), messages));
     stream += frames.back();
   }
   ASSERT_GT(frames[0].size(), 2 * FrameDecoder::kInPlaceBodyBytes);
-  for (size_t read_size : {size_t{1}, size_t{13}, size_t{4096}, size_t{65536}, size_t{1} << 20}) {
-    FrameDecoder decoder(FrameDirection::kRequest, kMaxBody);
-    std::vector<std::string> bodies;
-    size_t at = 0;
-    while (at < stream.size()) {
-      const std::span<char> space = decoder.ReadSpace();
-      ASSERT_FALSE(space.empty());
-      const size_t n = std::min({space.size(), read_size, stream.size() - at});
-      std::memcpy(space.data(), stream.data() + at, n);
-      decoder.Commit(n);
-      at += n;
-      while (true) {
-        auto frame = decoder.Next();
-        ASSERT_TRUE(frame.ok()) << frame.status().ToString();
-        if (!frame->has_value()) break;
-        EXPECT_EQ((*frame)->header.request_id, bodies.size());
-        bodies.push_back(std::move((*frame)->body));
+  for (bool recycle : {false, true})
+    for (size_t read_size : {size_t{1}, size_t{13}, size_t{4096}, size_t{65536}, size_t{1} << 20}) {
+      FrameDecoder decoder(FrameDirection::kRequest, kMaxBody);
+      std::vector<std::string> bodies;
+      size_t at = 0;
+      while (at < stream.size()) {
+        const std::span<char> space = decoder.ReadSpace();
+        ASSERT_FALSE(space.empty());
+        const size_t n = std::min({space.size(), read_size, stream.size() - at});
+        std::memcpy(space.data(), stream.data() + at, n);
+        decoder.Commit(n);
+        at += n;
+        while (true) {
+          auto frame = decoder.Next();
+          ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+          if (!frame->has_value()) break;
+          EXPECT_EQ((*frame)->header.request_id, bodies.size());
+          if (recycle) {
+            bodies.push_back((*frame)->body);
+            decoder.Recycle(std::move((*frame)->body));
+          } else {
+            bodies.push_back(std::move((*frame)->body));
+          }
+        }
       }
+      ASSERT_EQ(bodies.size(), frames.size())
+          << "reads of " << read_size << ", recycle " << recycle;
+      for (size_t i = 0; i < frames.size(); ++i) {
+        EXPECT_EQ(bodies[i], frames[i].substr(kFrameHeaderSize)) << "frame " << i;
+      }
+      EXPECT_EQ(decoder.buffered(), 0u);
+      MSGSDK_EXPECT_OK(decoder.Finish());
     }
-    ASSERT_EQ(bodies.size(), frames.size()) << "reads of " << read_size;
-    for (size_t i = 0; i < frames.size(); ++i) {
-      EXPECT_EQ(bodies[i], frames[i].substr(kFrameHeaderSize)) << "frame " << i;
-    }
-    EXPECT_EQ(decoder.buffered(), 0u);
-    MSGSDK_EXPECT_OK(decoder.Finish());
-  }
 }
 
 // A header that claims a large body allocates nothing it has not received: a peer that

@@ -19,6 +19,11 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+// Frames written kept for reuse (TakeSpareFrame): as many as a producer keeps in flight, and
+// each at most this large, so that a burst of large frames is not held on to.
+constexpr size_t kMaxSpareFrames = 8;
+constexpr size_t kMaxSpareFrameBytes = size_t{4} << 20;
+
 }  // namespace
 
 class BrokerClient::Impl {
@@ -50,6 +55,14 @@ class BrokerClient::Impl {
       return;
     }
     Submit(id, type, timeout, std::move(bytes), std::move(done));
+  }
+
+  std::string TakeSpareFrame() {
+    std::lock_guard lock(spare_mutex_);
+    if (spare_frames_.empty()) return {};
+    std::string frame = std::move(spare_frames_.back());
+    spare_frames_.pop_back();
+    return frame;
   }
 
   void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
@@ -340,8 +353,21 @@ class BrokerClient::Impl {
                           Disconnect("write failed: " + error.message());
                           return;
                         }
+                        KeepSpareFrames();
                         Flush();
                       });
+  }
+
+  // The frames just written become spares (TakeSpareFrame), as many as are kept.
+  void KeepSpareFrames() {
+    std::lock_guard lock(spare_mutex_);
+    for (std::string& frame : writing_frames_) {
+      if (spare_frames_.size() >= kMaxSpareFrames) break;
+      if (frame.capacity() > kMaxSpareFrameBytes) continue;
+      frame.clear();
+      spare_frames_.push_back(std::move(frame));
+    }
+    writing_frames_.clear();
   }
 
   const BrokerClientOptions options_;
@@ -372,6 +398,9 @@ class BrokerClient::Impl {
   std::vector<std::string> writing_frames_;
   std::vector<asio::const_buffer> writing_buffers_;
   bool writing_ = false;
+  // Written frames kept for TakeSpareFrame.
+  std::mutex spare_mutex_;
+  std::vector<std::string> spare_frames_;  // guarded by spare_mutex_
   protocol::FrameDecoder decoder_;
 };
 
@@ -409,6 +438,8 @@ void BrokerClient::CallWithFrame(protocol::FrameType type, std::string frame,
                                  std::chrono::milliseconds timeout, ResponseCallback done) {
   impl_->CallWithFrame(type, std::move(frame), timeout, std::move(done));
 }
+
+std::string BrokerClient::TakeSpareFrame() { return impl_->TakeSpareFrame(); }
 
 uint64_t BrokerClient::Disconnects() const { return impl_->disconnects(); }
 

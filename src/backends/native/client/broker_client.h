@@ -57,6 +57,11 @@ class BrokerClient {
   void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
                      ResponseCallback done);
 
+  // A string whose memory held a frame already written (empty, its capacity kept), or an
+  // empty one if there is none: a caller that builds frames builds the next one in it, and
+  // so saves allocating, and faulting in, that memory again. Any thread.
+  std::string TakeSpareFrame();
+
   // How many times a connection was lost so far. A change means the broker may have
   // restarted since (and forgotten its group members).
   uint64_t Disconnects() const;

@@ -149,7 +149,7 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
 
   // Queues the open frame as full. Under queue_mutex_.
   void CloseOpenFrame() {
-    ready_.push_back(Batch{open_.TakeFrame(), std::move(open_entries_)});
+    ready_.push_back(Batch{open_.TakeFrame(client_->TakeSpareFrame()), std::move(open_entries_)});
     open_entries_ = {};
   }
 
@@ -168,7 +168,7 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
           batch = std::move(ready_.front());
           ready_.pop_front();
         } else if (open_.entries() > 0) {
-          batch = Batch{open_.TakeFrame(), std::move(open_entries_)};
+          batch = Batch{open_.TakeFrame(client_->TakeSpareFrame()), std::move(open_entries_)};
           open_entries_ = {};
         } else {
           return;

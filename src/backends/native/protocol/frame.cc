@@ -134,11 +134,13 @@ Status MalformedBody(const Frame& frame) {
 std::span<char> FrameDecoder::ReadSpace() {
   read_into_body_ = receiving_body() && body_received_ < pending_->body_size;
   if (read_into_body_) {
-    // Grown as the body arrives (its capacity was reserved, so this never moves it).
+    // Grown as the body arrives (its capacity was reserved, so this never moves it); a
+    // recycled body may already be long enough.
+    const size_t body_size = pending_->body_size;
     if (body_.size() == body_received_) {
-      body_.resize(std::min<size_t>(pending_->body_size, body_received_ + kReadBytes));
+      body_.resize(std::min(body_size, body_received_ + kReadBytes));
     }
-    return {body_.data() + body_received_, body_.size() - body_received_};
+    return {body_.data() + body_received_, std::min(body_.size(), body_size) - body_received_};
   }
   if (begin_ == end_) begin_ = end_ = 0;
   if (capacity_ - end_ < kReadBytes) {
@@ -188,8 +190,12 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
     }
     pending_ = *header;
     begin_ += kFrameHeaderSize;
-    // Reserved, not touched: the pages are used only as the body arrives.
-    if (receiving_body()) body_.reserve(pending_->body_size);
+    // Reserved, not touched: the pages are used only as the body arrives. (Not grown from a
+    // recycled body too small for it: that would copy its stale bytes.)
+    if (receiving_body() && body_.capacity() < pending_->body_size) {
+      body_ = std::string();
+      body_.reserve(pending_->body_size);
+    }
   }
   Frame frame{.header = *pending_};
   if (receiving_body()) {
@@ -203,6 +209,7 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
       begin_ += held;
     }
     if (body_received_ < pending_->body_size) return std::optional<Frame>();
+    body_.resize(pending_->body_size);  // a recycled body may have been longer
     frame.body = std::move(body_);
     body_ = std::string();
     body_received_ = 0;
@@ -213,6 +220,17 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
   }
   pending_.reset();
   return std::optional<Frame>(std::move(frame));
+}
+
+void FrameDecoder::Recycle(std::string&& body) {
+  // Not while a body is being received into body_, nor to replace a larger one.
+  if (body_received_ > 0 || body.capacity() <= body_.capacity() ||
+      body.capacity() > kRecycledBodyBytes) {
+    return;
+  }
+  body_ = std::move(body);
+  // Its old bytes count as room (ReadSpace reads into them without zeroing them first).
+  body_.resize(body_.capacity());
 }
 
 void FrameDecoder::Reset() {

@@ -113,6 +113,8 @@ class FrameDecoder {
  public:
   // Bodies from this size on are received in place.
   static constexpr size_t kInPlaceBodyBytes = size_t{64} * 1024;
+  // The largest body kept by Recycle.
+  static constexpr size_t kRecycledBodyBytes = size_t{16} << 20;
 
   FrameDecoder(FrameDirection direction, uint32_t max_body_bytes)
       : direction_(direction), max_body_bytes_(max_body_bytes) {}
@@ -125,6 +127,10 @@ class FrameDecoder {
   void Append(std::string_view bytes);
   // The next complete frame, std::nullopt if more bytes are needed, or the stream's error.
   Result<std::optional<Frame>> Next();
+  // Hands back the body of a frame Next returned, once the caller is done with it: the next
+  // large frame is received into its memory, which saves allocating (and, in the kernel,
+  // faulting in) and zeroing as much again. Kept only up to kRecycledBodyBytes.
+  void Recycle(std::string&& body);
   // At the end of the stream: kInvalidArgument if it stopped inside a frame (a truncated
   // frame), naming how many bytes of how many arrived.
   Status Finish() const;
@@ -147,7 +153,9 @@ class FrameDecoder {
   size_t begin_ = 0;
   size_t end_ = 0;
   std::optional<FrameHeader> pending_;  // the header of the frame being received
-  std::string body_;  // a large pending frame's body: body_received_ bytes, then room
+  // A large pending frame's body: body_received_ bytes, then room (a recycled body's old
+  // bytes included, as far as its size goes).
+  std::string body_;
   size_t body_received_ = 0;
   bool read_into_body_ = false;  // where the last ReadSpace pointed
   Status error_;

@@ -487,10 +487,11 @@ bool IsValidUtf8(std::string_view text) {
 ProduceFrameBuilder::ProduceFrameBuilder(std::string_view topic) {
   topic_field_.resize(DelimitedSize(topic.size()));
   PutDelimited(topic_field_.data(), kRequestTopic, topic);
-  Start();
+  Start({});
 }
 
-void ProduceFrameBuilder::Start() {
+void ProduceFrameBuilder::Start(std::string next) {
+  frame_ = std::move(next);
   frame_.clear();
   frame_.reserve(last_size_);
   frame_.resize(kFrameHeaderSize);
@@ -524,10 +525,10 @@ Status ProduceFrameBuilder::Add(int32_t queue, const Message& message) {
   return OkStatus();
 }
 
-std::string ProduceFrameBuilder::TakeFrame() {
+std::string ProduceFrameBuilder::TakeFrame(std::string next) {
   std::string frame = std::move(frame_);
   last_size_ = frame.size();
-  Start();
+  Start(std::move(next));
   return frame;
 }
 

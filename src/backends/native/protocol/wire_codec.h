@@ -49,11 +49,12 @@ class ProduceFrameBuilder {
   size_t size() const { return frame_.size(); }
 
   // The frame, with its header still to be written (SealFrame with FrameType::kProduce).
-  // The builder starts the next frame for the same topic.
-  std::string TakeFrame();
+  // The builder starts the next frame for the same topic, in `next`'s memory if it has some
+  // (a frame already sent: see BrokerClient::TakeSpareFrame).
+  std::string TakeFrame(std::string next = {});
 
  private:
-  void Start();
+  void Start(std::string next);
 
   std::string topic_field_;  // the encoded topic field every frame starts with
   std::string frame_;

@@ -244,6 +244,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (!frame->has_value()) return;
       server_.Dispatch(shared_from_this(), **frame);
+      // Every handler is done with the body when it returns (a produce request is copied
+      // into the store's records, a parked fetch keeps its decoded request).
+      decoder_.Recycle(std::move((*frame)->body));
     }
   }
 

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 namespace msgsdk::native {
@@ -21,11 +23,79 @@ constexpr size_t kScanChunkBytes = 4u << 20;
 // Disk space is reserved for the active segment this much at a time.
 constexpr uint64_t kPreallocateBytes = 64u << 20;
 constexpr size_t kOffsetNameDigits = 20;
+// LimitCache drops pages at most this much at a time (about a millisecond of the kernel's
+// work), so that the pages it frees are taken again by the next appends.
+constexpr uint64_t kCacheDropStepBytes = 16u << 20;
+// Ranges dropped from the page cache start and end at multiples of this (in the segment
+// file): the largest folio the page cache uses on x86-64 and arm64 with 4 KiB pages.
+constexpr int64_t kCacheDropAlign = int64_t{2} << 20;
 
 }  // namespace
 
+// The thread of LimitCache. The writer calls Appended after each write; once per step it
+// wakes the thread, which drops what lies more than `window` behind the end.
+class CommitLog::CacheLimiter {
+ public:
+  CacheLimiter(const CommitLog& log, uint64_t window)
+      : log_(log),
+        window_(static_cast<int64_t>(window)),
+        step_(
+            static_cast<int64_t>(std::min(kCacheDropStepBytes, std::max<uint64_t>(window / 4, 1)))),
+        next_wake_(0),  // the first append: what a reopened log holds beyond the window goes
+        dropped_(log.start_offset()),
+        thread_([this] { Run(); }) {}
+
+  ~CacheLimiter() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  // Writer thread.
+  void Appended(int64_t end) {
+    if (end < next_wake_) return;
+    next_wake_ = end + step_;
+    {
+      std::lock_guard lock(mu_);
+      end_ = end;
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void Run() {
+    pthread_setname_np(pthread_self(), "msgsdk-store-c");
+    std::unique_lock lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || end_ - window_ > dropped_; });
+      if (stop_) return;
+      const int64_t to = end_ - window_;
+      lock.unlock();
+      log_.DropCache(dropped_, to);
+      dropped_ = to;
+      lock.lock();
+    }
+  }
+
+  const CommitLog& log_;
+  const int64_t window_;
+  const int64_t step_;
+  int64_t next_wake_;  // writer thread
+  int64_t dropped_;    // this thread: pages before it were dropped
+  std::mutex mu_;
+  std::condition_variable wake_;
+  int64_t end_ = 0;    // guarded by mu_: the end of the log at the last wake
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
 CommitLog::Segment::~Segment() {
-  if (map != nullptr) ::munmap(const_cast<char*>(map), map_length);
+  if (const char* mapped = map.load(std::memory_order_acquire); mapped != nullptr) {
+    ::munmap(const_cast<char*>(mapped), map_length);
+  }
 }
 
 std::string OffsetFileName(int64_t offset) {
@@ -47,6 +117,8 @@ std::optional<int64_t> ParseOffsetFileName(std::string_view name) {
 
 CommitLog::CommitLog(std::filesystem::path dir, uint64_t segment_bytes)
     : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+
+CommitLog::~CommitLog() = default;
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
                                                    uint64_t segment_bytes, int64_t log_start,
@@ -274,7 +346,9 @@ Status CommitLog::Append(const char* data, size_t size) {
     return status;
   }
   active_size_ += size;
-  end_offset_.store(active_->base + static_cast<int64_t>(active_size_), std::memory_order_release);
+  const int64_t end = active_->base + static_cast<int64_t>(active_size_);
+  end_offset_.store(end, std::memory_order_release);
+  if (cache_limiter_ != nullptr) cache_limiter_->Appended(end);
   return OkStatus();
 }
 
@@ -322,6 +396,47 @@ Status CommitLog::Sync() {
     return CheckWritable();
   }
   return OkStatus();
+}
+
+void CommitLog::LimitCache(uint64_t bytes) {
+  if (bytes == 0 || cache_limiter_ != nullptr) return;
+  cache_limiter_ = std::make_unique<CacheLimiter>(*this, bytes);
+}
+
+void CommitLog::DropCache(int64_t from, int64_t to) const {
+  const int64_t log_end = end_offset();
+  for (const SegmentPtr& segment : Segments()) {
+    const int64_t sealed = segment->sealed_size.load(std::memory_order_acquire);
+    const int64_t segment_end = sealed >= 0 ? segment->base + sealed : log_end;
+    if (from >= segment_end || to <= segment->base) continue;
+    // Whole aligned blocks, since the kernel drops a large folio only when the range holds
+    // all of it; a sealed segment wholly in the range goes to its end (length 0: to the end
+    // of the file).
+    const int64_t first =
+        (std::max(from, segment->base) - segment->base) / kCacheDropAlign * kCacheDropAlign;
+    const bool to_end = sealed >= 0 && to >= segment_end;
+    const int64_t end = to_end ? 0 : (to - segment->base) / kCacheDropAlign * kCacheDropAlign;
+    if (!to_end && end <= first) continue;
+    // Pages still dirty (periodic mode) are written back first: the kernel drops only clean
+    // ones. Through a descriptor of its own: waiting for writeback through the log's would
+    // take a writeback error away from the log's next fdatasync, which must report it.
+    FileDescriptor fd(::open(segment->path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) continue;  // deleted by retention meanwhile
+    ::sync_file_range(
+        fd.get(), first, to_end ? 0 : end - first,
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    // A mapped page is not dropped: unmap it from the readers' mapping first (a reader that
+    // touches it again faults it back in, from the page cache or the disk).
+    const char* const mapped = segment->map.load(std::memory_order_acquire);
+    if (mapped != nullptr && static_cast<size_t>(first) < segment->map_length) {
+      const size_t map_end =
+          to_end ? segment->map_length : std::min(static_cast<size_t>(end), segment->map_length);
+      ::madvise(const_cast<char*>(mapped) + first, map_end - static_cast<size_t>(first),
+                MADV_DONTNEED);
+    }
+    // Best effort: a failure leaves the pages to the kernel.
+    ::posix_fadvise(fd.get(), first, to_end ? 0 : end - first, POSIX_FADV_DONTNEED);
+  }
 }
 
 std::optional<CommitLog::Location> CommitLog::Locate(int64_t offset) const {
@@ -379,14 +494,15 @@ Result<const char*> CommitLog::MappedRecord(const Location& location, int64_t of
         std::max(static_cast<size_t>(segment_bytes_), static_cast<size_t>(st.st_size));
     void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, segment.fd.get(), 0);
     if (map == MAP_FAILED) return;
-    segment.map = static_cast<const char*>(map);
     segment.map_length = length;
+    segment.map.store(static_cast<const char*>(map), std::memory_order_release);
   });
   const auto position = static_cast<size_t>(offset - segment.base);
-  if (segment.map == nullptr || position + size > segment.map_length) {
+  const char* const mapped = segment.map.load(std::memory_order_acquire);
+  if (mapped == nullptr || position + size > segment.map_length) {
     return static_cast<const char*>(nullptr);
   }
-  return segment.map + position;
+  return mapped + position;
 }
 
 // ---- Scanner ---------------------------------------------------------------------------------

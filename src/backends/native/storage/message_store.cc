@@ -438,6 +438,7 @@ Status MessageStoreImpl::Start() {
   CommitLog::RecoveryInfo log_info;
   MSGSDK_ASSIGN_OR_RETURN(log_, CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes,
                                                 recorded.log_offset, &log_info));
+  log_->LimitCache(options_.log_cache_bytes);
   recovery_.truncated_bytes = log_info.truncated_bytes;
   recovery_.truncation = std::move(log_info.truncation_reason);
   recovery_.retention_segments_finished = log_info.leftover_segments_removed;

@@ -83,6 +83,10 @@ struct StoreOptions {
   uint64_t segment_bytes = 1ULL << 30;
   // Entries per index file of a queue.
   uint32_t index_entries_per_file = 1u << 20;
+  // How much of the commit log's tail stays in the page cache; older pages are dropped as
+  // the log grows, so that appends reuse the memory just freed (see CommitLog::LimitCache).
+  // Readers further behind read from the disk. 0: the kernel decides.
+  uint64_t log_cache_bytes = 256ULL << 20;
   // Largest accepted record body (bytes).
   uint32_t max_message_bytes = 4u << 20;
   // Queues of a topic created implicitly by its first send or subscription.
