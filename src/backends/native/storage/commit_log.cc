@@ -184,7 +184,6 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
       }
     }
   }
-  MSGSDK_ASSIGN_OR_RETURN(log->sync_files_, OpenSyncFiles(last));
   log->active_ = last;
   log->active_size_ = static_cast<uint64_t>(valid);
   log->preallocated_ = static_cast<uint64_t>(valid);
@@ -457,18 +456,16 @@ Status CommitLog::Roll() {
   segment->path = dir_ / OffsetFileName(base);
   segment->base = base;
   MSGSDK_ASSIGN_OR_RETURN(segment->fd, OpenFile(segment->path, O_RDWR | O_CREAT | O_EXCL));
-  Result<std::shared_ptr<const SyncFiles>> sync_files = OpenSyncFiles(segment);
-  if (sync_files.ok()) status = SyncDirectory(dir_);
-  if (!sync_files.ok() || !status.ok()) {
+  status = SyncDirectory(dir_);
+  if (!status.ok()) {
     ::unlink(segment->path.c_str());
-    return sync_files.ok() ? status : sync_files.status();
+    return status;
   }
   {
     std::lock_guard lock(segments_mu_);
     auto segments = std::make_shared<std::vector<SegmentPtr>>(*segments_);
     segments->push_back(segment);
     segments_ = std::move(segments);
-    sync_files_ = std::move(sync_files).value();
   }
   active_ = std::move(segment);
   active_size_ = 0;
@@ -488,31 +485,6 @@ Status CommitLog::Sync() {
   // Segments before the active one were synced when they were sealed.
   const SegmentPtr active = Active();
   Status status = SyncFile(active->fd.get(), active->path);
-  if (!status.ok()) {
-    SetBroken(status);
-    return CheckWritable();
-  }
-  return OkStatus();
-}
-
-Result<std::shared_ptr<const CommitLog::SyncFiles>> CommitLog::OpenSyncFiles(SegmentPtr segment) {
-  auto files = std::make_shared<SyncFiles>();
-  for (FileDescriptor& fd : files->fds) {
-    MSGSDK_ASSIGN_OR_RETURN(fd, OpenFile(segment->path, O_RDWR));
-  }
-  files->segment = std::move(segment);
-  return std::shared_ptr<const SyncFiles>(std::move(files));
-}
-
-Status CommitLog::SyncAs(int syncer) {
-  MSGSDK_RETURN_IF_ERROR(CheckWritable());
-  std::shared_ptr<const SyncFiles> files;
-  {
-    std::lock_guard lock(segments_mu_);
-    files = sync_files_;
-  }
-  // Segments before the active one were synced when they were sealed.
-  Status status = SyncFile(files->fds[syncer].get(), files->segment->path);
   if (!status.ok()) {
     SetBroken(status);
     return CheckWritable();

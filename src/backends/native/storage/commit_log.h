@@ -102,13 +102,6 @@ class CommitLog {
   // so nothing written since the last good sync can be trusted to reach the disk.
   Status Sync();
 
-  // Group commit's syncers: each of kSyncers threads may run one of these at the same time
-  // as the others, Sync and Roll. Sync, but through the syncer's own open file of the active
-  // segment: the kernel reports a write-back error once to each open file, so a sync that
-  // overlaps another never misses an error because the other one was told of it.
-  static constexpr int kSyncers = 2;
-  Status SyncAs(int syncer);
-
   // The segment holding `offset` and where the next segment starts (INT64_MAX for the last).
   struct Location {
     SegmentPtr segment;
@@ -203,14 +196,6 @@ class CommitLog {
   uint64_t preallocated_ = 0;
   bool preallocation_failed_ = false;
   std::atomic<int64_t> end_offset_{0};
-
-  // The active segment and the syncers' open files of it (SyncAs); replaced by Roll.
-  struct SyncFiles {
-    SegmentPtr segment;
-    FileDescriptor fds[kSyncers];
-  };
-  static Result<std::shared_ptr<const SyncFiles>> OpenSyncFiles(SegmentPtr segment);
-  std::shared_ptr<const SyncFiles> sync_files_;  // guarded by segments_mu_
 
   // Zero fill (StartZeroFill). fill_mu_ keeps the fill thread's writes off the bytes the
   // writer writes: appends that end within zeros_synced_ take no lock (the fill thread only

@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -74,10 +73,6 @@ using Clock = std::chrono::steady_clock;
 // that a batch is still in the CPU caches when the writer hands it to the kernel.
 constexpr size_t kMaxPendingBytes = 4u << 20;
 constexpr int32_t kMaxQueues = 1024;
-// Group commit: batches written and waiting for their sync, at most. With the log's syncers
-// busy, the next one is taken only once one is done, so that later appends gather in one
-// batch (one write, one sync) instead of one batch each.
-constexpr size_t kMaxWrittenBatches = CommitLog::kSyncers + 1;
 constexpr uint64_t kMinSegmentBytes = 1024;
 constexpr uint32_t kMaxIndexEntriesPerFile = 1u << 26;
 // Entries a filtered read examines at most before it returns what it found.
@@ -234,29 +229,6 @@ struct Staged {
   int32_t failure = -1;  // index into the writer's failures, or -1
 };
 
-// A batch the writer wrote to the log: in group commit, it waits here for its sync while the
-// writer writes the next ones. What the writer knows of its appends is swapped in and out of
-// the writer's staged_, failures_ and touched_.
-struct WrittenBatch {
-  PendingBatch pending;
-  std::vector<Staged> staged;
-  std::vector<Status> failures;
-  std::vector<QueueState*> touched;
-  Timestamp stored_at{};
-  int64_t log_start = 0;  // the log's end before the batch was written
-  int64_t log_end = 0;    // and after
-  // Finished once a sync with this ticket or a later one succeeded: a sync's ticket is taken
-  // after its batch was written, so it covers every batch written before.
-  uint64_t sync_ticket = 0;
-
-  void SwapStaged(std::vector<Staged>* other_staged, std::vector<Status>* other_failures,
-                  std::vector<QueueState*>* other_touched) {
-    staged.swap(*other_staged);
-    failures.swap(*other_failures);
-    touched.swap(*other_touched);
-  }
-};
-
 class MessageStoreImpl final : public MessageStore {
  public:
   explicit MessageStoreImpl(StoreOptions options)
@@ -318,15 +290,7 @@ class MessageStoreImpl final : public MessageStore {
 
   // ---- Writer ----
   void WriterLoop();
-  // Writes the batch to the log.
-  void WriteBatch(WrittenBatch* written);
-  // Indexes, publishes and completes a written batch; `synced`: its sync (group commit).
-  void FinishBatch(WrittenBatch* written, const Status& synced);
-  // Group commit: runs the syncs the writer asks for, as `syncer` of CommitLog::SyncAs. Each
-  // starts as soon as the writer has written a batch (while the syncer before runs, on the
-  // other syncer), so an append waits for about one sync, not for the one under way and then
-  // its own.
-  void SyncerLoop(int syncer);
+  void ProcessBatch(PendingBatch* batch);
   QueueState* ResolveQueue(std::string_view topic, int32_t queue, Status* status);
   // Writes the records [begin, end) of the batch (items [first_item, end_item)); on failure
   // gives their queue offsets back and fails them.
@@ -393,15 +357,6 @@ class MessageStoreImpl final : public MessageStore {
   bool closing_ = false;         // guarded by append_mu_
   std::thread::id writer_id_;    // guarded by append_mu_
   std::thread writer_;
-
-  // Group commit's syncers (SyncerLoop); they wake the writer through writer_cv_.
-  std::condition_variable sync_cv_;
-  uint64_t sync_requested_ = 0;  // guarded by append_mu_: the last ticket the writer issued
-  uint64_t sync_started_ = 0;    // guarded by append_mu_: the last ticket a syncer took
-  uint64_t synced_ticket_ = 0;   // guarded by append_mu_: the last ticket a good sync covered
-  Status sync_error_;            // guarded by append_mu_: the first failed sync
-  bool syncers_stop_ = false;    // guarded by append_mu_
-  std::vector<std::thread> syncers_;
 
   // Writer-thread state.
   std::unordered_map<std::string, TopicState*, StringHash, std::equal_to<>> writer_topics_;
@@ -493,11 +448,6 @@ Status MessageStoreImpl::Start() {
   // Each append's fdatasync then has only data to write, no file metadata to commit.
   if (options_.flush_mode == FlushMode::kGroupCommit) log_->StartZeroFill();
 
-  if (options_.flush_mode == FlushMode::kGroupCommit) {
-    for (int i = 0; i < CommitLog::kSyncers; ++i) {
-      syncers_.emplace_back([this, i] { SyncerLoop(i); });
-    }
-  }
   writer_ = std::thread([this] { WriterLoop(); });
   flusher_ = std::thread([this] { FlusherLoop(); });
   retention_thread_ = std::thread([this] { RetentionLoop(); });
@@ -880,80 +830,22 @@ void MessageStoreImpl::Append(int32_t queue, const Message& message, AppendCallb
 
 void MessageStoreImpl::WriterLoop() {
   pthread_setname_np(pthread_self(), "msgsdk-store-w");
-  const bool group_commit = options_.flush_mode == FlushMode::kGroupCommit;
-  std::deque<std::unique_ptr<WrittenBatch>> written;  // waiting for their sync, oldest first
-  std::vector<std::unique_ptr<WrittenBatch>> spare;
-  auto recycle = [&](std::unique_ptr<WrittenBatch> batch) {
-    batch->pending.clear();
-    spare.push_back(std::move(batch));
-  };
+  PendingBatch batch;
   std::unique_lock lock(append_mu_);
   writer_id_ = std::this_thread::get_id();
   for (;;) {
-    // Finish, oldest first, what a good sync covered, or everything once a sync failed.
-    if (!written.empty() && (synced_ticket_ >= written.front()->sync_ticket || !sync_error_.ok())) {
-      std::unique_ptr<WrittenBatch> batch = std::move(written.front());
-      written.pop_front();
-      const Status synced = synced_ticket_ >= batch->sync_ticket ? OkStatus() : Status(sync_error_);
-      lock.unlock();
-      FinishBatch(batch.get(), synced);
-      recycle(std::move(batch));
-      lock.lock();
-      continue;
+    while (pending_.empty() && !closing_) {
+      writer_waiting_ = true;
+      writer_cv_.wait(lock);
     }
-    if (!pending_.empty() && written.size() < kMaxWrittenBatches) {
-      std::unique_ptr<WrittenBatch> batch;
-      if (spare.empty()) {
-        batch = std::make_unique<WrittenBatch>();
-      } else {
-        batch = std::move(spare.back());
-        spare.pop_back();
-      }
-      batch->pending.swap(pending_);
-      if (blocked_appenders_ > 0) space_cv_.notify_all();
-      lock.unlock();
-      WriteBatch(batch.get());
-      if (!group_commit) {
-        FinishBatch(batch.get(), OkStatus());
-        recycle(std::move(batch));
-        lock.lock();
-        continue;
-      }
-      lock.lock();
-      if (batch->log_end > batch->log_start) {
-        batch->sync_ticket = ++sync_requested_;
-        sync_cv_.notify_one();
-      } else {
-        // Nothing to sync; completed after the batches before it all the same.
-        batch->sync_ticket = sync_requested_;
-      }
-      written.push_back(std::move(batch));
-      continue;
-    }
-    if (pending_.empty() && written.empty() && closing_) break;  // every append is done
-    writer_waiting_ = true;
-    writer_cv_.wait(lock);
     writer_waiting_ = false;
-  }
-}
-
-void MessageStoreImpl::SyncerLoop(int syncer) {
-  pthread_setname_np(pthread_self(), "msgsdk-store-s");
-  std::unique_lock lock(append_mu_);
-  for (;;) {
-    sync_cv_.wait(lock, [&] { return sync_requested_ > sync_started_ || syncers_stop_; });
-    if (sync_requested_ <= sync_started_) break;  // stopping, and nothing is asked for
-    const uint64_t ticket = sync_requested_;
-    sync_started_ = ticket;
+    if (pending_.empty()) break;  // closing, and every append is done
+    batch.swap(pending_);
+    if (blocked_appenders_ > 0) space_cv_.notify_all();
     lock.unlock();
-    Status status = log_->SyncAs(syncer);
+    ProcessBatch(&batch);
+    batch.clear();
     lock.lock();
-    if (status.ok()) {
-      synced_ticket_ = std::max(synced_ticket_, ticket);
-    } else if (sync_error_.ok()) {
-      sync_error_ = std::move(status);
-    }
-    writer_cv_.notify_one();
   }
 }
 
@@ -1024,8 +916,7 @@ Status MessageStoreImpl::WriteRange(const char* begin, const char* end, size_t f
   return status;
 }
 
-void MessageStoreImpl::WriteBatch(WrittenBatch* written) {
-  PendingBatch* const batch = &written->pending;
+void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
   const size_t count = batch->items.size();
   if (staged_.size() < count) staged_.resize(count);
   failures_.clear();
@@ -1033,6 +924,7 @@ void MessageStoreImpl::WriteBatch(WrittenBatch* written) {
   ++batch_mark_;
   RecordMeta meta;
   meta.stored_at = NextStoredAt();
+  const int64_t stored_ms = ToUnixMillis(meta.stored_at);
   const int64_t batch_start = log_->end_offset();
 
   // Seal the records and write them, in as few writes as the segment boundaries allow.
@@ -1093,25 +985,18 @@ void MessageStoreImpl::WriteBatch(WrittenBatch* written) {
     }
   }
   if (failure.ok()) WriteRange(range, records + position, range_item, count).IgnoreError();
-  written->stored_at = meta.stored_at;
-  written->log_start = batch_start;
-  written->log_end = log_->end_offset();
-  written->SwapStaged(&staged_, &failures_, &touched_);
-}
 
-void MessageStoreImpl::FinishBatch(WrittenBatch* written, const Status& synced) {
-  written->SwapStaged(&staged_, &failures_, &touched_);
-  PendingBatch* const batch = &written->pending;
-  const size_t count = batch->items.size();
-  const int64_t stored_ms = ToUnixMillis(written->stored_at);
   // Index and publish. Every record before `indexed_end` in the log is indexed.
-  int64_t indexed_end = written->log_end;
+  int64_t indexed_end = log_->end_offset();
 
   // kGroupCommit: durable before visible and acknowledged.
-  if (!synced.ok()) {
-    indexed_end = written->log_start;
-    for (size_t i = 0; i < count; ++i) {
-      if (staged_[i].queue != nullptr) Fail(i, synced);
+  if (options_.flush_mode == FlushMode::kGroupCommit && log_->end_offset() > batch_start) {
+    Status synced = log_->Sync();
+    if (!synced.ok()) {
+      indexed_end = batch_start;
+      for (size_t i = 0; i < count; ++i) {
+        if (staged_[i].queue != nullptr) Fail(i, synced);
+      }
     }
   }
 
@@ -1165,7 +1050,7 @@ void MessageStoreImpl::FinishBatch(WrittenBatch* written, const Status& synced) 
     try {
       if (staged.failure < 0) {
         item.done(Result<AppendResult>(AppendResult{item.queue, staged.queue_offset,
-                                                    staged.commit_log_offset, written->stored_at}));
+                                                    staged.commit_log_offset, meta.stored_at}));
       } else {
         item.done(Result<AppendResult>(std::move(failures_[static_cast<size_t>(staged.failure)])));
       }
@@ -1638,13 +1523,6 @@ Status MessageStoreImpl::Close() {
   writer_cv_.notify_all();
   space_cv_.notify_all();
   if (writer_.joinable()) writer_.join();  // drains: every pending append completes
-  {
-    std::lock_guard lock(append_mu_);
-    syncers_stop_ = true;
-  }
-  sync_cv_.notify_all();
-  for (std::thread& syncer : syncers_) syncer.join();
-  syncers_.clear();
   {
     std::lock_guard lock(flusher_mu_);
     flusher_stop_ = true;
