@@ -453,8 +453,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, FlushModeTest,
                                                                         : "Periodic";
                          });
 
-// Group commit writes the next batch while the last one's sync runs, and syncs overlap; the
-// appends still complete in the order they were written, also across segment rolls.
+// Group commit with concurrent producers: appends complete in the order they were written,
+// also across segment rolls (each of which cuts the zero fill back), and all survive a reopen.
 TEST(MessageStoreTest, GroupCommitCompletesAppendsInLogOrderAcrossRolls) {
   TempDir dir;
   StoreOptions options = Options(dir.path());
