@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "backends/native/storage/message_store.h"
 #include "backends/native/storage/store_metadata.h"
+#include "testing/wait.h"
 #include "unit/storage/storage_test_util.h"
 
 namespace msgsdk::native {
@@ -97,7 +99,7 @@ TEST_F(RecoveryTest, TornTailIsTruncatedAndAppendsContinue) {
         << store->Recovery().truncation;
     EXPECT_EQ(Bodies(*store, 0), Expected(0, 9, 0));
     EXPECT_EQ(Bodies(*store, 1), Expected(0, 9, 1));
-    EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(offsets[9]));
+    EXPECT_EQ(store->LogInfo().end_offset, offsets[9]);
     auto r = AppendSync(*store, 1, MakeMessage("t", "9"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->queue_offset, 4) << "the lost message's queue offset is taken again";
@@ -105,6 +107,74 @@ TEST_F(RecoveryTest, TornTailIsTruncatedAndAppendsContinue) {
   }
   auto store = Open();
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 10, 1));
+}
+
+// With group commit the active segment is written with zeros ahead of its records (see
+// CommitLog::StartZeroFill); a process that dies leaves them after the last record.
+TEST_F(RecoveryTest, ZerosAfterTheLastRecordAreCutWithoutBeingReported) {
+  const auto offsets = Fill(Options(), 10);
+  const auto segment = SortedFiles(LogDir()).back();
+  const auto records = std::filesystem::file_size(segment);
+  std::filesystem::resize_file(segment, records + (3u << 20));
+  auto store = Open();
+  EXPECT_EQ(store->Recovery().truncated_bytes, 0);
+  EXPECT_TRUE(store->Recovery().truncation.empty()) << store->Recovery().truncation;
+  EXPECT_EQ(store->LogInfo().end_offset, static_cast<int64_t>(records));
+  EXPECT_EQ(Bodies(*store, 0), Expected(0, 10, 0));
+  EXPECT_EQ(Bodies(*store, 1), Expected(0, 10, 1));
+  auto r = AppendSync(*store, 0, MakeMessage("t", "10"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->commit_log_offset, static_cast<int64_t>(records));
+}
+
+TEST_F(RecoveryTest, TornRecordBeforeZerosIsReportedUpToItsLastNonZeroByte) {
+  const auto offsets = Fill(Options(), 10);
+  const auto segment = SortedFiles(LogDir()).back();
+  const auto size = std::filesystem::file_size(segment);
+  std::filesystem::resize_file(segment, static_cast<uintmax_t>(offsets[9] + 20));
+  std::filesystem::resize_file(segment, size + (5u << 20));
+  {
+    auto store = Open();
+    EXPECT_EQ(store->Recovery().truncated_bytes, 20);
+    EXPECT_NE(store->Recovery().truncation.find("at position " + std::to_string(offsets[9])),
+              std::string::npos)
+        << store->Recovery().truncation;
+    EXPECT_EQ(store->LogInfo().end_offset, offsets[9]);
+    EXPECT_EQ(Bodies(*store, 1), Expected(0, 9, 1));
+  }
+  EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(offsets[9]))
+      << "closed, the segment ends with its last record";
+}
+
+TEST_F(RecoveryTest, OnlyGroupCommitWritesZerosAheadAndCloseCutsThemOff) {
+  for (const FlushMode mode : {FlushMode::kGroupCommit, FlushMode::kPeriodic}) {
+    SCOPED_TRACE(mode == FlushMode::kGroupCommit ? "group commit" : "periodic");
+    std::filesystem::remove_all(dir_.path());
+    StoreOptions options = Options();
+    options.flush_mode = mode;
+    auto store = Open(options);
+    ASSERT_TRUE(store->GetOrCreateTopic("t", 2).ok());
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(AppendSync(*store, i % 2, MakeMessage("t", "x")).ok());
+    const int64_t end = store->LogInfo().end_offset;
+    const auto segment = SortedFiles(LogDir()).back();
+    if (mode == FlushMode::kGroupCommit) {
+      EXPECT_TRUE(::msgsdk::testing::WaitUntil(
+          [&] { return std::filesystem::file_size(segment) > static_cast<uintmax_t>(end); },
+          std::chrono::seconds(30)))
+          << "the zeros ahead of the records";
+    } else {
+      EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(end));
+    }
+    // Appends over the zeros read back as written.
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(AppendSync(*store, i % 2, MakeMessage("t", std::to_string(i))).ok());
+    }
+    EXPECT_EQ(Bodies(*store, 0).size(), 20u);
+    EXPECT_EQ(Bodies(*store, 0).back(), "18");
+    const int64_t final_end = store->LogInfo().end_offset;
+    ASSERT_TRUE(store->Close().ok());
+    EXPECT_EQ(std::filesystem::file_size(segment), static_cast<uintmax_t>(final_end));
+  }
 }
 
 TEST_F(RecoveryTest, CleanReopenRepairsNothing) {
@@ -430,9 +500,7 @@ TEST_F(RecoveryTest, PeriodicCheckpointsBoundWhatACrashReplays) {
 
   auto store = Open(options);
   EXPECT_FALSE(store->Recovery().index_rebuilt);
-  EXPECT_EQ(store->Recovery().replayed_bytes,
-            static_cast<int64_t>(std::filesystem::file_size(SortedFiles(LogDir()).back())) -
-                checkpointed);
+  EXPECT_EQ(store->Recovery().replayed_bytes, store->LogInfo().end_offset - checkpointed);
   EXPECT_EQ(Bodies(*store, 0), Expected(0, 100, 0));
 }
 

@@ -1,12 +1,14 @@
 #include "backends/native/storage/commit_log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdio>
@@ -29,6 +31,28 @@ constexpr uint64_t kCacheDropStepBytes = 16u << 20;
 // Ranges dropped from the page cache start and end at multiples of this (in the segment
 // file): the largest folio the page cache uses on x86-64 and arm64 with 4 KiB pages.
 constexpr int64_t kCacheDropAlign = int64_t{2} << 20;
+// Zero fill: the fill thread keeps about this many bytes past the appends written with zeros
+// and synced, writing and syncing them this many at a time.
+constexpr uint64_t kZeroFillAhead = 8u << 20;
+constexpr uint64_t kZeroFillChunk = 1u << 20;
+// After the appends outran it (or a write or sync of it failed), the fill thread waits this
+// long before it starts again past them: at such rates each zero would be written twice.
+constexpr auto kZeroFillBackoff = std::chrono::seconds(1);
+
+// The end of the last non-zero byte of the file in [from, to), or `from` if all are zeros.
+Result<int64_t> NonZeroEnd(int fd, const std::filesystem::path& path, int64_t from, int64_t to) {
+  std::string buffer;
+  int64_t end = to;
+  while (end > from) {
+    const int64_t begin = std::max<int64_t>(from, end - static_cast<int64_t>(kScanChunkBytes));
+    buffer.resize(static_cast<size_t>(end - begin));
+    MSGSDK_ASSIGN_OR_RETURN(size_t got, PreadAll(fd, buffer.data(), buffer.size(), begin, path));
+    const size_t last = std::string_view(buffer.data(), got).find_last_not_of('\0');
+    if (last != std::string_view::npos) return begin + static_cast<int64_t>(last) + 1;
+    end = begin;
+  }
+  return from;
+}
 
 }  // namespace
 
@@ -117,8 +141,6 @@ std::optional<int64_t> ParseOffsetFileName(std::string_view name) {
 
 CommitLog::CommitLog(std::filesystem::path dir, uint64_t segment_bytes)
     : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
-
-CommitLog::~CommitLog() = default;
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
                                                    uint64_t segment_bytes, int64_t log_start,
@@ -214,13 +236,19 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(std::filesystem::path dir,
     }
   }
   if (valid < last_size) {
+    // Zeros after the last record are what the zero fill left when the process stopped;
+    // anything else there is a record the crash tore (never acknowledged in group commit).
+    MSGSDK_ASSIGN_OR_RETURN(const int64_t garbage_end,
+                            NonZeroEnd(last->fd.get(), last->path, valid, last_size));
     if (::ftruncate(last->fd.get(), valid) != 0) {
       return ErrnoError(errno, "cannot truncate the torn tail of", last->path);
     }
     MSGSDK_RETURN_IF_ERROR(SyncFile(last->fd.get(), last->path));
     if (info != nullptr) {
-      info->truncated_bytes = last_size - valid;
-      if (info->truncation_reason.empty()) {
+      info->truncated_bytes = garbage_end - valid;
+      if (info->truncated_bytes == 0) {
+        info->truncation_reason.clear();
+      } else if (info->truncation_reason.empty()) {
         info->truncation_reason =
             "torn record at position " + std::to_string(valid) + " of " + last->path.native();
       }
@@ -324,44 +352,176 @@ void CommitLog::Preallocate(uint64_t needed) {
   preallocated_ = target;
 }
 
+CommitLog::~CommitLog() { StopZeroFill(); }
+
+Status CommitLog::TruncateActive(uint64_t size) {
+  ++fill_generation_;
+  zeros_written_ = size;
+  zeros_synced_.store(size, std::memory_order_release);
+  fill_requested_at_ = size;
+  // Also frees the blocks reserved past `size`.
+  if (::ftruncate(active_->fd.get(), static_cast<off_t>(size)) != 0) {
+    return ErrnoError(errno, "cannot truncate", active_->path);
+  }
+  preallocated_ = size;
+  return OkStatus();
+}
+
 void CommitLog::ReleasePreallocation() {
-  // Truncating to the current size frees the blocks reserved past it.
-  if (active_ != nullptr && preallocated_ > active_size_) {
-    if (::ftruncate(active_->fd.get(), static_cast<off_t>(active_size_)) == 0) {
-      preallocated_ = active_size_;
+  StopZeroFill();
+  if (active_ == nullptr) return;
+  std::lock_guard lock(fill_mu_);
+  TruncateActive(active_size_).IgnoreError();
+}
+
+void CommitLog::StartZeroFill() {
+  if (zero_fill_) return;
+  zero_fill_ = true;
+  {
+    std::lock_guard lock(fill_mu_);
+    zeros_written_ = active_size_;
+    zeros_synced_.store(active_size_, std::memory_order_release);
+    fill_requested_at_ = active_size_;
+  }
+  fill_thread_ = std::thread([this] { ZeroFillLoop(); });
+}
+
+void CommitLog::StopZeroFill() {
+  {
+    std::lock_guard lock(fill_mu_);
+    fill_stop_ = true;
+  }
+  fill_cv_.notify_all();
+  if (fill_thread_.joinable()) fill_thread_.join();
+}
+
+void CommitLog::RequestZeroFill() {
+  const uint64_t synced = zeros_synced_.load(std::memory_order_acquire);
+  // Once per move of the zeros, and only when a chunk of them has been used.
+  if (synced == fill_requested_at_ || synced >= active_size_ + kZeroFillAhead - kZeroFillChunk) {
+    return;
+  }
+  fill_requested_at_ = synced;
+  // Under the lock, so that the fill thread either sees the new end or is waiting.
+  { std::lock_guard lock(fill_mu_); }
+  fill_cv_.notify_one();
+}
+
+void CommitLog::ZeroFillLoop() {
+  pthread_setname_np(pthread_self(), "msgsdk-log-fill");
+  const std::string zeros(kZeroFillChunk, '\0');
+  // The fill writes and syncs through its own open file: a write-back error its sync sees
+  // is then still reported to the writer's descriptor (each open file reports each error).
+  SegmentPtr segment;
+  FileDescriptor fill_fd;
+  // Whether the appends being past the zeros is news (a new segment, or after a pause)
+  // rather than the appends outrunning the fill.
+  bool resumed = true;
+  uint64_t seen_generation = 0;
+  std::unique_lock lock(fill_mu_);
+  while (!fill_stop_) {
+    const SegmentPtr active = active_;
+    const uint64_t generation = fill_generation_;
+    if (generation != seen_generation) {
+      seen_generation = generation;
+      resumed = true;
     }
+    const auto appended = static_cast<uint64_t>(end_offset() - active->base);
+    auto back_off = [&] {
+      fill_cv_.wait_for(lock, kZeroFillBackoff,
+                        [&] { return fill_stop_ || generation != fill_generation_; });
+      resumed = true;
+    };
+    if (appended > zeros_written_) {
+      const bool outran = !resumed;
+      zeros_written_ = appended;
+      if (outran) {
+        back_off();
+        continue;
+      }
+    }
+    resumed = false;
+    const uint64_t target = std::min(segment_bytes_, appended + kZeroFillAhead);
+    if (zeros_written_ >= target ||
+        (target - zeros_written_ < kZeroFillChunk && target < segment_bytes_)) {
+      fill_cv_.wait(lock);
+      continue;
+    }
+    if (segment != active) {
+      Result<FileDescriptor> opened = OpenFile(active->path, O_RDWR);
+      if (!opened.ok()) {
+        back_off();
+        continue;
+      }
+      segment = active;
+      fill_fd = std::move(opened).value();
+    }
+    const uint64_t start = zeros_written_;
+    const uint64_t end = std::min(target, start + kZeroFillChunk);
+    // Whatever part of the write happened, the writer now writes there under the lock.
+    zeros_written_ = end;
+    if (!PwriteAll(fill_fd.get(), zeros.data(), end - start, static_cast<int64_t>(start),
+                   segment->path)
+             .ok()) {
+      // A full disk, say: the appends will report it.
+      back_off();
+      continue;
+    }
+    lock.unlock();
+    const bool synced = ::fdatasync(fill_fd.get()) == 0;
+    lock.lock();
+    if (!synced) {
+      back_off();
+      continue;
+    }
+    if (generation == fill_generation_) zeros_synced_.store(end, std::memory_order_release);
   }
 }
 
 Status CommitLog::Append(const char* data, size_t size) {
   MSGSDK_RETURN_IF_ERROR(CheckWritable());
-  if (active_size_ + size > preallocated_) Preallocate(active_size_ + size);
+  const uint64_t end = active_size_ + size;
+  // Within the synced zeros the fill thread never writes; past them it may.
+  std::unique_lock<std::mutex> fill_lock;
+  if (end > zeros_synced_.load(std::memory_order_acquire)) {
+    fill_lock = std::unique_lock(fill_mu_);
+    if (end > preallocated_) Preallocate(end);
+  }
   const auto position = static_cast<int64_t>(active_size_);
   Status status = PwriteAll(active_->fd.get(), data, size, position, active_->path);
   if (!status.ok()) {
     // A partial write must not stay: the next batch would be written after garbage.
-    if (::ftruncate(active_->fd.get(), position) != 0) {
-      SetBroken(ErrnoError(errno, "cannot undo a failed write to", active_->path));
-    }
+    if (!fill_lock.owns_lock()) fill_lock = std::unique_lock(fill_mu_);
+    Status undone = TruncateActive(active_size_);
+    if (!undone.ok()) SetBroken(undone);
     return status;
   }
-  active_size_ += size;
-  const int64_t end = active_->base + static_cast<int64_t>(active_size_);
-  end_offset_.store(end, std::memory_order_release);
-  if (cache_limiter_ != nullptr) cache_limiter_->Appended(end);
+  active_size_ = end;
+  const int64_t log_end = active_->base + static_cast<int64_t>(active_size_);
+  end_offset_.store(log_end, std::memory_order_release);
+  if (cache_limiter_ != nullptr) cache_limiter_->Appended(log_end);
+  if (zero_fill_) {
+    if (fill_lock.owns_lock()) {
+      fill_lock.unlock();
+      fill_cv_.notify_one();
+    } else {
+      RequestZeroFill();
+    }
+  }
   return OkStatus();
 }
 
 Status CommitLog::Roll() {
   MSGSDK_RETURN_IF_ERROR(CheckWritable());
-  // The sealed segment must be durable before its successor exists: recovery validates
-  // only the last segment.
+  std::unique_lock fill_lock(fill_mu_);
+  // The sealed segment must be durable, cut back to its records, before its successor
+  // exists: recovery validates only the last segment and takes the others' sizes as they are.
+  MSGSDK_RETURN_IF_ERROR(TruncateActive(active_size_));
   Status status = SyncFile(active_->fd.get(), active_->path);
   if (!status.ok()) {
     SetBroken(status);
     return CheckWritable();
   }
-  ReleasePreallocation();
   active_->sealed_size.store(static_cast<int64_t>(active_size_), std::memory_order_release);
   const int64_t base = end_offset();
   auto segment = std::make_shared<Segment>();
@@ -383,6 +543,12 @@ Status CommitLog::Roll() {
   active_size_ = 0;
   preallocated_ = 0;
   preallocation_failed_ = false;
+  ++fill_generation_;
+  zeros_written_ = 0;
+  zeros_synced_.store(0, std::memory_order_release);
+  fill_requested_at_ = 0;
+  fill_lock.unlock();
+  fill_cv_.notify_one();
   return OkStatus();
 }
 

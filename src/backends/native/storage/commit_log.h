@@ -5,6 +5,7 @@
 // One writer thread appends; any thread reads records by global offset.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "backends/native/storage/file_util.h"
@@ -44,7 +46,9 @@ class CommitLog {
 
   // What Open found and repaired.
   struct RecoveryInfo {
-    // Bytes cut off the end of the last segment (a torn or corrupt tail), and why.
+    // Bytes cut off the end of the last segment (a torn or corrupt tail), up to its last
+    // non-zero byte, and why. Zeros after the last record (see StartZeroFill) are cut off
+    // without being counted.
     int64_t truncated_bytes = 0;
     std::string truncation_reason;
     // Segments before `log_start` that a deletion interrupted by a crash had left, removed.
@@ -52,7 +56,8 @@ class CommitLog {
   };
 
   // Opens (or creates) the log in `dir`. Validates the records of the last segment one by
-  // one (size, magic, CRC) and truncates it before the first bad one; earlier segments were
+  // one (size, magic, CRC) and truncates it before the first bad one (or the zeros that
+  // follow the last record when the process stopped with zero fill on); earlier segments were
   // synced before the next one was started, so only the last one can have a torn tail.
   // Segments that end at or before `log_start` (retention recorded their deletion, then the
   // process stopped before it unlinked them all) are removed; a log with no segment left
@@ -61,9 +66,9 @@ class CommitLog {
   static Result<std::unique_ptr<CommitLog>> Open(std::filesystem::path dir, uint64_t segment_bytes,
                                                  int64_t log_start, RecoveryInfo* info);
 
+  ~CommitLog();
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
-  ~CommitLog();
 
   const std::filesystem::path& dir() const { return dir_; }
   // Global offset of the first byte still stored (the first segment's base). Any thread.
@@ -79,7 +84,8 @@ class CommitLog {
   Status Append(const char* data, size_t size);
   // Syncs and seals the active segment and starts a new one at end_offset().
   Status Roll();
-  // Gives back the disk space reserved past the end of the active segment (on close).
+  // Stops the zero fill and gives back the disk space reserved past the end of the active
+  // segment, so that its file ends with its last record (on close).
   void ReleasePreallocation();
 
   // Keeps about `bytes` of the log's tail in the page cache (0: leaves it to the kernel).
@@ -93,6 +99,15 @@ class CommitLog {
   // early only makes data durable sooner (fdatasync still reports any writeback error).
   // Call at most once, before the first Append.
   void LimitCache(uint64_t bytes);
+
+  // Starts a thread that keeps the active segment's next few MiB written with zeros and
+  // synced ahead of the appends (what group commit wants): an append over them changes
+  // neither the file's size nor its block map, so the fdatasync that makes it durable has
+  // no metadata to commit to the file system's journal, only the data to write. If the
+  // appends outrun it, they extend the file as without it and it pauses. While it runs,
+  // the active segment's file is longer than its records; Roll and ReleasePreallocation cut
+  // it back, and after a crash Open does. Writer thread, once.
+  void StartZeroFill();
 
   // ---- Any thread --------------------------------------------------------------------------
   // fdatasync of everything appended so far. A failed sync makes the log refuse all further
@@ -175,6 +190,12 @@ class CommitLog {
   void PublishSegments(std::vector<SegmentPtr> segments);
   SegmentPtr Active() const;
   void Preallocate(uint64_t needed);
+  // Cuts the active segment's file back to its records. Writer thread, with fill_mu_ held.
+  Status TruncateActive(uint64_t size);
+  void ZeroFillLoop();
+  void StopZeroFill();
+  // Wakes the zero fill thread if the zeros ahead of the appends run low. Writer thread.
+  void RequestZeroFill();
 
   class CacheLimiter;
 
@@ -195,6 +216,24 @@ class CommitLog {
   bool preallocation_failed_ = false;
   std::atomic<int64_t> end_offset_{0};
   std::unique_ptr<CacheLimiter> cache_limiter_;  // see LimitCache
+
+  // Zero fill (StartZeroFill). fill_mu_ keeps the fill thread's writes off the bytes the
+  // writer writes: appends that end within zeros_synced_ take no lock (the fill thread only
+  // writes at or past zeros_written_), the others write under it. Roll, a failed append's
+  // undo and ReleasePreallocation cut the file back under it.
+  std::mutex fill_mu_;
+  std::condition_variable fill_cv_;
+  std::thread fill_thread_;
+  bool fill_stop_ = false;        // guarded by fill_mu_
+  uint64_t fill_generation_ = 0;  // guarded by fill_mu_; changes when the active segment is
+                                  // replaced or cut back
+  uint64_t zeros_written_ = 0;    // guarded by fill_mu_; active segment bytes [0, this) hold
+                                  // records or zeros
+  // Active segment bytes [0, this) hold records or zeros that are synced (file size and
+  // blocks included). Written under fill_mu_; the writer reads it without.
+  std::atomic<uint64_t> zeros_synced_{0};
+  bool zero_fill_ = false;          // writer thread: StartZeroFill was called
+  uint64_t fill_requested_at_ = 0;  // writer thread: zeros_synced_ when it last woke the fill
 
   mutable std::mutex broken_mu_;
   Status broken_;  // guarded by broken_mu_; sticky

@@ -447,6 +447,8 @@ Status MessageStoreImpl::Start() {
   MSGSDK_RETURN_IF_ERROR(PullBackOffsets());
   started_ = true;
   MSGSDK_RETURN_IF_ERROR(WriteCheckpoint(/*force=*/true));
+  // Each append's fdatasync then has only data to write, no file metadata to commit.
+  if (options_.flush_mode == FlushMode::kGroupCommit) log_->StartZeroFill();
 
   writer_ = std::thread([this] { WriterLoop(); });
   flusher_ = std::thread([this] { FlusherLoop(); });
