@@ -45,10 +45,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,8 +61,8 @@
 
 #include "backends/kafka/kafka_config.h"
 #include "backends/kafka/kafka_mapping.h"
-#include "fixtures/kafka_fixture.h"
 #include "bench_util.h"
+#include "fixtures/kafka_fixture.h"
 #include "msgsdk/msgsdk.h"
 
 namespace {
@@ -81,15 +84,17 @@ struct Flags {
   int64_t delivery_timeout_ms = 60000;
   int repeat = 3;
   std::vector<std::string> cases = {"produce", "consume"};
+  bool cpu_by_thread = false;
+  int consumer_threads = 0;  // 0: the SDK's default
   bool Runs(const std::string& name) const {
     return std::find(cases.begin(), cases.end(), name) != cases.end();
   }
 };
 
 using msgsdk::bench::LoadAverage;
-using msgsdk::bench::SelfCpuSeconds;
 using msgsdk::bench::Median;
 using msgsdk::bench::Seconds;
+using msgsdk::bench::SelfCpuSeconds;
 using msgsdk::bench::WithSeparators;
 
 // Counts completions from any thread without a lock (a mutex here would be measured too);
@@ -100,9 +105,13 @@ class Progress {
   void Add(bool ok) {
     if (!ok) failed_.fetch_add(1, std::memory_order_relaxed);
     const int64_t n = done_.fetch_add(1, std::memory_order_acq_rel) + 1;
-    if (n == 1) first_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+    if (n == 1) {
+      first_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+      first_cpu_.store(SelfCpuSeconds(), std::memory_order_release);
+    }
     if (n == target_) {
       last_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+      last_cpu_.store(SelfCpuSeconds(), std::memory_order_release);
       std::lock_guard lock(mutex_);
       reached_.notify_all();
     }
@@ -115,6 +124,8 @@ class Progress {
   int64_t failed() const { return failed_.load(std::memory_order_acquire); }
   Clock::time_point first() const { return Clock::time_point(Clock::duration(first_.load())); }
   Clock::time_point last() const { return Clock::time_point(Clock::duration(last_.load())); }
+  // The process's CPU time (every thread) from the first completion to the last.
+  double cpu_seconds() const { return last_cpu_.load() - first_cpu_.load(); }
 
  private:
   const int64_t target_;
@@ -122,6 +133,8 @@ class Progress {
   std::atomic<int64_t> failed_{0};
   std::atomic<Clock::rep> first_{0};
   std::atomic<Clock::rep> last_{0};
+  std::atomic<double> first_cpu_{0};
+  std::atomic<double> last_cpu_{0};
   std::mutex mutex_;
   std::condition_variable reached_;
 };
@@ -199,7 +212,7 @@ msgsdk::Result<std::unique_ptr<RawProducer>> StartRawProducer(
 }
 
 msgsdk::Result<Produced> RawProduce(RawProducer& producer, const std::string& topic,
-                                  const Flags& flags) {
+                                    const Flags& flags) {
   rd_kafka_t* rk = producer.rk.get();
   MSGSDK_RETURN_IF_ERROR(WarmUpTopic(rk, topic));
   const std::string body(flags.size, 'x');
@@ -256,10 +269,57 @@ msgsdk::Result<Produced> RawProduce(RawProducer& producer, const std::string& to
                   .cpu_us_per_message = cpu_seconds * 1e6 / count};
 }
 
+// What a consume case measured.
+struct ConsumeRate {
+  double msgs_per_s = 0;
+  // CPU time of the whole process (the consumer's threads, librdkafka's, the mock cluster's)
+  // from the first record handed out to the last, per record, in microseconds: less noisy
+  // than the rate when other work shares the cores.
+  double cpu_us_per_msg = 0;
+  // With --cpu-by-thread: CPU time per record by thread name, in microseconds, from before
+  // subscribing to the last record (joining the group costs next to nothing).
+  std::map<std::string, double> cpu_us_by_thread;
+};
+
+// CPU time of every live thread of this process so far, in nanoseconds, by thread id, with
+// the thread's name (/proc/self/task/<tid>/schedstat and comm).
+struct ThreadCpu {
+  std::string name;
+  uint64_t ns = 0;
+};
+std::map<long, ThreadCpu> ThreadCpuSnapshot() {
+  std::map<long, ThreadCpu> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    const long tid = std::strtol(entry.path().filename().c_str(), nullptr, 10);
+    std::ifstream comm(entry.path() / "comm");
+    std::ifstream schedstat(entry.path() / "schedstat");
+    ThreadCpu thread;
+    if (std::getline(comm, thread.name) && schedstat >> thread.ns) out[tid] = thread;
+  }
+  return out;
+}
+
+// Microseconds per record by thread name between two snapshots (a thread missing from
+// `before` started after it).
+std::map<std::string, double> CpuByThreadName(const std::map<long, ThreadCpu>& before,
+                                              const std::map<long, ThreadCpu>& after,
+                                              int64_t records) {
+  std::map<std::string, double> out;
+  for (const auto& [tid, thread] : after) {
+    auto it = before.find(tid);
+    const uint64_t start = it != before.end() && it->second.name == thread.name ? it->second.ns : 0;
+    out[thread.name] += static_cast<double>(thread.ns - start) / 1e3 / static_cast<double>(records);
+  }
+  return out;
+}
+
 // Reads `count` records of `topic` as a new member of `group`, committing like the backend.
-msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
-                                  const std::string& topic, const std::string& group, int64_t count,
-                                  const Flags& flags) {
+msgsdk::Result<ConsumeRate> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
+                                       const std::string& topic, const std::string& group,
+                                       int64_t count, const Flags& flags) {
+  const auto threads_before =
+      flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   MSGSDK_ASSIGN_OR_RETURN(auto cpp_conf, msgsdk::kafka::MakeConsumerConf(
                                              settings, group, msgsdk::StartPosition::kEarliest));
   MSGSDK_ASSIGN_OR_RETURN(
@@ -292,13 +352,19 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
   int64_t timestamp_sum = 0;
   Clock::time_point first;
   Clock::time_point last;
+  double first_cpu = 0;
+  double last_cpu = 0;
+  ConsumeRate rate;
   const auto give_up = Clock::now() + kGiveUp;
   auto next_commit = Clock::now() + settings.commit_interval;
   while (received < count && Clock::now() < give_up) {
     rd_kafka_message_t* message = rd_kafka_consumer_poll(rk.get(), 100);
     if (message != nullptr) {
       if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (received == 0) first = Clock::now();
+        if (received == 0) {
+          first = Clock::now();
+          first_cpu = SelfCpuSeconds();
+        }
         ++received;
         body_bytes += message->len;
         // Look at what the SDK hands its handlers: the timestamp and the SDK's headers.
@@ -320,7 +386,13 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
         if (message->partition >= 0 && message->partition < flags.partitions) {
           next[static_cast<size_t>(message->partition)] = message->offset + 1;
         }
-        if (received == count) last = Clock::now();
+        if (received == count) {
+          last = Clock::now();
+          last_cpu = SelfCpuSeconds();
+          if (flags.cpu_by_thread) {
+            rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), count);
+          }
+        }
       }
       rd_kafka_message_destroy(message);
     }
@@ -341,7 +413,9 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
     return msgsdk::InternalError("raw consume of " + topic +
                                  ": unexpected bodies, headers or timestamps");
   }
-  return static_cast<double>(count - 1) / Seconds(last - first);
+  rate.msgs_per_s = static_cast<double>(count - 1) / Seconds(last - first);
+  rate.cpu_us_per_msg = (last_cpu - first_cpu) * 1e6 / static_cast<double>(count - 1);
+  return rate;
 }
 
 // ---- The SDK --------------------------------------------------------------------------------
@@ -349,7 +423,7 @@ msgsdk::Result<double> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
 // With `keyed`, record i gets key "i mod 4096", which spreads records evenly over partitions
 // (keyless records stick to one partition for a while: librdkafka's sticky partitioning).
 msgsdk::Result<Produced> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
-                                  bool keyed, const Flags& flags) {
+                                    bool keyed, const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
   Progress progress(count);
@@ -372,8 +446,11 @@ msgsdk::Result<Produced> SdkProduce(msgsdk::Client& client, const std::string& t
                   .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
 }
 
-msgsdk::Result<double> SdkConsume(msgsdk::Client& client, const std::string& topic,
-                                  const std::string& group, int64_t count, const Flags& flags) {
+msgsdk::Result<ConsumeRate> SdkConsume(msgsdk::Client& client, const std::string& topic,
+                                       const std::string& group, int64_t count,
+                                       const Flags& flags) {
+  const auto threads_before =
+      flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   Progress progress(count);
   std::atomic<uint64_t> body_bytes{0};
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Subscription subscription,
@@ -383,6 +460,10 @@ msgsdk::Result<double> SdkConsume(msgsdk::Client& client, const std::string& top
                             return msgsdk::ConsumeResult::kSuccess;
                           }));
   const bool all = progress.Wait();
+  ConsumeRate rate;
+  if (flags.cpu_by_thread) {
+    rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), count);
+  }
   MSGSDK_RETURN_IF_ERROR(subscription.Close());
   if (!all) {
     return msgsdk::DeadlineExceededError("sdk consume of " + topic + ": only " +
@@ -392,7 +473,9 @@ msgsdk::Result<double> SdkConsume(msgsdk::Client& client, const std::string& top
   if (body_bytes.load() != static_cast<uint64_t>(count) * flags.size) {
     return msgsdk::InternalError("sdk consume of " + topic + ": unexpected body sizes");
   }
-  return static_cast<double>(count - 1) / Seconds(progress.last() - progress.first());
+  rate.msgs_per_s = static_cast<double>(count - 1) / Seconds(progress.last() - progress.first());
+  rate.cpu_us_per_msg = progress.cpu_seconds() * 1e6 / static_cast<double>(count - 1);
+  return rate;
 }
 
 // Every record written to `topic` is still on the mock cluster (it keeps at most 5 MiB or
@@ -426,7 +509,23 @@ std::string Ratio(double sdk, double raw) {
 struct Figures {
   std::vector<double> raw_produce, sdk_produce, raw_consume, sdk_consume;
   std::vector<double> raw_produce_cpu, sdk_produce_cpu;
+  // CPU microseconds per consumed record.
+  std::vector<double> raw_consume_cpu, sdk_consume_cpu;
 };
+
+void PrintCpuByThread(const char* side, int round, const ConsumeRate& rate) {
+  std::string line;
+  double total = 0;
+  for (const auto& [name, us] : rate.cpu_us_by_thread) {
+    if (us < 0.005) continue;
+    char part[64];
+    std::snprintf(part, sizeof(part), " %s %.3f", name.c_str(), us);
+    line += part;
+    total += us;
+  }
+  std::fprintf(stderr, "repeat %d: %s consume CPU us/msg by thread (total %.3f):%s\n", round, side,
+               total, line.c_str());
+}
 
 std::map<std::string, std::string> Overrides(const Flags& flags) {
   // The backend's defaults but for delivery_timeout_ms, and commit_interval_ms back from the
@@ -477,8 +576,8 @@ class Bench {
     MSGSDK_RETURN_IF_ERROR(
         SdkProduce(client_, consume_topic, flags_.consume_messages, true, flags_).status());
     MSGSDK_RETURN_IF_ERROR(CheckRetained(raw_.rk.get(), consume_topic, flags_));
-    double raw_consume = 0;
-    double sdk_consume = 0;
+    ConsumeRate raw_consume;
+    ConsumeRate sdk_consume;
     auto raw = [&]() -> msgsdk::Status {
       MSGSDK_ASSIGN_OR_RETURN(raw_consume, RawConsume(settings_, consume_topic, "raw-" + suffix,
                                                       flags_.consume_messages, flags_));
@@ -496,14 +595,21 @@ class Bench {
       MSGSDK_RETURN_IF_ERROR(sdk());
       MSGSDK_RETURN_IF_ERROR(raw());
     }
-    figures.raw_consume.push_back(raw_consume);
-    figures.sdk_consume.push_back(sdk_consume);
+    figures.raw_consume.push_back(raw_consume.msgs_per_s);
+    figures.sdk_consume.push_back(sdk_consume.msgs_per_s);
+    figures.raw_consume_cpu.push_back(raw_consume.cpu_us_per_msg);
+    figures.sdk_consume_cpu.push_back(sdk_consume.cpu_us_per_msg);
     std::fprintf(stderr,
-                 "repeat %d: produce raw %.0f sdk %.0f (%s), consume raw %.0f sdk %.0f (%s) "
-                 "(load %s)\n",
+                 "repeat %d: produce raw %.0f sdk %.0f (%s), consume raw %.0f sdk %.0f (%s), "
+                 "CPU us/msg raw %.3f sdk %.3f (load %s)\n",
                  round, raw_produce, sdk_produce, Ratio(sdk_produce, raw_produce).c_str(),
-                 raw_consume, sdk_consume, Ratio(sdk_consume, raw_consume).c_str(),
-                 LoadAverage().c_str());
+                 raw_consume.msgs_per_s, sdk_consume.msgs_per_s,
+                 Ratio(sdk_consume.msgs_per_s, raw_consume.msgs_per_s).c_str(),
+                 raw_consume.cpu_us_per_msg, sdk_consume.cpu_us_per_msg, LoadAverage().c_str());
+    if (flags_.cpu_by_thread) {
+      PrintCpuByThread("raw", round, raw_consume);
+      PrintCpuByThread("sdk", round, sdk_consume);
+    }
     return msgsdk::OkStatus();
   }
 
@@ -544,7 +650,10 @@ int Run(const Flags& flags) {
   }
   const std::string yaml =
       (*cluster)->RoutingYaml(kEnvironment, kClusterName, Overrides(flags)) +
-      "client:\n  send_timeout_ms: " + std::to_string(flags.delivery_timeout_ms) + "\n";
+      "client:\n  send_timeout_ms: " + std::to_string(flags.delivery_timeout_ms) + "\n" +
+      (flags.consumer_threads > 0
+           ? "  consumer_threads: " + std::to_string(flags.consumer_threads) + "\n"
+           : std::string());
   auto client = msgsdk::Client::Create({.config_yaml = yaml, .environment = kEnvironment});
   if (!client.ok()) {
     std::fprintf(stderr, "Client::Create: %s\n", client.status().ToString().c_str());
@@ -589,6 +698,9 @@ int Run(const Flags& flags) {
   }
   if (flags.Runs("consume")) {
     PrintRow("consume: consumer_poll vs subscription", figures.raw_consume, figures.sdk_consume);
+    // From the first record handed out to the last.
+    std::printf("  %-38s %12.3f %12.3f\n", "  CPU us per message (process)",
+                Median(figures.raw_consume_cpu), Median(figures.sdk_consume_cpu));
   }
   return 0;
 }
@@ -614,6 +726,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1000, 600000));
   app.add_option("--repeat", flags.repeat, "Repetitions; the table shows medians")
       ->check(CLI::PositiveNumber);
+  app.add_option("--consumer-threads", flags.consumer_threads,
+                 "Handler threads of the SDK's subscription (0: the SDK's default)")
+      ->check(CLI::Range(0, 256));
+  app.add_flag("--cpu-by-thread", flags.cpu_by_thread,
+               "Consume: also print CPU per message by thread name for every repeat");
   app.add_option("--cases", flags.cases, "Cases to run, among produce and consume")
       ->check(CLI::IsMember({"produce", "consume"}));
   CLI11_PARSE(app, argc, argv);
