@@ -117,26 +117,33 @@ struct Delivery {
   std::string receipt;
 };
 
+// A delivery record that changes hands whole (see DeliverySink::DeliverSwapping): passing the
+// pointer costs nothing per field, where moving a Delivery moves a dozen strings.
+using DeliveryPtr = std::unique_ptr<Delivery>;
+
 // Implemented by the core, called by a backend consumer.
 class DeliverySink {
  public:
   virtual ~DeliverySink() = default;
   // Messages of one partition, in partition order. Never blocks for long.
   virtual void Deliver(std::vector<Delivery> batch) = 0;
-  // Deliver for a backend that decodes into buffers it keeps: takes every delivery of `batch`
-  // (messages of one or more partitions, each partition's in partition order: one call per
-  // poll costs the core one lock) and leaves in its place a spent one, whose strings keep
-  // their capacity for the backend to decode its next message into (overwriting every field).
-  // A steady stream then allocates nothing per message for its strings, and nothing the
-  // backend's thread allocated is freed on a handler thread (slow with glibc's malloc).
+  // Deliver for a backend that decodes into records it keeps: takes every delivery of `batch`
+  // (none null; messages of one or more partitions, each partition's in partition order: one
+  // call per poll costs the core one lock) and leaves in its place a spent record (never
+  // null), whose strings keep their capacity for the backend to decode its next message into
+  // (overwriting every field). The records change hands by pointer, so a steady stream neither
+  // allocates nor moves strings per message, and nothing the backend's thread allocated is
+  // freed on a handler thread (slow with glibc's malloc).
   // By default: Deliver of each run of one partition, leaving moved-from deliveries.
-  virtual void DeliverSwapping(std::span<Delivery> batch) {
+  virtual void DeliverSwapping(std::span<DeliveryPtr> batch) {
     for (auto run = batch.begin(); run != batch.end();) {
-      auto run_end = std::find_if(run, batch.end(), [&](const Delivery& d) {
-        return d.message.partition != run->message.partition;
+      auto run_end = std::find_if(run, batch.end(), [&](const DeliveryPtr& d) {
+        return d->message.partition != (*run)->message.partition;
       });
-      Deliver(
-          std::vector<Delivery>(std::make_move_iterator(run), std::make_move_iterator(run_end)));
+      std::vector<Delivery> deliveries;
+      deliveries.reserve(static_cast<size_t>(run_end - run));
+      for (auto it = run; it != run_end; ++it) deliveries.push_back(std::move(**it));
+      Deliver(std::move(deliveries));
       run = run_end;
     }
   }

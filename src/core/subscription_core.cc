@@ -112,22 +112,36 @@ void SubscriptionCore::Ack(const Delivery& delivery) {
   consumer->Ack(delivery);
 }
 
+thread_local SubscriptionCore::WorkerSlot* SubscriptionCore::current_worker_ = nullptr;
+
 bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
-  if (stopped_) return true;
-  auto it = partitions_.find(p.delivery.message.partition);
-  return it == partitions_.end() || it->second.epoch != p.epoch;
+  return stopped_ || p.partition == nullptr || p.partition->epoch != p.epoch;
 }
 
-void SubscriptionCore::Deliver(std::vector<Delivery> batch) { DeliverSwapping(batch); }
+void SubscriptionCore::Deliver(std::vector<Delivery> batch) {
+  // Moved into the records' own deliveries (a spare record keeps its Delivery object).
+  Accept(
+      batch.size(), [&](size_t i) -> Delivery& { return batch[i]; },
+      [&](size_t i, Pending& p) { *p.delivery = std::move(batch[i]); });
+}
 
-void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
+void SubscriptionCore::DeliverSwapping(std::span<DeliveryPtr> batch) {
+  // The backend's record and the spare one change places: the backend decodes its next
+  // message into the spare's buffers.
+  Accept(
+      batch.size(), [&](size_t i) -> Delivery& { return *batch[i]; },
+      [&](size_t i, Pending& p) { p.delivery.swap(batch[i]); });
+}
+
+template <typename At, typename Take>
+void SubscriptionCore::Accept(size_t count, At at, Take take) {
   // Records for the batch: spare ones taken under a short hold of the lock, filled without
   // it (the handler threads take and finish deliveries meanwhile), then queued under one more.
   std::vector<PendingPtr> taken;
-  taken.reserve(batch.size());
+  taken.reserve(count);
   {
     std::lock_guard lock(mutex_);
-    const size_t reused = std::min(spare_.size(), batch.size());
+    const size_t reused = std::min(spare_.size(), count);
     for (size_t i = 0; i < reused; ++i) {
       taken.push_back(std::move(spare_.back()));
       spare_.pop_back();
@@ -135,11 +149,11 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
   }
   std::vector<size_t> filtered_out;
   std::vector<PendingPtr> filled;
-  filled.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Delivery& delivery = batch[i];
+  filled.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    Message& message = at(i).message;
     // A shadow copy of a migrating topic: its primary copy is handled on the other cluster.
-    if (!filter_.Matches(delivery.message.tag) || IsShadowCopy(delivery.message)) {
+    if (!filter_.Matches(message.tag) || IsShadowCopy(message)) {
       filtered_out.push_back(i);
       continue;
     }
@@ -150,10 +164,10 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
       p = std::move(taken.back());
       taken.pop_back();
     }
-    using std::swap;
-    swap(p->delivery, delivery);
-    Message& m = p->delivery.message;
-    m.cluster = cluster_;
+    take(i, *p);
+    Message& m = p->delivery->message;
+    // A spare record usually holds the cluster's name already.
+    if (m.cluster != cluster_) m.cluster = cluster_;
     p->attempt = std::max(0, m.delivery_attempt) + 1;
     p->last_error.clear();
     filled.push_back(std::move(p));
@@ -166,12 +180,13 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
     int32_t partition = -1;
     PartitionState* state = nullptr;
     for (PendingPtr& p : filled) {
-      const Message& m = p->delivery.message;
+      const Message& m = p->delivery->message;
       if (state == nullptr || m.partition != partition) {
         partition = m.partition;
         state = &partitions_[partition];
       }
       p->epoch = state->epoch;
+      p->partition = state;
       ++inflight_;
       if (OrderedKey(*p)) {
         auto [chain, inserted] = key_chains_.try_emplace(m.key);
@@ -187,7 +202,7 @@ void SubscriptionCore::DeliverSwapping(std::span<Delivery> batch) {
     new_workers = ClaimWorkersLocked();
   }
   // Filtered deliveries stay in the batch: the backend reuses them like the others.
-  for (size_t i : filtered_out) Ack(batch[i]);
+  for (size_t i : filtered_out) Ack(at(i));
   StartWorkers(new_workers);
 }
 
@@ -216,7 +231,7 @@ void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
       continue;
     }
     if (OrderedKey(*it->second)) {
-      auto chain = key_chains_.find(it->second->delivery.message.key);
+      auto chain = key_chains_.find(it->second->delivery->message.key);
       if (chain != key_chains_.end()) {
         for (auto& waiting : chain->second) dropped.push_back(std::move(waiting));
         key_chains_.erase(chain);
@@ -239,10 +254,12 @@ void SubscriptionCore::Revoke(const std::vector<int32_t>& partitions) {
   inflight_ -= static_cast<int>(dropped.size());
   changed_.notify_all();
   const auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
+  ++changed_waiters_;
   changed_.wait_until(lock, deadline, [&] {
     return std::all_of(partitions.begin(), partitions.end(),
                        [&](int32_t partition) { return partitions_[partition].busy == 0; });
   });
+  --changed_waiters_;
 }
 
 void SubscriptionCore::Dispatch(PendingPtr p) {
@@ -284,22 +301,41 @@ void SubscriptionCore::StartWorkers(int count) {
 }
 
 void SubscriptionCore::Work() {
+  WorkerSlot slot{.core = this};
+  WorkerSlot* const outer = std::exchange(current_worker_, &slot);
   while (true) {
     PendingPtr next;
-    bool stale;
+    bool stale = false;
+    Released released;
+    int new_workers = 0;
     {
-      // Taking a delivery and marking its partition busy is one step, so a Revoke either
-      // sees it busy (and waits for its handler) or finds it stale here.
+      // Releasing what the last handler acknowledged, then taking a delivery and marking its
+      // partition busy, is one step: a Revoke either sees the partition busy (and waits for
+      // the handler) or finds the delivery stale here.
       std::lock_guard lock(mutex_);
+      bool queued_next = false;
+      if (slot.acked) {
+        --slot.acked->partition->busy;
+        released = ReleaseLocked(std::move(slot.acked));
+        if (released.next) {
+          // Its key's next delivery: queued here rather than by a lock of its own.
+          ready_.push_back(std::move(released.next));
+          queued_next = true;
+        }
+      }
       if (ready_.empty()) {
         --workers_;
-        return;
+      } else {
+        next = std::move(ready_.front());
+        ready_.pop_front();
+        stale = IsStaleLocked(*next);
+        if (!stale) ++next->partition->busy;
+        if (queued_next) new_workers = ClaimWorkersLocked();
       }
-      next = std::move(ready_.front());
-      ready_.pop_front();
-      stale = IsStaleLocked(*next);
-      if (!stale) ++partitions_[next->delivery.message.partition].busy;
     }
+    AfterRelease(std::move(released));
+    StartWorkers(new_workers);
+    if (!next) break;
     if (stale) {
       // Revoked while queued: the partition's next owner delivers it again.
       Finish(std::move(next));
@@ -307,12 +343,13 @@ void SubscriptionCore::Work() {
     }
     Run(std::move(next));
   }
+  current_worker_ = outer;
 }
 
 void SubscriptionCore::Run(PendingPtr p) {
-  p->delivery.message.delivery_attempt = p->attempt;
+  p->delivery->message.delivery_attempt = p->attempt;
   // Taken before `p` moves into the settlement, which keeps the message alive until settled.
-  const Message& message = p->delivery.message;
+  const Message& message = p->delivery->message;
   try {
     handler_(message, Settlement(shared_from_this(), std::move(p)));
   } catch (...) {
@@ -321,11 +358,10 @@ void SubscriptionCore::Run(PendingPtr p) {
 }
 
 void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
-  const int32_t partition = p->delivery.message.partition;
   if (verdict.kind == Verdict::Kind::kRelease) {
     {
       std::lock_guard lock(mutex_);
-      --partitions_[partition].busy;
+      --p->partition->busy;
     }
     Finish(std::move(p));
     return;
@@ -339,18 +375,25 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
   if (verdict.kind == Verdict::Kind::kRetry) {
     {
       std::lock_guard lock(mutex_);
-      --partitions_[partition].busy;
+      --p->partition->busy;
     }
     ScheduleRetry(std::move(p), verdict.retry_delay);
     return;
   }
   // Acknowledge while still counted busy, so Revoke's wait covers the ack; then the partition
   // is no longer busy and the slot is free, under one lock.
-  Ack(p->delivery);
+  Ack(*p->delivery);
+  WorkerSlot* worker = current_worker_;
+  if (worker != nullptr && worker->core == this && !worker->acked) {
+    // Settled by its handler on a worker of this subscription (a synchronous handler settles
+    // as it returns): the worker releases it with its next lock.
+    worker->acked = std::move(p);
+    return;
+  }
   Released released;
   {
     std::lock_guard lock(mutex_);
-    --partitions_[partition].busy;
+    --p->partition->busy;
     released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
@@ -409,7 +452,7 @@ void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds del
 }
 
 void SubscriptionCore::DeadLetter(PendingPtr p) {
-  const Message& original = p->delivery.message;
+  const Message& original = p->delivery->message;
   Message letter;
   letter.topic = DeadLetterTopic(group_);
   letter.key = original.key;
@@ -445,10 +488,10 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
                        Result<StoredPosition> stored) {
     PendingPtr pending = std::move(*holder);
     if (stored.ok()) {
-      self->Ack(pending->delivery);
+      self->Ack(*pending->delivery);
       {
         std::lock_guard lock(self->mutex_);
-        --self->partitions_[pending->delivery.message.partition].busy;
+        --pending->partition->busy;
       }
       self->Finish(std::move(pending));
       return;
@@ -459,7 +502,7 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
     --pending->attempt;
     {
       std::lock_guard lock(self->mutex_);
-      --self->partitions_[pending->delivery.message.partition].busy;
+      --pending->partition->busy;
     }
     self->ScheduleRetry(std::move(pending));
   };
@@ -483,8 +526,9 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
   Released released;
   --inflight_;
   released.wake_backend = capacity_waiters_ > 0 && inflight_ <= LowWater();
+  released.notify_changed = changed_waiters_ > 0;
   if (OrderedKey(*p)) {
-    auto chain = key_chains_.find(p->delivery.message.key);
+    auto chain = key_chains_.find(p->delivery->message.key);
     if (chain != key_chains_.end()) {
       if (chain->second.empty()) {
         key_chains_.erase(chain);
@@ -495,7 +539,7 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
     }
   }
   // Kept for reuse unless its buffers are large (a big message should not pin its memory).
-  const Message& m = p->delivery.message;
+  const Message& m = p->delivery->message;
   if (spare_.size() < static_cast<size_t>(settings_.max_inflight) && !stopped_ &&
       m.body.capacity() + m.key.capacity() <= kMaxSpareBytes) {
     spare_.push_back(std::move(p));
@@ -506,7 +550,7 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
 }
 
 void SubscriptionCore::AfterRelease(Released released) {
-  changed_.notify_all();
+  if (released.notify_changed) changed_.notify_all();
   if (released.wake_backend) capacity_.notify_all();
   if (released.next) Dispatch(std::move(released.next));
 }
@@ -536,10 +580,12 @@ Status SubscriptionCore::Close() {
     }
     key_chains_.clear();
     inflight_ -= static_cast<int>(dropped.size());
+    ++changed_waiters_;
     changed_.wait_until(lock, deadline, [this] {
       return std::all_of(partitions_.begin(), partitions_.end(),
                          [](const auto& entry) { return entry.second.busy == 0; });
     });
+    --changed_waiters_;
   }
   changed_.notify_all();
   pool_.Shutdown();

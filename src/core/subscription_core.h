@@ -87,10 +87,19 @@ struct SubscriptionSettings {
   friend bool operator==(const SubscriptionSettings&, const SubscriptionSettings&) = default;
 };
 
+// What a subscription knows of one partition of its topic.
+struct PartitionActivity {
+  uint64_t epoch = 0;
+  int busy = 0;  // handlers running or dead-letter sends in flight
+};
+
 struct PendingDelivery {
-  Delivery delivery;
+  DeliveryPtr delivery = std::make_unique<Delivery>();  // never null
   int attempt = 1;
-  uint64_t epoch = 0;      // the partition's epoch when delivered; stale once revoked
+  uint64_t epoch = 0;  // the partition's epoch when delivered; stale once revoked
+  // The delivery's partition in the subscription's table (entries are never removed), so
+  // the handler path does not look it up by number.
+  PartitionActivity* partition = nullptr;
   std::string last_error;  // why the last attempt failed, for the dead-letter record
 };
 
@@ -113,7 +122,7 @@ class SubscriptionCore : public DeliverySink,
 
   // DeliverySink
   void Deliver(std::vector<Delivery> batch) override;
-  void DeliverSwapping(std::span<Delivery> batch) override;
+  void DeliverSwapping(std::span<DeliveryPtr> batch) override;
   bool WaitForCapacity(Deadline deadline) override;
   void Revoke(const std::vector<int32_t>& partitions) override;
 
@@ -122,18 +131,28 @@ class SubscriptionCore : public DeliverySink,
   using Pending = PendingDelivery;
   using PendingPtr = std::unique_ptr<Pending>;
 
-  struct PartitionState {
-    uint64_t epoch = 0;
-    int busy = 0;  // handlers running or dead-letter sends in flight
+  using PartitionState = PartitionActivity;
+  // The worker (Work) running on this thread: a delivery its handler acknowledges on this
+  // thread waits here, and the worker releases it when the handler returns, under the lock it
+  // takes for its next delivery anyway (one lock per message instead of two).
+  struct WorkerSlot {
+    SubscriptionCore* core = nullptr;
+    PendingPtr acked;
   };
+  static thread_local WorkerSlot* current_worker_;
 
   // What releasing a delivery's slot leaves to do once the lock is released.
   struct Released {
     PendingPtr next;  // ordered mode: its key's next delivery, now ready to run
     bool wake_backend = false;
-    PendingPtr discarded;  // not kept for reuse: freed once the lock is released
+    PendingPtr discarded;         // not kept for reuse: freed once the lock is released
+    bool notify_changed = false;  // someone waits on changed_ (Revoke, Close)
   };
 
+  // Deliver and DeliverSwapping: takes `count` deliveries, where `at(i)` is the i-th and
+  // `take(i, record)` moves it into a record (a spare one when there is one).
+  template <typename At, typename Take>
+  void Accept(size_t count, At at, Take take);
   bool IsStaleLocked(const Pending& p) const;
   // Queues a delivery for the handler threads. A worker runs deliveries while any are ready,
   // so a steady stream costs no task and no wake-up per message.
@@ -158,7 +177,7 @@ class SubscriptionCore : public DeliverySink,
   void AfterRelease(Released released);
   void Ack(const Delivery& delivery);
   bool OrderedKey(const Pending& p) const {
-    return settings_.ordered && !p.delivery.message.key.empty();
+    return settings_.ordered && !p.delivery->message.key.empty();
   }
 
   const std::shared_ptr<Engine> engine_;
@@ -176,6 +195,8 @@ class SubscriptionCore : public DeliverySink,
 
   std::mutex mutex_;
   std::condition_variable changed_;
+  // Threads waiting on changed_ (Revoke, Close): a released delivery notifies only then.
+  int changed_waiters_ = 0;
   // Backend threads waiting in WaitForCapacity (woken only at the low-water mark, or on close).
   std::condition_variable capacity_;
   int capacity_waiters_ = 0;

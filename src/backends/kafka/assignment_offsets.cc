@@ -34,9 +34,18 @@ bool AssignmentOffsets::PartitionState::TrackLocked(int64_t offset) {
 }
 
 bool AssignmentOffsets::PartitionState::AckLocked(int64_t offset) {
-  auto it =
-      std::lower_bound(outstanding.begin(), outstanding.end(), offset,
-                       [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
+  if (outstanding.empty() || offset < outstanding.front().offset) return false;
+  // A partition's offsets are usually consecutive, so the entry is found by its distance from
+  // the front; gaps (compacted or transactional topics) fall back to a binary search.
+  auto it = outstanding.end();
+  const auto distance = static_cast<uint64_t>(offset - outstanding.front().offset);
+  if (distance < outstanding.size() && outstanding[distance].offset == offset) {
+    it = outstanding.begin() + static_cast<ptrdiff_t>(distance);
+  } else {
+    it = std::lower_bound(
+        outstanding.begin(), outstanding.end(), offset,
+        [](const HandedOut& entry, int64_t value) { return entry.offset < value; });
+  }
   if (it == outstanding.end() || it->offset != offset || it->acked) return false;
   it->acked = true;
   --unacked;

@@ -1,5 +1,7 @@
 #include "backends/kafka/kafka_consumer.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -157,6 +159,7 @@ Status KafkaSubscription::Close(core::Deadline deadline) {
 // ---- poll thread ---------------------------------------------------------------------------
 
 void KafkaSubscription::Run() {
+  pthread_setname_np(pthread_self(), "msgsdk-kpoll");
   const auto commit_interval = cluster_->settings().commit_interval;
   auto next_commit = Clock::now() + commit_interval;
   while (!stop_.load(std::memory_order_acquire)) {
@@ -192,7 +195,7 @@ void KafkaSubscription::Run() {
 void KafkaSubscription::PollBatch(int wait_ms) {
   // The C API: the C++ one wraps every record in an object of its own.
   rd_kafka_t* rk = consumer_->c_ptr();
-  if (deliveries_.size() < kMaxBatch) deliveries_.resize(kMaxBatch);
+  while (deliveries_.size() < kMaxBatch) deliveries_.push_back(std::make_unique<core::Delivery>());
   polled_.clear();
   int wait = wait_ms;
   while (polled_.size() < kMaxBatch) {
@@ -217,7 +220,7 @@ void KafkaSubscription::PollBatch(int wait_ms) {
       // buffer, and the record destroyed at once: what librdkafka allocated for it (its
       // parsed headers) is freed before the next record needs the same, as the raw
       // consumer does, instead of a thousand allocations piling up before the first free.
-      core::Delivery& delivery = deliveries_[polled_.size()];
+      core::Delivery& delivery = *deliveries_[polled_.size()];
       if (delivery.message.body.capacity() > kMaxReusedBytes) delivery = core::Delivery{};
       DecodeRecordInto(message, &delivery.message);
       polled_.push_back(epoch);
@@ -234,7 +237,7 @@ void KafkaSubscription::Dispatch() {
   // runs' vectors are kept from one poll to the next.
   size_t group_count = 0;
   for (size_t i = 0; i < polled; ++i) {
-    const int32_t partition = deliveries_[i].message.partition;
+    const int32_t partition = deliveries_[i]->message.partition;
     const uint64_t epoch = polled_[i];
     const auto used_end = groups_.begin() + static_cast<ptrdiff_t>(group_count);
     auto group = std::find_if(groups_.begin(), used_end, [&](const PartitionRun& g) {
@@ -252,14 +255,14 @@ void KafkaSubscription::Dispatch() {
   keep_.assign(polled, 0);
   for (const PartitionRun& group : std::span(groups_.data(), group_count)) {
     offsets_.clear();
-    for (size_t i : group.records) offsets_.push_back(deliveries_[i].message.offset);
+    for (size_t i : group.records) offsets_.push_back(deliveries_[i]->message.offset);
     if (tracker_.Track(group.partition, group.epoch, offsets_, tracked_) == 0) continue;
     char digits[24];
     const char* digits_end = std::to_chars(digits, digits + sizeof(digits), group.epoch).ptr;
     const std::string_view receipt(digits, static_cast<size_t>(digits_end - digits));
     for (size_t k = 0; k < group.records.size(); ++k) {
       if (!tracked_[k]) continue;
-      core::Delivery& delivery = deliveries_[group.records[k]];
+      core::Delivery& delivery = *deliveries_[group.records[k]];
       if (!tags_.empty() && !tags_.contains(delivery.message.tag)) {
         // Filtered here, before the core sees it: handled as far as the group is concerned.
         tracker_.Ack(group.partition, group.epoch, offsets_[k]);
@@ -275,7 +278,7 @@ void KafkaSubscription::Dispatch() {
   size_t count = 0;
   for (size_t i = 0; i < polled; ++i) {
     if (!keep_[i]) continue;
-    if (i != count) std::swap(deliveries_[count], deliveries_[i]);
+    if (i != count) deliveries_[count].swap(deliveries_[i]);
     ++count;
   }
   if (count > 0) sink_.DeliverSwapping(std::span(deliveries_.data(), count));

@@ -88,10 +88,10 @@ class KafkaSubscription : public core::BackendConsumer {
   rd_kafka_queue_t* commit_queue_ = nullptr;
   AssignmentOffsets tracker_;
   // ---- poll thread only ----
-  // The records of the current poll, decoded into deliveries_[0, n); polled_[i] is the epoch
-  // of the partition of deliveries_[i] when it was polled. The deliveries keep the buffers
-  // of the spent ones the sink's DeliverSwapping left there, for the next poll to reuse.
-  std::vector<core::Delivery> deliveries_;
+  // The records of the current poll, decoded into *deliveries_[0, n); polled_[i] is the epoch
+  // of the partition of deliveries_[i] when it was polled. The records are the spent ones the
+  // sink's DeliverSwapping left there, with their buffers, for the next poll to reuse.
+  std::vector<core::DeliveryPtr> deliveries_;
   std::vector<uint64_t> polled_;
   // The records of a poll per partition and ownership; only the first of them in use.
   struct PartitionRun {

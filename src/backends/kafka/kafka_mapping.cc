@@ -8,7 +8,21 @@
 namespace msgsdk::kafka {
 namespace {
 
+// Decimal digits with an optional '-' and nothing else, as std::from_chars reads them.
 std::optional<int64_t> ParseInt64(std::string_view text) {
+  // Up to 18 digits cannot overflow, so they are summed without from_chars' per-digit checks:
+  // this runs for every consumed record (a timestamp in microseconds has 16 digits).
+  const bool negative = !text.empty() && text.front() == '-';
+  const std::string_view digits = negative ? text.substr(1) : text;
+  if (!digits.empty() && digits.size() <= 18) {
+    int64_t sum = 0;
+    for (const char c : digits) {
+      const unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(c)) - '0';
+      if (digit > 9) return std::nullopt;
+      sum = sum * 10 + static_cast<int64_t>(digit);
+    }
+    return negative ? -sum : sum;
+  }
   int64_t value = 0;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);

@@ -58,8 +58,10 @@ class TestSink : public core::DeliverySink {
 
   // As the core does, leaves the deliveries in place after taking them (here: copies), so the
   // backend decodes its next records over what they held: every field must be overwritten.
-  void DeliverSwapping(std::span<core::Delivery> batch) override {
-    Deliver(std::vector<core::Delivery>(batch.begin(), batch.end()));
+  void DeliverSwapping(std::span<core::DeliveryPtr> batch) override {
+    std::vector<core::Delivery> copies;
+    for (const core::DeliveryPtr& delivery : batch) copies.push_back(*delivery);
+    Deliver(std::move(copies));
   }
 
   bool WaitForCapacity(core::Deadline deadline) override {
