@@ -176,6 +176,10 @@ class BackendConsumer {
   // The handler finished with this delivery (success or dead-lettered): it must not be
   // delivered to the group again. Offsets are committed for the contiguous acknowledged prefix.
   virtual void Ack(const Delivery& delivery) = 0;
+  // Ack of several deliveries at once, so a backend can take its lock once for all of them.
+  virtual void AckAll(std::span<const Delivery* const> deliveries) {
+    for (const Delivery* delivery : deliveries) Ack(*delivery);
+  }
   // Stops fetching, calls sink.Revoke for every owned partition, commits, leaves the group.
   // Unacknowledged deliveries go back to the cluster. Bounded by `deadline`. Idempotent.
   virtual Status Close(Deadline deadline) = 0;

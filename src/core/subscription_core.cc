@@ -19,6 +19,10 @@ constexpr char kDlqAttempts[] = "msgsdk.dlq.attempts";
 constexpr char kDlqReason[] = "msgsdk.dlq.reason";
 // A finished delivery whose body and key take more than this is freed, not kept for reuse.
 constexpr size_t kMaxSpareBytes = 16 * 1024;
+// A worker takes up to this many ready deliveries at once while its handlers are quick...
+constexpr size_t kMaxWorkerBatch = 16;
+// ...that is, while running what it took lasts less than this.
+constexpr auto kQuickBatch = std::chrono::microseconds(200);
 
 }  // namespace
 
@@ -51,22 +55,28 @@ void Settlement::Settle(Verdict verdict) {
   subscription->Conclude(std::move(pending_), std::move(verdict));
 }
 
-AsyncHandler SettleOnReturn(MessageHandler handler) {
-  return [handler = std::move(handler)](const Message& message, Settlement settlement) {
-    Verdict verdict{.kind = Verdict::Kind::kRetry};
-    try {
-      if (handler(message) == ConsumeResult::kSuccess) {
-        verdict.kind = Verdict::Kind::kAck;
-      } else {
-        verdict.reason = "handler returned kRetryLater";
-      }
-    } catch (const std::exception& e) {
-      verdict.reason = std::string("handler threw: ") + e.what();
-    } catch (...) {
-      verdict.reason = "handler threw a non-standard exception";
+Verdict SettlingHandler::Call(const Message& message) const {
+  Verdict verdict{.kind = Verdict::Kind::kRetry};
+  try {
+    if (handler(message) == ConsumeResult::kSuccess) {
+      verdict.kind = Verdict::Kind::kAck;
+    } else {
+      verdict.reason = "handler returned kRetryLater";
     }
-    settlement.Settle(std::move(verdict));
-  };
+  } catch (const std::exception& e) {
+    verdict.reason = std::string("handler threw: ") + e.what();
+  } catch (...) {
+    verdict.reason = "handler threw a non-standard exception";
+  }
+  return verdict;
+}
+
+void SettlingHandler::operator()(const Message& message, Settlement settlement) const {
+  settlement.Settle(Call(message));
+}
+
+AsyncHandler SettleOnReturn(MessageHandler handler) {
+  return SettlingHandler{.handler = std::move(handler)};
 }
 
 SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic,
@@ -79,6 +89,7 @@ SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, std::string t
       cluster_(std::move(cluster)),
       backend_(std::move(backend)),
       handler_(std::move(handler)),
+      settling_handler_(handler_.target<SettlingHandler>()),
       filter_(std::move(filter)),
       settings_(settings),
       pool_("msgsdk-handler", settings.threads) {}
@@ -98,7 +109,7 @@ Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
   return OkStatus();
 }
 
-void SubscriptionCore::Ack(const Delivery& delivery) {
+BackendConsumer* SubscriptionCore::ReadyConsumer() {
   BackendConsumer* consumer = consumer_ready_.load(std::memory_order_acquire);
   if (consumer == nullptr) {
     // A backend may deliver before Subscribe has returned to Start.
@@ -107,9 +118,16 @@ void SubscriptionCore::Ack(const Delivery& delivery) {
       consumer = consumer_ready_.load(std::memory_order_acquire);
       return consumer != nullptr || stopped_;
     });
-    if (consumer == nullptr) return;
   }
-  consumer->Ack(delivery);
+  return consumer;
+}
+
+void SubscriptionCore::Ack(const Delivery& delivery) {
+  if (BackendConsumer* consumer = ReadyConsumer()) consumer->Ack(delivery);
+}
+
+void SubscriptionCore::AckAll(std::span<const Delivery* const> deliveries) {
+  if (BackendConsumer* consumer = ReadyConsumer()) consumer->AckAll(deliveries);
 }
 
 thread_local SubscriptionCore::WorkerSlot* SubscriptionCore::current_worker_ = nullptr;
@@ -303,51 +321,97 @@ void SubscriptionCore::StartWorkers(int count) {
 void SubscriptionCore::Work() {
   WorkerSlot slot{.core = this};
   WorkerSlot* const outer = std::exchange(current_worker_, &slot);
+  std::vector<PendingPtr> batch;      // taken, to run
+  std::vector<PendingPtr> stale;      // taken, revoked while queued
+  std::vector<PendingPtr> discarded;  // released, not kept for reuse
+  std::vector<const Delivery*> to_ack;
+  size_t batch_limit = 1;
   while (true) {
-    PendingPtr next;
-    bool stale = false;
-    Released released;
+    if (!slot.acked.empty()) {
+      // Acknowledged to the backend in one call, while still counted busy (so Revoke's wait
+      // covers the acknowledgements).
+      to_ack.clear();
+      for (const PendingPtr& acked : slot.acked) to_ack.push_back(acked->delivery.get());
+      AckAll(to_ack);
+    }
+    bool took = false;
+    bool wake_backend = false;
+    bool notify_changed = false;
     int new_workers = 0;
     {
-      // Releasing what the last handler acknowledged, then taking a delivery and marking its
-      // partition busy, is one step: a Revoke either sees the partition busy (and waits for
-      // the handler) or finds the delivery stale here.
+      // Releasing what the last handlers acknowledged, then taking deliveries and marking
+      // their partitions busy, is one step: a Revoke either sees a partition busy (and waits
+      // for the handlers) or finds its deliveries stale here.
       std::lock_guard lock(mutex_);
       bool queued_next = false;
-      if (slot.acked) {
-        --slot.acked->partition->busy;
-        released = ReleaseLocked(std::move(slot.acked));
+      for (PendingPtr& acked : slot.acked) {
+        --acked->partition->busy;
+        Released released = ReleaseLocked(std::move(acked));
+        wake_backend |= released.wake_backend;
+        notify_changed |= released.notify_changed;
+        if (released.discarded) discarded.push_back(std::move(released.discarded));
         if (released.next) {
-          // Its key's next delivery: queued here rather than by a lock of its own.
+          // Its key's next delivery: queued here rather than under a lock of its own.
           ready_.push_back(std::move(released.next));
           queued_next = true;
         }
       }
-      if (ready_.empty()) {
-        --workers_;
-      } else {
-        next = std::move(ready_.front());
+      slot.acked.clear();
+      // At most a fair share of what is ready, so the other workers have theirs.
+      const size_t share =
+          std::max<size_t>(1, ready_.size() / static_cast<size_t>(settings_.threads));
+      const size_t count = std::min({batch_limit, share, ready_.size()});
+      for (size_t i = 0; i < count; ++i) {
+        PendingPtr p = std::move(ready_.front());
         ready_.pop_front();
-        stale = IsStaleLocked(*next);
-        if (!stale) ++next->partition->busy;
-        if (queued_next) new_workers = ClaimWorkersLocked();
+        if (IsStaleLocked(*p)) {
+          stale.push_back(std::move(p));
+        } else {
+          ++p->partition->busy;
+          batch.push_back(std::move(p));
+        }
+      }
+      took = count > 0;
+      if (!took) {
+        --workers_;
+      } else if (queued_next) {
+        new_workers = ClaimWorkersLocked();
       }
     }
-    AfterRelease(std::move(released));
+    if (notify_changed) changed_.notify_all();
+    if (wake_backend) capacity_.notify_all();
+    discarded.clear();
     StartWorkers(new_workers);
-    if (!next) break;
-    if (stale) {
-      // Revoked while queued: the partition's next owner delivers it again.
-      Finish(std::move(next));
-      continue;
-    }
-    Run(std::move(next));
+    if (!took) break;
+    // Revoked while queued: the partition's next owner delivers them again.
+    for (PendingPtr& p : stale) Finish(std::move(p));
+    stale.clear();
+    if (batch.empty()) continue;
+    const auto start = std::chrono::steady_clock::now();
+    for (PendingPtr& p : batch) Run(std::move(p));
+    batch.clear();
+    // Quick handlers: take more at a time (fewer locks per message). Slow ones: one at a
+    // time, so no delivery waits behind others taken with it, and a Revoke waits for one
+    // handler per worker only.
+    batch_limit = std::chrono::steady_clock::now() - start < kQuickBatch
+                      ? std::min(batch_limit * 2, kMaxWorkerBatch)
+                      : 1;
   }
   current_worker_ = outer;
 }
 
 void SubscriptionCore::Run(PendingPtr p) {
   p->delivery->message.delivery_attempt = p->attempt;
+  if (settling_handler_ != nullptr) {
+    // The user's synchronous handler: settled here, with no Settlement to build and move.
+    Verdict verdict = settling_handler_->Call(p->delivery->message);
+    if (verdict.kind == Verdict::Kind::kAck) {
+      Acknowledge(std::move(p));
+    } else {
+      Conclude(std::move(p), std::move(verdict));
+    }
+    return;
+  }
   // Taken before `p` moves into the settlement, which keeps the message alive until settled.
   const Message& message = p->delivery->message;
   try {
@@ -380,16 +444,21 @@ void SubscriptionCore::Conclude(PendingPtr p, Verdict verdict) {
     ScheduleRetry(std::move(p), verdict.retry_delay);
     return;
   }
+  Acknowledge(std::move(p));
+}
+
+void SubscriptionCore::Acknowledge(PendingPtr p) {
+  WorkerSlot* worker = current_worker_;
+  if (worker != nullptr && worker->core == this) {
+    // Settled by its handler on a worker of this subscription (a synchronous handler settles
+    // as it returns): the worker acknowledges and releases it when its handlers of the moment
+    // have run, with one call to the backend and the lock it takes for its next deliveries.
+    worker->acked.push_back(std::move(p));
+    return;
+  }
   // Acknowledge while still counted busy, so Revoke's wait covers the ack; then the partition
   // is no longer busy and the slot is free, under one lock.
   Ack(*p->delivery);
-  WorkerSlot* worker = current_worker_;
-  if (worker != nullptr && worker->core == this && !worker->acked) {
-    // Settled by its handler on a worker of this subscription (a synchronous handler settles
-    // as it returns): the worker releases it with its next lock.
-    worker->acked = std::move(p);
-    return;
-  }
   Released released;
   {
     std::lock_guard lock(mutex_);

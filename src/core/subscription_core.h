@@ -75,6 +75,15 @@ using AsyncHandler = std::function<void(const Message& message, Settlement settl
 // The user's synchronous handler as an AsyncHandler: its result (or exception) settles at once.
 AsyncHandler SettleOnReturn(MessageHandler handler);
 
+// What SettleOnReturn wraps the handler in. A subscription recognises it and calls the handler
+// directly, without a Settlement per message.
+struct SettlingHandler {
+  MessageHandler handler;
+  // The handler's result, or its exception, as a verdict.
+  Verdict Call(const Message& message) const;
+  void operator()(const Message& message, Settlement settlement) const;
+};
+
 struct SubscriptionSettings {
   int threads = 4;
   int max_attempts = 16;
@@ -132,12 +141,13 @@ class SubscriptionCore : public DeliverySink,
   using PendingPtr = std::unique_ptr<Pending>;
 
   using PartitionState = PartitionActivity;
-  // The worker (Work) running on this thread: a delivery its handler acknowledges on this
-  // thread waits here, and the worker releases it when the handler returns, under the lock it
-  // takes for its next delivery anyway (one lock per message instead of two).
+  // The worker (Work) running on this thread. A worker takes a few ready deliveries at a time
+  // while its handlers are quick; those its handlers acknowledge on this thread wait here, and
+  // the worker releases them once it ran what it took, under the lock it takes for its next
+  // deliveries anyway: one lock per few messages instead of two per message.
   struct WorkerSlot {
     SubscriptionCore* core = nullptr;
-    PendingPtr acked;
+    std::vector<PendingPtr> acked;
   };
   static thread_local WorkerSlot* current_worker_;
 
@@ -169,6 +179,8 @@ class SubscriptionCore : public DeliverySink,
   // `delay` negative: the exponential backoff of the delivery's attempt.
   void ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay = std::chrono::milliseconds(-1));
   void DeadLetter(PendingPtr p);
+  // The delivery was handled: acknowledge it and release its slot.
+  void Acknowledge(PendingPtr p);
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);
@@ -176,6 +188,9 @@ class SubscriptionCore : public DeliverySink,
   Released ReleaseLocked(PendingPtr p);
   void AfterRelease(Released released);
   void Ack(const Delivery& delivery);
+  void AckAll(std::span<const Delivery* const> deliveries);
+  // The backend consumer, once Start has it (null if the subscription stopped first).
+  BackendConsumer* ReadyConsumer();
   bool OrderedKey(const Pending& p) const {
     return settings_.ordered && !p.delivery->message.key.empty();
   }
@@ -186,6 +201,8 @@ class SubscriptionCore : public DeliverySink,
   const std::string cluster_;
   const BackendPtr backend_;
   const AsyncHandler handler_;
+  // handler_'s synchronous handler when it is a SettlingHandler (the user's handler), else null.
+  const SettlingHandler* const settling_handler_;
   const TagFilter filter_;
   const SubscriptionSettings settings_;
   ThreadPool pool_;

@@ -83,6 +83,19 @@ bool AssignmentOffsets::Ack(int32_t partition, uint64_t epoch, int64_t offset) {
   return it->second.AckLocked(offset);
 }
 
+void AssignmentOffsets::AckAll(std::span<const Acked> acked) {
+  std::lock_guard lock(mu_);
+  // Consecutive records usually share a partition: looked up once per run.
+  auto it = partitions_.end();
+  for (const Acked& record : acked) {
+    if (it == partitions_.end() || it->first != record.partition) {
+      it = partitions_.find(record.partition);
+      if (it == partitions_.end()) continue;
+    }
+    if (it->second.epoch == record.epoch) it->second.AckLocked(record.offset);
+  }
+}
+
 std::vector<std::pair<int32_t, int64_t>> AssignmentOffsets::Committable(
     bool only_changed, const std::vector<int32_t>* partitions) const {
   std::lock_guard lock(mu_);

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,13 @@ class AssignmentOffsets {
                std::vector<char>& tracked);
   // The record at `offset` was handled. False if unknown (stale epoch, acknowledged twice).
   bool Ack(int32_t partition, uint64_t epoch, int64_t offset);
+  // Ack of several records under one lock; unknown ones are ignored.
+  struct Acked {
+    int32_t partition = -1;
+    uint64_t epoch = 0;
+    int64_t offset = -1;
+  };
+  void AckAll(std::span<const Acked> acked);
 
   // (partition, position to commit) for owned partitions that had a delivery and, if
   // `only_changed`, whose position differs from the last one passed to MarkCommitted.

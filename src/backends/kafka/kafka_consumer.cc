@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
 
@@ -129,12 +130,40 @@ std::string KafkaSubscription::Describe() const {
   return out + " to " + cluster_->DescribeTopic(spec_.topic);
 }
 
-void KafkaSubscription::Ack(const core::Delivery& delivery) {
+namespace {
+
+// The epoch a delivery's receipt carries (0 if it holds none).
+uint64_t ReceiptEpoch(const core::Delivery& delivery) {
   uint64_t epoch = 0;
   const std::string& receipt = delivery.receipt;
   auto [ptr, ec] = std::from_chars(receipt.data(), receipt.data() + receipt.size(), epoch);
-  if (ec != std::errc() || ptr != receipt.data() + receipt.size()) return;
-  tracker_.Ack(delivery.message.partition, epoch, delivery.message.offset);
+  if (ec != std::errc() || ptr != receipt.data() + receipt.size()) return 0;
+  return epoch;
+}
+
+}  // namespace
+
+void KafkaSubscription::Ack(const core::Delivery& delivery) {
+  if (const uint64_t epoch = ReceiptEpoch(delivery)) {
+    tracker_.Ack(delivery.message.partition, epoch, delivery.message.offset);
+  }
+}
+
+void KafkaSubscription::AckAll(std::span<const core::Delivery* const> deliveries) {
+  // In chunks under one lock of the tracker each.
+  constexpr size_t kChunk = 32;
+  std::array<AssignmentOffsets::Acked, kChunk> chunk;
+  size_t used = 0;
+  for (const core::Delivery* delivery : deliveries) {
+    const uint64_t epoch = ReceiptEpoch(*delivery);
+    if (epoch == 0) continue;
+    chunk[used++] = {delivery->message.partition, epoch, delivery->message.offset};
+    if (used == kChunk) {
+      tracker_.AckAll(std::span(chunk.data(), used));
+      used = 0;
+    }
+  }
+  if (used > 0) tracker_.AckAll(std::span(chunk.data(), used));
 }
 
 Status KafkaSubscription::Close(core::Deadline deadline) {

@@ -46,6 +46,7 @@ class KafkaSubscription : public core::BackendConsumer {
 
   // Thread-safe; may be called from any thread, concurrently.
   void Ack(const core::Delivery& delivery) override;
+  void AckAll(std::span<const core::Delivery* const> deliveries) override;
   Status Close(core::Deadline deadline) override;
 
  private:
