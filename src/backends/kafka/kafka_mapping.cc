@@ -1,33 +1,29 @@
 #include "backends/kafka/kafka_mapping.h"
 
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 namespace msgsdk::kafka {
 namespace {
 
-// Decimal digits with an optional '-' and nothing else, as std::from_chars reads them.
-std::optional<int64_t> ParseInt64(std::string_view text) {
-  // Up to 18 digits cannot overflow, so they are summed without from_chars' per-digit checks:
-  // this runs for every consumed record (a timestamp in microseconds has 16 digits).
-  const bool negative = !text.empty() && text.front() == '-';
-  const std::string_view digits = negative ? text.substr(1) : text;
-  if (!digits.empty() && digits.size() <= 18) {
-    int64_t sum = 0;
-    for (const char c : digits) {
-      const unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(c)) - '0';
-      if (digit > 9) return std::nullopt;
-      sum = sum * 10 + static_cast<int64_t>(digit);
-    }
-    return negative ? -sum : sum;
+// The value of the eight ASCII digits at `p`, or -1 if any of them is not a digit: all eight
+// at once in a few multiplications (the technique of simdjson's parse_eight_digits_unrolled).
+// Little-endian machines only: the first character must be the lowest byte.
+int64_t EightDigits(const char* p) {
+  uint64_t chunk = 0;
+  std::memcpy(&chunk, p, sizeof(chunk));
+  // Every byte in '0'..'9': its high nibble is 3, and still 3 after adding 6.
+  if (((chunk & 0xF0F0F0F0F0F0F0F0ULL) |
+       (((chunk + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) != 0x3333333333333333ULL) {
+    return -1;
   }
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return value;
+  chunk = (chunk & 0x0F0F0F0F0F0F0F0FULL) * 2561 >> 8;
+  chunk = (chunk & 0x00FF00FF00FF00FFULL) * 6553601 >> 16;
+  return static_cast<int64_t>((chunk & 0x0000FFFF0000FFFFULL) * 42949672960001ULL >> 32);
 }
 
 // FNV-1a, then a murmur3-style finaliser so nearby offsets spread over all bits.
@@ -46,6 +42,36 @@ uint64_t Hash64(std::string_view data, uint64_t seed) {
 }
 
 }  // namespace
+
+std::optional<int64_t> ParseDecimalInt64(std::string_view text) {
+  // Up to 18 digits cannot overflow, so they are summed without from_chars' per-digit checks,
+  // eight at a time where the machine allows: this runs for every consumed record (a
+  // timestamp in microseconds has 16 digits).
+  const bool negative = !text.empty() && text.front() == '-';
+  const std::string_view digits = negative ? text.substr(1) : text;
+  if (!digits.empty() && digits.size() <= 18) {
+    int64_t sum = 0;
+    size_t i = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      for (; i + 8 <= digits.size(); i += 8) {
+        const int64_t eight = EightDigits(digits.data() + i);
+        if (eight < 0) return std::nullopt;
+        sum = sum * 100000000 + eight;
+      }
+    }
+    for (; i < digits.size(); ++i) {
+      const unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(digits[i])) - '0';
+      if (digit > 9) return std::nullopt;
+      sum = sum * 10 + static_cast<int64_t>(digit);
+    }
+    return negative ? -sum : sum;
+  }
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
 
 std::string PropertyHeaderName(const std::string& key) {
   if (key.starts_with(kReservedHeaderPrefix)) {
@@ -168,9 +194,10 @@ void DecodeRecordInto(const rd_kafka_message_t* rkmessage, Message* out) {
       } else if (header_name == kTagHeader) {
         message.tag.assign(header_value);
       } else if (header_name == kBornAtHeader) {
-        if (auto micros = ParseInt64(header_value)) born_at = FromEpochMicros(*micros);
+        if (auto micros = ParseDecimalInt64(header_value)) born_at = FromEpochMicros(*micros);
       } else if (header_name == kDeliverAtHeader) {
-        if (auto micros = ParseInt64(header_value)) message.deliver_at = FromEpochMicros(*micros);
+        if (auto micros = ParseDecimalInt64(header_value))
+          message.deliver_at = FromEpochMicros(*micros);
       }
       // Other "msgsdk-" names are reserved for later versions of the mapping: not properties.
     }

@@ -13,6 +13,7 @@
 // A record without these headers (written by any other client) is still a valid message.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,10 @@ inline constexpr std::string_view kTagHeader = "msgsdk-tag";
 inline constexpr std::string_view kBornAtHeader = "msgsdk-born-at";
 inline constexpr std::string_view kDeliverAtHeader = "msgsdk-deliver-at";
 inline constexpr std::string_view kEscapedPropertyPrefix = "msgsdk-prop-";
+
+// A decimal integer as the timestamp headers carry it: an optional '-' and digits, nothing
+// else (what std::from_chars accepts). Nothing if the text is not one or overflows.
+std::optional<int64_t> ParseDecimalInt64(std::string_view text);
 
 // The header name that carries user property `key`.
 std::string PropertyHeaderName(const std::string& key);

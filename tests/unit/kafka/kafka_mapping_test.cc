@@ -1,8 +1,12 @@
 #include "backends/kafka/kafka_mapping.h"
 
+#include <charconv>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +27,53 @@ TEST(KafkaMappingTest, TimestampsKeepMicroseconds) {
   EXPECT_EQ(ToEpochMicros(t), 1700000000123456);
   EXPECT_EQ(ToEpochMillis(t), 1700000000123);
   EXPECT_EQ(FromEpochMicros(ToEpochMicros(t)), t);
+}
+
+TEST(KafkaMappingTest, DecimalHeadersParseAsFromCharsDoes) {
+  auto from_chars = [](std::string_view text) -> std::optional<int64_t> {
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+    return value;
+  };
+  const std::vector<std::string> texts = {"0",
+                                          "7",
+                                          "-7",
+                                          "12345678",
+                                          "123456789",
+                                          "1700000000123456",
+                                          "-1700000000123456",
+                                          "999999999999999999",
+                                          "9223372036854775807",
+                                          "-9223372036854775808",
+                                          "9223372036854775808",
+                                          "99999999999999999999",
+                                          "00000000000000000001",
+                                          "",
+                                          "-",
+                                          "+5",
+                                          " 5",
+                                          "5 ",
+                                          "17000000001234x6",
+                                          "1700000:00123456",
+                                          "170000000/123456",
+                                          "12a",
+                                          "1-2",
+                                          "\xff" "2345678",
+                                          "1234567\xff"};
+  for (const std::string& text : texts) {
+    EXPECT_EQ(ParseDecimalInt64(text), from_chars(text)) << "'" << text << "'";
+  }
+  // Every digit in every position of an 8-digit chunk, and one bad byte in each position.
+  for (int position = 0; position < 16; ++position) {
+    for (int c = 0; c < 256; ++c) {
+      std::string text = "1700000000123456";
+      text[static_cast<size_t>(position)] = static_cast<char>(c);
+      EXPECT_EQ(ParseDecimalInt64(text), from_chars(text))
+          << "position " << position << " byte " << c;
+    }
+  }
 }
 
 TEST(KafkaMappingTest, EncodedHeadersCarryEverySdkField) {
