@@ -139,11 +139,17 @@ class Progress {
   std::condition_variable reached_;
 };
 
-// A produce case's result: throughput, and the CPU time the whole process (the mock cluster's
-// threads included, the same on both sides) spent per message meanwhile.
-struct Produced {
+// What a case measured.
+struct CaseRate {
   double msgs_per_second = 0;
+  // CPU time of the whole process (the client's threads, librdkafka's, the mock cluster's:
+  // the same on both sides) per message while the case ran, in microseconds: less noisy than
+  // the rate when other work shares the cores. Produce: from the first send to the last
+  // report; consume: from the first record handed out to the last.
   double cpu_us_per_message = 0;
+  // Consume with --cpu-by-thread: CPU time per record by thread name, in microseconds, from
+  // before subscribing to the last record (joining the group costs next to nothing).
+  std::map<std::string, double> cpu_us_by_thread;
 };
 
 // ---- Raw librdkafka -------------------------------------------------------------------------
@@ -211,7 +217,7 @@ msgsdk::Result<std::unique_ptr<RawProducer>> StartRawProducer(
   return producer;
 }
 
-msgsdk::Result<Produced> RawProduce(RawProducer& producer, const std::string& topic,
+msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& topic,
                                     const Flags& flags) {
   rd_kafka_t* rk = producer.rk.get();
   MSGSDK_RETURN_IF_ERROR(WarmUpTopic(rk, topic));
@@ -265,21 +271,9 @@ msgsdk::Result<Produced> RawProduce(RawProducer& producer, const std::string& to
                                  " of " + std::to_string(flags.messages) + " acknowledged");
   }
   const auto count = static_cast<double>(flags.messages);
-  return Produced{.msgs_per_second = count / Seconds(progress.last() - start),
+  return CaseRate{.msgs_per_second = count / Seconds(progress.last() - start),
                   .cpu_us_per_message = cpu_seconds * 1e6 / count};
 }
-
-// What a consume case measured.
-struct ConsumeRate {
-  double msgs_per_s = 0;
-  // CPU time of the whole process (the consumer's threads, librdkafka's, the mock cluster's)
-  // from the first record handed out to the last, per record, in microseconds: less noisy
-  // than the rate when other work shares the cores.
-  double cpu_us_per_msg = 0;
-  // With --cpu-by-thread: CPU time per record by thread name, in microseconds, from before
-  // subscribing to the last record (joining the group costs next to nothing).
-  std::map<std::string, double> cpu_us_by_thread;
-};
 
 // CPU time of every live thread of this process so far, in nanoseconds, by thread id, with
 // the thread's name (/proc/self/task/<tid>/schedstat and comm).
@@ -315,9 +309,9 @@ std::map<std::string, double> CpuByThreadName(const std::map<long, ThreadCpu>& b
 }
 
 // Reads `count` records of `topic` as a new member of `group`, committing like the backend.
-msgsdk::Result<ConsumeRate> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
-                                       const std::string& topic, const std::string& group,
-                                       int64_t count, const Flags& flags) {
+msgsdk::Result<CaseRate> RawConsume(const msgsdk::kafka::KafkaSettings& settings,
+                                    const std::string& topic, const std::string& group,
+                                    int64_t count, const Flags& flags) {
   const auto threads_before =
       flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   MSGSDK_ASSIGN_OR_RETURN(auto cpp_conf, msgsdk::kafka::MakeConsumerConf(
@@ -354,7 +348,7 @@ msgsdk::Result<ConsumeRate> RawConsume(const msgsdk::kafka::KafkaSettings& setti
   Clock::time_point last;
   double first_cpu = 0;
   double last_cpu = 0;
-  ConsumeRate rate;
+  CaseRate rate;
   const auto give_up = Clock::now() + kGiveUp;
   auto next_commit = Clock::now() + settings.commit_interval;
   while (received < count && Clock::now() < give_up) {
@@ -413,8 +407,8 @@ msgsdk::Result<ConsumeRate> RawConsume(const msgsdk::kafka::KafkaSettings& setti
     return msgsdk::InternalError("raw consume of " + topic +
                                  ": unexpected bodies, headers or timestamps");
   }
-  rate.msgs_per_s = static_cast<double>(count - 1) / Seconds(last - first);
-  rate.cpu_us_per_msg = (last_cpu - first_cpu) * 1e6 / static_cast<double>(count - 1);
+  rate.msgs_per_second = static_cast<double>(count - 1) / Seconds(last - first);
+  rate.cpu_us_per_message = (last_cpu - first_cpu) * 1e6 / static_cast<double>(count - 1);
   return rate;
 }
 
@@ -422,7 +416,7 @@ msgsdk::Result<ConsumeRate> RawConsume(const msgsdk::kafka::KafkaSettings& setti
 
 // With `keyed`, record i gets key "i mod 4096", which spreads records evenly over partitions
 // (keyless records stick to one partition for a while: librdkafka's sticky partitioning).
-msgsdk::Result<Produced> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
+msgsdk::Result<CaseRate> SdkProduce(msgsdk::Client& client, const std::string& topic, int64_t count,
                                     bool keyed, const Flags& flags) {
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
@@ -442,13 +436,12 @@ msgsdk::Result<Produced> SdkProduce(msgsdk::Client& client, const std::string& t
                                  std::to_string(progress.done() - progress.failed()) + " of " +
                                  std::to_string(count) + " acknowledged");
   }
-  return Produced{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
+  return CaseRate{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
                   .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
 }
 
-msgsdk::Result<ConsumeRate> SdkConsume(msgsdk::Client& client, const std::string& topic,
-                                       const std::string& group, int64_t count,
-                                       const Flags& flags) {
+msgsdk::Result<CaseRate> SdkConsume(msgsdk::Client& client, const std::string& topic,
+                                    const std::string& group, int64_t count, const Flags& flags) {
   const auto threads_before =
       flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   Progress progress(count);
@@ -460,7 +453,7 @@ msgsdk::Result<ConsumeRate> SdkConsume(msgsdk::Client& client, const std::string
                             return msgsdk::ConsumeResult::kSuccess;
                           }));
   const bool all = progress.Wait();
-  ConsumeRate rate;
+  CaseRate rate;
   if (flags.cpu_by_thread) {
     rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), count);
   }
@@ -473,8 +466,9 @@ msgsdk::Result<ConsumeRate> SdkConsume(msgsdk::Client& client, const std::string
   if (body_bytes.load() != static_cast<uint64_t>(count) * flags.size) {
     return msgsdk::InternalError("sdk consume of " + topic + ": unexpected body sizes");
   }
-  rate.msgs_per_s = static_cast<double>(count - 1) / Seconds(progress.last() - progress.first());
-  rate.cpu_us_per_msg = progress.cpu_seconds() * 1e6 / static_cast<double>(count - 1);
+  rate.msgs_per_second =
+      static_cast<double>(count - 1) / Seconds(progress.last() - progress.first());
+  rate.cpu_us_per_message = progress.cpu_seconds() * 1e6 / static_cast<double>(count - 1);
   return rate;
 }
 
@@ -513,7 +507,7 @@ struct Figures {
   std::vector<double> raw_consume_cpu, sdk_consume_cpu;
 };
 
-void PrintCpuByThread(const char* side, int round, const ConsumeRate& rate) {
+void PrintCpuByThread(const char* side, int round, const CaseRate& rate) {
   std::string line;
   double total = 0;
   for (const auto& [name, us] : rate.cpu_us_by_thread) {
@@ -556,8 +550,8 @@ class Bench {
     double raw_produce = 0;
     double sdk_produce = 0;
     if (flags_.Runs("produce")) {
-      MSGSDK_ASSIGN_OR_RETURN(const Produced raw, RawProduce(raw_, raw_topic, flags_));
-      MSGSDK_ASSIGN_OR_RETURN(const Produced sdk,
+      MSGSDK_ASSIGN_OR_RETURN(const CaseRate raw, RawProduce(raw_, raw_topic, flags_));
+      MSGSDK_ASSIGN_OR_RETURN(const CaseRate sdk,
                               SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
       raw_produce = raw.msgs_per_second;
       sdk_produce = sdk.msgs_per_second;
@@ -576,8 +570,8 @@ class Bench {
     MSGSDK_RETURN_IF_ERROR(
         SdkProduce(client_, consume_topic, flags_.consume_messages, true, flags_).status());
     MSGSDK_RETURN_IF_ERROR(CheckRetained(raw_.rk.get(), consume_topic, flags_));
-    ConsumeRate raw_consume;
-    ConsumeRate sdk_consume;
+    CaseRate raw_consume;
+    CaseRate sdk_consume;
     auto raw = [&]() -> msgsdk::Status {
       MSGSDK_ASSIGN_OR_RETURN(raw_consume, RawConsume(settings_, consume_topic, "raw-" + suffix,
                                                       flags_.consume_messages, flags_));
@@ -595,17 +589,18 @@ class Bench {
       MSGSDK_RETURN_IF_ERROR(sdk());
       MSGSDK_RETURN_IF_ERROR(raw());
     }
-    figures.raw_consume.push_back(raw_consume.msgs_per_s);
-    figures.sdk_consume.push_back(sdk_consume.msgs_per_s);
-    figures.raw_consume_cpu.push_back(raw_consume.cpu_us_per_msg);
-    figures.sdk_consume_cpu.push_back(sdk_consume.cpu_us_per_msg);
+    figures.raw_consume.push_back(raw_consume.msgs_per_second);
+    figures.sdk_consume.push_back(sdk_consume.msgs_per_second);
+    figures.raw_consume_cpu.push_back(raw_consume.cpu_us_per_message);
+    figures.sdk_consume_cpu.push_back(sdk_consume.cpu_us_per_message);
     std::fprintf(stderr,
                  "repeat %d: produce raw %.0f sdk %.0f (%s), consume raw %.0f sdk %.0f (%s), "
                  "CPU us/msg raw %.3f sdk %.3f (load %s)\n",
                  round, raw_produce, sdk_produce, Ratio(sdk_produce, raw_produce).c_str(),
-                 raw_consume.msgs_per_s, sdk_consume.msgs_per_s,
-                 Ratio(sdk_consume.msgs_per_s, raw_consume.msgs_per_s).c_str(),
-                 raw_consume.cpu_us_per_msg, sdk_consume.cpu_us_per_msg, LoadAverage().c_str());
+                 raw_consume.msgs_per_second, sdk_consume.msgs_per_second,
+                 Ratio(sdk_consume.msgs_per_second, raw_consume.msgs_per_second).c_str(),
+                 raw_consume.cpu_us_per_message, sdk_consume.cpu_us_per_message,
+                 LoadAverage().c_str());
     if (flags_.cpu_by_thread) {
       PrintCpuByThread("raw", round, raw_consume);
       PrintCpuByThread("sdk", round, sdk_consume);
@@ -628,6 +623,12 @@ void PrintRow(const char* name, const std::vector<double>& raw_figures,
   std::printf(
       "  %-38s %12s %12s %8s %7.2f\n", name, WithSeparators(static_cast<uint64_t>(raw)).c_str(),
       WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(), kTargetRatio);
+}
+
+// Under a case's row: the medians of CaseRate::cpu_us_per_message.
+void PrintCpuRow(const std::vector<double>& raw, const std::vector<double>& sdk) {
+  std::printf("  %-38s %12.3f %12.3f\n", "  CPU us per message (process)", Median(raw),
+              Median(sdk));
 }
 
 int Run(const Flags& flags) {
@@ -693,14 +694,11 @@ int Run(const Flags& flags) {
   std::printf("  %s\n", std::string(81, '-').c_str());
   if (flags.Runs("produce")) {
     PrintRow("produce: produceva vs SendAsync", figures.raw_produce, figures.sdk_produce);
-    std::printf("  %-38s %12.2f %12.2f\n", "  CPU us per message (process)",
-                Median(figures.raw_produce_cpu), Median(figures.sdk_produce_cpu));
+    PrintCpuRow(figures.raw_produce_cpu, figures.sdk_produce_cpu);
   }
   if (flags.Runs("consume")) {
     PrintRow("consume: consumer_poll vs subscription", figures.raw_consume, figures.sdk_consume);
-    // From the first record handed out to the last.
-    std::printf("  %-38s %12.3f %12.3f\n", "  CPU us per message (process)",
-                Median(figures.raw_consume_cpu), Median(figures.sdk_consume_cpu));
+    PrintCpuRow(figures.raw_consume_cpu, figures.sdk_consume_cpu);
   }
   return 0;
 }

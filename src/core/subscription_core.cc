@@ -196,7 +196,7 @@ void SubscriptionCore::Accept(size_t count, At at, Take take) {
     std::lock_guard lock(mutex_);
     // A run of one partition looks its state up once.
     int32_t partition = -1;
-    PartitionState* state = nullptr;
+    PartitionActivity* state = nullptr;
     for (PendingPtr& p : filled) {
       const Message& m = p->delivery->message;
       if (state == nullptr || m.partition != partition) {

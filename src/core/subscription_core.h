@@ -140,7 +140,6 @@ class SubscriptionCore : public DeliverySink,
   using Pending = PendingDelivery;
   using PendingPtr = std::unique_ptr<Pending>;
 
-  using PartitionState = PartitionActivity;
   // The worker (Work) running on this thread. A worker takes a few ready deliveries at a time
   // while its handlers are quick; those its handlers acknowledge on this thread wait here, and
   // the worker releases them once it ran what it took, under the lock it takes for its next
@@ -220,7 +219,7 @@ class SubscriptionCore : public DeliverySink,
   int inflight_ = 0;
   bool closing_ = false;
   bool stopped_ = false;  // the backend consumer is closed: nothing more runs
-  std::unordered_map<int32_t, PartitionState> partitions_;
+  std::unordered_map<int32_t, PartitionActivity> partitions_;
   // Ordered mode: keys with a delivery under way, and their later deliveries waiting in order.
   std::unordered_map<std::string, std::deque<PendingPtr>> key_chains_;
   // Deliveries waiting for their retry time, by ticket.
