@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/light_mutex.h"
 #include "core/message_id.h"
 #include "core/send_counter.h"
 #include "msgsdk/producer.h"
@@ -85,7 +86,7 @@ class AsyncSendPool {
 
  private:
   Engine& engine_;
-  std::mutex mutex_;
+  LightMutex mutex_;  // taken on every send
   std::vector<AsyncSend*> spare_;
 };
 

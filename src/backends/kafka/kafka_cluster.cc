@@ -150,12 +150,12 @@ void SendTracker::Recycle(PendingSend* send) {
   }
 }
 
-void SendTracker::Abort(PendingSend* send, Status status) {
-  DeliveryReport report{.send = send, .result = std::move(status)};
-  Finish(&report, &report + 1);
+void SendTracker::Abort(PendingSend* send, const Status& status) {
+  DeliveryReport report{.send = send};
+  Finish(&report, &report + 1, &status);
 }
 
-void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end) {
+void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure) {
   int taken = 0;
   // In chunks, so a sending thread waiting in Begin is held up for one chunk at most.
   // (Reports collected by a poll come kReportChunk at a time; an rd_kafka_flush brings all.)
@@ -169,6 +169,7 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end) {
         if (send->linked) {  // else already failed by Close
           Unlink(send);
           report->done = std::move(send->done);
+          report->bytes = send->bytes;
           ++chunk_taken;
         }
         --outstanding_;
@@ -177,10 +178,15 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end) {
       running_ += chunk_taken;
     }
     for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
-      if (report->done.has_value()) {
-        (*report->done)(std::move(report->result));
-        report->done.reset();
+      if (!report->done.has_value()) continue;
+      if (failure != nullptr) {
+        (*report->done)(*failure);
+      } else if (report->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        (*report->done)(report->position);
+      } else {
+        (*report->done)(cluster_->ReportStatus(*this, report->bytes, report->err));
       }
+      report->done.reset();
     }
     taken += chunk_taken;
     chunk = chunk_end;
@@ -236,16 +242,11 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
   auto* send = static_cast<PendingSend*>(message->_private);
   if (send == nullptr) return;
   KafkaCluster& cluster = send->tracker->cluster();
-  Result<core::StoredPosition> result =
-      message->err == RD_KAFKA_RESP_ERR_NO_ERROR
-          ? Result<core::StoredPosition>(core::StoredPosition{message->partition, message->offset})
-          : Result<core::StoredPosition>(cluster.ReportStatus(
-                *send->tracker, *send, static_cast<RdKafka::ErrorCode>(message->err),
-                // Not rd_kafka_message_errstr: on a delivery report the payload is the record,
-                // not a NUL-terminated error text (librdkafka forbids it for producers).
-                rd_kafka_err2str(message->err)));
+  const DeliveryReport report{.send = send,
+                              .err = message->err,
+                              .position = {message->partition, message->offset}};
   if (collected_reports != nullptr) {
-    collected_reports->push_back(DeliveryReport{.send = send, .result = std::move(result)});
+    collected_reports->push_back(report);
     // Applied in small groups while the poll goes on: one lock per group, and the group
     // stays in cache (a whole poll can bring tens of thousands of reports).
     if (collected_reports->size() >= static_cast<size_t>(kReportChunk)) {
@@ -254,13 +255,16 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
     return;
   }
   // Served by a poll that collects nothing (none in this backend does): apply it at once.
-  std::vector<DeliveryReport> one;
-  one.push_back(DeliveryReport{.send = send, .result = std::move(result)});
+  std::vector<DeliveryReport> one = {report};
   cluster.ApplyReports(one);
 }
 
-Status KafkaCluster::ReportStatus(const SendTracker& tracker, const PendingSend& send,
-                                  RdKafka::ErrorCode err, const char* errstr) const {
+Status KafkaCluster::ReportStatus(const SendTracker& tracker, size_t bytes,
+                                  rd_kafka_resp_err_t code) const {
+  const auto err = static_cast<RdKafka::ErrorCode>(code);
+  // Not rd_kafka_message_errstr: on a delivery report the payload is the record, not a
+  // NUL-terminated error text (librdkafka forbids it for producers).
+  const char* errstr = rd_kafka_err2str(code);
   std::string context = "send to " + DescribeTopic(tracker.topic());
   if (err == RdKafka::ERR__MSG_TIMED_OUT) {
     context += ": not acknowledged within delivery_timeout_ms=" +
@@ -272,7 +276,7 @@ Status KafkaCluster::ReportStatus(const SendTracker& tracker, const PendingSend&
       context += ")";
     }
   } else if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
-    context += ": record of " + std::to_string(send.bytes) + " bytes is too large";
+    context += ": record of " + std::to_string(bytes) + " bytes is too large";
   }
   return KafkaStatus(err, context, errstr != nullptr ? errstr : "");
 }
@@ -282,7 +286,9 @@ void KafkaCluster::ApplyReports(std::vector<DeliveryReport>& reports) {
   // The SendAsync callbacks of these reports go to the callback pool in one hand-off.
   core::SendDoneBatch batch;
   bool answered = false;
-  for (const DeliveryReport& report : reports) answered = answered || report.result.ok();
+  for (const DeliveryReport& report : reports) {
+    answered = answered || report.err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
   if (answered) events_->NoteBrokerAnswered();
   // Consecutive reports of one tracker (usually all of them) are applied together.
   DeliveryReport* const end = reports.data() + reports.size();
@@ -382,8 +388,12 @@ Result<rd_kafka_topic_t*> KafkaCluster::NewTopicHandle(const std::string& topic)
 }
 
 Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send) {
-  std::shared_lock lock(state_mu_);
-  if (closed_) {
+  producing_.fetch_add(1);
+  struct Leave {
+    std::atomic<int>& producing;
+    ~Leave() { producing.fetch_sub(1, std::memory_order_release); }
+  } leave{producing_};
+  if (closed_.load()) {
     return FailedPreconditionError("send to " + DescribeTopic(send->tracker->topic()) +
                                    ": the connection to the cluster is closed");
   }
@@ -605,10 +615,9 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   std::lock_guard shutdown_lock(shutdown_mu_);
   if (shut_down_) return OkStatus();
   shut_down_ = true;
-  {
-    std::unique_lock lock(state_mu_);
-    closed_ = true;
-  }
+  closed_.store(true);
+  // A Produce that came in before closed_ was set finishes first (it never blocks).
+  while (producing_.load() != 0) std::this_thread::yield();
   Status status;
   if (producer_ != nullptr) {
     // The delivery thread may be waiting for reports while it serves: cut that wait short,

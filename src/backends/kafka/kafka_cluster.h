@@ -23,7 +23,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +32,7 @@
 
 #include "backends/kafka/kafka_config.h"
 #include "core/backend.h"
+#include "core/light_mutex.h"
 #include "msgsdk/message.h"
 #include "msgsdk/result.h"
 
@@ -73,11 +73,15 @@ struct PendingSend {
   bool linked = false;
 };
 
-// A delivery report, as collected by the thread that polls the producer.
+// A delivery report, as collected by the thread that polls the producer: what librdkafka
+// said, kept plain; the Result handed to the send's callback is made when it is applied.
 struct DeliveryReport {
   PendingSend* send = nullptr;
-  Result<core::StoredPosition> result = core::StoredPosition{};
-  std::optional<core::SendDone> done;  // taken from `send` when the report is applied
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  core::StoredPosition position;
+  // Taken from `send` when the report is applied (the record is recycled meanwhile).
+  std::optional<core::SendDone> done;
+  size_t bytes = 0;  // of a failed send, for its status
 };
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
@@ -100,10 +104,11 @@ class SendTracker {
   // nullptr if the tracker is closed (the send is refused).
   PendingSend* Begin(core::SendDone& done, size_t bytes);
   // The send never reached librdkafka: runs its callback with `status` now.
-  void Abort(PendingSend* send, Status status);
+  void Abort(PendingSend* send, const Status& status);
   // Applies reports [begin, end), all of sends of this tracker: runs each callback unless
-  // Close already failed it, then recycles the sends.
-  void Finish(DeliveryReport* begin, DeliveryReport* end);
+  // Close already failed it (with `failure` when given, else with the report's result), then
+  // recycles the sends.
+  void Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure = nullptr);
   // Refuses new sends, waits until none is pending (and no callback is running) or
   // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
@@ -122,8 +127,9 @@ class SendTracker {
 
   KafkaCluster* const cluster_;
   const std::string topic_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // Taken by every send (Begin) and per group of reports.
+  mutable core::LightMutex mu_;
+  std::condition_variable_any cv_;
   PendingSend* head_ = nullptr;  // sends whose callback has not run, newest first
   size_t pending_ = 0;           // length of that list
   size_t outstanding_ = 0;       // sends handed to librdkafka and not yet reported
@@ -183,8 +189,9 @@ class KafkaCluster {
   // The caller holds serve_mu_.
   void Poll(int timeout_ms);
   void PollLoop();
-  Status ReportStatus(const SendTracker& tracker, const PendingSend& send, RdKafka::ErrorCode err,
-                      const char* errstr) const;
+  // The status of a failed delivery report of a send of `bytes` (for SendTracker::Finish).
+  friend class SendTracker;
+  Status ReportStatus(const SendTracker& tracker, size_t bytes, rd_kafka_resp_err_t err) const;
   // Metadata of all topics (topic == nullptr) or one, retried until `deadline`, failing
   // early once every broker is known to be down.
   Result<std::unique_ptr<RdKafka::Metadata>> FetchMetadata(const std::string* topic,
@@ -204,9 +211,11 @@ class KafkaCluster {
   std::unique_ptr<ClusterEvents> events_;
   std::unique_ptr<RdKafka::Producer> producer_;
 
-  // Produce holds it shared; Shutdown exclusively, so no produce() races the flush.
-  std::shared_mutex state_mu_;
-  bool closed_ = false;
+  // Produce calls under way: Shutdown sets closed_, then waits for none to be, so no
+  // produce races its flush (both sequentially consistent, as SendCounter's). Cheaper than a
+  // lock on every record.
+  std::atomic<int> producing_{0};
+  std::atomic<bool> closed_{false};
 
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
