@@ -26,6 +26,23 @@ int64_t EightDigits(const char* p) {
   return static_cast<int64_t>((chunk & 0x0000FFFF0000FFFFULL) * 42949672960001ULL >> 32);
 }
 
+// The eight decimal digits of `value` (below 10^8, leading zeros kept) at `out`, computed
+// for all eight at once in the lanes of one 64-bit word (the technique of Paul Khuong's and
+// Daniel Lemire's integer formatting). Little-endian machines only: the first digit goes to
+// the lowest byte.
+void WriteEightDigits(uint32_t value, char* out) {
+  // Two 4-digit halves in two 32-bit lanes, the high half in the low lane.
+  const uint64_t halves = (value / 10000) | (static_cast<uint64_t>(value % 10000) << 32);
+  // Each half divided by 100 (x * 10486 >> 20 is x / 100 for x < 10,000): four 2-digit
+  // pairs in four 16-bit lanes.
+  const uint64_t hundreds_high = ((halves * 10486) >> 20) & 0x0000007F0000007FULL;
+  const uint64_t pairs = ((halves - 100 * hundreds_high) << 16) + hundreds_high;
+  // Each pair divided by 10 (x * 103 >> 10 is x / 10 for x < 100): eight digits in bytes.
+  const uint64_t tens = ((pairs * 103) >> 10) & 0x000F000F000F000FULL;
+  const uint64_t digits = (tens + ((pairs - 10 * tens) << 8)) | 0x3030303030303030ULL;
+  std::memcpy(out, &digits, sizeof(digits));
+}
+
 // FNV-1a, then a murmur3-style finaliser so nearby offsets spread over all bits.
 uint64_t Hash64(std::string_view data, uint64_t seed) {
   uint64_t h = 0xcbf29ce484222325ULL ^ seed;
@@ -73,6 +90,20 @@ std::optional<int64_t> ParseDecimalInt64(std::string_view text) {
   return value;
 }
 
+char* WriteDecimalInt64(int64_t value, char* out) {
+  constexpr int64_t kTenToThe8 = 100000000;
+  constexpr int64_t kTenToThe15 = 1000000000000000;
+  constexpr int64_t kTenToThe16 = 10000000000000000;
+  if constexpr (std::endian::native == std::endian::little) {
+    if (value >= kTenToThe15 && value < kTenToThe16) {
+      WriteEightDigits(static_cast<uint32_t>(value / kTenToThe8), out);
+      WriteEightDigits(static_cast<uint32_t>(value % kTenToThe8), out + 8);
+      return out + 16;
+    }
+  }
+  return std::to_chars(out, out + kMaxDecimalInt64Length, value).ptr;
+}
+
 std::string PropertyHeaderName(const std::string& key) {
   if (key.starts_with(kReservedHeaderPrefix)) {
     return std::string(kEscapedPropertyPrefix) + key;
@@ -100,8 +131,8 @@ rd_kafka_headers_t* EncodeHeaders(const Message& message) {
                         static_cast<ssize_t>(value.size()));
   };
   auto add_micros = [&add](std::string_view name, Timestamp t) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), ToEpochMicros(t));
+    char digits[kMaxDecimalInt64Length];
+    const char* end = WriteDecimalInt64(ToEpochMicros(t), digits);
     add(name, std::string_view(digits, static_cast<size_t>(end - digits)));
   };
   add(kIdHeader, message.message_id);

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -74,6 +75,37 @@ TEST(KafkaMappingTest, DecimalHeadersParseAsFromCharsDoes) {
           << "position " << position << " byte " << c;
     }
   }
+}
+
+TEST(KafkaMappingTest, DecimalHeadersAreWrittenAsToCharsDoes) {
+  auto to_chars = [](int64_t value) {
+    char digits[kMaxDecimalInt64Length];
+    return std::string(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
+  };
+  auto written = [](int64_t value) {
+    char digits[kMaxDecimalInt64Length];
+    return std::string(digits, WriteDecimalInt64(value, digits));
+  };
+  std::vector<int64_t> values = {0,
+                                 7,
+                                 -7,
+                                 99999999,
+                                 100000000,
+                                 999999999999999,
+                                 1000000000000000,
+                                 1700000000123456,
+                                 1000000099999999,
+                                 9999999999999999,
+                                 10000000000000000,
+                                 -1700000000123456,
+                                 std::numeric_limits<int64_t>::max(),
+                                 std::numeric_limits<int64_t>::min()};
+  // Every 8-digit half, through a spread of values with every digit in every position.
+  for (int64_t low = 0; low < 100000000; low += 9973) values.push_back(1000000000000000 + low);
+  for (int64_t high = 10000000; high < 100000000; high += 10007) {
+    values.push_back(high * 100000000 + 12345678);
+  }
+  for (const int64_t value : values) EXPECT_EQ(written(value), to_chars(value)) << value;
 }
 
 TEST(KafkaMappingTest, EncodedHeadersCarryEverySdkField) {
