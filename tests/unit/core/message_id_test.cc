@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <set>
+#include <string>
 #include <thread>
 
 namespace msgsdk::core {
@@ -14,6 +17,24 @@ TEST(MessageIdTest, FixedWidthHex) {
   const std::string id = NewMessageId(std::chrono::system_clock::now());
   EXPECT_EQ(id.size(), 32u);
   EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
+TEST(MessageIdTest, StartsWithTheMillisecondAndSequenceInHex) {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  const std::string first = NewMessageId(now);
+  const std::string second = NewMessageId(now);
+  const uint64_t first_value = std::stoull(first.substr(0, 16), nullptr, 16);
+  EXPECT_GE(first_value >> 16, ms);
+  EXPECT_LT(first_value >> 16, ms + 1000);
+  EXPECT_EQ(std::stoull(second.substr(0, 16), nullptr, 16), first_value + 1);
+  // The second half is the process's and the same for both.
+  EXPECT_EQ(first.substr(16), second.substr(16));
+  char expected[17];
+  std::snprintf(expected, sizeof(expected), "%016llx",
+                static_cast<unsigned long long>(first_value));  // NOLINT(google-runtime-int)
+  EXPECT_EQ(first.substr(0, 16), expected);
 }
 
 TEST(MessageIdTest, StrictlyIncreasingEvenWithinOneMillisecond) {
