@@ -106,21 +106,22 @@ SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
     : cluster_(cluster), topic_(std::move(topic)) {}
 
 SendTracker::~SendTracker() {
-  for (PendingSend* send : free_) delete send;
+  while (free_ != nullptr) delete std::exchange(free_, free_->next);
 }
 
-PendingSend* SendTracker::Begin(core::SendDone& done, size_t bytes) {
+PendingSend* SendTracker::Begin(core::SendDone done, size_t bytes) {
   std::lock_guard lock(mu_);
   if (closed_) return nullptr;
   PendingSend* send;
-  if (free_.empty()) {
+  if (free_ == nullptr) {
     send = new PendingSend();
     send->tracker = this;
   } else {
-    send = free_.back();
-    free_.pop_back();
+    send = free_;
+    free_ = send->next;
+    --free_count_;
   }
-  send->done.emplace(std::move(done));
+  send->done = done;
   send->bytes = bytes;
   send->prev = nullptr;
   send->next = head_;
@@ -142,9 +143,11 @@ void SendTracker::Unlink(PendingSend* send) {
 }
 
 void SendTracker::Recycle(PendingSend* send) {
-  send->done.reset();
-  if (free_.size() < kMaxFreeSends) {
-    free_.push_back(send);
+  send->done = {};
+  if (free_count_ < kMaxFreeSends) {
+    send->next = free_;
+    free_ = send;
+    ++free_count_;
   } else {
     delete send;
   }
@@ -168,7 +171,7 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
         PendingSend* send = report->send;
         if (send->linked) {  // else already failed by Close
           Unlink(send);
-          report->done = std::move(send->done);
+          report->done = send->done;
           report->bytes = send->bytes;
           ++chunk_taken;
         }
@@ -178,15 +181,15 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
       running_ += chunk_taken;
     }
     for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
-      if (!report->done.has_value()) continue;
+      if (!report->done) continue;
       if (failure != nullptr) {
-        (*report->done)(*failure);
+        report->done(*failure);
       } else if (report->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        (*report->done)(report->position);
+        report->done(report->position);
       } else {
-        (*report->done)(cluster_->ReportStatus(*this, report->bytes, report->err));
+        report->done(cluster_->ReportStatus(*this, report->bytes, report->err));
       }
-      report->done.reset();
+      report->done = {};
     }
     taken += chunk_taken;
     chunk = chunk_end;
@@ -213,8 +216,8 @@ std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   expired.reserve(pending_);
   while (head_ != nullptr) {
     PendingSend* send = head_;
-    expired.push_back(std::move(*send->done));
-    send->done.reset();
+    expired.push_back(send->done);
+    send->done = {};
     Unlink(send);  // still outstanding: its report recycles it
   }
   return expired;

@@ -65,9 +65,10 @@ class SendTracker;
 // the report. Owned by its SendTracker, which recycles it once the report arrived.
 struct PendingSend {
   SendTracker* tracker = nullptr;
-  std::optional<core::SendDone> done;  // empty once run or taken by Close
+  core::SendDone done;  // null once run or taken by Close
   size_t bytes = 0;
-  // The tracker's list of sends whose callback has not run, guarded by its mutex.
+  // The tracker's list of sends whose callback has not run, or (next only) of spare records;
+  // guarded by its mutex.
   PendingSend* prev = nullptr;
   PendingSend* next = nullptr;
   bool linked = false;
@@ -80,7 +81,7 @@ struct DeliveryReport {
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   core::StoredPosition position;
   // Taken from `send` when the report is applied (the record is recycled meanwhile).
-  std::optional<core::SendDone> done;
+  core::SendDone done;
   size_t bytes = 0;  // of a failed send, for its status
 };
 
@@ -100,9 +101,9 @@ class SendTracker {
   KafkaCluster& cluster() const { return *cluster_; }
   const std::string& topic() const { return topic_; }
 
-  // Registers a send of `bytes` that will complete `done` (moved from only on success);
+  // Registers a send of `bytes` that will complete `done` (unless refused);
   // nullptr if the tracker is closed (the send is refused).
-  PendingSend* Begin(core::SendDone& done, size_t bytes);
+  PendingSend* Begin(core::SendDone done, size_t bytes);
   // The send never reached librdkafka: runs its callback with `status` now.
   void Abort(PendingSend* send, const Status& status);
   // Applies reports [begin, end), all of sends of this tracker: runs each callback unless
@@ -136,7 +137,9 @@ class SendTracker {
   int running_ = 0;              // callbacks being run by Finish and Abort
   bool closed_ = false;
   bool released_ = false;
-  std::vector<PendingSend*> free_;
+  // Spare records, linked through `next`.
+  PendingSend* free_ = nullptr;
+  size_t free_count_ = 0;
 };
 
 class KafkaCluster {
