@@ -245,9 +245,8 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
   auto* send = static_cast<PendingSend*>(message->_private);
   if (send == nullptr) return;
   KafkaCluster& cluster = send->tracker->cluster();
-  const DeliveryReport report{.send = send,
-                              .err = message->err,
-                              .position = {message->partition, message->offset}};
+  const DeliveryReport report{
+      .send = send, .err = message->err, .position = {message->partition, message->offset}};
   if (collected_reports != nullptr) {
     collected_reports->push_back(report);
     // Applied in small groups while the poll goes on: one lock per group, and the group
