@@ -150,7 +150,7 @@ class SidecarProducer final : public internal::ProducerTransport,
   // Added to the lane's open batch, sent in batches. A key's messages always take the same
   // lane, which has one Publish call in flight at a time, so they reach the sidecar in send
   // order while the lanes overlap their round trips.
-  void SendAsync(Message&& message, SendCallback callback) override {
+  void SendAsync(Message&& message, SendCallback&& callback) override {
     const size_t lane = message.key.empty()
                             ? next_lane_.fetch_add(1, std::memory_order_relaxed) % kLanes
                             : std::hash<std::string>()(message.key) % kLanes;

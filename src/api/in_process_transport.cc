@@ -15,7 +15,7 @@ class InProcessProducer final : public ProducerTransport {
  public:
   explicit InProcessProducer(std::shared_ptr<core::ProducerCore> core) : core_(std::move(core)) {}
   Result<SendReceipt> Send(Message&& message) override { return core_->Send(std::move(message)); }
-  void SendAsync(Message&& message, SendCallback callback) override {
+  void SendAsync(Message&& message, SendCallback&& callback) override {
     core_->SendAsync(std::move(message), std::move(callback));
   }
   Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages) override {

@@ -21,7 +21,7 @@ class ProducerTransport {
  public:
   virtual ~ProducerTransport() = default;
   virtual Result<SendReceipt> Send(Message&& message) = 0;
-  virtual void SendAsync(Message&& message, SendCallback callback) = 0;
+  virtual void SendAsync(Message&& message, SendCallback&& callback) = 0;
   virtual Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages) = 0;
   virtual Status Close() = 0;
   virtual const std::string& topic() const = 0;

@@ -359,7 +359,7 @@ Result<SendReceipt> ProducerCore::Send(Message&& message) {
   return ToReceipt(std::move(*waiter->stored), std::move(message.message_id), *counter);
 }
 
-void ProducerCore::SendAsync(Message&& message, SendCallback callback) {
+void ProducerCore::SendAsync(Message&& message, SendCallback&& callback) {
   Status status = Prepare(message);
   ProducerRoute* route = nullptr;
   if (status.ok()) {

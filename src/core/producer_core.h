@@ -67,7 +67,7 @@ class ProducerCore : public std::enable_shared_from_this<ProducerCore> {
   ~ProducerCore();
 
   Result<SendReceipt> Send(Message&& message);
-  void SendAsync(Message&& message, SendCallback callback);
+  void SendAsync(Message&& message, SendCallback&& callback);
   Result<std::vector<SendReceipt>> SendBatch(std::vector<Message> messages);
   Status Close();
 

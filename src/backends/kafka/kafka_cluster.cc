@@ -400,30 +400,29 @@ Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, Pe
                                    ": the connection to the cluster is closed");
   }
   rd_kafka_headers_t* headers = EncodeHeaders(message);
-  const void* key = message.key.empty() ? nullptr : message.key.data();
-  const size_t key_size = message.key.size();
-  void* body = const_cast<char*>(message.body.data());
-  const size_t body_size = message.body.size();
   // rd_kafka_produceva rather than the RD_KAFKA_V_ macros of rd_kafka_producev, which are
-  // GNU statement expressions.
+  // GNU statement expressions. No key field for a message without one (librdkafka's default).
   rd_kafka_vu_t fields[7];
-  fields[0].vtype = RD_KAFKA_VTYPE_RKT;
-  fields[0].u.rkt = topic;
-  fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-  fields[1].u.i = RD_KAFKA_MSG_F_COPY;
-  fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-  fields[2].u.mem.ptr = body;
-  fields[2].u.mem.size = body_size;
-  fields[3].vtype = RD_KAFKA_VTYPE_KEY;
-  fields[3].u.mem.ptr = const_cast<void*>(key);
-  fields[3].u.mem.size = key_size;
-  fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
-  fields[4].u.i64 = ToEpochMillis(message.born_at);
-  fields[5].vtype = RD_KAFKA_VTYPE_HEADERS;
-  fields[5].u.headers = headers;
-  fields[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
-  fields[6].u.ptr = send;
-  rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), fields, 7);
+  size_t count = 0;
+  fields[count].vtype = RD_KAFKA_VTYPE_RKT;
+  fields[count++].u.rkt = topic;
+  fields[count].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[count++].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[count].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[count].u.mem.ptr = const_cast<char*>(message.body.data());
+  fields[count++].u.mem.size = message.body.size();
+  if (!message.key.empty()) {
+    fields[count].vtype = RD_KAFKA_VTYPE_KEY;
+    fields[count].u.mem.ptr = const_cast<char*>(message.key.data());
+    fields[count++].u.mem.size = message.key.size();
+  }
+  fields[count].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+  fields[count++].u.i64 = ToEpochMillis(message.born_at);
+  fields[count].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[count++].u.headers = headers;
+  fields[count].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  fields[count++].u.ptr = send;
+  rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), fields, count);
   if (error == nullptr) return OkStatus();
   const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error));
   rd_kafka_error_destroy(error);
