@@ -360,21 +360,21 @@ Result<SendReceipt> ProducerCore::Send(Message&& message) {
 }
 
 void ProducerCore::SendAsync(Message&& message, SendCallback&& callback) {
-  Status status = Prepare(message);
-  ProducerRoute* route = nullptr;
-  if (status.ok()) {
-    route = BeginSends(1);
-    if (route == nullptr) {
-      status = ClosedError();
-    } else if (status = CheckCapabilities(message, *route); !status.ok()) {
-      AbandonSends(*route, 1);
-    }
-  }
-  if (!status.ok()) {
+  auto fail = [this, &callback](Status status) {
     AsyncSend* send = engine_->async_sends().Take();
     send->Start(nullptr, std::move(callback), {});
     send->Fail(std::move(status));
-    return;
+  };
+  if (Status status = Prepare(message); !status.ok()) return fail(std::move(status));
+  ProducerRoute* route = BeginSends(1);
+  if (route == nullptr) return fail(ClosedError());
+  // Only a timer message can be beyond what a route's backend carries: the check (and its
+  // Status) is skipped for every other send.
+  if (message.deliver_at.has_value()) {
+    if (Status status = CheckCapabilities(message, *route); !status.ok()) {
+      AbandonSends(*route, 1);
+      return fail(std::move(status));
+    }
   }
   // The engine outlives every send: it closes its producers (which wait for their sends and
   // callbacks) before it goes away.
