@@ -58,8 +58,8 @@ std::string NewMessageId(Timestamp now) {
     next = previous + 1 > floor ? previous + 1 : floor;
   } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
 
-  // This thread's last id: the ids of one millisecond differ only in the sequence's four
-  // digits, so those are all a steady stream of sends writes anew.
+  // This thread's last id. The ids of one millisecond differ only in the sequence's four
+  // digits, so a steady stream of sends rewrites just those.
   thread_local std::array<char, kMessageIdLength> id;
   thread_local uint64_t id_millis = 0;
   thread_local bool id_made = false;

@@ -255,7 +255,8 @@ void AsyncSend::Fail(Status status) {
 void AsyncSend::RunCallback() {
   // A receipt per callback thread, refilled for each successful send: its strings keep their
   // buffers, so a receipt costs no allocation (and no free) per callback. Callbacks run one at
-  // a time on a thread; `in_use` covers one that somehow runs another's callbacks itself.
+  // a time on a thread; should one run other callbacks on its own thread, `in_use` gives
+  // those receipts of their own.
   thread_local Result<SendReceipt> reused_receipt = SendReceipt{};
   thread_local bool in_use = false;
   auto run = [this](const Result<SendReceipt>& result) {

@@ -21,7 +21,6 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -101,8 +100,8 @@ class SendTracker {
   KafkaCluster& cluster() const { return *cluster_; }
   const std::string& topic() const { return topic_; }
 
-  // Registers a send of `bytes` that will complete `done` (unless refused);
-  // nullptr if the tracker is closed (the send is refused).
+  // Registers a send of `bytes` that will complete `done`; nullptr if the tracker is closed
+  // (the send is refused and `done` left to the caller).
   PendingSend* Begin(core::SendDone done, size_t bytes);
   // The send never reached librdkafka: runs its callback with `status` now.
   void Abort(PendingSend* send, const Status& status);
