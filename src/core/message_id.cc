@@ -47,7 +47,7 @@ const std::array<char, 16>& ProcessNonceHex() {
 
 }  // namespace
 
-std::string NewMessageId(Timestamp now) {
+void WriteMessageId(Timestamp now, std::string& out) {
   static std::atomic<uint64_t> last{0};
   const auto ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
@@ -73,7 +73,9 @@ std::string NewMessageId(Timestamp now) {
     static constexpr char kDigits[] = "0123456789abcdef";
     for (int i = 0; i < 4; ++i) id[15 - i] = kDigits[(next >> (4 * i)) & 0xF];
   }
-  return std::string(id.data(), id.size());
+  // resize is free once `out` holds an id; the copy of a fixed 32 bytes is two moves.
+  out.resize(kMessageIdLength);
+  std::memcpy(out.data(), id.data(), kMessageIdLength);
 }
 
 }  // namespace msgsdk::core

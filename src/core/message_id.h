@@ -13,7 +13,14 @@ namespace msgsdk::core {
 // increasing within the process, borrowing the next millisecond if 65536 ids are taken in
 // one), then 64 random bits drawn once per process so two processes never collide.
 // Lexicographic order is send order within a process and millisecond order across them.
-std::string NewMessageId(Timestamp now);
+// Written over `id`, in the memory it already has when that is large enough.
+void WriteMessageId(Timestamp now, std::string& id);
 inline constexpr size_t kMessageIdLength = 32;
+
+inline std::string NewMessageId(Timestamp now) {
+  std::string id;
+  WriteMessageId(now, id);
+  return id;
+}
 
 }  // namespace msgsdk::core
