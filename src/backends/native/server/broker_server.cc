@@ -123,6 +123,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   uint64_t next_park_id_ = 0;
   // Decoded Produce requests and Fetch reads, reused from one request to the next.
   protocol::ProduceRequestReader produce_reader_;
+  std::vector<MessageStore::AppendRequest> produce_appends_;
   std::vector<PositionRead> fetch_reads_;
   bool draining_ = false;
   std::promise<void>* drained_ = nullptr;
@@ -536,9 +537,13 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
   // Freed by the last completion's answer (below); the callbacks hold only the pointer and an
   // index, which std::function keeps inline: no allocation and no reference count per message.
   PendingProduce* state = owned.release();
+  // Handed to the store at once: one lock and one wake-up of its writer for the request.
+  std::vector<MessageStore::AppendRequest>& appends = produce_appends_;
+  appends.resize(entries);
   for (size_t i = 0; i < entries; ++i) {
     int32_t queue = request.queue(i);
-    // Views into the frame: the store encodes the record from them before Append returns.
+    // Views into the frame: the store encodes the records from them before AppendBatch
+    // returns.
     const RecordFields& fields = request.fields(i);
     if (queue < 0) {
       queue = fields.key.empty()
@@ -546,7 +551,9 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
                                          static_cast<uint64_t>(info->queues))
                   : static_cast<int32_t>(TagHash(fields.key) % static_cast<uint64_t>(info->queues));
     }
-    broker_->store().Append(queue, fields, [state, i](Result<AppendResult> result) {
+    appends[i].queue = queue;
+    appends[i].fields = fields;
+    appends[i].done = [state, i](Result<AppendResult> result) {
       protocol::ProduceOutcome& out = state->results[i];
       if (result.ok()) {
         out.queue = result->queue;
@@ -565,10 +572,15 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
             });
         pending->server->WakeParked(pending->topic);
       });
-    });
+    };
   }
+  broker_->store().AppendBatch(appends);
   // A large request must not pin its memory for the rest of the connection's life.
   request.Trim(size_t{4} << 20);
+  if (appends.capacity() * sizeof(appends[0]) > (size_t{4} << 20)) {
+    appends.clear();
+    appends.shrink_to_fit();
+  }
 }
 
 bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request,

@@ -251,6 +251,7 @@ class MessageStoreImpl final : public MessageStore {
   std::optional<TopicInfo> FindTopic(const std::string& topic) const override;
   std::vector<TopicInfo> ListTopics() const override;
   void Append(int32_t queue, const RecordFields& fields, AppendCallback done) override;
+  void AppendBatch(std::span<AppendRequest> requests) override;
   Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
                           int32_t max_messages, int64_t max_bytes,
                           const std::vector<uint64_t>& tag_hashes) const override;
@@ -297,6 +298,15 @@ class MessageStoreImpl final : public MessageStore {
   Status PersistTopics();
 
   // ---- Writer ----
+  // Waits while the pending records are over kMaxPendingBytes (except on the writer
+  // thread). Under append_mu_ (`lock`).
+  void WaitForSpace(std::unique_lock<std::mutex>& lock);
+  // Adds one append to pending_: `size` is RecordSize(fields), `tag_hash` TagHash(fields.tag).
+  // Under append_mu_.
+  void EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
+                     uint64_t tag_hash, AppendCallback done);
+  // Wakes the writer if it waits. Releases `lock`.
+  void WakeWriter(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
   void ProcessBatch(PendingBatch* batch);
   QueueState* ResolveQueue(std::string_view topic, int32_t queue, Status* status);
@@ -811,10 +821,7 @@ std::vector<MessageStoreImpl::QueueRef> MessageStoreImpl::AllQueues() const {
 
 // ---- Appending --------------------------------------------------------------------------------
 
-void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendCallback done) {
-  Result<size_t> size = RecordSize(fields, options_.max_message_bytes);
-  const uint64_t tag_hash = TagHash(fields.tag);
-  std::unique_lock lock(append_mu_);
+void MessageStoreImpl::WaitForSpace(std::unique_lock<std::mutex>& lock) {
   // Backpressure, except for the writer itself (a callback appending, e.g. to a
   // dead-letter topic), which would wait for itself.
   if (pending_.records.size() >= kMaxPendingBytes && !closing_ &&
@@ -823,11 +830,10 @@ void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendC
     space_cv_.wait(lock, [&] { return pending_.records.size() < kMaxPendingBytes || closing_; });
     --blocked_appenders_;
   }
-  if (closing_) {
-    lock.unlock();
-    if (done) done(ClosedError());
-    return;
-  }
+}
+
+void MessageStoreImpl::EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
+                                     uint64_t tag_hash, AppendCallback done) {
   PendingBatch::Item& item = pending_.items.emplace_back();
   item.done = std::move(done);
   item.tag_hash = tag_hash;
@@ -838,10 +844,46 @@ void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendC
   } else {
     pending_.refused.emplace_back(pending_.items.size() - 1, size.status());
   }
+}
+
+void MessageStoreImpl::WakeWriter(std::unique_lock<std::mutex>& lock) {
   const bool wake = writer_waiting_;
   writer_waiting_ = false;
   lock.unlock();
   if (wake) writer_cv_.notify_one();
+}
+
+void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendCallback done) {
+  Result<size_t> size = RecordSize(fields, options_.max_message_bytes);
+  const uint64_t tag_hash = TagHash(fields.tag);
+  std::unique_lock lock(append_mu_);
+  WaitForSpace(lock);
+  if (closing_) {
+    lock.unlock();
+    if (done) done(ClosedError());
+    return;
+  }
+  EnqueueLocked(queue, fields, std::move(size), tag_hash, std::move(done));
+  WakeWriter(lock);
+}
+
+void MessageStoreImpl::AppendBatch(std::span<AppendRequest> requests) {
+  if (requests.empty()) return;
+  std::unique_lock lock(append_mu_);
+  WaitForSpace(lock);
+  if (closing_) {
+    lock.unlock();
+    for (AppendRequest& request : requests) {
+      if (request.done) request.done(ClosedError());
+    }
+    return;
+  }
+  for (AppendRequest& request : requests) {
+    EnqueueLocked(request.queue, request.fields,
+                  RecordSize(request.fields, options_.max_message_bytes),
+                  TagHash(request.fields.tag), std::move(request.done));
+  }
+  WakeWriter(lock);
 }
 
 void MessageStoreImpl::WriterLoop() {

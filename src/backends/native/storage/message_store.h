@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -236,6 +237,16 @@ class MessageStore {
   void Append(int32_t queue, const Message& message, AppendCallback done) {
     Append(queue, RecordFields::Of(message), std::move(done));
   }
+  // Append of each request, in order, handed to the writer at once: one lock and at most
+  // one wake-up of the writer for all of them, and they are written in one batch. The
+  // backpressure wait, if any, comes before the first. The callbacks are moved out of
+  // `requests`.
+  struct AppendRequest {
+    int32_t queue = 0;
+    RecordFields fields;
+    AppendCallback done;
+  };
+  virtual void AppendBatch(std::span<AppendRequest> requests) = 0;
 
   // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
   // `tag_hashes` empty: every message; otherwise only messages whose tag hash is in it
