@@ -313,18 +313,23 @@ class BrokerClient::Impl {
     socket_.close(ignored);
   }
 
+  // Gives the decoder the body handed back by RecycleResponseBody, if it can take it now
+  // (before the next frame's header is decoded: then that frame is received into it).
+  void OfferSpareBody() {
+    if (!has_spare_body_.load(std::memory_order_acquire) || !decoder_.CanRecycle()) return;
+    std::string body;
+    {
+      std::lock_guard lock(spare_mutex_);
+      body = std::move(spare_body_);
+      spare_body_ = std::string();
+      has_spare_body_.store(false, std::memory_order_relaxed);
+    }
+    decoder_.Recycle(std::move(body));
+  }
+
   void Read() {
     const uint64_t epoch = epoch_;
-    if (has_spare_body_.load(std::memory_order_acquire)) {
-      std::string body;
-      {
-        std::lock_guard lock(spare_mutex_);
-        body = std::move(spare_body_);
-        spare_body_ = std::string();
-        has_spare_body_.store(false, std::memory_order_relaxed);
-      }
-      decoder_.Recycle(std::move(body));
-    }
+    OfferSpareBody();
     const std::span<char> space = decoder_.ReadSpace();
     socket_.async_read_some(asio::buffer(space.data(), space.size()),
                             [this, epoch](const boost::system::error_code& error, size_t bytes) {
@@ -337,6 +342,7 @@ class BrokerClient::Impl {
                               }
                               decoder_.Commit(bytes);
                               while (true) {
+                                OfferSpareBody();
                                 auto frame = decoder_.Next();
                                 if (!frame.ok()) {
                                   Disconnect("protocol error: " + frame.status().message());

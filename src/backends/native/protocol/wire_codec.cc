@@ -285,16 +285,26 @@ struct WireMessageFields {
   }
 };
 
-// The encoded size of a wire::Message for `message`, as ToWire would fill it: proto3 leaves
-// out empty strings and zero numbers; a map entry holds its key and value always.
-size_t MessageSize(const WireMessageFields& message, bool with_delivery) {
+// A wire::Message is written in three parts, so that its body can be appended to a string
+// as it is (instead of into bytes the string first zero-fills): the head (key, tag,
+// properties, and the body's tag and length), the body, and the tail (the other fields).
+// Field order is the generated serialiser's: by field number.
+
+// The head's size.
+size_t MessageHeadSize(const WireMessageFields& message) {
   size_t size = 0;
   if (!message.key.empty()) size += DelimitedSize(message.key.size());
   if (!message.tag.empty()) size += DelimitedSize(message.tag.size());
   message.ForEachProperty([&](std::string_view name, std::string_view value) {
     size += DelimitedSize(PropertySize(name, value));
   });
-  if (!message.body.empty()) size += DelimitedSize(message.body.size());
+  if (!message.body.empty()) size += 1 + VarintSize(message.body.size());
+  return size;
+}
+
+// The tail's size.
+size_t MessageTailSize(const WireMessageFields& message, bool with_delivery) {
+  size_t size = 0;
   if (message.deliver_at) size += 1 + VarintSize(Int64Wire(ToUnixNanos(*message.deliver_at)));
   if (!message.message_id.empty()) size += DelimitedSize(message.message_id.size());
   if (const int64_t born = ToUnixNanos(message.born_at); born != 0) {
@@ -310,8 +320,13 @@ size_t MessageSize(const WireMessageFields& message, bool with_delivery) {
   return size;
 }
 
-// Writes the fields MessageSize counted.
-char* PutMessage(char* out, const WireMessageFields& message, bool with_delivery) {
+// The encoded size of a wire::Message for `message`, as ToWire would fill it: proto3 leaves
+// out empty strings and zero numbers; a map entry holds its key and value always.
+size_t MessageSize(const WireMessageFields& message, bool with_delivery) {
+  return MessageHeadSize(message) + message.body.size() + MessageTailSize(message, with_delivery);
+}
+
+char* PutMessageHead(char* out, const WireMessageFields& message) {
   if (!message.key.empty()) out = PutDelimited(out, kMessageKey, message.key);
   if (!message.tag.empty()) out = PutDelimited(out, kMessageTag, message.tag);
   message.ForEachProperty([&](std::string_view name, std::string_view value) {
@@ -320,7 +335,14 @@ char* PutMessage(char* out, const WireMessageFields& message, bool with_delivery
     out = PutDelimited(out, kEntryKey, name);
     out = PutDelimited(out, kEntryValue, value);
   });
-  if (!message.body.empty()) out = PutDelimited(out, kMessageBody, message.body);
+  if (!message.body.empty()) {
+    *out++ = static_cast<char>(kMessageBody);
+    out = PutVarint(out, message.body.size());
+  }
+  return out;
+}
+
+char* PutMessageTail(char* out, const WireMessageFields& message, bool with_delivery) {
   if (message.deliver_at) {
     out = PutVarintField(out, kMessageDeliverAt, Int64Wire(ToUnixNanos(*message.deliver_at)));
   }
@@ -338,6 +360,29 @@ char* PutMessage(char* out, const WireMessageFields& message, bool with_delivery
     }
   }
   return out;
+}
+
+// Grows `out` by `size` bytes and returns where they start.
+char* Extend(std::string* out, size_t size) {
+  const size_t old = out->size();
+  out->resize(old + size);
+  return out->data() + old;
+}
+
+// Appends a length-delimited wire::Message field (`tag`) for `message` to `out`, the body
+// without zero-filling its bytes first. `out` should have room reserved (this grows it in
+// three steps).
+void AppendMessageField(std::string* out, uint32_t tag, const WireMessageFields& message,
+                        bool with_delivery) {
+  const size_t head = MessageHeadSize(message);
+  const size_t tail = MessageTailSize(message, with_delivery);
+  const size_t size = head + message.body.size() + tail;
+  char* p = Extend(out, 1 + VarintSize(size) + head);
+  *p++ = static_cast<char>(tag);
+  p = PutVarint(p, size);
+  PutMessageHead(p, message);
+  out->append(message.body);
+  PutMessageTail(Extend(out, tail), message, with_delivery);
 }
 
 // Resets a (possibly reused) message to what FromWire makes of an empty wire::Message.
@@ -483,13 +528,6 @@ char* PutStatus(char* out, uint32_t tag, const Status& status) {
   return out;
 }
 
-// Grows `out` by `size` bytes and returns where they start.
-char* Extend(std::string* out, size_t size) {
-  const size_t old = out->size();
-  out->resize(old + size);
-  return out->data() + old;
-}
-
 // ---- Produce --------------------------------------------------------------------------------
 
 constexpr uint32_t kRequestTopic = Tag(1, kLengthDelimited);
@@ -597,13 +635,15 @@ Status ProduceFrameBuilder::Add(int32_t queue, const Message& message) {
   const size_t message_size = MessageSize(fields, /*with_delivery=*/false);
   const size_t entry_size =
       (queue != 0 ? 1 + VarintSize(Int32Wire(queue)) : 0) + DelimitedSize(message_size);
-  char* out = Extend(&frame_, DelimitedSize(entry_size));
+  frame_.reserve(frame_.size() + DelimitedSize(entry_size));
+  char* out = Extend(&frame_, 1 + VarintSize(entry_size));
   *out++ = static_cast<char>(kRequestEntry);
-  out = PutVarint(out, entry_size);
-  if (queue != 0) out = PutVarintField(out, kEntryQueue, Int32Wire(queue));
-  *out++ = static_cast<char>(kEntryMessage);
-  out = PutVarint(out, message_size);
-  PutMessage(out, fields, /*with_delivery=*/false);
+  PutVarint(out, entry_size);
+  if (queue != 0) {
+    out = Extend(&frame_, 1 + VarintSize(Int32Wire(queue)));
+    PutVarintField(out, kEntryQueue, Int32Wire(queue));
+  }
+  AppendMessageField(&frame_, kEntryMessage, fields, /*with_delivery=*/false);
   ++entries_;
   return OkStatus();
 }
@@ -788,20 +828,24 @@ void AppendQueueDataOf(int32_t queue, const Status& status, const std::vector<St
   for (const Stored& message : messages) {
     size += DelimitedSize(MessageSize(WireMessageFields::Of(message), /*with_delivery=*/true));
   }
-  if (next_offset != 0) size += 1 + VarintSize(Int64Wire(next_offset));
-  if (max_offset != 0) size += 1 + VarintSize(Int64Wire(max_offset));
-  if (min_offset != 0) size += 1 + VarintSize(Int64Wire(min_offset));
-  char* p = Extend(out, DelimitedSize(size));
+  size_t tail = 0;
+  if (next_offset != 0) tail += 1 + VarintSize(Int64Wire(next_offset));
+  if (max_offset != 0) tail += 1 + VarintSize(Int64Wire(max_offset));
+  if (min_offset != 0) tail += 1 + VarintSize(Int64Wire(min_offset));
+  size += tail;
+  out->reserve(out->size() + DelimitedSize(size));
+  const size_t head = 1 + VarintSize(size) + (queue != 0 ? 1 + VarintSize(Int32Wire(queue)) : 0) +
+                      (status.ok() ? 0 : DelimitedSize(StatusSize(status)));
+  char* p = Extend(out, head);
   *p++ = static_cast<char>(kFetchQueue);
   p = PutVarint(p, size);
   if (queue != 0) p = PutVarintField(p, kQueueDataQueue, Int32Wire(queue));
-  if (!status.ok()) p = PutStatus(p, kQueueDataStatus, status);
-  for (const Stored& stored : messages) {
-    const WireMessageFields message = WireMessageFields::Of(stored);
-    *p++ = static_cast<char>(kQueueDataMessage);
-    p = PutVarint(p, MessageSize(message, /*with_delivery=*/true));
-    p = PutMessage(p, message, /*with_delivery=*/true);
+  if (!status.ok()) PutStatus(p, kQueueDataStatus, status);
+  for (const Stored& message : messages) {
+    AppendMessageField(out, kQueueDataMessage, WireMessageFields::Of(message),
+                       /*with_delivery=*/true);
   }
+  p = Extend(out, tail);
   if (next_offset != 0) p = PutVarintField(p, kQueueDataNextOffset, Int64Wire(next_offset));
   if (max_offset != 0) p = PutVarintField(p, kQueueDataMaxOffset, Int64Wire(max_offset));
   if (min_offset != 0) PutVarintField(p, kQueueDataMinOffset, Int64Wire(min_offset));
