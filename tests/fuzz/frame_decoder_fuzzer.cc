@@ -68,6 +68,31 @@ void CompareProduceRequest(const Frame& frame, bool generated_ok,
   if (ok) {
     Agree(reader.topic() == request.topic());
     Agree(reader.size() == static_cast<size_t>(request.entries_size()));
+    // The fields the broker stores, read in place, are the generated parser's.
+    for (size_t i = 0; i < reader.size(); ++i) {
+      const wire::ProduceEntry& entry = request.entries(static_cast<int>(i));
+      const wire::Message& message = entry.message();
+      const msgsdk::native::RecordFields& fields = reader.fields(i);
+      Agree(reader.queue(i) == entry.queue());
+      Agree(fields.topic == request.topic());
+      Agree(fields.key == message.key());
+      Agree(fields.tag == message.tag());
+      Agree(fields.body == message.body());
+      Agree(fields.message_id == message.message_id());
+      Agree(msgsdk::native::ToUnixNanos(fields.born_at) == message.born_at_ns());
+      Agree(fields.deliver_at.has_value() == message.has_deliver_at_ns());
+      if (fields.deliver_at) {
+        Agree(msgsdk::native::ToUnixNanos(*fields.deliver_at) == message.deliver_at_ns());
+      }
+      const size_t properties = fields.properties == nullptr ? 0 : fields.properties->size();
+      Agree(properties == static_cast<size_t>(message.properties_size()));
+      if (fields.properties != nullptr) {
+        for (const auto& [name, value] : *fields.properties) {
+          const auto it = message.properties().find(name);
+          Agree(it != message.properties().end() && it->second == value);
+        }
+      }
+    }
   }
 }
 

@@ -115,7 +115,7 @@ ProduceView CodecProduce(const Frame& frame, ProduceRequestReader& reader) {
   view.topic = reader.topic();
   for (size_t i = 0; i < reader.size(); ++i) {
     view.queues.push_back(reader.queue(i));
-    view.messages.push_back(reader.message(i));
+    view.messages.push_back(reader.CopyMessage(i));
   }
   return view;
 }
@@ -363,8 +363,9 @@ TEST(WireCodecTest, QueueDataBuiltByHandParsesWithTheGeneratedCode) {
   for (int i = 0; i < 20; ++i) stored.push_back(DeliveredMessage(i));
   std::string body;
   AppendQueueData(0, OkStatus(), stored, 20, 25, 3, &body);
-  AppendQueueData(5, DataLossError("crc mismatch in segment 3"), {}, 17, 0, 0, &body);
-  AppendQueueData(-1, OkStatus(), {}, 0, 0, 0, &body);
+  AppendQueueData(5, DataLossError("crc mismatch in segment 3"), std::vector<Message>{}, 17, 0, 0,
+                  &body);
+  AppendQueueData(-1, OkStatus(), std::vector<Message>{}, 0, 0, 0, &body);
   const Frame frame = MakeFrame(FrameType::kFetch, true, body);
   const FetchView generated = GeneratedFetch(frame, "orders");
   ASSERT_FALSE(generated.malformed);
@@ -385,6 +386,38 @@ TEST(WireCodecTest, QueueDataBuiltByHandParsesWithTheGeneratedCode) {
   EXPECT_EQ(Compare(generated, CodecFetch(frame, "orders")), "");
 }
 
+TEST(WireCodecTest, QueueDataFromRecordsInPlaceIsTheSameAsFromMessages) {
+  std::vector<Message> stored;
+  std::vector<std::string> records;
+  for (int i = 0; i < 20; ++i) {
+    Message message = DeliveredMessage(i);
+    message.topic = "orders";
+    RecordMeta meta{.commit_log_offset = 1000 * i,
+                    .queue = message.partition,
+                    .queue_offset = message.offset,
+                    .stored_at = message.stored_at};
+    auto size = RecordSize(message, 1 << 20);
+    ASSERT_TRUE(size.ok());
+    std::string& record = records.emplace_back(*size, '\0');
+    EncodeRecord(message, meta, record.size(), record.data());
+    stored.push_back(std::move(message));
+  }
+  std::vector<RecordInPlace> in_place(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    ASSERT_TRUE(DecodeRecordInPlace(records[i], &in_place[i])) << i;
+  }
+  std::string from_messages;
+  std::string from_records;
+  AppendQueueData(3, OkStatus(), stored, 20, 25, 1, &from_messages);
+  AppendQueueData(3, OkStatus(), in_place, 20, 25, 1, &from_records);
+  EXPECT_EQ(from_records, from_messages);
+  from_messages.clear();
+  from_records.clear();
+  AppendQueueData(4, DataLossError("gone"), std::vector<Message>{}, 7, 0, 0, &from_messages);
+  AppendQueueData(4, DataLossError("gone"), std::vector<RecordInPlace>{}, 7, 0, 0, &from_records);
+  EXPECT_EQ(from_records, from_messages);
+}
+
 // ---- Decoders against the generated serializer and hand-made bytes ---------------------------
 
 std::string GeneratedProduceBody(int entries) {
@@ -396,6 +429,31 @@ std::string GeneratedProduceBody(int entries) {
     ToWire(SampleMessage(i), /*with_delivery=*/false, entry->mutable_message());
   }
   return request.SerializeAsString();
+}
+
+TEST(WireCodecTest, TheReaderKeepsFieldsAsViewsIntoTheFrame) {
+  ProduceRequestReader reader;
+  const Frame frame = MakeFrame(FrameType::kProduce, false, GeneratedProduceBody(5));
+  MSGSDK_ASSERT_OK(reader.Read(frame));
+  ASSERT_EQ(reader.size(), 5u);
+  const char* begin = frame.body.data();
+  const char* end = begin + frame.body.size();
+  for (size_t i = 0; i < reader.size(); ++i) {
+    const RecordFields& fields = reader.fields(i);
+    const Message copy = reader.CopyMessage(i);
+    EXPECT_EQ(fields.topic, "payments");
+    EXPECT_EQ(fields.key, copy.key);
+    EXPECT_EQ(fields.tag, copy.tag);
+    EXPECT_EQ(fields.body, copy.body);
+    EXPECT_EQ(fields.message_id, copy.message_id);
+    EXPECT_EQ(fields.born_at, copy.born_at);
+    EXPECT_EQ(fields.deliver_at, copy.deliver_at);
+    EXPECT_EQ(fields.properties == nullptr ? Properties{} : *fields.properties, copy.properties);
+    if (!fields.body.empty()) {
+      EXPECT_GE(fields.body.data(), begin);
+      EXPECT_LE(fields.body.data() + fields.body.size(), end);
+    }
+  }
 }
 
 TEST(WireCodecTest, TheReaderReadsWhatTheGeneratedCodeWrites) {
@@ -541,7 +599,7 @@ TEST(WireCodecTest, DecodersAgreeWithTheGeneratedParserOnMangledInput) {
   const std::string produce = builder.TakeFrame().substr(kFrameHeaderSize);
   std::string fetch;
   AppendQueueData(1, OkStatus(), stored, 19, 30, 2, &fetch);
-  AppendQueueData(2, InternalError("bad"), {}, 4, 0, 0, &fetch);
+  AppendQueueData(2, InternalError("bad"), std::vector<Message>{}, 4, 0, 0, &fetch);
   std::string results;
   AppendProduceResponseBody({{.queue = 1, .offset = 2, .status = OkStatus()},
                              {.queue = 0, .offset = 0, .status = InternalError("no")}},

@@ -68,6 +68,67 @@ TEST(MessageCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(view.meta.queue_offset, 99);
 }
 
+TEST(MessageCodecTest, RecordsFromFieldsAndInPlaceDecodingMatchTheMessage) {
+  const Message m = FullMessage();
+  RecordMeta meta;
+  meta.commit_log_offset = 4096;
+  meta.queue = 3;
+  meta.queue_offset = 12;
+  meta.stored_at = Timestamp(std::chrono::milliseconds(1700000000700));
+  const std::string record = Encode(m, meta);
+
+  // The same bytes from views of copies of the fields (as the broker encodes a request).
+  const std::string topic = m.topic, id = m.message_id, key = m.key, tag = m.tag, body = m.body;
+  const Properties properties = m.properties;
+  const RecordFields fields{topic, id, key, tag, &properties, body, m.born_at, m.deliver_at};
+  auto size = RecordSize(fields, 1 << 20);
+  ASSERT_TRUE(size.ok());
+  std::string from_fields(*size, '\0');
+  EncodeRecordBody(fields, from_fields.size(), from_fields.data());
+  SealRecord(meta, from_fields.size(), from_fields.data());
+  EXPECT_EQ(from_fields, record);
+
+  RecordInPlace in_place;
+  ASSERT_TRUE(DecodeRecordInPlace(record, &in_place));
+  EXPECT_EQ(in_place.topic, m.topic);
+  EXPECT_EQ(in_place.key, m.key);
+  EXPECT_EQ(in_place.tag, m.tag);
+  EXPECT_EQ(in_place.body, m.body);
+  EXPECT_EQ(in_place.message_id, m.message_id);
+  EXPECT_EQ(in_place.born_at, m.born_at);
+  EXPECT_EQ(in_place.deliver_at, m.deliver_at);
+  EXPECT_EQ(in_place.meta.commit_log_offset, 4096);
+  EXPECT_EQ(in_place.meta.queue, 3);
+  EXPECT_EQ(in_place.meta.queue_offset, 12);
+  EXPECT_EQ(in_place.meta.stored_at, meta.stored_at);
+  EXPECT_EQ(in_place.properties.count, 3u);
+  Properties read;
+  in_place.properties.ForEach(
+      [&](std::string_view name, std::string_view value) { read.emplace(name, value); });
+  EXPECT_EQ(read, m.properties);
+  // Views into the record itself.
+  EXPECT_GE(in_place.body.data(), record.data());
+  EXPECT_LE(in_place.body.data() + in_place.body.size(), record.data() + record.size());
+
+  // No fields at all: no properties pointer, empty strings.
+  const RecordFields empty{.topic = "t"};
+  size = RecordSize(empty, 100);
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, kMinRecordSize + 1);
+  std::string minimal(*size, '\0');
+  EncodeRecord(Message{.topic = "t"}, meta, minimal.size(), minimal.data());
+  ASSERT_TRUE(DecodeRecordInPlace(minimal, &in_place));
+  EXPECT_EQ(in_place.properties.count, 0u);
+  EXPECT_TRUE(in_place.body.empty());
+
+  // Whatever is cut short or has bytes after its body is refused.
+  for (size_t cut = 1; cut < 8; ++cut) {
+    EXPECT_FALSE(
+        DecodeRecordInPlace(std::string_view(record).substr(0, record.size() - cut), &in_place))
+        << cut;
+  }
+}
+
 TEST(MessageCodecTest, EmptyMessageHasTheMinimumSize) {
   Message m;
   auto size = RecordSize(m, 100);

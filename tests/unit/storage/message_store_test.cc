@@ -51,6 +51,48 @@ TEST(TagHashTest, IsFnv1a64) {
   EXPECT_EQ(TagHash("foobar"), 0x85944171F73967E8ull);
 }
 
+TEST(MessageStoreTest, AppendBatchAppendsEachInOrderAndFailsOnlyTheBadOnes) {
+  TempDir dir;
+  StoreOptions options = Options(dir.path());
+  options.max_message_bytes = 100;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->GetOrCreateTopic("t", 2).ok());
+  // Fields are views: what they point at must live until AppendBatch returns.
+  const std::vector<std::string> bodies = {"a", "b", std::string(101, 'x'), "c", "d"};
+  const std::vector<int32_t> queues = {0, 1, 0, 0, 7};
+  AppendTracker tracker;
+  std::vector<MessageStore::AppendRequest> requests(bodies.size());
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    requests[i].queue = queues[i];
+    requests[i].fields = RecordFields{.topic = "t", .tag = "g", .body = bodies[i]};
+    requests[i].done = tracker.Callback(i);
+  }
+  store->AppendBatch(requests);
+  ASSERT_TRUE(tracker.Wait(bodies.size()));
+  ASSERT_TRUE(tracker.result(0).ok());
+  EXPECT_EQ(tracker.result(0)->queue_offset, 0);
+  ASSERT_TRUE(tracker.result(1).ok());
+  EXPECT_EQ(tracker.result(1)->queue, 1);
+  EXPECT_EQ(tracker.result(2).status().code(), StatusCode::kInvalidArgument);  // the body
+  ASSERT_TRUE(tracker.result(3).ok());
+  EXPECT_EQ(tracker.result(3)->queue_offset, 1);
+  EXPECT_EQ(tracker.result(4).status().code(), StatusCode::kInvalidArgument);  // the queue
+  const std::vector<Message> queue0 = ReadQueue(*store, "t", 0);
+  ASSERT_EQ(queue0.size(), 2u);
+  EXPECT_EQ(queue0[0].body, "a");
+  EXPECT_EQ(queue0[0].tag, "g");
+  EXPECT_EQ(queue0[1].body, "c");
+
+  // After Close, every one fails at once.
+  ASSERT_TRUE(store->Close().ok());
+  AppendTracker closed;
+  for (size_t i = 0; i < requests.size(); ++i) requests[i].done = closed.Callback(i);
+  store->AppendBatch(requests);
+  ASSERT_EQ(closed.done(), requests.size());
+  EXPECT_EQ(closed.result(0).status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST(MessageStoreTest, RoundTripsEveryField) {
   TempDir dir;
   auto store = OpenStore(Options(dir.path()));

@@ -1,6 +1,7 @@
 // Crash recovery of the message store: torn and corrupt commit-log tails, corrupt sealed
 // segments, lost or damaged indexes, and processes that die without closing the store.
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "gtest/gtest.h"
 
+#include "backends/native/storage/file_util.h"
 #include "backends/native/storage/message_store.h"
 #include "backends/native/storage/store_metadata.h"
 #include "testing/wait.h"
@@ -245,6 +247,61 @@ TEST_F(RecoveryTest, CorruptRecordInASealedSegmentIsDataLossOnRead) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->messages.size(), 28u);
   EXPECT_EQ(Bodies(*store, 1), Expected(0, 60, 1));
+}
+
+// Reads check the CRC of records this process wrote only once they are further behind the
+// end than the page cache keeps (log_cache_bytes): then they may come from the disk again.
+// Nearer the end, a record's framing and trailer are still checked.
+TEST_F(RecoveryTest, ReadsCheckTheCrcOfRecordsOlderThanTheCachedTail) {
+  StoreOptions options = Options();
+  options.flush_mode = FlushMode::kPeriodic;
+  options.log_cache_bytes = 64u << 10;
+  auto store = Open(options);
+  ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < 200; ++i) {  // about 250 KiB of records
+    auto r = AppendSync(*store, 0, MakeMessage("t", std::to_string(i) + std::string(1200, 'x')));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    offsets.push_back(r->commit_log_offset);
+  }
+  const auto segment = SortedFiles(LogDir()).back();
+  auto overwrite = [&](int64_t position, char byte) {
+    FileDescriptor fd(::open(segment.c_str(), O_WRONLY));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(::pwrite(fd.get(), &byte, 1, position), 1);
+  };
+
+  // A body byte of message 1, far behind the end: the CRC check finds it.
+  overwrite(offsets[1] + 200, 'y');
+  auto r = store->Read("t", 0, 1, 10, 1 << 20, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("CRC mismatch"), std::string::npos) << r.status().ToString();
+  auto in_place = store->ReadInPlace("t", 0, 1, 10, 1 << 20, {});
+  ASSERT_FALSE(in_place.ok());
+  EXPECT_EQ(in_place.status().code(), StatusCode::kDataLoss);
+
+  // The queue offset in the trailer of message 198, near the end: the trailer check finds it.
+  overwrite(offsets[198] + (offsets[199] - offsets[198]) - kRecordTrailerSize + 12, '\x7f');
+  r = store->Read("t", 0, 198, 10, 1 << 20, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("does not belong to this queue position"), std::string::npos)
+      << r.status().ToString();
+
+  // Between them every message reads, the same through Read and ReadInPlace.
+  r = store->Read("t", 0, 2, 500, 1 << 20, {});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->messages.size(), 196u);
+  EXPECT_EQ(r->next_offset, 198);
+  in_place = store->ReadInPlace("t", 0, 2, 500, 1 << 20, {});
+  ASSERT_TRUE(in_place.ok());
+  ASSERT_EQ(in_place->records.size(), 196u);
+  EXPECT_EQ(in_place->next_offset, 198);
+  for (size_t i = 0; i < 196; ++i) {
+    EXPECT_EQ(in_place->records[i].body, r->messages[i].body);
+    EXPECT_EQ(in_place->records[i].meta.queue_offset, r->messages[i].offset);
+    EXPECT_EQ(in_place->records[i].meta.stored_at, r->messages[i].stored_at);
+  }
 }
 
 TEST_F(RecoveryTest, DeletedIndexIsRebuiltFromTheLog) {

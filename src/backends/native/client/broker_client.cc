@@ -65,6 +65,18 @@ class BrokerClient::Impl {
     return frame;
   }
 
+  void RecycleResponseBody(std::string&& body) {
+    if (body.capacity() < protocol::FrameDecoder::kInPlaceBodyBytes ||
+        body.capacity() > protocol::FrameDecoder::kRecycledBodyBytes) {
+      return;
+    }
+    std::lock_guard lock(spare_mutex_);
+    // One is enough: a client has about one large response in its decoder at a time.
+    if (body.capacity() <= spare_body_.capacity()) return;
+    spare_body_ = std::move(body);
+    has_spare_body_.store(true, std::memory_order_release);
+  }
+
   void CallWithFrame(protocol::FrameType type, std::string frame, std::chrono::milliseconds timeout,
                      ResponseCallback done) {
     const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -301,8 +313,23 @@ class BrokerClient::Impl {
     socket_.close(ignored);
   }
 
+  // Gives the decoder the body handed back by RecycleResponseBody, if it can take it now
+  // (before the next frame's header is decoded: then that frame is received into it).
+  void OfferSpareBody() {
+    if (!has_spare_body_.load(std::memory_order_acquire) || !decoder_.CanRecycle()) return;
+    std::string body;
+    {
+      std::lock_guard lock(spare_mutex_);
+      body = std::move(spare_body_);
+      spare_body_ = std::string();
+      has_spare_body_.store(false, std::memory_order_relaxed);
+    }
+    decoder_.Recycle(std::move(body));
+  }
+
   void Read() {
     const uint64_t epoch = epoch_;
+    OfferSpareBody();
     const std::span<char> space = decoder_.ReadSpace();
     socket_.async_read_some(asio::buffer(space.data(), space.size()),
                             [this, epoch](const boost::system::error_code& error, size_t bytes) {
@@ -315,6 +342,7 @@ class BrokerClient::Impl {
                               }
                               decoder_.Commit(bytes);
                               while (true) {
+                                OfferSpareBody();
                                 auto frame = decoder_.Next();
                                 if (!frame.ok()) {
                                   Disconnect("protocol error: " + frame.status().message());
@@ -401,6 +429,9 @@ class BrokerClient::Impl {
   // Written frames kept for TakeSpareFrame.
   std::mutex spare_mutex_;
   std::vector<std::string> spare_frames_;  // guarded by spare_mutex_
+  // A response body handed back (RecycleResponseBody) for the decoder.
+  std::string spare_body_;  // guarded by spare_mutex_
+  std::atomic<bool> has_spare_body_{false};
   protocol::FrameDecoder decoder_;
 };
 
@@ -440,6 +471,10 @@ void BrokerClient::CallWithFrame(protocol::FrameType type, std::string frame,
 }
 
 std::string BrokerClient::TakeSpareFrame() { return impl_->TakeSpareFrame(); }
+
+void BrokerClient::RecycleResponseBody(std::string&& body) {
+  impl_->RecycleResponseBody(std::move(body));
+}
 
 uint64_t BrokerClient::Disconnects() const { return impl_->disconnects(); }
 

@@ -62,6 +62,11 @@ class BrokerClient {
   // so saves allocating, and faulting in, that memory again. Any thread.
   std::string TakeSpareFrame();
 
+  // Hands back the body of a response frame once the caller is done with it: the next large
+  // response (a fetch's) is received into its memory, instead of into new memory that must
+  // be allocated, zeroed and faulted in. Any thread.
+  void RecycleResponseBody(std::string&& body);
+
   // How many times a connection was lost so far. A change means the broker may have
   // restarted since (and forgotten its group members).
   uint64_t Disconnects() const;

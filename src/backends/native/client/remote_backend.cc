@@ -116,6 +116,7 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
             : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(queues_));
     sends.Started();
     Status added;
+    bool slot_free = false;
     {
       std::lock_guard lock(queue_mutex_);
       if (open_.entries() > 0 && open_.size() + message.body.size() > kMaxBatchBytes) {
@@ -127,13 +128,17 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
         open_entries_.push_back({std::move(done), &sends});
         if (open_.entries() >= kMaxBatchMessages) CloseOpenFrame();
       }
+      slot_free = frames_in_flight_ < kMaxFramesInFlight;
     }
     if (!added.ok()) {
       done(added.WithContext("sending to topic '" + topic_ + "'"));
       sends.Finished(1);
       return;
     }
-    Pump();
+    // With every frame slot taken there is nothing to send now: the answer that frees a slot
+    // pumps (after it counted the slot free under queue_mutex_, so it sees this message).
+    // That spares a sender two more lock round trips per message while the broker is busy.
+    if (slot_free) Pump();
   }
 
  private:
@@ -147,10 +152,18 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
     std::vector<Entry> entries;
   };
 
+  // The open frame's entries; the next frame's start with room for as many (instead of
+  // growing, and moving every callback, a dozen times per frame). Under queue_mutex_.
+  std::vector<Entry> TakeOpenEntries() {
+    std::vector<Entry> entries = std::move(open_entries_);
+    open_entries_ = {};
+    open_entries_.reserve(entries.size());
+    return entries;
+  }
+
   // Queues the open frame as full. Under queue_mutex_.
   void CloseOpenFrame() {
-    ready_.push_back(Batch{open_.TakeFrame(client_->TakeSpareFrame()), std::move(open_entries_)});
-    open_entries_ = {};
+    ready_.push_back(Batch{open_.TakeFrame(client_->TakeSpareFrame()), TakeOpenEntries()});
   }
 
   // Sends the full frames, then the open one, as long as fewer than kMaxFramesInFlight frames
@@ -168,8 +181,7 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
           batch = std::move(ready_.front());
           ready_.pop_front();
         } else if (open_.entries() > 0) {
-          batch = Batch{open_.TakeFrame(client_->TakeSpareFrame()), std::move(open_entries_)};
-          open_entries_ = {};
+          batch = Batch{open_.TakeFrame(client_->TakeSpareFrame()), TakeOpenEntries()};
         } else {
           return;
         }
@@ -618,7 +630,9 @@ class RemoteConsumer : public core::BackendConsumer {
     // Decoded straight into messages (no generated objects in between): the fetch path's
     // largest cost per message otherwise.
     Status status;
-    MSGSDK_RETURN_IF_ERROR(protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_));
+    Status decoded = protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_);
+    client_->RecycleResponseBody(std::move(frame.body));
+    MSGSDK_RETURN_IF_ERROR(decoded);
     MSGSDK_RETURN_IF_ERROR(status);
     std::vector<std::vector<Delivery>> batches;
     for (protocol::FetchedQueue& data : fetched_) {

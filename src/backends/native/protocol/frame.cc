@@ -191,10 +191,12 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
     pending_ = *header;
     begin_ += kFrameHeaderSize;
     // Reserved, not touched: the pages are used only as the body arrives. (Not grown from a
-    // recycled body too small for it: that would copy its stale bytes.)
+    // recycled body too small for it: that would copy its stale bytes.) A sixteenth more, so
+    // that once recycled it also takes the next frame when that is a little larger (the
+    // answers to a stream of fetches differ by a few bytes).
     if (receiving_body() && body_.capacity() < pending_->body_size) {
       body_ = std::string();
-      body_.reserve(pending_->body_size);
+      body_.reserve(pending_->body_size + pending_->body_size / 16);
     }
   }
   Frame frame{.header = *pending_};

@@ -131,6 +131,8 @@ class FrameDecoder {
   // large frame is received into its memory, which saves allocating (and, in the kernel,
   // faulting in) and zeroing as much again. Kept only up to kRecycledBodyBytes.
   void Recycle(std::string&& body);
+  // Whether Recycle would take a body now: no large body is being received.
+  bool CanRecycle() const { return body_received_ == 0; }
   // At the end of the stream: kInvalidArgument if it stopped inside a frame (a truncated
   // frame), naming how many bytes of how many arrived.
   Status Finish() const;

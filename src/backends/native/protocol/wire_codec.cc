@@ -1,6 +1,7 @@
 #include "backends/native/protocol/wire_codec.h"
 
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "backends/native/storage/message_codec.h"
@@ -129,6 +130,9 @@ class WireReader {
     return true;
   }
 
+  // A string field in place: its payload, which must be valid UTF-8.
+  bool ReadStringView(std::string_view* out) { return ReadDelimited(out) && IsValidUtf8(*out); }
+
   bool ReadBytes(std::string* out) {
     std::string_view bytes;
     if (!ReadDelimited(&bytes)) return false;
@@ -229,20 +233,78 @@ constexpr uint32_t kEntryValue = Tag(2, kLengthDelimited);
 constexpr uint32_t kStatusCode = Tag(1, kVarint);
 constexpr uint32_t kStatusMessage = Tag(2, kLengthDelimited);
 
-size_t PropertySize(const std::string& name, const std::string& value) {
+size_t PropertySize(std::string_view name, std::string_view value) {
   return DelimitedSize(name.size()) + DelimitedSize(value.size());
 }
 
-// The encoded size of a wire::Message for `message`, as ToWire would fill it: proto3 leaves
-// out empty strings and zero numbers; a map entry holds its key and value always.
-size_t MessageSize(const Message& message, bool with_delivery) {
+// What a wire::Message is encoded from: a Message, or a record read in place from the log.
+struct WireMessageFields {
+  std::string_view key;
+  std::string_view tag;
+  const Properties* properties = nullptr;               // a Message's, or
+  const RecordProperties* record_properties = nullptr;  // a record's
+  std::string_view body;
+  std::optional<Timestamp> deliver_at;
+  std::string_view message_id;
+  Timestamp born_at{};
+  int32_t partition = 0;
+  int64_t offset = 0;
+  Timestamp stored_at{};
+
+  static WireMessageFields Of(const Message& message) {
+    return WireMessageFields{.key = message.key,
+                             .tag = message.tag,
+                             .properties = &message.properties,
+                             .body = message.body,
+                             .deliver_at = message.deliver_at,
+                             .message_id = message.message_id,
+                             .born_at = message.born_at,
+                             .partition = message.partition,
+                             .offset = message.offset,
+                             .stored_at = message.stored_at};
+  }
+  static WireMessageFields Of(const RecordInPlace& record) {
+    return WireMessageFields{.key = record.key,
+                             .tag = record.tag,
+                             .record_properties = &record.properties,
+                             .body = record.body,
+                             .deliver_at = record.deliver_at,
+                             .message_id = record.message_id,
+                             .born_at = record.born_at,
+                             .partition = record.meta.queue,
+                             .offset = record.meta.queue_offset,
+                             .stored_at = record.meta.stored_at};
+  }
+
+  template <typename Visit>
+  void ForEachProperty(Visit visit) const {
+    if (properties != nullptr) {
+      for (const auto& [name, value] : *properties) visit(name, value);
+    }
+    if (record_properties != nullptr) record_properties->ForEach(visit);
+  }
+};
+
+// A wire::Message is written in three parts, so that its body can be appended to a string
+// as it is (instead of into bytes the string first zero-fills): the head (key, tag,
+// properties, and the body's tag and length), the body, and the tail (the other fields).
+// Field order is the generated serialiser's: by field number.
+
+// The head's size.
+size_t MessageHeadSize(const WireMessageFields& message) {
   size_t size = 0;
   if (!message.key.empty()) size += DelimitedSize(message.key.size());
   if (!message.tag.empty()) size += DelimitedSize(message.tag.size());
-  for (const auto& [name, value] : message.properties) {
+  message.ForEachProperty([&](std::string_view name, std::string_view value) {
     size += DelimitedSize(PropertySize(name, value));
-  }
-  if (!message.body.empty()) size += DelimitedSize(message.body.size());
+  });
+  if (!message.body.empty()) size += 1 + VarintSize(message.body.size());
+  return size;
+}
+
+// The tail's size.
+size_t MessageTailSize(const WireMessageFields& message, bool with_delivery) {
+  size_t size = 0;
   if (message.deliver_at) size += 1 + VarintSize(Int64Wire(ToUnixNanos(*message.deliver_at)));
   if (!message.message_id.empty()) size += DelimitedSize(message.message_id.size());
   if (const int64_t born = ToUnixNanos(message.born_at); born != 0) {
@@ -258,17 +320,29 @@ size_t MessageSize(const Message& message, bool with_delivery) {
   return size;
 }
 
-// Writes the fields MessageSize counted.
-char* PutMessage(char* out, const Message& message, bool with_delivery) {
+// The encoded size of a wire::Message for `message`, as ToWire would fill it: proto3 leaves
+// out empty strings and zero numbers; a map entry holds its key and value always.
+size_t MessageSize(const WireMessageFields& message, bool with_delivery) {
+  return MessageHeadSize(message) + message.body.size() + MessageTailSize(message, with_delivery);
+}
+
+char* PutMessageHead(char* out, const WireMessageFields& message) {
   if (!message.key.empty()) out = PutDelimited(out, kMessageKey, message.key);
   if (!message.tag.empty()) out = PutDelimited(out, kMessageTag, message.tag);
-  for (const auto& [name, value] : message.properties) {
+  message.ForEachProperty([&](std::string_view name, std::string_view value) {
     *out++ = static_cast<char>(kMessageProperty);
     out = PutVarint(out, PropertySize(name, value));
     out = PutDelimited(out, kEntryKey, name);
     out = PutDelimited(out, kEntryValue, value);
+  });
+  if (!message.body.empty()) {
+    *out++ = static_cast<char>(kMessageBody);
+    out = PutVarint(out, message.body.size());
   }
-  if (!message.body.empty()) out = PutDelimited(out, kMessageBody, message.body);
+  return out;
+}
+
+char* PutMessageTail(char* out, const WireMessageFields& message, bool with_delivery) {
   if (message.deliver_at) {
     out = PutVarintField(out, kMessageDeliverAt, Int64Wire(ToUnixNanos(*message.deliver_at)));
   }
@@ -288,6 +362,29 @@ char* PutMessage(char* out, const Message& message, bool with_delivery) {
   return out;
 }
 
+// Grows `out` by `size` bytes and returns where they start.
+char* Extend(std::string* out, size_t size) {
+  const size_t old = out->size();
+  out->resize(old + size);
+  return out->data() + old;
+}
+
+// Appends a length-delimited wire::Message field (`tag`) for `message` to `out`, the body
+// without zero-filling its bytes first. `out` should have room reserved (this grows it in
+// three steps).
+void AppendMessageField(std::string* out, uint32_t tag, const WireMessageFields& message,
+                        bool with_delivery) {
+  const size_t head = MessageHeadSize(message);
+  const size_t tail = MessageTailSize(message, with_delivery);
+  const size_t size = head + message.body.size() + tail;
+  char* p = Extend(out, 1 + VarintSize(size) + head);
+  *p++ = static_cast<char>(tag);
+  p = PutVarint(p, size);
+  PutMessageHead(p, message);
+  out->append(message.body);
+  PutMessageTail(Extend(out, tail), message, with_delivery);
+}
+
 // Resets a (possibly reused) message to what FromWire makes of an empty wire::Message.
 void ResetMessage(const std::string& topic, Message* message) {
   message->topic.assign(topic);
@@ -305,59 +402,89 @@ void ResetMessage(const std::string& topic, Message* message) {
   message->stored_at = FromUnixNanos(0);
 }
 
-bool ReadProperty(std::string_view data, int depth, Message* message) {
-  std::string name;
-  std::string value;
-  const bool ok = ReadFields(data, depth, [&](uint32_t tag, WireReader& r, bool& unknown) {
-    if (tag == kEntryKey) return r.ReadString(&name);
-    if (tag == kEntryValue) return r.ReadString(&value);
-    unknown = true;
-    return true;
-  });
-  if (!ok) return false;
-  message->properties.insert_or_assign(std::move(name), std::move(value));
-  return true;
-}
+// Where the fields of a wire::Message go as they are read: into a Message (copied), or, for
+// a produce request, as views into the request (MessageFieldsSink below).
+class MessageSink {
+ public:
+  explicit MessageSink(Message* message) : message_(message) {}
+  void Key(std::string_view key) { message_->key.assign(key); }
+  void Tag(std::string_view tag) { message_->tag.assign(tag); }
+  void Property(std::string_view name, std::string_view value) {
+    message_->properties.insert_or_assign(std::string(name), std::string(value));
+  }
+  void Body(std::string_view body) { message_->body.assign(body); }
+  void DeliverAt(int64_t nanos) { message_->deliver_at = FromUnixNanos(nanos); }
+  void MessageId(std::string_view id) { message_->message_id.assign(id); }
+  void BornAt(int64_t nanos) { message_->born_at = FromUnixNanos(nanos); }
+  void Queue(int32_t queue) { message_->partition = queue; }
+  void Offset(int64_t offset) { message_->offset = offset; }
+  void StoredAt(int64_t nanos) { message_->stored_at = FromUnixNanos(nanos); }
 
-// Merges the fields of a wire::Message into `message`, as parsing into it would.
-bool ReadMessage(std::string_view data, int depth, Message* message) {
+ private:
+  Message* message_;
+};
+
+// Merges the fields of a wire::Message into `sink`, as parsing into a message would.
+template <typename Sink>
+bool ReadMessage(std::string_view data, int depth, Sink& sink) {
   if (--depth < 0) return false;
   return ReadFields(data, depth, [&](uint32_t tag, WireReader& r, bool& unknown) {
+    std::string_view bytes;
+    int64_t number;
     switch (tag) {
       case kMessageKey:
-        return r.ReadString(&message->key);
+        if (!r.ReadStringView(&bytes)) return false;
+        sink.Key(bytes);
+        return true;
       case kMessageTag:
-        return r.ReadString(&message->tag);
+        if (!r.ReadStringView(&bytes)) return false;
+        sink.Tag(bytes);
+        return true;
       case kMessageProperty: {
-        std::string_view entry;
-        return r.ReadDelimited(&entry) && depth > 0 && ReadProperty(entry, depth - 1, message);
+        if (!r.ReadDelimited(&bytes) || depth <= 0) return false;
+        std::string_view name;
+        std::string_view value;
+        const bool ok =
+            ReadFields(bytes, depth - 1, [&](uint32_t field, WireReader& pr, bool& skip) {
+              if (field == kEntryKey) return pr.ReadStringView(&name);
+              if (field == kEntryValue) return pr.ReadStringView(&value);
+              skip = true;
+              return true;
+            });
+        if (!ok) return false;
+        sink.Property(name, value);
+        return true;
       }
       case kMessageBody:
-        return r.ReadBytes(&message->body);
-      case kMessageDeliverAt: {
-        int64_t nanos;
-        if (!r.ReadInt64(&nanos)) return false;
-        message->deliver_at = FromUnixNanos(nanos);
+        if (!r.ReadDelimited(&bytes)) return false;
+        sink.Body(bytes);
         return true;
-      }
+      case kMessageDeliverAt:
+        if (!r.ReadInt64(&number)) return false;
+        sink.DeliverAt(number);
+        return true;
       case kMessageId:
-        return r.ReadString(&message->message_id);
-      case kMessageBornAt: {
-        int64_t nanos;
-        if (!r.ReadInt64(&nanos)) return false;
-        message->born_at = FromUnixNanos(nanos);
+        if (!r.ReadStringView(&bytes)) return false;
+        sink.MessageId(bytes);
+        return true;
+      case kMessageBornAt:
+        if (!r.ReadInt64(&number)) return false;
+        sink.BornAt(number);
+        return true;
+      case kMessageQueue: {
+        int32_t queue;
+        if (!r.ReadInt32(&queue)) return false;
+        sink.Queue(queue);
         return true;
       }
-      case kMessageQueue:
-        return r.ReadInt32(&message->partition);
       case kMessageOffset:
-        return r.ReadInt64(&message->offset);
-      case kMessageStoredAt: {
-        int64_t nanos;
-        if (!r.ReadInt64(&nanos)) return false;
-        message->stored_at = FromUnixNanos(nanos);
+        if (!r.ReadInt64(&number)) return false;
+        sink.Offset(number);
         return true;
-      }
+      case kMessageStoredAt:
+        if (!r.ReadInt64(&number)) return false;
+        sink.StoredAt(number);
+        return true;
       default:
         unknown = true;
         return true;
@@ -399,13 +526,6 @@ char* PutStatus(char* out, uint32_t tag, const Status& status) {
   }
   if (!status.message().empty()) out = PutDelimited(out, kStatusMessage, status.message());
   return out;
-}
-
-// Grows `out` by `size` bytes and returns where they start.
-char* Extend(std::string* out, size_t size) {
-  const size_t old = out->size();
-  out->resize(old + size);
-  return out->data() + old;
 }
 
 // ---- Produce --------------------------------------------------------------------------------
@@ -511,16 +631,19 @@ Status ProduceFrameBuilder::Add(int32_t queue, const Message& message) {
           "msgsdk-broker");
     }
   }
-  const size_t message_size = MessageSize(message, /*with_delivery=*/false);
+  const WireMessageFields fields = WireMessageFields::Of(message);
+  const size_t message_size = MessageSize(fields, /*with_delivery=*/false);
   const size_t entry_size =
       (queue != 0 ? 1 + VarintSize(Int32Wire(queue)) : 0) + DelimitedSize(message_size);
-  char* out = Extend(&frame_, DelimitedSize(entry_size));
+  frame_.reserve(frame_.size() + DelimitedSize(entry_size));
+  char* out = Extend(&frame_, 1 + VarintSize(entry_size));
   *out++ = static_cast<char>(kRequestEntry);
-  out = PutVarint(out, entry_size);
-  if (queue != 0) out = PutVarintField(out, kEntryQueue, Int32Wire(queue));
-  *out++ = static_cast<char>(kEntryMessage);
-  out = PutVarint(out, message_size);
-  PutMessage(out, message, /*with_delivery=*/false);
+  PutVarint(out, entry_size);
+  if (queue != 0) {
+    out = Extend(&frame_, 1 + VarintSize(Int32Wire(queue)));
+    PutVarintField(out, kEntryQueue, Int32Wire(queue));
+  }
+  AppendMessageField(&frame_, kEntryMessage, fields, /*with_delivery=*/false);
   ++entries_;
   return OkStatus();
 }
@@ -532,11 +655,30 @@ std::string ProduceFrameBuilder::TakeFrame(std::string next) {
   return frame;
 }
 
+// Keeps a produce request's message fields as views into the request.
+class ProduceRequestReader::EntrySink {
+ public:
+  explicit EntrySink(Entry* entry) : entry_(entry) {}
+  void Key(std::string_view key) { entry_->fields.key = key; }
+  void Tag(std::string_view tag) { entry_->fields.tag = tag; }
+  void Property(std::string_view name, std::string_view value) {
+    entry_->properties.insert_or_assign(std::string(name), std::string(value));
+  }
+  void Body(std::string_view body) { entry_->fields.body = body; }
+  void DeliverAt(int64_t nanos) { entry_->fields.deliver_at = FromUnixNanos(nanos); }
+  void MessageId(std::string_view id) { entry_->fields.message_id = id; }
+  void BornAt(int64_t nanos) { entry_->fields.born_at = FromUnixNanos(nanos); }
+  void Queue(int32_t queue) { entry_->partition = queue; }
+  void Offset(int64_t offset) { entry_->offset = offset; }
+  void StoredAt(int64_t nanos) { entry_->stored_at_ns = nanos; }
+
+ private:
+  Entry* entry_;
+};
+
 Status ProduceRequestReader::Read(const Frame& frame) {
   count_ = 0;
   topic_.clear();
-  // The topic is filled into the messages once known: it may follow the entries.
-  static const std::string kNoTopic;
   const bool ok =
       ReadFields(frame.body, kMaxDepth, [&](uint32_t tag, WireReader& r, bool& unknown) {
         if (tag == kRequestTopic) return r.ReadString(&topic_);
@@ -549,27 +691,53 @@ Status ProduceRequestReader::Read(const Frame& frame) {
         if (count_ == entries_.size()) entries_.emplace_back();
         Entry& entry = entries_[count_++];
         entry.queue = 0;
-        ResetMessage(kNoTopic, &entry.message);
+        entry.fields = RecordFields{};
+        entry.fields.born_at = FromUnixNanos(0);
+        entry.properties.clear();
+        entry.partition = 0;
+        entry.offset = 0;
+        entry.stored_at_ns = 0;
+        EntrySink sink(&entry);
         constexpr int kEntryDepth = kMaxDepth - 1;
         return ReadFields(data, kEntryDepth, [&](uint32_t field, WireReader& er, bool& skip) {
           if (field == kEntryQueue) return er.ReadInt32(&entry.queue);
           if (field == kEntryMessage) {
             std::string_view message;
-            return er.ReadDelimited(&message) && ReadMessage(message, kEntryDepth, &entry.message);
+            return er.ReadDelimited(&message) && ReadMessage(message, kEntryDepth, sink);
           }
           skip = true;
           return true;
         });
       });
   if (!ok) return MalformedBody(frame);
-  for (size_t i = 0; i < count_; ++i) entries_[i].message.topic.assign(topic_);
+  // The topic may follow the entries, and the entries may have moved while they were read.
+  for (size_t i = 0; i < count_; ++i) {
+    Entry& entry = entries_[i];
+    entry.fields.topic = topic_;
+    entry.fields.properties = entry.properties.empty() ? nullptr : &entry.properties;
+  }
   return OkStatus();
 }
 
+Message ProduceRequestReader::CopyMessage(size_t i) const {
+  const Entry& entry = entries_[i];
+  Message message;
+  ResetMessage(topic_, &message);
+  message.key.assign(entry.fields.key);
+  message.tag.assign(entry.fields.tag);
+  message.properties = entry.properties;
+  message.body.assign(entry.fields.body);
+  message.deliver_at = entry.fields.deliver_at;
+  message.message_id.assign(entry.fields.message_id);
+  message.born_at = entry.fields.born_at;
+  message.partition = entry.partition;
+  message.offset = entry.offset;
+  message.stored_at = FromUnixNanos(entry.stored_at_ns);
+  return message;
+}
+
 void ProduceRequestReader::Trim(size_t max_bytes) {
-  size_t bytes = 0;
-  for (const Entry& entry : entries_) bytes += entry.message.body.capacity();
-  if (bytes > max_bytes) {
+  if (entries_.capacity() * sizeof(Entry) > max_bytes) {
     entries_.clear();
     entries_.shrink_to_fit();
     count_ = 0;
@@ -648,31 +816,53 @@ Status DecodeProduceResponse(const Frame& frame, Status* response_status,
       });
 }
 
-void AppendQueueData(int32_t queue, const Status& status, const std::vector<Message>& messages,
-                     int64_t next_offset, int64_t max_offset, int64_t min_offset,
-                     std::string* out) {
+namespace {
+
+template <typename Stored>
+void AppendQueueDataOf(int32_t queue, const Status& status, const std::vector<Stored>& messages,
+                       int64_t next_offset, int64_t max_offset, int64_t min_offset,
+                       std::string* out) {
   size_t size = 0;
   if (queue != 0) size += 1 + VarintSize(Int32Wire(queue));
   if (!status.ok()) size += DelimitedSize(StatusSize(status));
-  for (const Message& message : messages) {
-    size += DelimitedSize(MessageSize(message, /*with_delivery=*/true));
+  for (const Stored& message : messages) {
+    size += DelimitedSize(MessageSize(WireMessageFields::Of(message), /*with_delivery=*/true));
   }
-  if (next_offset != 0) size += 1 + VarintSize(Int64Wire(next_offset));
-  if (max_offset != 0) size += 1 + VarintSize(Int64Wire(max_offset));
-  if (min_offset != 0) size += 1 + VarintSize(Int64Wire(min_offset));
-  char* p = Extend(out, DelimitedSize(size));
+  size_t tail = 0;
+  if (next_offset != 0) tail += 1 + VarintSize(Int64Wire(next_offset));
+  if (max_offset != 0) tail += 1 + VarintSize(Int64Wire(max_offset));
+  if (min_offset != 0) tail += 1 + VarintSize(Int64Wire(min_offset));
+  size += tail;
+  out->reserve(out->size() + DelimitedSize(size));
+  const size_t head = 1 + VarintSize(size) + (queue != 0 ? 1 + VarintSize(Int32Wire(queue)) : 0) +
+                      (status.ok() ? 0 : DelimitedSize(StatusSize(status)));
+  char* p = Extend(out, head);
   *p++ = static_cast<char>(kFetchQueue);
   p = PutVarint(p, size);
   if (queue != 0) p = PutVarintField(p, kQueueDataQueue, Int32Wire(queue));
-  if (!status.ok()) p = PutStatus(p, kQueueDataStatus, status);
-  for (const Message& message : messages) {
-    *p++ = static_cast<char>(kQueueDataMessage);
-    p = PutVarint(p, MessageSize(message, /*with_delivery=*/true));
-    p = PutMessage(p, message, /*with_delivery=*/true);
+  if (!status.ok()) PutStatus(p, kQueueDataStatus, status);
+  for (const Stored& message : messages) {
+    AppendMessageField(out, kQueueDataMessage, WireMessageFields::Of(message),
+                       /*with_delivery=*/true);
   }
+  p = Extend(out, tail);
   if (next_offset != 0) p = PutVarintField(p, kQueueDataNextOffset, Int64Wire(next_offset));
   if (max_offset != 0) p = PutVarintField(p, kQueueDataMaxOffset, Int64Wire(max_offset));
   if (min_offset != 0) PutVarintField(p, kQueueDataMinOffset, Int64Wire(min_offset));
+}
+
+}  // namespace
+
+void AppendQueueData(int32_t queue, const Status& status, const std::vector<Message>& messages,
+                     int64_t next_offset, int64_t max_offset, int64_t min_offset,
+                     std::string* out) {
+  AppendQueueDataOf(queue, status, messages, next_offset, max_offset, min_offset, out);
+}
+
+void AppendQueueData(int32_t queue, const Status& status, const std::vector<RecordInPlace>& records,
+                     int64_t next_offset, int64_t max_offset, int64_t min_offset,
+                     std::string* out) {
+  AppendQueueDataOf(queue, status, records, next_offset, max_offset, min_offset, out);
 }
 
 Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status* response_status,
@@ -693,7 +883,8 @@ Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status*
           if (!qr.ReadDelimited(&nested)) return false;
           Message& message = queue.messages.emplace_back();
           ResetMessage(topic, &message);
-          return ReadMessage(nested, depth, &message);
+          MessageSink sink(&message);
+          return ReadMessage(nested, depth, sink);
         }
         case kQueueDataNextOffset:
           return qr.ReadInt64(&queue.next_offset);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backends/native/protocol/frame.h"
+#include "backends/native/storage/message_codec.h"
 #include "msgsdk/message.h"
 #include "msgsdk/status.h"
 
@@ -64,30 +65,41 @@ class ProduceFrameBuilder {
   size_t last_size_ = 0;
 };
 
-// A ProduceRequest decoded into storage that is reused from one request to the next, so
-// that decoding allocates nothing once the strings have grown to the sizes seen.
+// A ProduceRequest decoded in place: each message's fields are views into the frame's body,
+// which the store encodes its record from, so a body is copied once on its way from the
+// socket to the log. The per-entry storage is reused from one request to the next, so that
+// decoding allocates nothing once it has grown (unless messages carry properties).
 // Thread-safety: not thread-safe.
 class ProduceRequestReader {
  public:
   // Decodes the body of `frame` (a Produce request). kInvalidArgument if it is not a valid
-  // ProduceRequest; the reader's contents are unspecified then.
+  // ProduceRequest; the reader's contents are unspecified then. The fields read point into
+  // `frame`, which must outlive their use.
   Status Read(const Frame& frame);
 
   const std::string& topic() const { return topic_; }
   size_t size() const { return count_; }
   int32_t queue(size_t i) const { return entries_[i].queue; }
-  // With topic set (as FromWire would leave it).
-  const Message& message(size_t i) const { return entries_[i].message; }
+  // The fields of the i-th message a record keeps, with topic set.
+  const RecordFields& fields(size_t i) const { return entries_[i].fields; }
+  // The i-th message as FromWire would make it (topic set): a copy, for tests and tools.
+  Message CopyMessage(size_t i) const;
 
-  // Frees the kept storage if its entries' bodies hold more than `max_bytes` (a large
-  // request should not pin its memory for the rest of the connection's life).
+  // Frees the kept storage if it takes more than `max_bytes` (a large request should not pin
+  // its memory for the rest of the connection's life).
   void Trim(size_t max_bytes);
 
  private:
   struct Entry {
     int32_t queue = 0;
-    Message message;
+    RecordFields fields;
+    Properties properties;  // fields.properties points here
+    // Delivery fields a producer has no reason to send; kept only for CopyMessage.
+    int32_t partition = 0;
+    int64_t offset = 0;
+    int64_t stored_at_ns = 0;
   };
+  class EntrySink;
 
   std::string topic_;
   std::vector<Entry> entries_;
@@ -116,6 +128,9 @@ Status DecodeProduceResponse(const Frame& frame, Status* status,
 // stored_at), the next offset to read, the queue's end and its start (its first retained
 // offset).
 void AppendQueueData(int32_t queue, const Status& status, const std::vector<Message>& messages,
+                     int64_t next_offset, int64_t max_offset, int64_t min_offset, std::string* out);
+// The same from records read in place from the store (no Message in between).
+void AppendQueueData(int32_t queue, const Status& status, const std::vector<RecordInPlace>& records,
                      int64_t next_offset, int64_t max_offset, int64_t min_offset, std::string* out);
 
 struct FetchedQueue {

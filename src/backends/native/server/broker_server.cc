@@ -91,14 +91,22 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   void HandleGroup(const std::shared_ptr<Connection>& c, const Frame& frame);
   void HandleResetOffsets(const std::shared_ptr<Connection>& c, const Frame& frame);
 
-  // Reads every position of `request` into `body`, the body of a FetchResponse (cleared
-  // first); true if there is something to answer with (messages, a filter that skipped
-  // ahead, or an error).
-  bool TryFetch(const wire::FetchRequest& request, std::string* body);
+  // One position of a fetch, read in place from the store.
+  struct PositionRead {
+    int32_t queue = 0;
+    int64_t requested = 0;  // the offset asked for
+    Status status;
+    InPlaceReadResult read;
+  };
+  // Reads every position of `request` into `reads` (cleared first); true if there is
+  // something to answer with (messages, a filter that skipped ahead, or an error).
+  bool TryFetch(const wire::FetchRequest& request, std::vector<PositionRead>* reads);
+  // Appends the body of the FetchResponse of `reads`, encoded straight from the log.
+  static void AppendFetchBody(const std::vector<PositionRead>& reads, std::string* out);
   // Answers the parked fetches of `topic` that now find data.
   void WakeParked(const std::string& topic);
-  // Answers a parked fetch with `body`, or with a fresh read when there is none.
-  void AnswerParked(uint64_t park_id, const std::string* body = nullptr);
+  // Answers a parked fetch with `reads`, or with a fresh read when there are none.
+  void AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads = nullptr);
 
   const ServerOptions options_;
   std::unique_ptr<Broker> broker_;
@@ -113,9 +121,10 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   std::set<std::shared_ptr<Connection>> connections_;
   std::map<uint64_t, ParkedFetch> parked_;
   uint64_t next_park_id_ = 0;
-  // Decoded Produce requests and encoded Fetch answers, reused from one request to the next.
+  // Decoded Produce requests and Fetch reads, reused from one request to the next.
   protocol::ProduceRequestReader produce_reader_;
-  std::string fetch_body_;
+  std::vector<MessageStore::AppendRequest> produce_appends_;
+  std::vector<PositionRead> fetch_reads_;
   bool draining_ = false;
   std::promise<void>* drained_ = nullptr;
 
@@ -528,17 +537,23 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
   // Freed by the last completion's answer (below); the callbacks hold only the pointer and an
   // index, which std::function keeps inline: no allocation and no reference count per message.
   PendingProduce* state = owned.release();
+  // Handed to the store at once: one lock and one wake-up of its writer for the request.
+  std::vector<MessageStore::AppendRequest>& appends = produce_appends_;
+  appends.resize(entries);
   for (size_t i = 0; i < entries; ++i) {
     int32_t queue = request.queue(i);
-    const Message& message = request.message(i);
+    // Views into the frame: the store encodes the records from them before AppendBatch
+    // returns.
+    const RecordFields& fields = request.fields(i);
     if (queue < 0) {
-      queue =
-          message.key.empty()
-              ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
-                                     static_cast<uint64_t>(info->queues))
-              : static_cast<int32_t>(TagHash(message.key) % static_cast<uint64_t>(info->queues));
+      queue = fields.key.empty()
+                  ? static_cast<int32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
+                                         static_cast<uint64_t>(info->queues))
+                  : static_cast<int32_t>(TagHash(fields.key) % static_cast<uint64_t>(info->queues));
     }
-    broker_->store().Append(queue, message, [state, i](Result<AppendResult> result) {
+    appends[i].queue = queue;
+    appends[i].fields = fields;
+    appends[i].done = [state, i](Result<AppendResult> result) {
       protocol::ProduceOutcome& out = state->results[i];
       if (result.ok()) {
         out.queue = result->queue;
@@ -557,34 +572,54 @@ void BrokerServer::Impl::HandleProduce(const std::shared_ptr<Connection>& c, con
             });
         pending->server->WakeParked(pending->topic);
       });
-    });
+    };
   }
+  broker_->store().AppendBatch(appends);
   // A large request must not pin its memory for the rest of the connection's life.
   request.Trim(size_t{4} << 20);
+  if (appends.capacity() * sizeof(appends[0]) > (size_t{4} << 20)) {
+    appends.clear();
+    appends.shrink_to_fit();
+  }
 }
 
-bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request, std::string* body) {
-  body->clear();
+bool BrokerServer::Impl::TryFetch(const wire::FetchRequest& request,
+                                  std::vector<PositionRead>* reads) {
+  reads->clear();
   const std::vector<uint64_t> tags(request.tag_hashes().begin(), request.tag_hashes().end());
   const int32_t max_messages = request.max_messages() > 0 ? request.max_messages() : 256;
   const int64_t max_bytes = request.max_bytes() > 0 ? request.max_bytes() : kDefaultFetchBytes;
   bool ready = false;
-  // Encoded straight from the stored messages (no generated objects in between).
-  static const std::vector<Message> kNoMessages;
+  // Read in place: the answer is encoded straight from the log (no Message in between).
   for (const auto& position : request.positions()) {
-    auto read = broker_->store().Read(request.topic(), position.queue(), position.offset(),
-                                      max_messages, max_bytes, tags);
+    PositionRead& out = reads->emplace_back();
+    out.queue = position.queue();
+    out.requested = position.offset();
+    auto read = broker_->store().ReadInPlace(request.topic(), position.queue(), position.offset(),
+                                             max_messages, max_bytes, tags);
     if (!read.ok()) {
-      protocol::AppendQueueData(position.queue(), read.status(), kNoMessages, position.offset(), 0,
-                                0, body);
+      out.status = read.status();
       ready = true;
       continue;
     }
-    protocol::AppendQueueData(position.queue(), OkStatus(), read->messages, read->next_offset,
-                              read->max_offset, read->min_offset, body);
-    if (!read->messages.empty() || read->next_offset != position.offset()) ready = true;
+    out.read = std::move(read).value();
+    if (!out.read.records.empty() || out.read.next_offset != position.offset()) ready = true;
   }
   return ready;
+}
+
+void BrokerServer::Impl::AppendFetchBody(const std::vector<PositionRead>& reads, std::string* out) {
+  static const std::vector<RecordInPlace> kNoRecords;
+  for (const PositionRead& position : reads) {
+    if (!position.status.ok()) {
+      protocol::AppendQueueData(position.queue, position.status, kNoRecords, position.requested, 0,
+                                0, out);
+      continue;
+    }
+    protocol::AppendQueueData(position.queue, OkStatus(), position.read.records,
+                              position.read.next_offset, position.read.max_offset,
+                              position.read.min_offset, out);
+  }
 }
 
 void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const Frame& frame) {
@@ -617,9 +652,11 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
     c->Respond(type, frame.header.request_id, response);
     return;
   }
-  if (TryFetch(request, &fetch_body_) || request.wait_ms() == 0 || draining_) {
+  if (TryFetch(request, &fetch_reads_) || request.wait_ms() == 0 || draining_) {
     c->RespondWithBody(type, frame.header.request_id,
-                       [this](std::string* out) { out->append(fetch_body_); });
+                       [this](std::string* out) { AppendFetchBody(fetch_reads_, out); });
+    // The segments the reads kept mapped are let go of now, not at the next fetch.
+    fetch_reads_.clear();
     return;
   }
   // Nothing yet: park it. It is answered by WakeParked when its topic gets data, by its
@@ -637,28 +674,29 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
       });
 }
 
-void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::string* body) {
+void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads) {
   auto it = parked_.find(park_id);
   if (it == parked_.end()) return;
   ParkedFetch parked = std::move(it->second);
   parked_.erase(it);
   parked.timer->cancel();
-  if (body == nullptr) {
-    TryFetch(parked.request, &fetch_body_);
-    body = &fetch_body_;
+  if (reads == nullptr) {
+    TryFetch(parked.request, &fetch_reads_);
+    reads = &fetch_reads_;
   }
   parked.connection->RespondWithBody(ResponseType(FrameType::kFetch), parked.request_id,
-                                     [body](std::string* out) { out->append(*body); });
+                                     [reads](std::string* out) { AppendFetchBody(*reads, out); });
+  fetch_reads_.clear();
 }
 
 void BrokerServer::Impl::WakeParked(const std::string& topic) {
-  std::vector<std::pair<uint64_t, std::string>> ready;
+  std::vector<std::pair<uint64_t, std::vector<PositionRead>>> ready;
   for (auto& [park_id, parked] : parked_) {
     if (parked.request.topic() != topic) continue;
-    std::string body;
-    if (TryFetch(parked.request, &body)) ready.emplace_back(park_id, std::move(body));
+    std::vector<PositionRead> reads;
+    if (TryFetch(parked.request, &reads)) ready.emplace_back(park_id, std::move(reads));
   }
-  for (auto& [park_id, body] : ready) AnswerParked(park_id, &body);
+  for (auto& [park_id, reads] : ready) AnswerParked(park_id, &reads);
 }
 
 void BrokerServer::Impl::HandleCommitOffset(const std::shared_ptr<Connection>& c,

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -70,7 +71,7 @@ Result<FileDescriptor> OpenFile(const std::filesystem::path& path, int flags, in
 Status PwriteAll(int fd, const char* data, size_t size, int64_t offset,
                  const std::filesystem::path& path) {
   while (size > 0) {
-    const ssize_t written = ::pwrite(fd, data, size, offset);
+    const ssize_t written = ::pwrite(fd, data, std::min(size, kMaxWriteBytes), offset);
     if (written < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "cannot write to", path);

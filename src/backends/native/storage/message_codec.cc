@@ -1,6 +1,7 @@
 #include "backends/native/storage/message_codec.h"
 
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -19,16 +20,21 @@ Status FieldTooLong(std::string_view field, size_t size) {
                               " bytes, over the limit of " + std::to_string(kMaxShortString));
 }
 
-inline char* PutShortString(char* p, const std::string& s) {
+inline char* PutShortString(char* p, std::string_view s) {
   EncodeFixed16(p, static_cast<uint16_t>(s.size()));
-  s.copy(p + 2, s.size());
+  std::memcpy(p + 2, s.data(), s.size());
   return p + 2 + s.size();
 }
 
-inline char* PutLongString(char* p, const std::string& s) {
+inline char* PutLongString(char* p, std::string_view s) {
   EncodeFixed32(p, static_cast<uint32_t>(s.size()));
-  s.copy(p + 4, s.size());
+  std::memcpy(p + 4, s.data(), s.size());
   return p + 4 + s.size();
+}
+
+const Properties& PropertiesOf(const RecordFields& fields) {
+  static const Properties kNone;
+  return fields.properties != nullptr ? *fields.properties : kNone;
 }
 
 // Bounds-checked reading of a record's payload.
@@ -65,6 +71,10 @@ class Reader {
     return true;
   }
   bool AtEnd() const { return p_ == end_; }
+  // The bytes from this reader's position to `later`'s (a copy of it that read on).
+  std::string_view Between(const Reader& later) const {
+    return {p_, static_cast<size_t>(later.p_ - p_)};
+  }
 
  private:
   const char* p_;
@@ -74,8 +84,8 @@ class Reader {
 // Reads the header, the trailer and the strings up to the tag; leaves `reader` at the
 // properties.
 bool ReadPrefix(std::string_view record, Reader* reader, RecordView* view, uint32_t* flags,
-                int64_t* born_ns, std::optional<int64_t>* deliver_ns,
-                std::string_view* message_id, std::string_view* key) {
+                int64_t* born_ns, std::optional<int64_t>* deliver_ns, std::string_view* message_id,
+                std::string_view* key) {
   if (record.size() < kMinRecordSize) return false;
   const char* p = record.data();
   *flags = DecodeFixed32(p + 12);
@@ -114,22 +124,22 @@ Timestamp FromUnixNanos(int64_t nanos) {
       std::chrono::duration_cast<Timestamp::duration>(std::chrono::nanoseconds(nanos)));
 }
 
-Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
-  if (message.body.size() > max_body_bytes) {
-    return InvalidArgumentError("message body is " + std::to_string(message.body.size()) +
+Result<size_t> RecordSize(const RecordFields& fields, uint32_t max_body_bytes) {
+  if (fields.body.size() > max_body_bytes) {
+    return InvalidArgumentError("message body is " + std::to_string(fields.body.size()) +
                                 " bytes, over max_message_bytes (" +
-                                std::to_string(max_body_bytes) + ") of topic '" + message.topic +
-                                "'");
+                                std::to_string(max_body_bytes) + ") of topic '" +
+                                std::string(fields.topic) + "'");
   }
-  if (message.topic.size() > kMaxShortString) return FieldTooLong("topic", message.topic.size());
-  if (message.message_id.size() > kMaxShortString) {
-    return FieldTooLong("message_id", message.message_id.size());
+  if (fields.topic.size() > kMaxShortString) return FieldTooLong("topic", fields.topic.size());
+  if (fields.message_id.size() > kMaxShortString) {
+    return FieldTooLong("message_id", fields.message_id.size());
   }
-  if (message.key.size() > kMaxShortString) return FieldTooLong("key", message.key.size());
-  if (message.tag.size() > kMaxShortString) return FieldTooLong("tag", message.tag.size());
-  size_t overhead = kBornAtSize + (message.deliver_at ? 8 : 0) + 2 + message.topic.size() + 2 +
-                    message.message_id.size() + 2 + message.key.size() + 2 + message.tag.size() + 4;
-  for (const auto& [key, value] : message.properties) {
+  if (fields.key.size() > kMaxShortString) return FieldTooLong("key", fields.key.size());
+  if (fields.tag.size() > kMaxShortString) return FieldTooLong("tag", fields.tag.size());
+  size_t overhead = kBornAtSize + (fields.deliver_at ? 8 : 0) + 2 + fields.topic.size() + 2 +
+                    fields.message_id.size() + 2 + fields.key.size() + 2 + fields.tag.size() + 4;
+  for (const auto& [key, value] : PropertiesOf(fields)) {
     if (key.size() > kMaxShortString) {
       return InvalidArgumentError("message property key '" + key.substr(0, 64) + "...' is " +
                                   std::to_string(key.size()) + " bytes, over the limit of " +
@@ -140,35 +150,36 @@ Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
   }
   if (overhead > kMaxRecordOverhead) {
     return InvalidArgumentError("message topic, id, key, tag and properties of topic '" +
-                                message.topic + "' take more than " +
+                                std::string(fields.topic) + "' take more than " +
                                 std::to_string(kMaxRecordOverhead) + " bytes");
   }
-  return kRecordHeaderSize + overhead + 4 + message.body.size() + kRecordTrailerSize;
+  return kRecordHeaderSize + overhead + 4 + fields.body.size() + kRecordTrailerSize;
 }
 
-void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
-  const uint32_t flags = message.deliver_at ? kRecordHasDeliverAt : 0u;
+void EncodeRecordBody(const RecordFields& fields, size_t record_size, char* out) {
+  const uint32_t flags = fields.deliver_at ? kRecordHasDeliverAt : 0u;
   EncodeFixed32(out, static_cast<uint32_t>(record_size));
   EncodeFixed32(out + 8, kRecordMagic);
   EncodeFixed32(out + 12, flags);
   char* p = out + kRecordHeaderSize;
-  EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(message.born_at)));
+  EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(fields.born_at)));
   p += kBornAtSize;
-  if (message.deliver_at) {
-    EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(*message.deliver_at)));
+  if (fields.deliver_at) {
+    EncodeFixed64(p, static_cast<uint64_t>(ToUnixNanos(*fields.deliver_at)));
     p += 8;
   }
-  p = PutShortString(p, message.topic);
-  p = PutShortString(p, message.message_id);
-  p = PutShortString(p, message.key);
-  p = PutShortString(p, message.tag);
-  EncodeFixed32(p, static_cast<uint32_t>(message.properties.size()));
+  p = PutShortString(p, fields.topic);
+  p = PutShortString(p, fields.message_id);
+  p = PutShortString(p, fields.key);
+  p = PutShortString(p, fields.tag);
+  const Properties& properties = PropertiesOf(fields);
+  EncodeFixed32(p, static_cast<uint32_t>(properties.size()));
   p += 4;
-  for (const auto& [key, value] : message.properties) {
+  for (const auto& [key, value] : properties) {
     p = PutShortString(p, key);
     p = PutLongString(p, value);
   }
-  PutLongString(p, message.body);
+  PutLongString(p, fields.body);
   EncodeFixed32(out + 4, Crc32c(out + 8, record_size - 8 - kRecordTrailerSize));
 }
 
@@ -181,8 +192,7 @@ void SealRecord(const RecordMeta& meta, size_t record_size, char* record) {
   EncodeFixed32(record + 4, Crc32cExtend(DecodeFixed32(record + 4), trailer, kRecordTrailerSize));
 }
 
-void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size,
-                  char* out) {
+void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out) {
   EncodeRecordBody(message, record_size, out);
   SealRecord(meta, record_size, out);
 }
@@ -193,14 +203,20 @@ std::string_view RecordTopic(const char* record) {
   return {p + 2, DecodeFixed16(p)};
 }
 
-RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size) {
+RecordCheck CheckRecordFraming(const char* data, size_t available, uint32_t* size) {
   if (available < kRecordHeaderSize) return RecordCheck::kTruncated;
   const uint32_t record_size = DecodeFixed32(data);
   *size = record_size;
   if (record_size < kMinRecordSize || record_size > kMaxRecordSize) return RecordCheck::kBadSize;
   if (DecodeFixed32(data + 8) != kRecordMagic) return RecordCheck::kBadMagic;
   if (available < record_size) return RecordCheck::kTruncated;
-  if (DecodeFixed32(data + 4) != Crc32c(data + 8, record_size - 8)) return RecordCheck::kBadCrc;
+  return RecordCheck::kOk;
+}
+
+RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size) {
+  const RecordCheck framing = CheckRecordFraming(data, available, size);
+  if (framing != RecordCheck::kOk) return framing;
+  if (DecodeFixed32(data + 4) != Crc32c(data + 8, *size - 8)) return RecordCheck::kBadCrc;
   return RecordCheck::kOk;
 }
 
@@ -229,47 +245,57 @@ bool DecodeRecordView(std::string_view record, RecordView* view) {
   return ReadPrefix(record, &reader, view, &flags, &born_ns, &deliver_ns, &message_id, &key);
 }
 
-Status DecodeRecord(std::string_view record, Message* message, RecordMeta* meta) {
+bool DecodeRecordInPlace(std::string_view record, RecordInPlace* out) {
   Reader r(nullptr, nullptr);
   RecordView view;
   uint32_t flags;
   int64_t born_ns;
   std::optional<int64_t> deliver_ns;
-  std::string_view message_id, key;
-  bool ok = ReadPrefix(record, &r, &view, &flags, &born_ns, &deliver_ns, &message_id, &key);
-  uint32_t property_count = 0;
-  ok = ok && r.Fixed32(&property_count);
-  if (ok) {
-    message->properties.clear();
-    for (uint32_t i = 0; i < property_count; ++i) {
-      std::string_view k, v;
-      if (!r.ShortString(&k) || !r.LongString(&v)) {
-        ok = false;
-        break;
-      }
-      message->properties.emplace_hint(message->properties.end(), k, v);
-    }
+  if (!ReadPrefix(record, &r, &view, &flags, &born_ns, &deliver_ns, &out->message_id, &out->key)) {
+    return false;
   }
-  std::string_view body;
-  ok = ok && r.LongString(&body) && r.AtEnd();
-  if (!ok) {
+  uint32_t property_count = 0;
+  if (!r.Fixed32(&property_count)) return false;
+  Reader properties = r;
+  for (uint32_t i = 0; i < property_count; ++i) {
+    std::string_view k, v;
+    if (!r.ShortString(&k) || !r.LongString(&v)) return false;
+  }
+  out->properties.count = property_count;
+  out->properties.encoded = properties.Between(r);
+  if (!r.LongString(&out->body) || !r.AtEnd()) return false;
+  out->meta = view.meta;
+  out->topic = view.topic;
+  out->tag = view.tag;
+  out->born_at = FromUnixNanos(born_ns);
+  if (deliver_ns) {
+    out->deliver_at = FromUnixNanos(*deliver_ns);
+  } else {
+    out->deliver_at.reset();
+  }
+  return true;
+}
+
+Status DecodeRecord(std::string_view record, Message* message, RecordMeta* meta) {
+  RecordInPlace decoded;
+  if (!DecodeRecordInPlace(record, &decoded)) {
     return DataLossError("malformed record of " + std::to_string(record.size()) + " bytes");
   }
-  message->topic.assign(view.topic);
-  message->key.assign(key);
-  message->tag.assign(view.tag);
-  message->body.assign(body);
-  message->message_id.assign(message_id);
-  message->born_at = FromUnixNanos(born_ns);
-  if (deliver_ns) {
-    message->deliver_at = FromUnixNanos(*deliver_ns);
-  } else {
-    message->deliver_at.reset();
-  }
-  message->stored_at = view.meta.stored_at;
-  message->partition = view.meta.queue;
-  message->offset = view.meta.queue_offset;
-  *meta = view.meta;
+  message->properties.clear();
+  decoded.properties.ForEach([&](std::string_view key, std::string_view value) {
+    message->properties.emplace_hint(message->properties.end(), key, value);
+  });
+  message->topic.assign(decoded.topic);
+  message->key.assign(decoded.key);
+  message->tag.assign(decoded.tag);
+  message->body.assign(decoded.body);
+  message->message_id.assign(decoded.message_id);
+  message->born_at = decoded.born_at;
+  message->deliver_at = decoded.deliver_at;
+  message->stored_at = decoded.meta.stored_at;
+  message->partition = decoded.meta.queue;
+  message->offset = decoded.meta.queue_offset;
+  *meta = decoded.meta;
   return OkStatus();
 }
 

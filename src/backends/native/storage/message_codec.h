@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "msgsdk/message.h"
@@ -51,9 +52,32 @@ struct RecordMeta {
   Timestamp stored_at{};
 };
 
-// The size of the record `message` encodes to, or kInvalidArgument naming the field that
+// The fields of a message that its record keeps, as views: of a Message, or of a request
+// still in its network buffer, so that the broker encodes a produced message's record
+// straight from the bytes that carried it (no copy into a Message in between).
+struct RecordFields {
+  std::string_view topic;
+  std::string_view message_id;
+  std::string_view key;
+  std::string_view tag;
+  const Properties* properties = nullptr;  // none if null
+  std::string_view body;
+  Timestamp born_at{};
+  std::optional<Timestamp> deliver_at;
+
+  static RecordFields Of(const Message& message) {
+    return RecordFields{message.topic,   message.message_id,  message.key,
+                        message.tag,     &message.properties, message.body,
+                        message.born_at, message.deliver_at};
+  }
+};
+
+// The size of the record `fields` encode to, or kInvalidArgument naming the field that
 // does not fit (body over `max_body_bytes`, a string over 65535 bytes, ...).
-Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes);
+Result<size_t> RecordSize(const RecordFields& fields, uint32_t max_body_bytes);
+inline Result<size_t> RecordSize(const Message& message, uint32_t max_body_bytes) {
+  return RecordSize(RecordFields::Of(message), max_body_bytes);
+}
 
 // Writes the record (exactly `record_size` bytes, from RecordSize) to `out`.
 void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_size, char* out);
@@ -62,7 +86,10 @@ void EncodeRecord(const Message& message, const RecordMeta& meta, size_t record_
 // the thread that sends it and the store's fields filled in by the writer: EncodeRecordBody
 // writes everything but the trailer, and the CRC of what it wrote where the CRC goes;
 // SealRecord writes the trailer and extends that CRC over it.
-void EncodeRecordBody(const Message& message, size_t record_size, char* out);
+void EncodeRecordBody(const RecordFields& fields, size_t record_size, char* out);
+inline void EncodeRecordBody(const Message& message, size_t record_size, char* out) {
+  EncodeRecordBody(RecordFields::Of(message), record_size, out);
+}
 void SealRecord(const RecordMeta& meta, size_t record_size, char* record);
 // The topic of a record written by EncodeRecordBody (record_size bytes at `record`).
 std::string_view RecordTopic(const char* record);
@@ -78,6 +105,8 @@ enum class RecordCheck {
 // Checks the record that starts at `data` (`available` bytes readable from there): its size
 // (set in *size when the header could be read), magic and CRC.
 RecordCheck CheckRecord(const char* data, size_t available, uint32_t* size);
+// CheckRecord without the CRC: the size and magic only (never kBadCrc).
+RecordCheck CheckRecordFraming(const char* data, size_t available, uint32_t* size);
 const char* RecordCheckName(RecordCheck check);
 
 // The fields recovery needs, without copying: views into the record.
@@ -89,6 +118,50 @@ struct RecordView {
 
 // Decodes the record's metadata; false if the record is malformed.
 bool DecodeRecordView(std::string_view record, RecordView* view);
+
+// A record's properties, read in place: `count` of (u16 key length, key, u32 value length,
+// value) in `encoded`.
+struct RecordProperties {
+  std::string_view encoded;
+  uint32_t count = 0;
+
+  // Calls visit(key, value) for each, in order. Only for properties DecodeRecordInPlace
+  // accepted (it checked their lengths against the record).
+  template <typename Visit>
+  void ForEach(Visit visit) const {
+    const auto u16 = [](const char* p) {
+      return static_cast<size_t>(static_cast<uint8_t>(p[0]) |
+                                 static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
+    };
+    const auto u32 = [&](const char* p) { return u16(p) | u16(p + 2) << 16; };
+    const char* p = encoded.data();
+    for (uint32_t i = 0; i < count; ++i) {
+      const size_t key_size = u16(p);
+      const std::string_view key(p + 2, key_size);
+      p += 2 + key_size;
+      const size_t value_size = u32(p);
+      visit(key, std::string_view(p + 4, value_size));
+      p += 4 + value_size;
+    }
+  }
+};
+
+// A whole record decoded in place: views into its bytes, valid as long as they are.
+struct RecordInPlace {
+  RecordMeta meta;
+  std::string_view topic;
+  std::string_view message_id;
+  std::string_view key;
+  std::string_view tag;
+  RecordProperties properties;
+  std::string_view body;
+  Timestamp born_at{};
+  std::optional<Timestamp> deliver_at;
+};
+
+// Decodes a whole record (already checked with CheckRecord or CheckRecordFraming) in place;
+// false if it is malformed (a field runs past its end, or bytes follow the body).
+bool DecodeRecordInPlace(std::string_view record, RecordInPlace* out);
 
 // Decodes a whole record (already checked with CheckRecord) into `message` (topic, key, tag,
 // properties, body, deliver_at, message_id, born_at, stored_at, partition = queue,

@@ -78,6 +78,10 @@ constexpr uint64_t kMinSegmentBytes = 1024;
 constexpr uint32_t kMaxIndexEntriesPerFile = 1u << 26;
 // Entries a filtered read examines at most before it returns what it found.
 constexpr int64_t kMaxScannedEntries = 1 << 16;
+// The tail of the log whose records this process appended that reads take from memory
+// without checking their CRC, when log_cache_bytes leaves the page cache to the kernel
+// (StoreOptions' default window).
+constexpr uint64_t kDefaultUnverifiedTail = 256ULL << 20;
 
 constexpr const char* kLockFile = "LOCK";
 constexpr const char* kTopicsFile = "topics";
@@ -246,10 +250,14 @@ class MessageStoreImpl final : public MessageStore {
   Result<TopicInfo> GetOrCreateTopic(const std::string& topic, int32_t queues) override;
   std::optional<TopicInfo> FindTopic(const std::string& topic) const override;
   std::vector<TopicInfo> ListTopics() const override;
-  void Append(int32_t queue, const Message& message, AppendCallback done) override;
+  void Append(int32_t queue, const RecordFields& fields, AppendCallback done) override;
+  void AppendBatch(std::span<AppendRequest> requests) override;
   Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
                           int32_t max_messages, int64_t max_bytes,
                           const std::vector<uint64_t>& tag_hashes) const override;
+  Result<InPlaceReadResult> ReadInPlace(const std::string& topic, int32_t queue, int64_t offset,
+                                        int32_t max_messages, int64_t max_bytes,
+                                        const std::vector<uint64_t>& tag_hashes) const override;
   bool WaitForData(const std::string& topic, int32_t queue, int64_t offset,
                    std::chrono::steady_clock::time_point deadline) const override;
   int64_t MinOffset(const std::string& topic, int32_t queue) const override;
@@ -290,6 +298,15 @@ class MessageStoreImpl final : public MessageStore {
   Status PersistTopics();
 
   // ---- Writer ----
+  // Waits while the pending records are over kMaxPendingBytes (except on the writer
+  // thread). Under append_mu_ (`lock`).
+  void WaitForSpace(std::unique_lock<std::mutex>& lock);
+  // Adds one append to pending_: `size` is RecordSize(fields), `tag_hash` TagHash(fields.tag).
+  // Under append_mu_.
+  void EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
+                     uint64_t tag_hash, AppendCallback done);
+  // Wakes the writer if it waits. Releases `lock`.
+  void WakeWriter(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
   void ProcessBatch(PendingBatch* batch);
   QueueState* ResolveQueue(std::string_view topic, int32_t queue, Status* status);
@@ -335,6 +352,10 @@ class MessageStoreImpl final : public MessageStore {
 
   FileDescriptor lock_fd_;
   std::unique_ptr<CommitLog> log_;
+  // Reads skip the CRC of records at or after appended_from_ (the log's end when it was
+  // opened: what this process appended) that lie within unverified_tail_ bytes of the end.
+  int64_t appended_from_ = 0;
+  int64_t unverified_tail_ = 0;
   std::unique_ptr<OffsetStore> offsets_;
   bool started_ = false;  // recovery completed
   RecoveryReport recovery_;
@@ -439,6 +460,9 @@ Status MessageStoreImpl::Start() {
   MSGSDK_ASSIGN_OR_RETURN(log_, CommitLog::Open(dir / kCommitLogDir, options_.segment_bytes,
                                                 recorded.log_offset, &log_info));
   log_->LimitCache(options_.log_cache_bytes);
+  appended_from_ = log_->end_offset();
+  unverified_tail_ = static_cast<int64_t>(options_.log_cache_bytes > 0 ? options_.log_cache_bytes
+                                                                       : kDefaultUnverifiedTail);
   recovery_.truncated_bytes = log_info.truncated_bytes;
   recovery_.truncation = std::move(log_info.truncation_reason);
   recovery_.retention_segments_finished = log_info.leftover_segments_removed;
@@ -797,10 +821,7 @@ std::vector<MessageStoreImpl::QueueRef> MessageStoreImpl::AllQueues() const {
 
 // ---- Appending --------------------------------------------------------------------------------
 
-void MessageStoreImpl::Append(int32_t queue, const Message& message, AppendCallback done) {
-  Result<size_t> size = RecordSize(message, options_.max_message_bytes);
-  const uint64_t tag_hash = TagHash(message.tag);
-  std::unique_lock lock(append_mu_);
+void MessageStoreImpl::WaitForSpace(std::unique_lock<std::mutex>& lock) {
   // Backpressure, except for the writer itself (a callback appending, e.g. to a
   // dead-letter topic), which would wait for itself.
   if (pending_.records.size() >= kMaxPendingBytes && !closing_ &&
@@ -809,25 +830,60 @@ void MessageStoreImpl::Append(int32_t queue, const Message& message, AppendCallb
     space_cv_.wait(lock, [&] { return pending_.records.size() < kMaxPendingBytes || closing_; });
     --blocked_appenders_;
   }
-  if (closing_) {
-    lock.unlock();
-    if (done) done(ClosedError());
-    return;
-  }
+}
+
+void MessageStoreImpl::EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
+                                     uint64_t tag_hash, AppendCallback done) {
   PendingBatch::Item& item = pending_.items.emplace_back();
   item.done = std::move(done);
   item.tag_hash = tag_hash;
   item.queue = queue;
   if (size.ok()) {
     item.size = static_cast<uint32_t>(*size);
-    EncodeRecordBody(message, *size, pending_.records.Extend(*size));
+    EncodeRecordBody(fields, *size, pending_.records.Extend(*size));
   } else {
     pending_.refused.emplace_back(pending_.items.size() - 1, size.status());
   }
+}
+
+void MessageStoreImpl::WakeWriter(std::unique_lock<std::mutex>& lock) {
   const bool wake = writer_waiting_;
   writer_waiting_ = false;
   lock.unlock();
   if (wake) writer_cv_.notify_one();
+}
+
+void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendCallback done) {
+  Result<size_t> size = RecordSize(fields, options_.max_message_bytes);
+  const uint64_t tag_hash = TagHash(fields.tag);
+  std::unique_lock lock(append_mu_);
+  WaitForSpace(lock);
+  if (closing_) {
+    lock.unlock();
+    if (done) done(ClosedError());
+    return;
+  }
+  EnqueueLocked(queue, fields, std::move(size), tag_hash, std::move(done));
+  WakeWriter(lock);
+}
+
+void MessageStoreImpl::AppendBatch(std::span<AppendRequest> requests) {
+  if (requests.empty()) return;
+  std::unique_lock lock(append_mu_);
+  WaitForSpace(lock);
+  if (closing_) {
+    lock.unlock();
+    for (AppendRequest& request : requests) {
+      if (request.done) request.done(ClosedError());
+    }
+    return;
+  }
+  for (AppendRequest& request : requests) {
+    EnqueueLocked(request.queue, request.fields,
+                  RecordSize(request.fields, options_.max_message_bytes),
+                  TagHash(request.fields.tag), std::move(request.done));
+  }
+  WakeWriter(lock);
 }
 
 void MessageStoreImpl::WriterLoop() {
@@ -1070,6 +1126,36 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
 Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queue, int64_t offset,
                                           int32_t max_messages, int64_t max_bytes,
                                           const std::vector<uint64_t>& tag_hashes) const {
+  MSGSDK_ASSIGN_OR_RETURN(InPlaceReadResult read,
+                          ReadInPlace(topic, queue, offset, max_messages, max_bytes, tag_hashes));
+  ReadResult result;
+  result.next_offset = read.next_offset;
+  result.max_offset = read.max_offset;
+  result.min_offset = read.min_offset;
+  result.messages.resize(read.records.size());
+  for (size_t i = 0; i < read.records.size(); ++i) {
+    const RecordInPlace& record = read.records[i];
+    Message& message = result.messages[i];
+    message.topic.assign(record.topic);
+    message.key.assign(record.key);
+    message.tag.assign(record.tag);
+    record.properties.ForEach([&](std::string_view key, std::string_view value) {
+      message.properties.emplace_hint(message.properties.end(), key, value);
+    });
+    message.body.assign(record.body);
+    message.message_id.assign(record.message_id);
+    message.born_at = record.born_at;
+    message.deliver_at = record.deliver_at;
+    message.stored_at = record.meta.stored_at;
+    message.partition = record.meta.queue;
+    message.offset = record.meta.queue_offset;
+  }
+  return result;
+}
+
+Result<InPlaceReadResult> MessageStoreImpl::ReadInPlace(
+    const std::string& topic, int32_t queue, int64_t offset, int32_t max_messages,
+    int64_t max_bytes, const std::vector<uint64_t>& tag_hashes) const {
   if (max_messages <= 0) {
     return InvalidArgumentError("max_messages must be positive to read topic '" + topic +
                                 "', got " + std::to_string(max_messages));
@@ -1078,7 +1164,7 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
   MSGSDK_ASSIGN_OR_RETURN(const QueueState* state, LookupQueue(topic, queue));
   const ConsumeQueue& index = state->index;
 
-  ReadResult result;
+  InPlaceReadResult result;
   struct Picked {
     int64_t offset;
     IndexEntry entry;
@@ -1141,16 +1227,15 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
   }
 
   // Decode the records in place from the mapped segments.
-  result.messages.reserve(picked.size());
-  auto fail = [&](size_t at, Status status) -> Result<ReadResult> {
-    if (result.messages.empty()) return status;
+  result.records.reserve(picked.size());
+  auto fail = [&](size_t at, Status status) -> Result<InPlaceReadResult> {
+    if (result.records.empty()) return status;
     // Hand out what precedes the bad record; the next read starts at it and reports it.
     result.next_offset = picked[at].offset;
     return std::move(result);
   };
   std::optional<CommitLog::Location> location;
-  std::unique_ptr<char[]> copy;  // for records that cannot be read through a mapping
-  size_t copy_size = 0;
+  const int64_t verified_before = std::max(appended_from_, log_->end_offset() - unverified_tail_);
   for (size_t i = 0; i < picked.size(); ++i) {
     const Picked& p = picked[i];
     const int64_t offset = p.entry.commit_log_offset;
@@ -1159,6 +1244,7 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
       // Before the log's first segment: retention deleted the record since the scan (and
       // moved the queue's start past it before it did). It is skipped like a deleted one.
       if (!location) continue;
+      result.pinned.push_back(location->segment);
     }
     const CommitLog::Segment& segment = *location->segment;
     auto corrupt = [&](std::string_view why) {
@@ -1174,28 +1260,27 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
     if (!mapped.ok()) return fail(i, mapped.status());
     const char* data = *mapped;
     if (data == nullptr) {
-      if (p.entry.size > copy_size) {
-        copy = std::make_unique_for_overwrite<char[]>(p.entry.size);
-        copy_size = p.entry.size;
-      }
+      auto copy = std::make_unique_for_overwrite<char[]>(p.entry.size);
       Status status = log_->ReadAt(offset, copy.get(), p.entry.size);
       if (!status.ok()) return fail(i, std::move(status));
       data = copy.get();
+      result.copies.push_back(std::move(copy));
     }
     uint32_t size = 0;
-    const RecordCheck check = CheckRecord(data, p.entry.size, &size);
+    const RecordCheck check = offset >= verified_before
+                                  ? CheckRecordFraming(data, p.entry.size, &size)
+                                  : CheckRecord(data, p.entry.size, &size);
     if (check != RecordCheck::kOk || size != p.entry.size) {
       return fail(i, corrupt(check != RecordCheck::kOk ? RecordCheckName(check)
                                                        : "record size differs from the index"));
     }
-    Message& message = result.messages.emplace_back();
-    RecordMeta meta;
-    Status decoded = DecodeRecord(std::string_view(data, size), &message, &meta);
-    if (!decoded.ok() || meta.queue != queue || meta.queue_offset != p.offset ||
-        meta.commit_log_offset != offset || message.topic != topic) {
-      result.messages.pop_back();
-      return fail(i, corrupt(decoded.ok() ? "record does not belong to this queue position"
-                                          : decoded.message()));
+    RecordInPlace& record = result.records.emplace_back();
+    const bool decoded = DecodeRecordInPlace(std::string_view(data, size), &record);
+    if (!decoded || record.meta.queue != queue || record.meta.queue_offset != p.offset ||
+        record.meta.commit_log_offset != offset || record.topic != topic) {
+      result.records.pop_back();
+      return fail(i, corrupt(decoded ? "record does not belong to this queue position"
+                                     : "malformed record of " + std::to_string(size) + " bytes"));
     }
   }
   return result;

@@ -18,10 +18,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "backends/native/storage/message_codec.h"
 #include "msgsdk/message.h"
 #include "msgsdk/result.h"
 
@@ -142,6 +144,21 @@ struct ReadResult {
   int64_t min_offset = 0;
 };
 
+// What MessageStore::ReadInPlace read: the records as views into the commit log's memory,
+// valid as long as this object lives (it keeps the segments they lie in mapped, and owns
+// copies of records that could not be read through a mapping). Movable.
+struct InPlaceReadResult {
+  // In queue order; meta.queue and meta.queue_offset are the message's position.
+  std::vector<RecordInPlace> records;
+  // As in ReadResult.
+  int64_t next_offset = 0;
+  int64_t max_offset = 0;
+  int64_t min_offset = 0;
+  // What the views point into.
+  std::vector<std::shared_ptr<const void>> pinned;
+  std::vector<std::unique_ptr<char[]>> copies;
+};
+
 struct TopicInfo {
   std::string name;
   int32_t queues = 0;
@@ -216,7 +233,20 @@ class MessageStore {
   // The caller's thread encodes the record; the call blocks only while several MiB of
   // records already wait for the writer (backpressure; never on the writer thread itself,
   // so callbacks may append).
-  virtual void Append(int32_t queue, const Message& message, AppendCallback done) = 0;
+  virtual void Append(int32_t queue, const RecordFields& fields, AppendCallback done) = 0;
+  void Append(int32_t queue, const Message& message, AppendCallback done) {
+    Append(queue, RecordFields::Of(message), std::move(done));
+  }
+  // Append of each request, in order, handed to the writer at once: one lock and at most
+  // one wake-up of the writer for all of them, and they are written in one batch. The
+  // backpressure wait, if any, comes before the first. The callbacks are moved out of
+  // `requests`.
+  struct AppendRequest {
+    int32_t queue = 0;
+    RecordFields fields;
+    AppendCallback done;
+  };
+  virtual void AppendBatch(std::span<AppendRequest> requests) = 0;
 
   // Reads up to max_messages (and about max_bytes) from `queue` starting at `offset`.
   // `tag_hashes` empty: every message; otherwise only messages whose tag hash is in it
@@ -226,9 +256,22 @@ class MessageStore {
   // naming segment and position; when messages precede it, those are returned and
   // next_offset stops at it, so the next read reports it. A consumer that decides to skip
   // a lost message reads on from its offset + 1.
+  //
+  // What a read checks: each record's size, magic, and that its trailer names the queue
+  // position the index pointed at; and its CRC32C, unless this process appended the record
+  // and it still lies within the tail of the log the page cache keeps (log_cache_bytes, or
+  // 256 MiB when that is 0). Such a record is the memory this process wrote and
+  // checksummed, not yet read back from the disk; every other one (stored before the store
+  // was opened, or old enough to be read from the disk again) is verified. Recovery always
+  // checks the CRCs of what it scans.
   virtual Result<ReadResult> Read(const std::string& topic, int32_t queue, int64_t offset,
                                   int32_t max_messages, int64_t max_bytes,
                                   const std::vector<uint64_t>& tag_hashes) const = 0;
+  // Read without copying: the same records, checks and errors, as views into the log.
+  virtual Result<InPlaceReadResult> ReadInPlace(const std::string& topic, int32_t queue,
+                                                int64_t offset, int32_t max_messages,
+                                                int64_t max_bytes,
+                                                const std::vector<uint64_t>& tag_hashes) const = 0;
 
   // Blocks until `queue` holds a message at `offset` or beyond, the deadline passes, or the
   // store closes (a topic created meanwhile is waited on too). Returns true if data is
