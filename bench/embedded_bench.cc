@@ -196,11 +196,11 @@ Throughput MeasureBatch(msgsdk::Producer& producer, const std::string& body, con
 }
 
 // Before the throughput cases, each store's commit log is filled past the part of it kept
-// in the page cache (StoreOptions::log_cache_bytes, 256 MiB): until then every append lands in
-// memory the kernel takes from its free pages, which in a VM that hands free memory back to
-// its host costs a trip to the host per page (see docs/backends/native.md, Page cache). A
-// process that has run for a while appends into the pages it just freed; the fill makes the
-// measured sends run in that steady state, for the SDK and the raw store alike.
+// in the page cache (StoreOptions::log_cache_bytes, 256 MiB), so that they measure the log in
+// the state of a process that has run for a while: the page-cache limit at work, writing back
+// and dropping older pages while appends take new ones. A fresh store's first 256 MiB go
+// faster (nothing to drop yet) and would flatter the figures of short runs. The SDK and the
+// raw store are filled alike.
 constexpr size_t kFillBodyBytes = 64 * 1024;
 
 // Sends --fill-mib MiB of kFillBodyBytes bodies through `send(body, done)`, a window of them

@@ -303,8 +303,8 @@ class MessageStoreImpl final : public MessageStore {
   void WaitForSpace(std::unique_lock<std::mutex>& lock);
   // Adds one append to pending_: `size` is RecordSize(fields), `tag_hash` TagHash(fields.tag).
   // Under append_mu_.
-  void EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
-                     uint64_t tag_hash, AppendCallback done);
+  void EnqueueLocked(int32_t queue, const RecordFields& fields, const Result<size_t>& size,
+                     uint64_t tag_hash, AppendCallback&& done);
   // Wakes the writer if it waits. Releases `lock`.
   void WakeWriter(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
@@ -832,8 +832,9 @@ void MessageStoreImpl::WaitForSpace(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-void MessageStoreImpl::EnqueueLocked(int32_t queue, const RecordFields& fields, Result<size_t> size,
-                                     uint64_t tag_hash, AppendCallback done) {
+void MessageStoreImpl::EnqueueLocked(int32_t queue, const RecordFields& fields,
+                                     const Result<size_t>& size, uint64_t tag_hash,
+                                     AppendCallback&& done) {
   PendingBatch::Item& item = pending_.items.emplace_back();
   item.done = std::move(done);
   item.tag_hash = tag_hash;
@@ -854,7 +855,7 @@ void MessageStoreImpl::WakeWriter(std::unique_lock<std::mutex>& lock) {
 }
 
 void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendCallback done) {
-  Result<size_t> size = RecordSize(fields, options_.max_message_bytes);
+  const Result<size_t> size = RecordSize(fields, options_.max_message_bytes);
   const uint64_t tag_hash = TagHash(fields.tag);
   std::unique_lock lock(append_mu_);
   WaitForSpace(lock);
@@ -863,7 +864,7 @@ void MessageStoreImpl::Append(int32_t queue, const RecordFields& fields, AppendC
     if (done) done(ClosedError());
     return;
   }
-  EnqueueLocked(queue, fields, std::move(size), tag_hash, std::move(done));
+  EnqueueLocked(queue, fields, size, tag_hash, std::move(done));
   WakeWriter(lock);
 }
 
