@@ -20,15 +20,16 @@ Status FieldTooLong(std::string_view field, size_t size) {
                               " bytes, over the limit of " + std::to_string(kMaxShortString));
 }
 
+// An empty view may have no data at all (a null pointer), which memcpy must not be given.
 inline char* PutShortString(char* p, std::string_view s) {
   EncodeFixed16(p, static_cast<uint16_t>(s.size()));
-  std::memcpy(p + 2, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p + 2, s.data(), s.size());
   return p + 2 + s.size();
 }
 
 inline char* PutLongString(char* p, std::string_view s) {
   EncodeFixed32(p, static_cast<uint32_t>(s.size()));
-  std::memcpy(p + 4, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p + 4, s.data(), s.size());
   return p + 4 + s.size();
 }
 
