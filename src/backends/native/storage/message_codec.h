@@ -25,6 +25,7 @@
 #include <optional>
 #include <string_view>
 
+#include "backends/native/storage/coding.h"
 #include "msgsdk/message.h"
 #include "msgsdk/result.h"
 
@@ -129,17 +130,12 @@ struct RecordProperties {
   // accepted (it checked their lengths against the record).
   template <typename Visit>
   void ForEach(Visit visit) const {
-    const auto u16 = [](const char* p) {
-      return static_cast<size_t>(static_cast<uint8_t>(p[0]) |
-                                 static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
-    };
-    const auto u32 = [&](const char* p) { return u16(p) | u16(p + 2) << 16; };
     const char* p = encoded.data();
     for (uint32_t i = 0; i < count; ++i) {
-      const size_t key_size = u16(p);
+      const size_t key_size = DecodeFixed16(p);
       const std::string_view key(p + 2, key_size);
       p += 2 + key_size;
-      const size_t value_size = u32(p);
+      const size_t value_size = DecodeFixed32(p);
       visit(key, std::string_view(p + 4, value_size));
       p += 4 + value_size;
     }
