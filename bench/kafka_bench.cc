@@ -21,7 +21,7 @@
 //    part of what the SDK adds. SDK: Producer::SendAsync with a callback per message that
 //    counts. Both timed from the first send to the last delivery report (raw) or callback
 //    (SDK). Producer handles and topic metadata are warmed up before the clock starts, on
-//    both sides.
+//    both sides. The order of the two sides alternates between repeats.
 //  - consume: --consume-messages records are written through the SDK first, keyed so they
 //    spread evenly over the partitions (the mock cluster keeps 5 MiB per partition), then read
 //    back in full by a new group on each side. Raw: a KafkaConsumer (rd_kafka_consumer_poll)
@@ -33,7 +33,8 @@
 //    last one: joining a group on the mock cluster takes about 3 s whoever joins, and that
 //    wait would otherwise hide both figures. The order of the two sides alternates between
 //    repeats.
-// --cases produce or --cases consume runs one half only.
+// --cases produce or --cases consume runs one half only. --cpu-by-thread prints, for every
+// case and repeat, each side's CPU per message by thread name.
 // The table shows medians and the SDK/raw ratio next to the target (0.9). A benchmark, not a
 // test: it prints figures and never fails on them.
 
@@ -197,6 +198,39 @@ msgsdk::Status WarmUpTopic(rd_kafka_t* rk, const std::string& topic) {
   return status;
 }
 
+// CPU time of every live thread of this process so far, in nanoseconds, by thread id, with
+// the thread's name (/proc/self/task/<tid>/schedstat and comm).
+struct ThreadCpu {
+  std::string name;
+  uint64_t ns = 0;
+};
+std::map<long, ThreadCpu> ThreadCpuSnapshot() {
+  std::map<long, ThreadCpu> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    const long tid = std::strtol(entry.path().filename().c_str(), nullptr, 10);
+    std::ifstream comm(entry.path() / "comm");
+    std::ifstream schedstat(entry.path() / "schedstat");
+    ThreadCpu thread;
+    if (std::getline(comm, thread.name) && schedstat >> thread.ns) out[tid] = thread;
+  }
+  return out;
+}
+
+// Microseconds per record by thread name between two snapshots (a thread missing from
+// `before` started after it).
+std::map<std::string, double> CpuByThreadName(const std::map<long, ThreadCpu>& before,
+                                              const std::map<long, ThreadCpu>& after,
+                                              int64_t records) {
+  std::map<std::string, double> out;
+  for (const auto& [tid, thread] : after) {
+    auto it = before.find(tid);
+    const uint64_t start = it != before.end() && it->second.name == thread.name ? it->second.ns : 0;
+    out[thread.name] += static_cast<double>(thread.ns - start) / 1e3 / static_cast<double>(records);
+  }
+  return out;
+}
+
 struct RawProducer {
   HandlePtr rk;
   Progress* progress = nullptr;  // the measurement under way
@@ -226,6 +260,8 @@ msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& to
   Progress progress(flags.messages);
   producer.progress = &progress;
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const auto threads_before =
+      flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   const double cpu_start = SelfCpuSeconds();
   const auto start = Clock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
@@ -271,41 +307,12 @@ msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& to
                                  " of " + std::to_string(flags.messages) + " acknowledged");
   }
   const auto count = static_cast<double>(flags.messages);
-  return CaseRate{.msgs_per_second = count / Seconds(progress.last() - start),
-                  .cpu_us_per_message = cpu_seconds * 1e6 / count};
-}
-
-// CPU time of every live thread of this process so far, in nanoseconds, by thread id, with
-// the thread's name (/proc/self/task/<tid>/schedstat and comm).
-struct ThreadCpu {
-  std::string name;
-  uint64_t ns = 0;
-};
-std::map<long, ThreadCpu> ThreadCpuSnapshot() {
-  std::map<long, ThreadCpu> out;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", ec)) {
-    const long tid = std::strtol(entry.path().filename().c_str(), nullptr, 10);
-    std::ifstream comm(entry.path() / "comm");
-    std::ifstream schedstat(entry.path() / "schedstat");
-    ThreadCpu thread;
-    if (std::getline(comm, thread.name) && schedstat >> thread.ns) out[tid] = thread;
+  CaseRate rate{.msgs_per_second = count / Seconds(progress.last() - start),
+                .cpu_us_per_message = cpu_seconds * 1e6 / count};
+  if (flags.cpu_by_thread) {
+    rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), flags.messages);
   }
-  return out;
-}
-
-// Microseconds per record by thread name between two snapshots (a thread missing from
-// `before` started after it).
-std::map<std::string, double> CpuByThreadName(const std::map<long, ThreadCpu>& before,
-                                              const std::map<long, ThreadCpu>& after,
-                                              int64_t records) {
-  std::map<std::string, double> out;
-  for (const auto& [tid, thread] : after) {
-    auto it = before.find(tid);
-    const uint64_t start = it != before.end() && it->second.name == thread.name ? it->second.ns : 0;
-    out[thread.name] += static_cast<double>(thread.ns - start) / 1e3 / static_cast<double>(records);
-  }
-  return out;
+  return rate;
 }
 
 // Reads `count` records of `topic` as a new member of `group`, committing like the backend.
@@ -421,6 +428,8 @@ msgsdk::Result<CaseRate> SdkProduce(msgsdk::Client& client, const std::string& t
   MSGSDK_ASSIGN_OR_RETURN(msgsdk::Producer producer, client.CreateProducer(topic));
   const std::string body(flags.size, 'x');
   Progress progress(count);
+  const auto threads_before =
+      flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   const double cpu_start = SelfCpuSeconds();
   const auto start = Clock::now();
   for (int64_t i = 0; i < count; ++i) {
@@ -430,14 +439,18 @@ msgsdk::Result<CaseRate> SdkProduce(msgsdk::Client& client, const std::string& t
   }
   const bool all = progress.Wait();
   const double cpu_seconds = SelfCpuSeconds() - cpu_start;
+  CaseRate rate{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
+                .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
+  if (flags.cpu_by_thread) {
+    rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), count);
+  }
   MSGSDK_RETURN_IF_ERROR(producer.Close());
   if (!all || progress.failed() > 0) {
     return msgsdk::InternalError("sdk produce to " + topic + ": " +
                                  std::to_string(progress.done() - progress.failed()) + " of " +
                                  std::to_string(count) + " acknowledged");
   }
-  return CaseRate{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
-                  .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
+  return rate;
 }
 
 msgsdk::Result<CaseRate> SdkConsume(msgsdk::Client& client, const std::string& topic,
@@ -507,7 +520,7 @@ struct Figures {
   std::vector<double> raw_consume_cpu, sdk_consume_cpu;
 };
 
-void PrintCpuByThread(const char* side, int round, const CaseRate& rate) {
+void PrintCpuByThread(const char* side, const char* what, int round, const CaseRate& rate) {
   std::string line;
   double total = 0;
   for (const auto& [name, us] : rate.cpu_us_by_thread) {
@@ -517,7 +530,7 @@ void PrintCpuByThread(const char* side, int round, const CaseRate& rate) {
     line += part;
     total += us;
   }
-  std::fprintf(stderr, "repeat %d: %s consume CPU us/msg by thread (total %.3f):%s\n", round, side,
+  std::fprintf(stderr, "repeat %d: %s %s CPU us/msg by thread (total %.3f):%s\n", round, side, what,
                total, line.c_str());
 }
 
@@ -550,9 +563,30 @@ class Bench {
     double raw_produce = 0;
     double sdk_produce = 0;
     if (flags_.Runs("produce")) {
-      MSGSDK_ASSIGN_OR_RETURN(const CaseRate raw, RawProduce(raw_, raw_topic, flags_));
-      MSGSDK_ASSIGN_OR_RETURN(const CaseRate sdk,
-                              SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
+      CaseRate raw;
+      CaseRate sdk;
+      auto run_raw = [&]() -> msgsdk::Status {
+        MSGSDK_ASSIGN_OR_RETURN(raw, RawProduce(raw_, raw_topic, flags_));
+        return msgsdk::OkStatus();
+      };
+      auto run_sdk = [&]() -> msgsdk::Status {
+        MSGSDK_ASSIGN_OR_RETURN(sdk,
+                                SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
+        return msgsdk::OkStatus();
+      };
+      // Alternating, as the consume case does: neither side always runs on the heap and
+      // cluster state the other left.
+      if (round % 2 == 0) {
+        MSGSDK_RETURN_IF_ERROR(run_raw());
+        MSGSDK_RETURN_IF_ERROR(run_sdk());
+      } else {
+        MSGSDK_RETURN_IF_ERROR(run_sdk());
+        MSGSDK_RETURN_IF_ERROR(run_raw());
+      }
+      if (flags_.cpu_by_thread) {
+        PrintCpuByThread("raw", "produce", round, raw);
+        PrintCpuByThread("sdk", "produce", round, sdk);
+      }
       raw_produce = raw.msgs_per_second;
       sdk_produce = sdk.msgs_per_second;
       figures.raw_produce.push_back(raw_produce);
@@ -602,8 +636,8 @@ class Bench {
                  raw_consume.cpu_us_per_message, sdk_consume.cpu_us_per_message,
                  LoadAverage().c_str());
     if (flags_.cpu_by_thread) {
-      PrintCpuByThread("raw", round, raw_consume);
-      PrintCpuByThread("sdk", round, sdk_consume);
+      PrintCpuByThread("raw", "consume", round, raw_consume);
+      PrintCpuByThread("sdk", "consume", round, sdk_consume);
     }
     return msgsdk::OkStatus();
   }
@@ -728,7 +762,7 @@ int main(int argc, char** argv) {
                  "Handler threads of the SDK's subscription (0: the SDK's default)")
       ->check(CLI::Range(0, 256));
   app.add_flag("--cpu-by-thread", flags.cpu_by_thread,
-               "Consume: also print CPU per message by thread name for every repeat");
+               "Also print CPU per message by thread name for every case and repeat");
   app.add_option("--cases", flags.cases, "Cases to run, among produce and consume")
       ->check(CLI::IsMember({"produce", "consume"}));
   CLI11_PARSE(app, argc, argv);
