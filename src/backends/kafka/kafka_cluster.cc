@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <pthread.h>
 #include <utility>
 
 #include <librdkafka/rdkafka.h>
@@ -343,6 +344,7 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
 KafkaCluster::~KafkaCluster() { Shutdown(Clock::now()).IgnoreError(); }
 
 void KafkaCluster::PollLoop() {
+  pthread_setname_np(pthread_self(), "msgsdk-kreports");
   while (!stop_polling_.load(std::memory_order_acquire)) {
     const auto since_sender =
         std::chrono::nanoseconds(SteadyNanos() - sender_served_at_.load(std::memory_order_relaxed));
