@@ -266,9 +266,11 @@ class System {
 
 // ---- Through the SDK (the broker, and Redis through its backend) ----------------------------
 
-// What the callbacks of one sending loop share. Owned jointly by the loop and every callback
-// in flight, so that a callback still finishing after the loop returned touches live memory;
-// the one pointer is all a callback captures, which std::function keeps without allocating.
+// What the callbacks of one sending loop share. The loop owns it and closes its producers
+// before it returns; a producer's Close returns once every callback of its sends has run, so
+// a callback holds a plain pointer. (Each one holding a shared_ptr cost a reference count
+// bumped by the sending thread and dropped by the callback thread for every message: with 64
+// producers about 0.13 µs of client CPU per message, in the benchmark's own bookkeeping.)
 struct SendState {
   explicit SendState(int64_t window) : window(window) {}
   // Sends in flight, over all the loop's producers.
@@ -282,12 +284,21 @@ struct SendOutcome {
   std::string error;
 };
 
+void CloseAll(std::vector<msgsdk::Producer>& handles, std::string& error) {
+  for (msgsdk::Producer& producer : handles) {
+    const msgsdk::Status closed = producer.Close();
+    if (!closed.ok() && error.empty()) error = "closing a producer: " + closed.ToString();
+  }
+}
+
 // `producers.size()` threads each send bodies of `size` bytes through their own producer, with
-// up to `window` sends in flight in all, until the budget ends; then waits for every answer.
+// up to `window` sends in flight in all, until the budget ends; then waits for every answer
+// and closes the producers.
 SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, Budget& budget,
                         int64_t window) {
   const int threads = static_cast<int>(producers.size());
-  auto state = std::make_shared<SendState>(window);
+  SendState state_storage(window);
+  SendState* const state = &state_storage;
   const std::string body(size, 'x');
   std::atomic<int64_t> submitted{0};
   OnThreads(threads, [&](int t) {
@@ -319,6 +330,8 @@ SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, B
     outcome.error = std::to_string(state->progress.failed()) +
                     " sends failed, the first: " + state->progress.first_error();
   }
+  // Before `state` goes: after this no callback of these sends runs.
+  CloseAll(producers, outcome.error);
   return outcome;
 }
 
@@ -355,7 +368,6 @@ class SdkSystem : public System {
     result.messages = sent.acknowledged;
     result.seconds = msgsdk::bench::Seconds(sent.last - start);
     result.error = sent.error;
-    CloseAll(handles, result.error);
     return result;
   }
 
@@ -412,7 +424,6 @@ class SdkSystem : public System {
     if (const msgsdk::Status closed = subscription->Close(); !closed.ok() && result.error.empty()) {
       result.error = "closing the subscription: " + closed.ToString();
     }
-    CloseAll(handles, result.error);
     return result;
   }
 
@@ -474,7 +485,6 @@ class SdkSystem : public System {
     if (!error.empty()) return error;
     Budget budget(messages, 1e9, interrupted);
     SendOutcome sent = SdkSendLoop(handles, size, budget, flags.window);
-    CloseAll(handles, sent.error);
     if (sent.error.empty() && sent.acknowledged != static_cast<uint64_t>(messages)) {
       sent.error = "filling '" + topic + "': " + std::to_string(sent.acknowledged) + " of " +
                    std::to_string(messages) + " acknowledged";
@@ -496,13 +506,6 @@ class SdkSystem : public System {
       handles.push_back(std::move(*producer));
     }
     return handles;
-  }
-
-  static void CloseAll(std::vector<msgsdk::Producer>& handles, std::string& error) {
-    for (msgsdk::Producer& producer : handles) {
-      const msgsdk::Status closed = producer.Close();
-      if (!closed.ok() && error.empty()) error = "closing a producer: " + closed.ToString();
-    }
   }
 
   msgsdk::Client client_;
