@@ -32,10 +32,12 @@ using std::chrono::milliseconds;
 
 // A Produce frame carries at most this many messages and about this many bytes (always at
 // least one message), and a producer keeps at most this many frames in flight: sends made
-// while they are answered wait and go together in the next frame.
+// while they are answered wait and go together in the next frame. Eight frames keep the
+// broker's writer busy through a group-commit sync (with four, 64 producers of 1 KiB
+// messages sent 10 to 15% less: the frames arriving during a sync were all waiting for it).
 constexpr size_t kMaxBatchMessages = 4096;
 constexpr size_t kMaxBatchBytes = 1u << 20;
-constexpr int kMaxFramesInFlight = 4;
+constexpr int kMaxFramesInFlight = 8;
 constexpr int64_t kFetchMaxBytes = int64_t{8} << 20;
 
 struct RemoteSettings {
