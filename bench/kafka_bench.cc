@@ -574,15 +574,7 @@ class Bench {
                                 SdkProduce(client_, sdk_topic, flags_.messages, false, flags_));
         return msgsdk::OkStatus();
       };
-      // Alternating, as the consume case does: neither side always runs on the heap and
-      // cluster state the other left.
-      if (round % 2 == 0) {
-        MSGSDK_RETURN_IF_ERROR(run_raw());
-        MSGSDK_RETURN_IF_ERROR(run_sdk());
-      } else {
-        MSGSDK_RETURN_IF_ERROR(run_sdk());
-        MSGSDK_RETURN_IF_ERROR(run_raw());
-      }
+      MSGSDK_RETURN_IF_ERROR(InTurn(round, run_raw, run_sdk));
       if (flags_.cpu_by_thread) {
         PrintCpuByThread("raw", "produce", round, raw);
         PrintCpuByThread("sdk", "produce", round, sdk);
@@ -616,13 +608,7 @@ class Bench {
                                                       flags_.consume_messages, flags_));
       return msgsdk::OkStatus();
     };
-    if (round % 2 == 0) {
-      MSGSDK_RETURN_IF_ERROR(raw());
-      MSGSDK_RETURN_IF_ERROR(sdk());
-    } else {
-      MSGSDK_RETURN_IF_ERROR(sdk());
-      MSGSDK_RETURN_IF_ERROR(raw());
-    }
+    MSGSDK_RETURN_IF_ERROR(InTurn(round, raw, sdk));
     figures.raw_consume.push_back(raw_consume.msgs_per_second);
     figures.sdk_consume.push_back(sdk_consume.msgs_per_second);
     figures.raw_consume_cpu.push_back(raw_consume.cpu_us_per_message);
@@ -643,6 +629,14 @@ class Bench {
   }
 
  private:
+  // Runs both sides, raw first in even rounds and the SDK first in odd ones, so that neither
+  // always runs on the heap and cluster state the other left.
+  template <typename Raw, typename Sdk>
+  static msgsdk::Status InTurn(int round, Raw& raw, Sdk& sdk) {
+    MSGSDK_RETURN_IF_ERROR(round % 2 == 0 ? raw() : sdk());
+    return round % 2 == 0 ? sdk() : raw();
+  }
+
   msgsdk::testing::KafkaMockCluster& cluster_;
   const msgsdk::kafka::KafkaSettings settings_;
   msgsdk::Client& client_;
