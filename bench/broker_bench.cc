@@ -297,22 +297,21 @@ void CloseAll(std::vector<msgsdk::Producer>& handles, std::string& error) {
 SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, Budget& budget,
                         int64_t window) {
   const int threads = static_cast<int>(producers.size());
-  SendState state_storage(window);
-  SendState* const state = &state_storage;
+  SendState state(window);
   const std::string body(size, 'x');
   std::atomic<int64_t> submitted{0};
   OnThreads(threads, [&](int t) {
     // Claim in slices so the shared budget is not touched per message.
     for (int64_t n; (n = budget.Claim(256)) > 0;) {
       for (int64_t i = 0; i < n; ++i) {
-        state->window.Acquire();
+        state.window.Acquire();
         producers[static_cast<size_t>(t)].SendAsync(
-            msgsdk::Message{.body = body}, [state](const msgsdk::Result<msgsdk::SendReceipt>& r) {
-              state->window.Release();
+            msgsdk::Message{.body = body}, [&state](const msgsdk::Result<msgsdk::SendReceipt>& r) {
+              state.window.Release();
               if (r.ok()) {
-                state->progress.Add();
+                state.progress.Add();
               } else {
-                state->progress.AddFailure(r.status().ToString());
+                state.progress.AddFailure(r.status().ToString());
               }
             });
       }
@@ -320,15 +319,15 @@ SendOutcome SdkSendLoop(std::vector<msgsdk::Producer>& producers, size_t size, B
     }
   });
   SendOutcome outcome;
-  if (!state->progress.WaitFor(submitted.load(), kGiveUp)) {
-    outcome.error = "only " + std::to_string(state->progress.done()) + " of " +
+  if (!state.progress.WaitFor(submitted.load(), kGiveUp)) {
+    outcome.error = "only " + std::to_string(state.progress.done()) + " of " +
                     std::to_string(submitted.load()) + " sends answered";
   }
-  outcome.acknowledged = static_cast<uint64_t>(state->progress.done() - state->progress.failed());
-  outcome.last = state->progress.last();
-  if (state->progress.failed() > 0 && outcome.error.empty()) {
-    outcome.error = std::to_string(state->progress.failed()) +
-                    " sends failed, the first: " + state->progress.first_error();
+  outcome.acknowledged = static_cast<uint64_t>(state.progress.done() - state.progress.failed());
+  outcome.last = state.progress.last();
+  if (state.progress.failed() > 0 && outcome.error.empty()) {
+    outcome.error = std::to_string(state.progress.failed()) +
+                    " sends failed, the first: " + state.progress.first_error();
   }
   // Before `state` goes: after this no callback of these sends runs.
   CloseAll(producers, outcome.error);
