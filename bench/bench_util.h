@@ -370,9 +370,123 @@ inline SyncLatency MeasureFdatasync(const std::string& dir, int count = 1000) {
           .p999_us = Quantile(samples, 0.999)};
 }
 
+// Makes room for `count` values and touches it, so that recording a latency never grows the
+// vector or faults its memory in: a reallocation of a few hundred KiB (on a VM whose host takes
+// freed memory back, every page of it a fault) held a handler thread for milliseconds, and the
+// threads queued behind it on that CPU made messages in flight look that much slower.
+inline void ReserveTouched(std::vector<int64_t>& values, size_t count) {
+  if (values.capacity() >= count) return;
+  const size_t kept = values.size();
+  values.resize(count);
+  values.resize(kept);
+}
+
+// The latency of the simplest group commit on the file system of `dir` at a fixed rate: the
+// floor under any group-commit system's latency on that disk, at that rate and message size
+// (a separate syncing thread, with or without starting the write-back early, did no better on
+// this VM). Message i
+// arrives at i * period (late ones at once, as the latency cases send); one thread takes every
+// message that arrived, writes them with one write after the last ones and fdatasyncs, and each
+// message's latency is from its arrival to the end of that sync. The file is filled with zeros
+// and synced first, and the writes wrap around within it, so a sync carries no metadata: as in
+// the broker's log, whose zero fill runs ahead of the appends. No network, no other thread in
+// the path: the rest of a group-commit latency is the system's own.
+struct GroupCommitFloor {
+  std::vector<int64_t> sorted_ns;  // the measured messages' latencies, sorted
+  double arrival_rate = 0;         // messages per second, as achieved by the schedule
+  std::string error;
+};
+
+inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
+                                                std::chrono::nanoseconds period, size_t size,
+                                                int64_t warmup, int64_t total) {
+  constexpr size_t kFileBytes = size_t{64} << 20;
+  const std::string path = dir + "/group-commit-floor";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return {.error = "cannot create '" + path + "': " + std::strerror(errno)};
+  std::string error;
+  const auto fail = [&](const char* what) {
+    if (error.empty())
+      error = std::string("cannot ") + what + " '" + path + "': " + std::strerror(errno);
+  };
+  {
+    const std::string zeros(size_t{1} << 20, '\0');
+    for (size_t offset = 0; offset < kFileBytes && error.empty(); offset += zeros.size()) {
+      if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(offset)) !=
+          static_cast<ssize_t>(zeros.size())) {
+        fail("write");
+      }
+    }
+    if (error.empty() && ::fdatasync(fd) != 0) fail("fdatasync");
+  }
+  std::mutex mutex;
+  std::condition_variable arrived;
+  std::vector<int64_t> pending;  // arrival times (ns) not taken by the writer yet
+  bool sent_all = false;
+  std::vector<int64_t> latencies;
+  ReserveTouched(latencies, static_cast<size_t>(total));
+  std::thread writer([&] {
+    const size_t capacity = kFileBytes / size * size;
+    std::string records;
+    std::vector<int64_t> batch;
+    size_t offset = 0;
+    int64_t taken = 0;
+    std::unique_lock lock(mutex);
+    while (true) {
+      arrived.wait(lock, [&] { return !pending.empty() || sent_all; });
+      if (pending.empty()) return;
+      batch.swap(pending);
+      lock.unlock();
+      records.assign(batch.size() * size, 'x');
+      for (size_t written = 0; written < records.size() && error.empty();) {
+        if (offset == capacity) offset = 0;
+        const size_t chunk = std::min(records.size() - written, capacity - offset);
+        if (::pwrite(fd, records.data() + written, chunk, static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(chunk)) {
+          fail("write");
+        }
+        written += chunk;
+        offset += chunk;
+      }
+      if (::fdatasync(fd) != 0) fail("fdatasync");
+      const int64_t durable = SteadyClock::now().time_since_epoch().count();
+      for (const int64_t arrival : batch) {
+        if (taken++ >= warmup) latencies.push_back(durable - arrival);
+      }
+      batch.clear();
+      lock.lock();
+    }
+  });
+  const auto start = SteadyClock::now();
+  for (int64_t i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(start + i * period);
+    std::lock_guard lock(mutex);
+    pending.push_back(SteadyClock::now().time_since_epoch().count());
+    arrived.notify_one();
+  }
+  const double sending_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  {
+    std::lock_guard lock(mutex);
+    sent_all = true;
+  }
+  arrived.notify_one();
+  writer.join();
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (!error.empty()) return {.error = error};
+  std::sort(latencies.begin(), latencies.end());
+  return {.sorted_ns = std::move(latencies),
+          .arrival_rate = sending_seconds > 0 ? static_cast<double>(total) / sending_seconds : 0};
+}
+
 // Latency samples in nanoseconds, filled from SDK threads.
 class Samples {
  public:
+  // See ReserveTouched: called with the number of values a measurement expects.
+  void Reserve(size_t count) {
+    std::lock_guard lock(mutex_);
+    ReserveTouched(values_, count);
+  }
   void Add(int64_t ns) {
     std::lock_guard lock(mutex_);
     values_.push_back(ns);

@@ -21,7 +21,10 @@
 //    once: from the first send to the last message handled (and the producer's own rate);
 //  - latency: one producer sending at a fixed rate (--rates) to a subscription; end to end =
 //    handler start minus the send time stamped in the body, p50/p99/p99.9 after a warm-up,
-//    with the rate actually achieved.
+//    with the rate actually achieved. With a group-commit broker, each rate and size also gets
+//    a "disk group commit (floor)" row: the same schedule on the same disk through nothing but
+//    one thread's write and fdatasync (MeasureGroupCommitFloor), the latency no group-commit
+//    system on that disk gets under.
 // Throughput rows show the CPU time per message of this process (every thread) and of the
 // server. The ratio table divides the broker's figures by each Redis system's (latency: the
 // Redis p99 by the broker's, so above 1 is better for the broker everywhere), and the last
@@ -86,6 +89,8 @@ constexpr double kTargetPeriodicRate = 1'000'000;  // produce and consume, perio
 constexpr double kTargetGroupCommitRate = 200'000;
 constexpr int kTargetGroupCommitProducers = 64;
 constexpr double kTargetLatencyRate = 10'000;
+// The latency rows of MeasureGroupCommitFloor.
+constexpr const char* kFloorName = "disk group commit (floor)";
 constexpr double kTargetP99Us = 1'000;
 constexpr double kTargetP999Us = 5'000;
 constexpr double kTargetRedisRatio = 2.0;
@@ -437,6 +442,7 @@ class SdkSystem : public System {
     if (!producer.ok()) return {.error = producer.status().ToString()};
     auto state = std::make_shared<Progress>();
     const Schedule schedule(rate, flags);
+    e2e.Reserve(static_cast<size_t>(schedule.total));
     const auto start = SteadyClock::now();
     SteadyClock::time_point measured_start{};
     int64_t submitted = 0;
@@ -760,6 +766,7 @@ class RedisRawSystem : public System {
     std::atomic<bool> sending{true};
     std::atomic<uint64_t> sent_count{0};
     std::vector<int64_t> samples;
+    msgsdk::bench::ReserveTouched(samples, static_cast<size_t>(schedule.total));
     ReadOutcome read;
     std::thread consumer([&] {
       read = RawReadLoop(
@@ -923,11 +930,29 @@ struct Results {
   std::map<CaseKey, std::vector<LatencyResult>> latency;
   // The disk's fdatasync, probed at the start of each round: the floor of group commit.
   std::vector<msgsdk::bench::SyncLatency> syncs;
+  // The simplest group commit on the same disk at each latency case's rate and body size
+  // (MeasureGroupCommitFloor), per round: the floor of the group-commit latency rows.
+  std::map<std::pair<int64_t, size_t>, std::vector<LatencyResult>> floors;
   std::vector<std::string> errors;
 };
 
 void Note(const std::string& what) {
   std::fprintf(stderr, "  %s (load %s)\n", what.c_str(), LoadAverage().c_str());
+}
+
+// MeasureGroupCommitFloor on the latency case's schedule, in $TMPDIR (where the brokers keep
+// their data). Failures in the result's `error`.
+LatencyResult MeasureFloor(double rate, size_t size, const Flags& flags) {
+  const Schedule schedule(rate, flags);
+  auto scratch = msgsdk::bench::TempDir::Create("");
+  if (!scratch.ok()) return {.error = scratch.status().ToString()};
+  msgsdk::bench::GroupCommitFloor floor = msgsdk::bench::MeasureGroupCommitFloor(
+      (*scratch)->path(), schedule.period, size, schedule.warmup, schedule.total);
+  if (!floor.error.empty()) return {.error = floor.error};
+  LatencyResult result;
+  result.measured = schedule.total - schedule.warmup;
+  result.achieved_rate = floor.arrival_rate;
+  return LatencyFrom(floor.sorted_ns, std::move(result));
 }
 
 void RunRound(const Flags& flags, int round_number, Results& results) {
@@ -958,6 +983,22 @@ void RunRound(const Flags& flags, int round_number, Results& results) {
   };
   for (const size_t size : flags.sizes) {
     const std::string size_tag = "-" + std::to_string(size);
+    if (Wants(flags.cases, "latency") && Wants(flags.modes, "group_commit") &&
+        Wants(flags.systems, "broker")) {
+      for (const double rate : flags.rates) {
+        if (interrupted.load()) return;
+        const std::string label = "round " + std::to_string(round_number) + ", " + SizeName(size) +
+                                  ", disk group commit floor at " +
+                                  WithSeparators(static_cast<uint64_t>(rate)) + " msgs/s";
+        Note(label);
+        LatencyResult floor = MeasureFloor(rate, size, flags);
+        if (floor.error.empty()) {
+          results.floors[{static_cast<int64_t>(rate), size}].push_back(std::move(floor));
+        } else {
+          results.errors.push_back(label + ": " + floor.error);
+        }
+      }
+    }
     for (const auto& system : round.systems) {
       const std::string label = "round " + std::to_string(round_number) + ", " + SizeName(size) +
                                 ", " + system->name() + ", ";
@@ -1038,10 +1079,14 @@ double MedianRate(const Results& results, const CaseKey& key) {
   return MedianOf(it->second, [](const CaseResult& r) { return r.rate(); });
 }
 
+double MedianLatency(const std::vector<LatencyResult>& runs, double LatencyResult::*field) {
+  return MedianOf(runs, [field](const LatencyResult& r) { return r.*field; });
+}
+
 double MedianLatency(const Results& results, const CaseKey& key, double LatencyResult::*field) {
   auto it = results.latency.find(key);
   if (it == results.latency.end() || it->second.empty()) return 0;
-  return MedianOf(it->second, [field](const LatencyResult& r) { return r.*field; });
+  return MedianLatency(it->second, field);
 }
 
 std::vector<CaseKey> ThroughputCases(const Flags& flags) {
@@ -1093,22 +1138,28 @@ void Report(const Flags& flags, const Results& results) {
         "\nEnd-to-end latency at fixed rates (send -> handler, microseconds; rate = achieved)\n");
     Table latency(
         {"system", "size", "asked", "rate msgs/s", "samples", "p50", "p99", "p99.9", "max"});
+    const auto add_row = [&](const std::string& system, size_t size, double rate,
+                             const std::vector<LatencyResult>& runs) {
+      const auto median = [&](double LatencyResult::*field) { return MedianLatency(runs, field); };
+      latency.AddRow(
+          {system, SizeName(size), RateName(rate),
+           WithSeparators(static_cast<uint64_t>(median(&LatencyResult::achieved_rate))),
+           WithSeparators(static_cast<uint64_t>(
+               MedianOf(runs, [](const LatencyResult& r) { return double(r.received); }))),
+           Fixed(median(&LatencyResult::p50_us), 0), Fixed(median(&LatencyResult::p99_us), 0),
+           Fixed(median(&LatencyResult::p999_us), 0), Fixed(median(&LatencyResult::max_us), 0)});
+    };
     for (const size_t size : flags.sizes) {
       for (const double rate : flags.rates) {
         for (const std::string& system : results.systems) {
-          const CaseKey key{"latency", static_cast<int64_t>(rate), size, system};
-          auto it = results.latency.find(key);
-          if (it == results.latency.end() || it->second.empty()) continue;
-          const auto& runs = it->second;
-          latency.AddRow({system, SizeName(size), RateName(rate),
-                          WithSeparators(static_cast<uint64_t>(
-                              MedianLatency(results, key, &LatencyResult::achieved_rate))),
-                          WithSeparators(static_cast<uint64_t>(MedianOf(
-                              runs, [](const LatencyResult& r) { return double(r.received); }))),
-                          Fixed(MedianLatency(results, key, &LatencyResult::p50_us), 0),
-                          Fixed(MedianLatency(results, key, &LatencyResult::p99_us), 0),
-                          Fixed(MedianLatency(results, key, &LatencyResult::p999_us), 0),
-                          Fixed(MedianLatency(results, key, &LatencyResult::max_us), 0)});
+          auto it = results.latency.find({"latency", static_cast<int64_t>(rate), size, system});
+          if (it != results.latency.end() && !it->second.empty()) {
+            add_row(system, size, rate, it->second);
+          }
+        }
+        auto floor = results.floors.find({static_cast<int64_t>(rate), size});
+        if (floor != results.floors.end() && !floor->second.empty()) {
+          add_row(kFloorName, size, rate, floor->second);
         }
       }
     }
@@ -1218,6 +1269,17 @@ void Report(const Flags& flags, const Results& results) {
         Fixed(MedianOf(results.syncs, [](const SyncLatency& r) { return r.p50_us; }), 0).c_str(),
         Fixed(MedianOf(results.syncs, [](const SyncLatency& r) { return r.p99_us; }), 0).c_str(),
         Fixed(MedianOf(results.syncs, [](const SyncLatency& r) { return r.p999_us; }), 0).c_str());
+  }
+  for (const size_t size : flags.sizes) {
+    auto floor = results.floors.find({static_cast<int64_t>(kTargetLatencyRate), size});
+    if (floor == results.floors.end() || floor->second.empty()) continue;
+    // The same latency case on the same disk with nothing but a write and an fdatasync.
+    std::printf("  %-52s p99 %s us, p99.9 %s us\n",
+                ("(the disk's own group commit at " + RateName(kTargetLatencyRate) + ", " +
+                 SizeName(size) + ")")
+                    .c_str(),
+                Fixed(MedianLatency(floor->second, &LatencyResult::p99_us), 0).c_str(),
+                Fixed(MedianLatency(floor->second, &LatencyResult::p999_us), 0).c_str());
   }
   for (const auto& [pair, value] : worst) {
     std::printf("  %-52s lowest ratio %s (%s)  >= %s: %s\n",

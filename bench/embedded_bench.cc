@@ -4,7 +4,9 @@
 //  - send throughput: Send (sync), SendAsync (counting callback, many in flight) and SendBatch;
 //  - the same appends made straight on the storage engine (MessageStore::Append), measured in
 //    the same run: the raw figure the SDK's own cost is read against;
-//  - end-to-end latency at a fixed send rate: SendAsync -> handler, p50/p99/p99.9;
+//  - end-to-end latency at a fixed send rate: SendAsync -> handler, p50/p99/p99.9; in group
+//    commit with the disk's own floor next to it (the same schedule through nothing but one
+//    thread's write and fdatasync, MeasureGroupCommitFloor);
 //  - durable consumer-offset commits on the storage engine (MessageStore::CommitOffsets), one
 //    committer and many: what a commit costs, and how concurrent commits share fdatasyncs.
 // Each store's commit log is first filled past its page-cache window (--fill-mib), so the
@@ -63,6 +65,8 @@ using msgsdk::bench::WithSeparators;
 // The target for the embedded path: async send of 100 B messages.
 constexpr double kTargetAsync100B = 3'000'000;
 constexpr size_t kTargetBodyBytes = 100;
+// The latency rows of MeasureGroupCommitFloor.
+constexpr const char* kFloorName = "disk group commit (floor)";
 
 std::atomic<bool> interrupted{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
@@ -340,6 +344,8 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
   const auto total =
       static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) * flags.rate);
   const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
+  e2e.Reserve(static_cast<size_t>(total));
+  acks.Reserve(static_cast<size_t>(total));
   const auto start = SteadyClock::now();
   SteadyClock::time_point measured_start{};
   CompletionCounter completions;
@@ -386,6 +392,27 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
     result.first_error = subscription_closed.ToString();
   }
   return result;
+}
+
+// The latency case's schedule through nothing but one thread's write and fdatasync on the same
+// disk (MeasureGroupCommitFloor): the floor of the group-commit row.
+Latency MeasureFloor(const std::string& dir, size_t size, const Flags& flags) {
+  const auto period = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(1.0 / flags.rate));
+  const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
+  const auto total =
+      static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) * flags.rate);
+  msgsdk::bench::GroupCommitFloor floor =
+      msgsdk::bench::MeasureGroupCommitFloor(dir, period, size, warmup, total);
+  if (!floor.error.empty()) return Latency{.first_error = floor.error};
+  const std::vector<int64_t>& sorted = floor.sorted_ns;
+  return Latency{.achieved_rate = floor.arrival_rate,
+                 .measured = static_cast<uint64_t>(total - warmup),
+                 .received = sorted.size(),
+                 .e2e_p50_us = Quantile(sorted, 0.50),
+                 .e2e_p99_us = Quantile(sorted, 0.99),
+                 .e2e_p999_us = Quantile(sorted, 0.999),
+                 .e2e_max_us = Quantile(sorted, 1.0)};
 }
 
 // Offset commits on the storage engine alone: `committers` threads, each committing the
@@ -528,6 +555,15 @@ void RunOnce(const Flags& flags, int round, Results& results) {
                                    " measured messages not received");
         }
         results.latency[{mode, size}].push_back(l);
+        if (mode == "group_commit" && !interrupted.load()) {
+          Progress(label + "disk group commit floor");
+          Latency floor = MeasureFloor((*dir)->path(), size, flags);
+          if (!floor.first_error.empty()) {
+            results.errors.push_back(label + "disk group commit floor: " + floor.first_error);
+          } else {
+            results.latency[{kFloorName, size}].push_back(floor);
+          }
+        }
       }
     }
     if (const msgsdk::Status closed = client->Close(); !closed.ok()) {
@@ -617,7 +653,11 @@ void Report(const Flags& flags, const Results& results) {
         "callback; microseconds)\n");
     Table latency({"flush mode", "size", "rate msgs/s", "samples", "p50", "p99", "p99.9", "max",
                    "ack p50", "ack p99"});
-    for (const std::string& mode : flags.modes) {
+    std::vector<std::string> rows = flags.modes;
+    if (std::find(rows.begin(), rows.end(), "group_commit") != rows.end()) {
+      rows.push_back(kFloorName);
+    }
+    for (const std::string& mode : rows) {
       for (const size_t size : flags.sizes) {
         const auto it = results.latency.find({mode, size});
         if (it == results.latency.end() || it->second.empty()) continue;
@@ -630,8 +670,8 @@ void Report(const Flags& flags, const Results& results) {
              Fixed(MedianOf(runs, &Latency::e2e_p99_us), 0),
              Fixed(MedianOf(runs, &Latency::e2e_p999_us), 0),
              Fixed(MedianOf(runs, &Latency::e2e_max_us), 0),
-             Fixed(MedianOf(runs, &Latency::ack_p50_us), 0),
-             Fixed(MedianOf(runs, &Latency::ack_p99_us), 0)});
+             mode == kFloorName ? "-" : Fixed(MedianOf(runs, &Latency::ack_p50_us), 0),
+             mode == kFloorName ? "-" : Fixed(MedianOf(runs, &Latency::ack_p99_us), 0)});
       }
     }
     latency.Print();

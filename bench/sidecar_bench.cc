@@ -100,6 +100,7 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const F
       std::chrono::duration<double>(1.0 / flags.rate));
   const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
   const auto total = warmup + static_cast<int64_t>(flags.latency_seconds * flags.rate);
+  e2e.Reserve(static_cast<size_t>(total));
   CompletionCounter completions;
   const auto start = SteadyClock::now();
   for (int64_t i = 0; i < total; ++i) {
