@@ -419,6 +419,11 @@ inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
     }
     if (error.empty() && ::fdatasync(fd) != 0) fail("fdatasync");
   }
+  if (!error.empty()) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return {.error = error};
+  }
   std::mutex mutex;
   std::condition_variable arrived;
   std::vector<int64_t> pending;  // arrival times (ns) not taken by the writer yet
