@@ -381,6 +381,19 @@ inline void ReserveTouched(std::vector<int64_t>& values, size_t count) {
   values.resize(kept);
 }
 
+// The schedule of a latency case at a fixed rate: message i is due at start + i * period; the
+// first `warmup` messages are sent but not measured.
+struct LatencySchedule {
+  LatencySchedule(double rate, double warmup_seconds, double measured_seconds)
+      : period(std::chrono::duration_cast<SteadyClock::duration>(
+            std::chrono::duration<double>(1.0 / rate))),
+        warmup(static_cast<int64_t>(warmup_seconds * rate)),
+        total(warmup + static_cast<int64_t>(measured_seconds * rate)) {}
+  const SteadyClock::duration period;
+  const int64_t warmup;
+  const int64_t total;
+};
+
 // The latency of the simplest group commit on the file system of `dir` at a fixed rate: the
 // floor under any group-commit system's latency on that disk, at that rate and message size
 // (a separate syncing thread, with or without starting the write-back early, did no better on
@@ -398,8 +411,7 @@ struct GroupCommitFloor {
 };
 
 inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
-                                                std::chrono::nanoseconds period, size_t size,
-                                                int64_t warmup, int64_t total) {
+                                                const LatencySchedule& schedule, size_t size) {
   constexpr size_t kFileBytes = size_t{64} << 20;
   const std::string path = dir + "/group-commit-floor";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -429,7 +441,7 @@ inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
   std::vector<int64_t> pending;  // arrival times (ns) not taken by the writer yet
   bool sent_all = false;
   std::vector<int64_t> latencies;
-  ReserveTouched(latencies, static_cast<size_t>(total));
+  ReserveTouched(latencies, static_cast<size_t>(schedule.total));
   std::thread writer([&] {
     const size_t capacity = kFileBytes / size * size;
     std::string records;
@@ -456,15 +468,15 @@ inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
       if (::fdatasync(fd) != 0) fail("fdatasync");
       const int64_t durable = SteadyClock::now().time_since_epoch().count();
       for (const int64_t arrival : batch) {
-        if (taken++ >= warmup) latencies.push_back(durable - arrival);
+        if (taken++ >= schedule.warmup) latencies.push_back(durable - arrival);
       }
       batch.clear();
       lock.lock();
     }
   });
   const auto start = SteadyClock::now();
-  for (int64_t i = 0; i < total; ++i) {
-    std::this_thread::sleep_until(start + i * period);
+  for (int64_t i = 0; i < schedule.total; ++i) {
+    std::this_thread::sleep_until(start + i * schedule.period);
     std::lock_guard lock(mutex);
     pending.push_back(SteadyClock::now().time_since_epoch().count());
     arrived.notify_one();
@@ -481,7 +493,8 @@ inline GroupCommitFloor MeasureGroupCommitFloor(const std::string& dir,
   if (!error.empty()) return {.error = error};
   std::sort(latencies.begin(), latencies.end());
   return {.sorted_ns = std::move(latencies),
-          .arrival_rate = sending_seconds > 0 ? static_cast<double>(total) / sending_seconds : 0};
+          .arrival_rate =
+              sending_seconds > 0 ? static_cast<double>(schedule.total) / sending_seconds : 0};
 }
 
 // Latency samples in nanoseconds, filled from SDK threads.

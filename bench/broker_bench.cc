@@ -70,6 +70,7 @@ using msgsdk::bench::Budget;
 using msgsdk::bench::ConnectRedis;
 using msgsdk::bench::Fixed;
 using msgsdk::bench::LatencyBody;
+using msgsdk::bench::LatencySchedule;
 using msgsdk::bench::LoadAverage;
 using msgsdk::bench::NextRedisReply;
 using msgsdk::bench::OnThreads;
@@ -215,19 +216,6 @@ class CpuMeter {
   const pid_t server_;
   const double client_start_;
   const double server_start_;
-};
-
-// The schedule of a latency case: message i is due at start + i * period; the first
-// `warmup` messages are sent but not measured.
-struct Schedule {
-  Schedule(double rate, const Flags& flags)
-      : period(std::chrono::duration_cast<SteadyClock::duration>(
-            std::chrono::duration<double>(1.0 / rate))),
-        warmup(static_cast<int64_t>(flags.warmup_seconds * rate)),
-        total(warmup + static_cast<int64_t>(flags.latency_seconds * rate)) {}
-  const SteadyClock::duration period;
-  const int64_t warmup;
-  const int64_t total;
 };
 
 // ---- Systems --------------------------------------------------------------------------------
@@ -441,7 +429,7 @@ class SdkSystem : public System {
     auto producer = client_.CreateProducer(topic);
     if (!producer.ok()) return {.error = producer.status().ToString()};
     auto state = std::make_shared<Progress>();
-    const Schedule schedule(rate, flags);
+    const LatencySchedule schedule(rate, flags.warmup_seconds, flags.latency_seconds);
     e2e.Reserve(static_cast<size_t>(schedule.total));
     const auto start = SteadyClock::now();
     SteadyClock::time_point measured_start{};
@@ -762,7 +750,7 @@ class RedisRawSystem : public System {
                                   {"XGROUP", "CREATE", stream, "bench-latency", "$", "MKSTREAM"});
       if (!created.ok()) return {.error = created.status().ToString()};
     }
-    const Schedule schedule(rate, flags);
+    const LatencySchedule schedule(rate, flags.warmup_seconds, flags.latency_seconds);
     std::atomic<bool> sending{true};
     std::atomic<uint64_t> sent_count{0};
     std::vector<int64_t> samples;
@@ -943,11 +931,11 @@ void Note(const std::string& what) {
 // MeasureGroupCommitFloor on the latency case's schedule, in $TMPDIR (where the brokers keep
 // their data). Failures in the result's `error`.
 LatencyResult MeasureFloor(double rate, size_t size, const Flags& flags) {
-  const Schedule schedule(rate, flags);
+  const LatencySchedule schedule(rate, flags.warmup_seconds, flags.latency_seconds);
   auto scratch = msgsdk::bench::TempDir::Create("");
   if (!scratch.ok()) return {.error = scratch.status().ToString()};
-  msgsdk::bench::GroupCommitFloor floor = msgsdk::bench::MeasureGroupCommitFloor(
-      (*scratch)->path(), schedule.period, size, schedule.warmup, schedule.total);
+  msgsdk::bench::GroupCommitFloor floor =
+      msgsdk::bench::MeasureGroupCommitFloor((*scratch)->path(), schedule, size);
   if (!floor.error.empty()) return {.error = floor.error};
   LatencyResult result;
   result.measured = schedule.total - schedule.warmup;

@@ -339,11 +339,9 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
 
   // Sends on a fixed schedule; a send that falls behind goes at once (no catch-up burst
   // beyond the schedule), so the achieved rate is reported next to the asked one.
-  const auto period = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(1.0 / flags.rate));
-  const auto total =
-      static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) * flags.rate);
-  const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
+  const msgsdk::bench::LatencySchedule schedule(flags.rate, flags.warmup_seconds,
+                                                flags.latency_seconds);
+  const auto& [period, warmup, total] = schedule;
   e2e.Reserve(static_cast<size_t>(total));
   acks.Reserve(static_cast<size_t>(total));
   const auto start = SteadyClock::now();
@@ -397,17 +395,14 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, size_t 
 // The latency case's schedule through nothing but one thread's write and fdatasync on the same
 // disk (MeasureGroupCommitFloor): the floor of the group-commit row.
 Latency MeasureFloor(const std::string& dir, size_t size, const Flags& flags) {
-  const auto period = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(1.0 / flags.rate));
-  const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
-  const auto total =
-      static_cast<int64_t>((flags.warmup_seconds + flags.latency_seconds) * flags.rate);
+  const msgsdk::bench::LatencySchedule schedule(flags.rate, flags.warmup_seconds,
+                                                flags.latency_seconds);
   msgsdk::bench::GroupCommitFloor floor =
-      msgsdk::bench::MeasureGroupCommitFloor(dir, period, size, warmup, total);
+      msgsdk::bench::MeasureGroupCommitFloor(dir, schedule, size);
   if (!floor.error.empty()) return Latency{.first_error = floor.error};
   const std::vector<int64_t>& sorted = floor.sorted_ns;
   return Latency{.achieved_rate = floor.arrival_rate,
-                 .measured = static_cast<uint64_t>(total - warmup),
+                 .measured = static_cast<uint64_t>(schedule.total - schedule.warmup),
                  .received = sorted.size(),
                  .e2e_p50_us = Quantile(sorted, 0.50),
                  .e2e_p99_us = Quantile(sorted, 0.99),

@@ -96,10 +96,9 @@ Latency MeasureLatency(msgsdk::Client& client, const std::string& topic, const F
   if (!subscription.ok()) return {.error = subscription.status().ToString()};
   auto producer = client.CreateProducer(topic);
   if (!producer.ok()) return {.error = producer.status().ToString()};
-  const auto period = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(1.0 / flags.rate));
-  const auto warmup = static_cast<int64_t>(flags.warmup_seconds * flags.rate);
-  const auto total = warmup + static_cast<int64_t>(flags.latency_seconds * flags.rate);
+  const msgsdk::bench::LatencySchedule schedule(flags.rate, flags.warmup_seconds,
+                                                flags.latency_seconds);
+  const auto& [period, warmup, total] = schedule;
   e2e.Reserve(static_cast<size_t>(total));
   CompletionCounter completions;
   const auto start = SteadyClock::now();

@@ -313,10 +313,9 @@ class RemoteConsumer : public core::BackendConsumer {
       // No answer is applied on the I/O thread from now on (one being applied is waited for);
       // a fetch still in flight is answered into the relay, which drops it.
       std::unique_lock lock(relay_->mutex);
-      relay_->stopping = true;
+      relay_->consumer = nullptr;
       relay_->changed.notify_all();
       relay_->changed.wait(lock, [this] { return !relay_->applying; });
-      relay_->consumer = nullptr;
     }
     std::lock_guard join_lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
@@ -452,7 +451,7 @@ class RemoteConsumer : public core::BackendConsumer {
             std::chrono::duration_cast<milliseconds>(next_heartbeat - Clock::now());
         wait = std::clamp(until_heartbeat, milliseconds(0), settings_.poll_wait);
       }
-      Status fetched = FetchOnce(wait, Clock::now() + wait);
+      Status fetched = FetchOnce(wait);
       if (!fetched.ok() && fetched.code() != StatusCode::kCancelled) {
         Log("fetching", fetched);
         Pause(Clock::now() + settings_.poll_wait);
@@ -603,10 +602,9 @@ class RemoteConsumer : public core::BackendConsumer {
     explicit FetchRelay(RemoteConsumer* c) : consumer(c) {}
     std::mutex mutex;
     std::condition_variable changed;
-    RemoteConsumer* consumer;       // null once the consumer closed
+    RemoteConsumer* consumer;       // null once the consumer closes: answers are dropped
     uint64_t awaited = 0;           // the id of the fetch in flight (0: none)
     bool parked = false;            // the consuming thread waits in FetchOnce
-    bool stopping = false;          // Close began: answers are left to the consuming thread
     bool applying = false;          // the I/O thread runs ApplyFetch
     Clock::time_point hand_back{};  // the I/O thread applies answers until then
     // For the consuming thread: the awaited fetch's answer, or why the I/O thread stopped
@@ -626,8 +624,8 @@ class RemoteConsumer : public core::BackendConsumer {
                             Result<protocol::Frame> answer) {
     std::unique_lock lock(relay->mutex);
     if (relay->consumer == nullptr || id != relay->awaited) return;  // closed, or given up
-    if (relay->parked && !relay->stopping && answer.ok() &&
-        answer->body.size() <= kInlineFetchBytes && Clock::now() < relay->hand_back) {
+    if (relay->parked && answer.ok() && answer->body.size() <= kInlineFetchBytes &&
+        Clock::now() < relay->hand_back) {
       relay->applying = true;
       RemoteConsumer* const consumer = relay->consumer;
       lock.unlock();
@@ -638,7 +636,7 @@ class RemoteConsumer : public core::BackendConsumer {
       }
       lock.lock();
       relay->applying = false;
-      if (applied && applied->ok() && relay->awaited != 0 && !relay->stopping) return;
+      if (applied && applied->ok() && relay->awaited != 0 && relay->consumer != nullptr) return;
       if (applied) {
         relay->handed_back = std::move(*applied);
       } else {
@@ -693,11 +691,12 @@ class RemoteConsumer : public core::BackendConsumer {
     relay_->answer.reset();
   }
 
-  // Waits, until `deadline` at most, for the fetch in flight (sending one first if there is
-  // none) and applies its answer. While a busy stream's messages are handed out, the next
-  // fetch is already on its way (sent as soon as the last one was applied), so the broker
-  // reads and sends the next messages meanwhile instead of waiting for this thread.
-  Status FetchOnce(milliseconds wait, Clock::time_point deadline) {
+  // Waits, for `wait` at most, for the fetch in flight (sending one first if there is none,
+  // long-polling for `wait`) and applies its answer. While a busy stream's messages are handed
+  // out, the next fetch is already on its way (sent as soon as the last one was applied), so the
+  // broker reads and sends the next messages meanwhile instead of waiting for this thread.
+  Status FetchOnce(milliseconds wait) {
+    const auto deadline = Clock::now() + wait;
     // One sent before a connection was lost is not waited for (its answer, if any, is
     // dropped): it may have gone to a broker that no longer counts this member as the owner.
     if (in_flight_ && (in_flight_->disconnects != client_->Disconnects() ||
@@ -716,11 +715,12 @@ class RemoteConsumer : public core::BackendConsumer {
       relay_->parked = true;
       relay_->hand_back = std::min(deadline, Clock::now() + settings_.commit_interval);
       relay_->changed.wait_until(lock, deadline, [this] {
-        return relay_->answer.has_value() || relay_->handed_back.has_value() || relay_->stopping;
+        return relay_->answer.has_value() || relay_->handed_back.has_value() ||
+               relay_->consumer == nullptr;
       });
       relay_->parked = false;
       relay_->changed.wait(lock, [this] { return !relay_->applying; });
-      if (relay_->stopping) return CancelledError("the subscription is closing");
+      if (relay_->consumer == nullptr) return CancelledError("the subscription is closing");
       answer = std::exchange(relay_->answer, std::nullopt);
       handed_back = std::exchange(relay_->handed_back, std::nullopt);
     }
