@@ -240,6 +240,24 @@ TEST_F(BrokerServerTest, LongPollIsAnsweredWhenDataArrivesOrWhenItsWaitEnds) {
   EXPECT_EQ(woken->queues(0).messages(0).body(), "m0");
 }
 
+TEST_F(BrokerServerTest, AWaitStillEndsAfterAnEarlierWaitWasCutShortByData) {
+  ASSERT_TRUE(CreateTopic("waits", 1).ok());
+  // The first poll's wait ends first; data answers it long before. The second poll, parked
+  // after that, waits longer: its wait must still end on time, with nothing.
+  auto first = std::make_shared<client::PendingCall>();
+  client_->Call(FrameType::kFetch, FetchOf("waits", 0, 0, 2000), 10s,
+                client::PendingCall::Completer(first));
+  ASSERT_TRUE(Produce("waits", 1).ok());
+  auto woken = client::ParseResponse<wire::FetchResponse>(std::move(*first->Wait()));
+  ASSERT_TRUE(woken.ok()) << woken.status().ToString();
+  ASSERT_EQ(woken->queues(0).messages_size(), 1);
+  const auto start = std::chrono::steady_clock::now();
+  auto later = Fetch(FetchOf("waits", 0, 1, 3000));
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_EQ(later->queues(0).messages_size(), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 2900ms) << "the wait ended early";
+}
+
 TEST_F(BrokerServerTest, GroupMembersShareQueuesAndAnExpiredMemberLosesThem) {
   ASSERT_TRUE(CreateTopic("shared", 4).ok());
   auto a = Group(FrameType::kJoinGroup, "shared", "a", /*session_ms=*/300);

@@ -32,6 +32,7 @@ namespace {
 using namespace std::chrono_literals;
 using client::BrokerClient;
 using client::CallAndWait;
+using client::PendingCall;
 using protocol::FrameType;
 
 // A TCP listener on a free loopback port that accepts one connection and hands it to `serve`.
@@ -110,6 +111,33 @@ TEST(DaemonClientTest, ABrokerThatNeverAnswersGivesDeadlineExceeded) {
   EXPECT_NE(response.status().message().find("native cluster 'silent'"), std::string::npos)
       << response.status().ToString();
   EXPECT_NE(response.status().message().find("within 1000 ms"), std::string::npos);
+}
+
+TEST(DaemonClientTest, AShortTimeoutEndsOnTimeBehindALongerOne) {
+  std::atomic<bool> done{false};
+  FakePeer peer([&](int fd) {
+    ReadRequest(fd);
+    ReadRequest(fd);
+    testing::WaitUntil([&] { return done.load(); }, 60s);
+  });
+  auto client = BrokerClient::Create({.endpoints = {peer.endpoint()}, .cluster = "silent"});
+  ASSERT_TRUE(client.ok());
+  auto patient = std::make_shared<PendingCall>();
+  (*client)->Call(FrameType::kGetOrCreateTopic, TopicRequest(), 60s,
+                  PendingCall::Completer(patient));
+  const auto start = std::chrono::steady_clock::now();
+  auto response = CallAndWait<wire::GetOrCreateTopicResponse>(
+      **client, FrameType::kGetOrCreateTopic, TopicRequest(), 500ms);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  done = true;
+  EXPECT_EQ(response.status().code(), StatusCode::kDeadlineExceeded)
+      << response.status().ToString();
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 30s) << "the shorter timeout waited for the longer one";
+  (*client)->Close();
+  auto closed = patient->Wait();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(DaemonClientTest, AGarbledAnswerCostsTheConnectionAndFailsWhatWasInFlight) {

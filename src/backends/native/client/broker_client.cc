@@ -1,5 +1,6 @@
 #include "backends/native/client/broker_client.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -36,6 +37,7 @@ class BrokerClient::Impl {
         resolver_(io_),
         connect_timer_(io_),
         backoff_timer_(io_),
+        expiry_timer_(io_),
         backoff_(options_.reconnect_backoff_min),
         decoder_(protocol::FrameDirection::kResponse, protocol::kMaxFrameBodyLimit) {}
 
@@ -119,6 +121,7 @@ class BrokerClient::Impl {
         resolver_.cancel();
         connect_timer_.cancel();
         backoff_timer_.cancel();
+        expiry_timer_.cancel();
         work_.reset();
       });
     }
@@ -133,7 +136,7 @@ class BrokerClient::Impl {
   struct Pending {
     protocol::FrameType type;
     ResponseCallback done;
-    std::unique_ptr<asio::steady_timer> timer;
+    std::chrono::steady_clock::time_point deadline;
     std::chrono::milliseconds timeout;
     bool written = false;
   };
@@ -158,11 +161,8 @@ class BrokerClient::Impl {
     pending.type = type;
     pending.done = std::move(done);
     pending.timeout = timeout;
-    pending.timer = std::make_unique<asio::steady_timer>(io_);
-    pending.timer->expires_after(timeout);
-    pending.timer->async_wait([this, id](const boost::system::error_code& error) {
-      if (!error) Expire(id);
-    });
+    pending.deadline = std::chrono::steady_clock::now() + timeout;
+    ArmExpiry(pending.deadline);
     queued_.emplace_back(id, std::move(bytes));
     if (state_ == State::kConnected) {
       Flush();
@@ -175,7 +175,6 @@ class BrokerClient::Impl {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;  // answered after it timed out
     ResponseCallback done = std::move(it->second.done);
-    it->second.timer->cancel();
     pending_.erase(it);
     done(std::move(result));
   }
@@ -203,6 +202,41 @@ class BrokerClient::Impl {
              UnavailableError(what + ": no connection to msgsdk-broker of native cluster '" +
                               options_.cluster + "' within " + after +
                               (last_error_.empty() ? "" : " (last error: " + last_error_ + ")")));
+  }
+
+  // One timer for every request's timeout, set for the earliest deadline, rather than one per
+  // request: arming and cancelling a timer per request cost an allocation and, whenever the
+  // earliest deadline changed, a system call. A request answered in time leaves the timer
+  // as it is; when it fires it fails what has expired and is set for the earliest left.
+  void ArmExpiry(std::chrono::steady_clock::time_point deadline) {
+    if (expiry_armed_ && expiry_at_ <= deadline) return;
+    expiry_armed_ = true;
+    expiry_at_ = deadline;
+    // Setting the expiry cancels a wait already started; its handler sees operation_aborted.
+    expiry_timer_.expires_at(deadline);
+    expiry_timer_.async_wait([this](const boost::system::error_code& error) {
+      if (error || closing_) return;
+      expiry_armed_ = false;
+      ExpireDue();
+    });
+  }
+
+  void ExpireDue() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<uint64_t> due;
+    for (const auto& [id, pending] : pending_) {
+      if (pending.deadline <= now) due.push_back(id);
+    }
+    // In request order, the order in which their deadlines passed when timeouts are equal.
+    std::sort(due.begin(), due.end());
+    for (uint64_t id : due) {
+      Expire(id);
+      if (closing_) return;  // a callback closed the client
+    }
+    if (pending_.empty()) return;
+    auto earliest = pending_.begin()->second.deadline;
+    for (const auto& [id, pending] : pending_) earliest = std::min(earliest, pending.deadline);
+    ArmExpiry(earliest);
   }
 
   // Fails the pending requests: those written to the connection, or all.
@@ -415,6 +449,10 @@ class BrokerClient::Impl {
   tcp::resolver resolver_;
   asio::steady_timer connect_timer_;
   asio::steady_timer backoff_timer_;
+  // Fires at the earliest deadline of the pending requests (see ArmExpiry).
+  asio::steady_timer expiry_timer_;
+  bool expiry_armed_ = false;
+  std::chrono::steady_clock::time_point expiry_at_;
   bool timed_out_ = false;
   size_t endpoint_index_ = 0;
   std::chrono::milliseconds backoff_;

@@ -1,5 +1,6 @@
 #include "backends/native/server/broker_server.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <future>
@@ -57,6 +58,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
         broker_(std::move(broker)),
         acceptor_(io_),
         sweep_timer_(io_),
+        park_timer_(io_),
         accept_retry_timer_(io_) {}
 
   Status Listen();
@@ -76,7 +78,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
     std::shared_ptr<Connection> connection;
     uint64_t request_id = 0;
     wire::FetchRequest request;
-    std::unique_ptr<asio::steady_timer> timer;
+    std::chrono::steady_clock::time_point deadline;  // when its wait ends
   };
 
   void Accept();
@@ -107,12 +109,22 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   void WakeParked(const std::string& topic);
   // Answers a parked fetch with `reads`, or with a fresh read when there are none.
   void AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads = nullptr);
+  // One timer ends the waits of all parked fetches, set for the earliest deadline rather than
+  // one per fetch: arming and cancelling a timer for every fetch cost an allocation and,
+  // whenever the earliest deadline changed, a system call. A fetch answered early leaves the
+  // timer as it is; when it fires it answers the fetches whose wait is over and is set for
+  // the earliest deadline left.
+  void ArmParkTimer(std::chrono::steady_clock::time_point deadline);
+  void AnswerExpiredParks();
 
   const ServerOptions options_;
   std::unique_ptr<Broker> broker_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
+  asio::steady_timer park_timer_;  // see ArmParkTimer; I/O thread only, as are the two below
+  bool park_timer_armed_ = false;
+  std::chrono::steady_clock::time_point park_timer_at_;
   asio::steady_timer accept_retry_timer_;
   std::string endpoint_;
   std::thread thread_;
@@ -415,7 +427,6 @@ void BrokerServer::Impl::Forget(const std::shared_ptr<Connection>& connection) {
   connections_.erase(connection);
   for (auto it = parked_.begin(); it != parked_.end();) {
     if (it->second.connection == connection) {
-      it->second.timer->cancel();
       // The request is dropped with its connection; count it answered.
       connection->RespondWithBody(0, 0, [](std::string*) {});
       it = parked_.erase(it);
@@ -666,12 +677,35 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
   parked.connection = c;
   parked.request_id = frame.header.request_id;
   parked.request = std::move(request);
-  parked.timer = std::make_unique<asio::steady_timer>(io_);
-  parked.timer->expires_after(std::chrono::milliseconds(parked.request.wait_ms()));
-  parked.timer->async_wait(
-      [self = shared_from_this(), park_id](const boost::system::error_code& e) {
-        if (!e) self->AnswerParked(park_id);
-      });
+  parked.deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(parked.request.wait_ms());
+  ArmParkTimer(parked.deadline);
+}
+
+void BrokerServer::Impl::ArmParkTimer(std::chrono::steady_clock::time_point deadline) {
+  if (park_timer_armed_ && park_timer_at_ <= deadline) return;
+  park_timer_armed_ = true;
+  park_timer_at_ = deadline;
+  // Setting the expiry cancels a wait already started; its handler sees operation_aborted.
+  park_timer_.expires_at(deadline);
+  park_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error) return;
+    self->park_timer_armed_ = false;
+    self->AnswerExpiredParks();
+  });
+}
+
+void BrokerServer::Impl::AnswerExpiredParks() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> due;
+  for (const auto& [park_id, parked] : parked_) {
+    if (parked.deadline <= now) due.push_back(park_id);
+  }
+  for (uint64_t park_id : due) AnswerParked(park_id);
+  if (parked_.empty()) return;
+  auto earliest = parked_.begin()->second.deadline;
+  for (const auto& [park_id, parked] : parked_) earliest = std::min(earliest, parked.deadline);
+  ArmParkTimer(earliest);
 }
 
 void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads) {
@@ -679,7 +713,6 @@ void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::vector<Positi
   if (it == parked_.end()) return;
   ParkedFetch parked = std::move(it->second);
   parked_.erase(it);
-  parked.timer->cancel();
   if (reads == nullptr) {
     TryFetch(parked.request, &fetch_reads_);
     reads = &fetch_reads_;
@@ -882,6 +915,7 @@ Status BrokerServer::Impl::Shutdown(std::chrono::milliseconds timeout) {
     auto connections = connections_;
     for (const auto& connection : connections) connection->Close("");
     sweep_timer_.cancel();
+    park_timer_.cancel();
     accept_retry_timer_.cancel();
     closed.set_value();
   });
