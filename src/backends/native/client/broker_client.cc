@@ -13,6 +13,7 @@
 #include <google/protobuf/message_lite.h>
 
 #include "backends/native/protocol/address.h"
+#include "backends/native/protocol/earliest_deadline_timer.h"
 
 namespace msgsdk::native::client {
 namespace {
@@ -37,7 +38,10 @@ class BrokerClient::Impl {
         resolver_(io_),
         connect_timer_(io_),
         backoff_timer_(io_),
-        expiry_timer_(io_),
+        expiry_timer_(io_,
+                      [this] {
+                        if (!closing_) ExpireDue();
+                      }),
         backoff_(options_.reconnect_backoff_min),
         decoder_(protocol::FrameDirection::kResponse, protocol::kMaxFrameBodyLimit) {}
 
@@ -121,7 +125,7 @@ class BrokerClient::Impl {
         resolver_.cancel();
         connect_timer_.cancel();
         backoff_timer_.cancel();
-        expiry_timer_.cancel();
+        expiry_timer_.Cancel();
         work_.reset();
       });
     }
@@ -162,7 +166,7 @@ class BrokerClient::Impl {
     pending.done = std::move(done);
     pending.timeout = timeout;
     pending.deadline = std::chrono::steady_clock::now() + timeout;
-    ArmExpiry(pending.deadline);
+    expiry_timer_.Include(pending.deadline);
     queued_.emplace_back(id, std::move(bytes));
     if (state_ == State::kConnected) {
       Flush();
@@ -204,23 +208,8 @@ class BrokerClient::Impl {
                               (last_error_.empty() ? "" : " (last error: " + last_error_ + ")")));
   }
 
-  // One timer for every request's timeout, set for the earliest deadline, rather than one per
-  // request: arming and cancelling a timer per request cost an allocation and, whenever the
-  // earliest deadline changed, a system call. A request answered in time leaves the timer
-  // as it is; when it fires it fails what has expired and is set for the earliest left.
-  void ArmExpiry(std::chrono::steady_clock::time_point deadline) {
-    if (expiry_armed_ && expiry_at_ <= deadline) return;
-    expiry_armed_ = true;
-    expiry_at_ = deadline;
-    // Setting the expiry cancels a wait already started; its handler sees operation_aborted.
-    expiry_timer_.expires_at(deadline);
-    expiry_timer_.async_wait([this](const boost::system::error_code& error) {
-      if (error || closing_) return;
-      expiry_armed_ = false;
-      ExpireDue();
-    });
-  }
-
+  // Fails the requests whose timeout has passed (one timer serves them all; see
+  // EarliestDeadlineTimer).
   void ExpireDue() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<uint64_t> due;
@@ -236,7 +225,7 @@ class BrokerClient::Impl {
     if (pending_.empty()) return;
     auto earliest = pending_.begin()->second.deadline;
     for (const auto& [id, pending] : pending_) earliest = std::min(earliest, pending.deadline);
-    ArmExpiry(earliest);
+    expiry_timer_.Include(earliest);
   }
 
   // Fails the pending requests: those written to the connection, or all.
@@ -449,10 +438,8 @@ class BrokerClient::Impl {
   tcp::resolver resolver_;
   asio::steady_timer connect_timer_;
   asio::steady_timer backoff_timer_;
-  // Fires at the earliest deadline of the pending requests (see ArmExpiry).
-  asio::steady_timer expiry_timer_;
-  bool expiry_armed_ = false;
-  std::chrono::steady_clock::time_point expiry_at_;
+  // Fires at the earliest deadline of the pending requests.
+  protocol::EarliestDeadlineTimer expiry_timer_;
   bool timed_out_ = false;
   size_t endpoint_index_ = 0;
   std::chrono::milliseconds backoff_;

@@ -15,6 +15,7 @@
 #include "backends/native/protocol/address.h"
 #include "backends/native/protocol/broker.pb.h"
 #include "backends/native/protocol/convert.h"
+#include "backends/native/protocol/earliest_deadline_timer.h"
 #include "backends/native/protocol/frame.h"
 #include "backends/native/protocol/wire_codec.h"
 #include "backends/native/storage/message_codec.h"
@@ -58,7 +59,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
         broker_(std::move(broker)),
         acceptor_(io_),
         sweep_timer_(io_),
-        park_timer_(io_),
+        park_timer_(io_, [this] { AnswerExpiredParks(); }),
         accept_retry_timer_(io_) {}
 
   Status Listen();
@@ -109,12 +110,8 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   void WakeParked(const std::string& topic);
   // Answers a parked fetch with `reads`, or with a fresh read when there are none.
   void AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads = nullptr);
-  // One timer ends the waits of all parked fetches, set for the earliest deadline rather than
-  // one per fetch: arming and cancelling a timer for every fetch cost an allocation and,
-  // whenever the earliest deadline changed, a system call. A fetch answered early leaves the
-  // timer as it is; when it fires it answers the fetches whose wait is over and is set for
-  // the earliest deadline left.
-  void ArmParkTimer(std::chrono::steady_clock::time_point deadline);
+  // Answers the parked fetches whose wait is over (one timer serves them all; see
+  // EarliestDeadlineTimer).
   void AnswerExpiredParks();
 
   const ServerOptions options_;
@@ -122,9 +119,7 @@ class BrokerServer::Impl : public std::enable_shared_from_this<BrokerServer::Imp
   asio::io_context io_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
-  asio::steady_timer park_timer_;  // see ArmParkTimer; I/O thread only, as are the two below
-  bool park_timer_armed_ = false;
-  std::chrono::steady_clock::time_point park_timer_at_;
+  protocol::EarliestDeadlineTimer park_timer_;  // ends the waits of parked fetches
   asio::steady_timer accept_retry_timer_;
   std::string endpoint_;
   std::thread thread_;
@@ -679,20 +674,7 @@ void BrokerServer::Impl::HandleFetch(const std::shared_ptr<Connection>& c, const
   parked.request = std::move(request);
   parked.deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(parked.request.wait_ms());
-  ArmParkTimer(parked.deadline);
-}
-
-void BrokerServer::Impl::ArmParkTimer(std::chrono::steady_clock::time_point deadline) {
-  if (park_timer_armed_ && park_timer_at_ <= deadline) return;
-  park_timer_armed_ = true;
-  park_timer_at_ = deadline;
-  // Setting the expiry cancels a wait already started; its handler sees operation_aborted.
-  park_timer_.expires_at(deadline);
-  park_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-    if (error) return;
-    self->park_timer_armed_ = false;
-    self->AnswerExpiredParks();
-  });
+  park_timer_.Include(parked.deadline);
 }
 
 void BrokerServer::Impl::AnswerExpiredParks() {
@@ -705,7 +687,7 @@ void BrokerServer::Impl::AnswerExpiredParks() {
   if (parked_.empty()) return;
   auto earliest = parked_.begin()->second.deadline;
   for (const auto& [park_id, parked] : parked_) earliest = std::min(earliest, parked.deadline);
-  ArmParkTimer(earliest);
+  park_timer_.Include(earliest);
 }
 
 void BrokerServer::Impl::AnswerParked(uint64_t park_id, const std::vector<PositionRead>* reads) {
@@ -915,7 +897,7 @@ Status BrokerServer::Impl::Shutdown(std::chrono::milliseconds timeout) {
     auto connections = connections_;
     for (const auto& connection : connections) connection->Close("");
     sweep_timer_.cancel();
-    park_timer_.cancel();
+    park_timer_.Cancel();
     accept_retry_timer_.cancel();
     closed.set_value();
   });
