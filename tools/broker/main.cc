@@ -286,6 +286,8 @@ int Run(int argc, char** argv) {
   options.broker.store.flush_mode =
       settings.flush_mode == "periodic" ? FlushMode::kPeriodic : FlushMode::kGroupCommit;
   options.broker.store.flush_interval = std::chrono::milliseconds(settings.flush_interval_ms);
+  // The I/O thread writes a lone produce request itself (periodic mode only).
+  options.broker.store.append_on_caller_when_idle = true;
   options.broker.store.offset_flush_interval = options.broker.store.flush_interval;
   options.broker.store.max_message_bytes = static_cast<uint32_t>(settings.max_message_bytes);
   options.broker.store.default_queues = static_cast<int32_t>(settings.queues);

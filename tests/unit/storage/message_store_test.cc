@@ -454,6 +454,109 @@ TEST(MessageStoreTest, CallbacksRunOnTheWriterThread) {
   EXPECT_NE(callback_thread, std::this_thread::get_id());
 }
 
+// One AppendBatch of `body` to queue 0 of "t"; the thread its callback ran on.
+std::thread::id AppendOneAndWait(MessageStore& store, const std::string& body) {
+  std::vector<MessageStore::AppendRequest> requests(1);
+  requests[0].fields = RecordFields{.topic = "t", .body = body};
+  AppendTracker tracker;
+  std::thread::id ran_on;
+  requests[0].done = [&, callback = tracker.Callback(0)](Result<AppendResult> r) {
+    ran_on = std::this_thread::get_id();
+    callback(std::move(r));
+  };
+  store.AppendBatch(requests);
+  EXPECT_TRUE(tracker.Wait(1));
+  EXPECT_TRUE(tracker.result(0).ok()) << tracker.result(0).status().ToString();
+  return ran_on;
+}
+
+// append_on_caller_when_idle: in periodic mode a batch that finds the writer idle is written,
+// and answered, on the calling thread; in group-commit mode never (the caller would wait for
+// the disk).
+TEST(MessageStoreTest, AnIdleWriterLetsTheCallerWriteInPeriodicModeOnly) {
+  for (const FlushMode mode : {FlushMode::kPeriodic, FlushMode::kGroupCommit}) {
+    SCOPED_TRACE(mode == FlushMode::kPeriodic ? "periodic" : "group commit");
+    TempDir dir;
+    StoreOptions options = Options(dir.path(), mode);
+    options.append_on_caller_when_idle = true;
+    auto store = OpenStore(options);
+    ASSERT_TRUE(store->GetOrCreateTopic("t", 1).ok());
+    // The writer is idle once it has answered an append and gone back to waiting: in
+    // periodic mode some append soon finds it so.
+    int appended = 0;
+    int on_caller = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (mode == FlushMode::kPeriodic
+               ? on_caller == 0 && std::chrono::steady_clock::now() < deadline
+               : appended < 200) {
+      if (AppendOneAndWait(*store, std::to_string(appended++)) == std::this_thread::get_id()) {
+        ++on_caller;
+      }
+    }
+    if (mode == FlushMode::kPeriodic) {
+      EXPECT_GT(on_caller, 0) << "no append of " << appended << " was written by its caller";
+    } else {
+      EXPECT_EQ(on_caller, 0) << "a caller waited for the disk";
+    }
+    const std::vector<Message> messages = ReadQueue(*store, "t", 0);
+    ASSERT_EQ(messages.size(), static_cast<size_t>(appended));
+    for (int i = 0; i < appended; ++i) EXPECT_EQ(messages[i].body, std::to_string(i));
+  }
+}
+
+// Callers writing in the writer's stead and the writer itself take turns: every append is
+// answered once, each producer's order holds in its queue, and all of it is there after a
+// reopen, with appends still coming in when Close starts.
+TEST(MessageStoreTest, CallersAndTheWriterTakeTurnsWithoutLosingOrder) {
+  TempDir dir;
+  StoreOptions options = Options(dir.path(), FlushMode::kPeriodic);
+  options.append_on_caller_when_idle = true;
+  options.segment_bytes = 64 << 10;  // rolls too, on whichever thread writes
+  constexpr int kProducers = 4;
+  constexpr int kPerProducer = 3000;
+  auto store = OpenStore(options);
+  ASSERT_TRUE(store->GetOrCreateTopic("t", kProducers).ok());
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> on_callers{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::vector<std::string> bodies;
+      std::vector<MessageStore::AppendRequest> requests;
+      for (int i = 0; i < kPerProducer;) {
+        // Batches of 1 to 3, as a broker's produce requests come.
+        const int n = std::min(1 + i % 3, kPerProducer - i);
+        bodies.clear();
+        for (int k = 0; k < n; ++k) bodies.push_back(std::to_string(i + k));
+        requests.assign(static_cast<size_t>(n), {});
+        for (int k = 0; k < n; ++k) {
+          requests[k].queue = p;
+          requests[k].fields = RecordFields{.topic = "t", .body = bodies[k]};
+          requests[k].done = [&, caller = std::this_thread::get_id()](Result<AppendResult> r) {
+            if (!r.ok()) failed.fetch_add(1);
+            if (std::this_thread::get_id() == caller) on_callers.fetch_add(1);
+            answered.fetch_add(1);
+          };
+        }
+        store->AppendBatch(requests);
+        i += n;
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(store->Close().ok());  // completes every append
+  EXPECT_EQ(answered.load(), kProducers * kPerProducer);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(on_callers.load(), 0) << "no caller ever wrote in the writer's stead";
+  auto reopened = OpenStore(options);
+  for (int q = 0; q < kProducers; ++q) {
+    const std::vector<Message> messages = ReadQueue(*reopened, "t", q, 0, 100000);
+    ASSERT_EQ(messages.size(), static_cast<size_t>(kPerProducer));
+    for (int i = 0; i < kPerProducer; ++i) ASSERT_EQ(messages[i].body, std::to_string(i));
+  }
+}
+
 class FlushModeTest : public ::testing::TestWithParam<FlushMode> {};
 
 TEST_P(FlushModeTest, AcknowledgedAppendsAreReadableAndSurviveReopen) {

@@ -7,7 +7,10 @@
 // fail with kUnavailable (their outcome is unknown), requests not yet written wait for the
 // next connection. Every request has a timeout.
 //
-// Threads: one I/O thread per client. Response callbacks run on it and must not block.
+// Threads: one I/O thread per client, which reads every response and runs the response
+// callbacks; they must not block. A request made while the connection is idle (connected,
+// nothing queued or being written) is written by the calling thread itself, without waiting
+// for the I/O thread; the others are written by the I/O thread, in the order they were made.
 // Thread-safety: all methods may be called concurrently.
 
 #include <chrono>

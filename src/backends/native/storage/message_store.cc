@@ -307,6 +307,9 @@ class MessageStoreImpl final : public MessageStore {
                      uint64_t tag_hash, AppendCallback&& done);
   // Wakes the writer if it waits. Releases `lock`.
   void WakeWriter(std::unique_lock<std::mutex>& lock);
+  // Writes what is pending on this thread, in the writer's stead (append_on_caller_when_idle;
+  // the writer waits). Under append_mu_ (`lock`), which it releases.
+  void WriteOnCaller(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
   void ProcessBatch(PendingBatch* batch);
   QueueState* ResolveQueue(std::string_view topic, int32_t queue, Status* status);
@@ -379,8 +382,14 @@ class MessageStoreImpl final : public MessageStore {
   bool closing_ = false;         // guarded by append_mu_
   std::thread::id writer_id_;    // guarded by append_mu_
   std::thread writer_;
+  // append_on_caller_when_idle, in kPeriodic mode.
+  const bool caller_may_write_ =
+      options_.append_on_caller_when_idle && options_.flush_mode == FlushMode::kPeriodic;
+  bool caller_writing_ = false;  // guarded by append_mu_: a caller holds the writer's role
+  PendingBatch caller_batch_;    // the batch a caller writes (the writer's role)
 
-  // Writer-thread state.
+  // Writer-thread state (of the thread in the writer's role: the writer, or a caller in
+  // WriteOnCaller).
   std::unordered_map<std::string, TopicState*, StringHash, std::equal_to<>> writer_topics_;
   TopicState* last_topic_ = nullptr;
   std::vector<Staged> staged_;
@@ -884,7 +893,28 @@ void MessageStoreImpl::AppendBatch(std::span<AppendRequest> requests) {
                   RecordSize(request.fields, options_.max_message_bytes),
                   TagHash(request.fields.tag), std::move(request.done));
   }
+  if (caller_may_write_ && writer_waiting_ && !caller_writing_) {
+    WriteOnCaller(lock);
+    return;
+  }
   WakeWriter(lock);
+}
+
+void MessageStoreImpl::WriteOnCaller(std::unique_lock<std::mutex>& lock) {
+  // The writer waits while this thread holds its role (see WriterLoop); what it wrote
+  // before is visible here through append_mu_.
+  caller_writing_ = true;
+  caller_batch_.swap(pending_);
+  lock.unlock();
+  ProcessBatch(&caller_batch_);
+  caller_batch_.clear();
+  lock.lock();
+  caller_writing_ = false;
+  // Appends that came meanwhile (or a Close) are the writer's.
+  const bool wake = writer_waiting_ && (!pending_.empty() || closing_);
+  if (wake) writer_waiting_ = false;
+  lock.unlock();
+  if (wake) writer_cv_.notify_one();
 }
 
 void MessageStoreImpl::WriterLoop() {
@@ -893,7 +923,8 @@ void MessageStoreImpl::WriterLoop() {
   std::unique_lock lock(append_mu_);
   writer_id_ = std::this_thread::get_id();
   for (;;) {
-    while (pending_.empty() && !closing_) {
+    // While a caller writes (WriteOnCaller) this thread waits, even to close.
+    while ((pending_.empty() && !closing_) || caller_writing_) {
       writer_waiting_ = true;
       writer_cv_.wait(lock);
     }

@@ -101,9 +101,17 @@ struct StoreOptions {
   // is written (also on Close): after a crash, at most about this much of the log is
   // re-indexed.
   std::chrono::milliseconds index_checkpoint_interval{1000};
-  // Called on the writer thread after each batch of appends became readable, before their
-  // callbacks run: how a broker wakes its long-polling readers once per batch rather than
-  // once per message. Must not block.
+  // kPeriodic: an AppendBatch that finds the writer idle (nothing pending or being written)
+  // writes its records, makes them readable and runs their callbacks on the calling thread,
+  // instead of handing them to the writer and waiting for its answer: what a broker's I/O
+  // thread does, so that a produce request on a quiet broker is answered without two thread
+  // wake-ups. Callers then wait for the write (a page-cache copy), never for the disk: in
+  // kGroupCommit the writer always writes.
+  bool append_on_caller_when_idle = false;
+  // Called after each batch of appends became readable, before their callbacks run, on the
+  // thread that wrote it (the writer's, or a caller's: append_on_caller_when_idle): how a
+  // broker wakes its long-polling readers once per batch rather than once per message. Must
+  // not block.
   std::function<void()> on_published;
   // What is deleted, and when; see RetentionPolicy. Changeable while open (SetRetention).
   RetentionPolicy retention;
