@@ -139,6 +139,27 @@ wire::GetOrCreateTopicRequest TopicRequest() {
   return request;
 }
 
+// The peer's side of the large-request tests: answers the first request (which made the
+// connection), then waits until the client has made the large one.
+void AnswerFirstThenWaitFor(int fd, const std::atomic<bool>& submitted) {
+  Answer(fd, FrameType::kGetOrCreateTopic, ReadRequest(fd));
+  ASSERT_TRUE(testing::WaitUntil([&] { return submitted.load(); }, 30s));
+}
+
+// The client's side: a first small request makes the connection, then a request of
+// `body_bytes` is made while the connection is idle (so the calling thread writes it). Its
+// call.
+std::shared_ptr<PendingCall> ConnectThenCallLarge(BrokerClient& client, size_t body_bytes) {
+  auto first = std::make_shared<PendingCall>();
+  client.Call(FrameType::kGetOrCreateTopic, TopicRequest(), 30s, PendingCall::Completer(first));
+  auto answered = first->Wait();
+  EXPECT_TRUE(answered.has_value() && answered->ok());
+  auto large = std::make_shared<PendingCall>();
+  client.CallWithFrame(FrameType::kProduce, LargeFrame(body_bytes), 60s,
+                       PendingCall::Completer(large));
+  return large;
+}
+
 TEST(DaemonClientTest, ABrokerThatNeverAnswersGivesDeadlineExceeded) {
   std::atomic<bool> done{false};
   FakePeer peer([&](int fd) {
@@ -213,10 +234,8 @@ TEST(DaemonClientTest, ARequestTooLargeForTheSocketIsFinishedByTheIoThread) {
   std::atomic<bool> submitted{false};
   std::atomic<bool> intact{false};
   FakePeer peer([&](int fd) {
-    // The first, small request makes the connection; the large one goes out while the
-    // connection is idle, and stops where the socket is full until this side reads.
-    Answer(fd, FrameType::kGetOrCreateTopic, ReadRequest(fd));
-    ASSERT_TRUE(testing::WaitUntil([&] { return submitted.load(); }, 30s));
+    // The large request stops where the socket is full until this side reads.
+    AnswerFirstThenWaitFor(fd, submitted);
     const Request large = ReadWholeRequest(fd);
     intact = IsLargeBody(large.body, kBody);
     Answer(fd, FrameType::kProduce, large.id);
@@ -224,19 +243,12 @@ TEST(DaemonClientTest, ARequestTooLargeForTheSocketIsFinishedByTheIoThread) {
   });
   auto client = BrokerClient::Create({.endpoints = {peer.endpoint()}, .cluster = "large"});
   ASSERT_TRUE(client.ok());
-  auto first = std::make_shared<PendingCall>();
-  (*client)->Call(FrameType::kGetOrCreateTopic, TopicRequest(), 30s, PendingCall::Completer(first));
-  auto answered = first->Wait();
-  ASSERT_TRUE(answered.has_value() && answered->ok());
-
-  auto large = std::make_shared<PendingCall>();
-  (*client)->CallWithFrame(FrameType::kProduce, LargeFrame(kBody), 60s,
-                           PendingCall::Completer(large));
+  auto large = ConnectThenCallLarge(**client, kBody);
   submitted = true;
   // Queued behind the rest of the large one, and written after it.
   auto after = std::make_shared<PendingCall>();
   (*client)->Call(FrameType::kGetOrCreateTopic, TopicRequest(), 60s, PendingCall::Completer(after));
-  answered = large->Wait();
+  auto answered = large->Wait();
   ASSERT_TRUE(answered.has_value());
   EXPECT_TRUE(answered->ok()) << answered->status().ToString();
   EXPECT_TRUE(intact.load()) << "the large request arrived cut or garbled";
@@ -254,8 +266,7 @@ TEST(DaemonClientTest, TheRestOfARequestCutByALostConnectionIsDropped) {
   std::atomic<bool> whole{false};
   FakePeer peer(2, [&](int fd, int connection) {
     if (connection == 0) {
-      Answer(fd, FrameType::kGetOrCreateTopic, ReadRequest(fd));
-      ASSERT_TRUE(testing::WaitUntil([&] { return submitted.load(); }, 30s));
+      AnswerFirstThenWaitFor(fd, submitted);
       std::string part(size_t{1} << 20, '\0');
       ReadAll(fd, part.data(), part.size());
       return;  // closes the connection with most of the large request unread
@@ -267,16 +278,9 @@ TEST(DaemonClientTest, TheRestOfARequestCutByALostConnectionIsDropped) {
   auto client = BrokerClient::Create(
       {.endpoints = {peer.endpoint()}, .reconnect_backoff_min = 10ms, .cluster = "cut"});
   ASSERT_TRUE(client.ok());
-  auto first = std::make_shared<PendingCall>();
-  (*client)->Call(FrameType::kGetOrCreateTopic, TopicRequest(), 30s, PendingCall::Completer(first));
-  auto answered = first->Wait();
-  ASSERT_TRUE(answered.has_value() && answered->ok());
-
-  auto large = std::make_shared<PendingCall>();
-  (*client)->CallWithFrame(FrameType::kProduce, LargeFrame(kBody), 60s,
-                           PendingCall::Completer(large));
+  auto large = ConnectThenCallLarge(**client, kBody);
   submitted = true;
-  answered = large->Wait();
+  auto answered = large->Wait();
   ASSERT_TRUE(answered.has_value());
   EXPECT_EQ(answered->status().code(), StatusCode::kUnavailable) << answered->status().ToString();
 
