@@ -291,6 +291,60 @@ TEST(DaemonClientTest, TheRestOfARequestCutByALostConnectionIsDropped) {
   EXPECT_TRUE(whole.load()) << "the next connection did not start with a whole request";
 }
 
+// Many threads make requests at once, some large enough to keep a write under way: whether a
+// request goes from its caller's thread or through the I/O thread's queue, every one arrives
+// whole, once, and is answered.
+TEST(DaemonClientTest, ConcurrentCallersWriteWholeFramesThroughEitherPath) {
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 300;
+  constexpr size_t kLarge = size_t{256} << 10;
+  std::atomic<int> garbled{0};
+  std::set<uint64_t> seen;
+  FakePeer peer([&](int fd) {
+    for (int i = 0; i < kThreads * kPerThread; ++i) {
+      const Request request = ReadWholeRequest(fd);
+      if (request.id == 0) {
+        garbled.fetch_add(1);
+        return;
+      }
+      if (!IsLargeBody(request.body, request.body.size()) || !seen.insert(request.id).second) {
+        garbled.fetch_add(1);
+      }
+      Answer(fd, FrameType::kProduce, request.id);
+    }
+  });
+  auto client = BrokerClient::Create({.endpoints = {peer.endpoint()}, .cluster = "busy"});
+  ASSERT_TRUE(client.ok());
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::shared_ptr<PendingCall>> calls;
+      for (int i = 0; i < kPerThread; ++i) {
+        // Mostly small frames, every 16th a large one.
+        const size_t body = (i + t) % 16 == 0 ? kLarge : 64 + static_cast<size_t>(i % 7) * 100;
+        auto call = std::make_shared<PendingCall>();
+        (*client)->CallWithFrame(FrameType::kProduce, LargeFrame(body), 60s,
+                                 PendingCall::Completer(call));
+        calls.push_back(std::move(call));
+      }
+      for (auto& call : calls) {
+        auto result = call->Wait();
+        if (result.has_value() && result->ok()) {
+          answered.fetch_add(1);
+        } else {
+          failed.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(answered.load(), kThreads * kPerThread);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(garbled.load(), 0) << "a frame arrived cut, garbled or twice";
+}
+
 // The broker restarts (its group state is gone, its data and committed offsets are not)
 // while a subscription runs: the subscription rejoins and nothing acknowledged is lost.
 TEST(DaemonClientTest, SubscriptionSurvivesABrokerRestart) {

@@ -511,11 +511,12 @@ class BrokerClient::Impl {
   // Writes every queued frame with one gather write (the frames are not copied together).
   void Flush() {
     if (state_ != State::kConnected) return;
-    writing_frames_.clear();
     {
       std::lock_guard lock(mu_);
+      // A write under way owns writing_frames_ until it ends (then it flushes again).
       if (writing_ || queued_.empty()) return;
       writing_ = true;
+      writing_frames_.clear();
       for (Queued& q : queued_) {
         writing_frames_.push_back(std::move(q.bytes));
         auto it = pending_.find(q.id);
