@@ -425,7 +425,8 @@ void RoutesCall::OnReadDone(bool ok) {
 }
 
 void RoutesCall::OnDone(const grpc::Status& status) {
-  // The subscriber drops this call once told; nothing may touch it after.
+  // The subscriber drops this call once told; nothing may touch it after. The copy keeps the
+  // subscriber alive until CallDone returns (its thread may end meanwhile, see Run's end).
   std::shared_ptr<Subscriber> subscriber = subscriber_;
   subscriber->CallDone(generation_, status);
 }
@@ -473,6 +474,12 @@ void Subscriber::Run() {
     }
   }
   EndCall(lock);
+  // The channel goes away here, on this thread. The last reference to the subscriber may be
+  // dropped on a gRPC thread (a stream's OnDone holds one while it reports), and a channel
+  // destroyed from within gRPC's own callback can leave its transport half torn down, to fail
+  // an assertion in gRPC when the connection closes later.
+  stub_.reset();
+  channel_.reset();
 }
 
 void Subscriber::OpenCall(std::unique_lock<std::mutex>& lock) {
