@@ -251,48 +251,53 @@ class SidecarProducer final : public internal::ProducerTransport,
     Batch* call = batch.release();  // owned by the call until Answered
     connection_->encoded_stub->UnaryCall(
         &*call->context, PublishMethod(), grpc::StubOptions(), &*call->encoded, &call->response,
-        [self = shared_from_this(), call](grpc::Status status) {
-          self->Answered(std::unique_ptr<Batch>(call), std::move(status));
+        [self = shared_from_this(), call](grpc::Status status) mutable {
+          Answered(std::move(self), std::unique_ptr<Batch>(call), std::move(status));
         });
   }
 
   // On a gRPC thread: hand the outcome to the callback pool, which then sends the lane's next
-  // batch (so a lane's callbacks run in send order).
-  void Answered(std::unique_ptr<Batch> batch, grpc::Status status) {
+  // batch (so a lane's callbacks run in send order). The call's reference to the producer
+  // moves on with it: were it dropped here after the pool's task, it could be the last one,
+  // and the producer's connection (with its gRPC channel) must not be destroyed inside gRPC.
+  static void Answered(std::shared_ptr<SidecarProducer> self, std::unique_ptr<Batch> batch,
+                       grpc::Status status) {
+    SidecarProducer* const producer = self.get();
+    core::ThreadPool& pool = producer->connection_->callbacks;
+    // A task the pool refuses (the client closed) is left untouched: it keeps the producer
+    // alive while this thread answers instead, and goes at the end of this scope.
+    core::Task retry;
     if (PublishMayBeRetried(status) && Clock::now() + batch->backoff < batch->deadline) {
       // The sidecar is restarting: try the same batch again after a backoff, off this thread.
       const auto delay = batch->backoff;
       batch->backoff = std::min(batch->backoff * 2, kBackoffMax);
-      Batch* retry = batch.release();
-      if (connection_->callbacks.Submit([self = shared_from_this(), retry, delay] {
-            std::this_thread::sleep_for(delay);  // reconnect backoff, bounded by the deadline
-            self->StartCall(std::unique_ptr<Batch>(retry));
-          })) {
-        return;
-      }
-      batch.reset(retry);
+      Batch* const again = batch.release();
+      retry = [self = std::move(self), again, delay] {
+        std::this_thread::sleep_for(delay);  // reconnect backoff, bounded by the deadline
+        self->StartCall(std::unique_ptr<Batch>(again));
+      };
+      if (pool.Submit(std::move(retry))) return;
+      batch.reset(again);
+      self = producer->shared_from_this();
     }
-    Batch* answered = batch.release();
-    const bool queued =
-        connection_->callbacks.Submit([self = shared_from_this(), answered, status] {
-          std::unique_ptr<Batch> batch(answered);
-          self->CompleteBatch(*batch, status);
-          std::unique_lock lock(self->mutex_);
-          self->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
-          if (self->outstanding_ == 0) self->drained_.notify_all();
-          self->SendNextLocked(batch->lane, lock);
-        });
-    if (!queued) {
-      // The client is closing and its pool is gone: answer on this thread.
-      batch.reset(answered);
-      for (auto& callback : batch->callbacks) {
-        Complete(std::move(callback), UnavailableError("client closed"));
-      }
-      std::unique_lock lock(mutex_);
-      outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
-      drained_.notify_all();
-      lanes_[batch->lane].sending = false;
+    Batch* const answered = batch.release();
+    core::Task complete = [self = std::move(self), answered, status] {
+      std::unique_ptr<Batch> batch(answered);
+      self->CompleteBatch(*batch, status);
+      std::unique_lock lock(self->mutex_);
+      self->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
+      if (self->outstanding_ == 0) self->drained_.notify_all();
+      self->SendNextLocked(batch->lane, lock);
+    };
+    if (pool.Submit(std::move(complete))) return;
+    batch.reset(answered);
+    for (auto& callback : batch->callbacks) {
+      Complete(std::move(callback), UnavailableError("client closed"));
     }
+    std::unique_lock lock(producer->mutex_);
+    producer->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
+    producer->drained_.notify_all();
+    producer->lanes_[batch->lane].sending = false;
   }
 
   // Runs the batch's callbacks, one result each, in request order.

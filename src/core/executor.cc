@@ -21,7 +21,7 @@ ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) {
 
 ThreadPool::~ThreadPool() { Shutdown(); }
 
-bool ThreadPool::Submit(Task task) {
+bool ThreadPool::Submit(Task&& task) {
   bool notify;
   {
     std::lock_guard lock(mutex_);

@@ -28,8 +28,9 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  // Returns false (and drops the task) after Shutdown.
-  bool Submit(Task task);
+  // Returns false after Shutdown, and the task is then left with the caller untouched (what
+  // it holds is released where the caller decides).
+  bool Submit(Task&& task);
   // Runs every queued task, then joins the threads. Idempotent. Must not be called from a
   // pool thread.
   void Shutdown();

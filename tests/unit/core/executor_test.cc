@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <memory>
 #include <mutex>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,19 @@ TEST(ThreadPoolTest, RunsEveryTaskBeforeShutdownReturns) {
   EXPECT_EQ(ran.load(), 1000);
   EXPECT_FALSE(pool.Submit([] {}));
   pool.Shutdown();  // idempotent
+}
+
+TEST(ThreadPoolTest, ARefusedTaskIsLeftWithTheCaller) {
+  ThreadPool pool("test", 1);
+  pool.Shutdown();
+  auto held = std::make_shared<int>(7);
+  Task task = [held] { ++*held; };
+  ASSERT_FALSE(pool.Submit(std::move(task)));
+  // Still callable, still holding what it captured: the caller decides where it goes.
+  ASSERT_TRUE(task);
+  EXPECT_EQ(held.use_count(), 2);
+  task();
+  EXPECT_EQ(*held, 8);
 }
 
 TEST(ThreadPoolTest, TasksMaySubmitTasks) {
