@@ -26,7 +26,8 @@ struct SendReceipt {
   int64_t offset = -1;
 };
 
-/// Called once per SendAsync, on an SDK callback thread (never an I/O thread).
+/// Called once per SendAsync, on an SDK callback thread (never an I/O thread). It may close
+/// or drop its producer, and the client's last handle too.
 using SendCallback = std::function<void(const Result<SendReceipt>&)>;
 
 /// A producer of one topic, created started by Client::CreateProducer.

@@ -73,7 +73,8 @@ struct Connection {
   std::unique_ptr<v1::Messaging::Stub> stub;
   // Publish with a request already in its wire form (SendAsync's batches).
   std::unique_ptr<grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer>> encoded_stub;
-  // SendAsync callbacks run here, never on gRPC's threads.
+  // SendAsync callbacks run here, never on gRPC's threads. Last, so that it is joined first
+  // when the connection goes: its tasks use the rest.
   core::ThreadPool callbacks{"msgsdk-callback", 2};
 };
 
@@ -173,6 +174,9 @@ class SidecarProducer final : public internal::ProducerTransport,
 
   Status Close() override {
     if (closed_.exchange(true)) return OkStatus();
+    // A callback closing its producer (or its client) must not wait for itself: the sends
+    // in flight still complete on the callback threads.
+    if (connection_->callbacks.IsPoolThread()) return OkStatus();
     std::unique_lock lock(mutex_);
     const bool drained = drained_.wait_for(lock, timeout_ + std::chrono::seconds(5),
                                            [this] { return outstanding_ == 0; });
@@ -688,7 +692,10 @@ Result<std::shared_ptr<internal::ClientTransport>> ConnectSidecar(const std::str
         ") takes no routing table of its own (config_path, config_yaml, routing_service); the "
         "sidecar's routing table decides");
   }
-  auto connection = std::make_shared<Connection>();
+  // A callback may let go of the client's last handle: see DeleteOwnerOfPool.
+  std::shared_ptr<Connection> connection(new Connection, [](Connection* dropped) {
+    core::DeleteOwnerOfPool(dropped, dropped->callbacks);
+  });
   connection->address = address;
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(256 << 20);

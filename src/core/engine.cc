@@ -86,7 +86,8 @@ Result<std::shared_ptr<Engine>> Engine::Create(std::shared_ptr<const RoutingTabl
   MSGSDK_ASSIGN_OR_RETURN(const EnvironmentConfig* chosen, table->ChooseEnvironment(environment));
   MSGSDK_RETURN_IF_ERROR(ValidateName("client id", client_id).WithContext("ClientOptions"));
   return std::shared_ptr<Engine>(
-      new Engine(std::move(registry), std::move(table), chosen->name, std::move(client_id)));
+      new Engine(std::move(registry), std::move(table), chosen->name, std::move(client_id)),
+      [](Engine* engine) { DeleteOwnerOfPool(engine, engine->callback_pool_); });
 }
 
 Result<std::shared_ptr<Engine>> Engine::Create(ClientOptions options,
@@ -131,7 +132,12 @@ Engine::Engine(std::shared_ptr<const BackendRegistry> registry,
   routing_.applied = 1;
 }
 
-Engine::~Engine() { Close().IgnoreError(); }
+Engine::~Engine() {
+  Close().IgnoreError();
+  // Also when Close ran on a callback thread and left the pool running: its tasks use the
+  // members below (DeleteOwnerOfPool never runs this on a pool thread).
+  callback_pool_.Shutdown();
+}
 
 std::shared_ptr<const RoutingTable> Engine::table() const {
   std::lock_guard lock(mutex_);

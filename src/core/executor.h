@@ -55,6 +55,19 @@ class ThreadPool {
   std::vector<std::thread> threads_;
 };
 
+// Deletes `owner`, an object that owns `pool` and shuts it down as it goes. When the last
+// reference is let go in one of the pool's own tasks (a send callback dropping its client,
+// say), the pool cannot be joined from there, and the task is still using the owner: the
+// delete then moves to a thread of its own, whose join waits for that task to end.
+template <typename Owner>
+void DeleteOwnerOfPool(Owner* owner, const ThreadPool& pool) {
+  if (!pool.IsPoolThread()) {
+    delete owner;
+    return;
+  }
+  std::thread([owner] { delete owner; }).detach();
+}
+
 // Hands items to a ThreadPool in batches: one pool task drains every item posted meanwhile, so
 // a stream of completions costs one wakeup per batch instead of one per item. Items are
 // handled one batch at a time, in posting order.

@@ -1,14 +1,19 @@
 // The public API's answers to bad input and its lifecycle rules, on the embedded default.
 
-#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+
+#include <gtest/gtest.h>
 
 #include "msgsdk/msgsdk.h"
+#include "testing/status_macros.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
@@ -19,7 +24,8 @@ std::string NativeYaml(const std::string& data_dir, const std::string& extra_top
   return "environments:\n"
          "  dev:\n"
          "    clusters:\n"
-         "      local: { backend: native, data_dir: " + data_dir + " }\n" + extra_topics;
+         "      local: { backend: native, data_dir: " +
+         data_dir + " }\n" + extra_topics;
 }
 
 TEST(ClientTest, NoConfigurationUsesTheEmbeddedDefault) {
@@ -68,21 +74,23 @@ TEST(ClientTest, InvalidConfigNamesFileLineAndField) {
 TEST(ClientTest, UnreadableConfigIsAClearError) {
   auto client = Client::Create({.config_path = "/nonexistent/msgsdk/routing.yaml"});
   ASSERT_FALSE(client.ok());
-  EXPECT_NE(client.status().message().find("/nonexistent/msgsdk/routing.yaml"),
-            std::string::npos);
+  EXPECT_NE(client.status().message().find("/nonexistent/msgsdk/routing.yaml"), std::string::npos);
 }
 
 TEST(ClientTest, EnvironmentComesFromMsgsdkEnv) {
   testing::TempDir dir;
-  const std::string yaml = "environments:\n"
-                           "  prod:\n"
-                           "    clusters: { a: { backend: native, data_dir: " + dir.str() +
-                           "/a } }\n"
-                           "    default_cluster: a\n"
-                           "  test:\n"
-                           "    clusters: { b: { backend: native, data_dir: " + dir.str() +
-                           "/b } }\n"
-                           "    default_cluster: b\n";
+  const std::string yaml =
+      "environments:\n"
+      "  prod:\n"
+      "    clusters: { a: { backend: native, data_dir: " +
+      dir.str() +
+      "/a } }\n"
+      "    default_cluster: a\n"
+      "  test:\n"
+      "    clusters: { b: { backend: native, data_dir: " +
+      dir.str() +
+      "/b } }\n"
+      "    default_cluster: b\n";
   setenv("MSGSDK_ENV", "test", 1);
   auto client = Client::Create({.config_yaml = yaml});
   unsetenv("MSGSDK_ENV");
@@ -173,6 +181,30 @@ TEST(ClientTest, ClosedClientRefusesWorkAndCloseIsIdempotent) {
   EXPECT_TRUE(called);  // no pool any more: the callback ran inline
 }
 
+// A callback may let go of everything, the client included: its callback thread then ends
+// once the callback returns, and nothing waits for itself.
+TEST(ClientTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
+  testing::TempDir dir;
+  auto client = Client::Create({.data_dir = dir.str()});
+  ASSERT_TRUE(client.ok());
+  auto producer = client->CreateProducer("t");
+  ASSERT_TRUE(producer.ok());
+  auto owned = std::make_shared<std::optional<Client>>(std::move(client).value());
+  auto owned_producer = std::make_shared<std::optional<Producer>>(std::move(producer).value());
+  std::promise<Status> dropped;
+  (*owned_producer)
+      ->SendAsync({.body = "x"}, [owned, owned_producer, &dropped](const Result<SendReceipt>& r) {
+        owned_producer->reset();
+        owned->reset();
+        dropped.set_value(r.status());
+      });
+  owned.reset();
+  owned_producer.reset();
+  auto done = dropped.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  MSGSDK_EXPECT_OK(done.get());
+}
+
 TEST(ClientTest, MovedFromHandlesSayWhy) {
   testing::TempDir dir;
   auto client = Client::Create({.data_dir = dir.str()});
@@ -203,8 +235,7 @@ TEST(ClientTest, SendBatchReturnsReceiptsInOrder) {
     EXPECT_EQ((*receipts)[i].offset, (*receipts)[i - 1].offset + 1);
   }
   std::vector<Message> with_bad = {{.body = "fine"}, {.body = ""}};
-  EXPECT_EQ(producer->SendBatch(std::move(with_bad)).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(producer->SendBatch(std::move(with_bad)).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -2,8 +2,11 @@
 
 #include <condition_variable>
 #include <fstream>
+#include <future>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -80,6 +83,32 @@ TEST_F(SidecarTransportTest, AnEmptySidecarAddressNamesTheField) {
 // with its receipt once the sidecar is back (the batches in flight are sent again), nothing
 // acknowledged is lost, and each key's messages are stored in send order (a batch sent again
 // may store copies after the first ones, which at-least-once allows).
+// A send callback may let go of the client's last handles: nothing waits for itself, and the
+// connection is torn down once the callback thread is done with it.
+TEST_F(SidecarTransportTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
+  auto client = Client::Create({.sidecar = sidecar_->address()});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto producer = client->CreateProducer("dropped");
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  auto owned = std::make_shared<std::optional<Client>>(std::move(client).value());
+  auto owned_producer = std::make_shared<std::optional<Producer>>(std::move(producer).value());
+  std::promise<Status> dropped;
+  const auto start = std::chrono::steady_clock::now();
+  (*owned_producer)
+      ->SendAsync({.body = "x"}, [owned, owned_producer, &dropped](const Result<SendReceipt>& r) {
+        owned_producer->reset();
+        owned->reset();
+        dropped.set_value(r.status());
+      });
+  owned.reset();
+  owned_producer.reset();
+  auto done = dropped.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_TRUE(done.get().ok());
+  // Well within a send timeout: closing from the callback did not wait for that callback.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST_F(SidecarTransportTest, SendAsyncCarriesOnThroughASidecarRestart) {
   auto client = Client::Create({.sidecar = sidecar_->address()});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
