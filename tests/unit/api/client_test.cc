@@ -192,12 +192,19 @@ TEST(ClientTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
   auto owned = std::make_shared<std::optional<Client>>(std::move(client).value());
   auto owned_producer = std::make_shared<std::optional<Producer>>(std::move(producer).value());
   std::promise<Status> dropped;
+  // The callback waits until SendAsync has returned: a handle is not destroyed while a call on
+  // it is under way.
+  std::promise<void> sent;
+  std::shared_future<void> returned = sent.get_future().share();
   (*owned_producer)
-      ->SendAsync({.body = "x"}, [owned, owned_producer, &dropped](const Result<SendReceipt>& r) {
-        owned_producer->reset();
-        owned->reset();
-        dropped.set_value(r.status());
-      });
+      ->SendAsync({.body = "x"},
+                  [owned, owned_producer, returned, &dropped](const Result<SendReceipt>& r) {
+                    returned.wait_for(std::chrono::seconds(30));
+                    owned_producer->reset();
+                    owned->reset();
+                    dropped.set_value(r.status());
+                  });
+  sent.set_value();
   owned.reset();
   owned_producer.reset();
   auto done = dropped.get_future();
