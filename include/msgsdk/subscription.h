@@ -16,7 +16,8 @@ class SubscriptionTransport;
 
 /// A subscription, created started by Client::Subscribe: its handler is being called
 /// until Close(). Thread-safety: all methods may be called from any thread, but not from
-/// inside its own handler (Close would wait for itself).
+/// inside its own handler (Close would wait for itself); nor may the handler close or drop
+/// the client that made the subscription.
 /// Move-only handle; destroying it closes it.
 class Subscription {
  public:
