@@ -6,13 +6,11 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <future>
-#include <memory>
-#include <optional>
 
 #include <gtest/gtest.h>
 
 #include "msgsdk/msgsdk.h"
+#include "testing/dropped_client.h"
 #include "testing/status_macros.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
@@ -189,27 +187,8 @@ TEST(ClientTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
   ASSERT_TRUE(client.ok());
   auto producer = client->CreateProducer("t");
   ASSERT_TRUE(producer.ok());
-  auto owned = std::make_shared<std::optional<Client>>(std::move(client).value());
-  auto owned_producer = std::make_shared<std::optional<Producer>>(std::move(producer).value());
-  std::promise<Status> dropped;
-  // The callback waits until SendAsync has returned: a handle is not destroyed while a call on
-  // it is under way.
-  std::promise<void> sent;
-  std::shared_future<void> returned = sent.get_future().share();
-  (*owned_producer)
-      ->SendAsync({.body = "x"},
-                  [owned, owned_producer, returned, &dropped](const Result<SendReceipt>& r) {
-                    returned.wait_for(std::chrono::seconds(30));
-                    owned_producer->reset();
-                    owned->reset();
-                    dropped.set_value(r.status());
-                  });
-  sent.set_value();
-  owned.reset();
-  owned_producer.reset();
-  auto done = dropped.get_future();
-  ASSERT_EQ(done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  MSGSDK_EXPECT_OK(done.get());
+  MSGSDK_EXPECT_OK(testing::SendFromACallbackThatDropsItsClient(std::move(client).value(),
+                                                                std::move(producer).value()));
 }
 
 TEST(ClientTest, MovedFromHandlesSayWhy) {

@@ -2,11 +2,8 @@
 
 #include <condition_variable>
 #include <fstream>
-#include <future>
 #include <map>
-#include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,6 +13,7 @@
 
 #include "fixtures/sidecar_fixture.h"
 #include "msgsdk/msgsdk.h"
+#include "testing/dropped_client.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
@@ -90,28 +88,10 @@ TEST_F(SidecarTransportTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   auto producer = client->CreateProducer("dropped");
   ASSERT_TRUE(producer.ok()) << producer.status().ToString();
-  auto owned = std::make_shared<std::optional<Client>>(std::move(client).value());
-  auto owned_producer = std::make_shared<std::optional<Producer>>(std::move(producer).value());
-  std::promise<Status> dropped;
-  // The callback waits until SendAsync has returned: a handle is not destroyed while a call on
-  // it is under way.
-  std::promise<void> sent;
-  std::shared_future<void> returned = sent.get_future().share();
   const auto start = std::chrono::steady_clock::now();
-  (*owned_producer)
-      ->SendAsync({.body = "x"},
-                  [owned, owned_producer, returned, &dropped](const Result<SendReceipt>& r) {
-                    returned.wait_for(std::chrono::seconds(30));
-                    owned_producer->reset();
-                    owned->reset();
-                    dropped.set_value(r.status());
-                  });
-  sent.set_value();
-  owned.reset();
-  owned_producer.reset();
-  auto done = dropped.get_future();
-  ASSERT_EQ(done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_TRUE(done.get().ok());
+  const Status sent = testing::SendFromACallbackThatDropsItsClient(std::move(client).value(),
+                                                                   std::move(producer).value());
+  EXPECT_TRUE(sent.ok()) << sent.ToString();
   // Well within a send timeout: closing from the callback did not wait for that callback.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
