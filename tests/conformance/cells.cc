@@ -35,7 +35,7 @@ class NativeEmbedded : public ClusterEnvironment {
            "        flush_mode: group_commit\n"
            "        poll_wait_ms: 100\n"
            "    default_cluster: main\n" +
-           std::string(kConformanceClientSettings);
+           ConformanceClientSettings();
   }
 
  private:
@@ -66,7 +66,7 @@ class NativeBroker : public ClusterEnvironment {
            broker_->ClusterYaml("poll_wait_ms: 100, heartbeat_interval_ms: 100") +
            "\n"
            "    default_cluster: main\n" +
-           std::string(kConformanceClientSettings);
+           ConformanceClientSettings();
   }
 
  private:
@@ -87,7 +87,10 @@ class KafkaMock : public ClusterEnvironment {
            "  conformance:\n"
            "    clusters:\n" +
            cluster_->ClusterYaml("main") +
-           "    default_cluster: main\n" + std::string(kConformanceClientSettings);
+           "    default_cluster: main\n" +
+           // The mock's group coordinator can hold a join or leave request until librdkafka's
+           // request timeout (10 s) ends it: a close must outlast that to finish leaving.
+           ConformanceClientSettings(20000);
   }
 
  private:
@@ -109,7 +112,7 @@ class RedisStreams : public ClusterEnvironment {
            "  conformance:\n"
            "    clusters:\n"
            "      main: " + server_->ClusterYaml() + "\n"
-           "    default_cluster: main\n" + std::string(kConformanceClientSettings);
+           "    default_cluster: main\n" + ConformanceClientSettings();
   }
 
  private:
