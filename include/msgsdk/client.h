@@ -125,7 +125,9 @@ class Client {
   const std::string& environment() const;
 
   /// Closes every producer and subscription made from this client, then the connections.
-  /// Idempotent and bounded in time.
+  /// Idempotent and bounded in time; a later call waits for a close under way. Called from a
+  /// handler of one of the client's subscriptions, it returns OK at once and the close goes on
+  /// once that handler has returned (closing waits for the running handlers).
   Status Close();
 
  private:

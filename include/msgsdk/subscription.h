@@ -15,9 +15,8 @@ class SubscriptionTransport;
 }
 
 /// A subscription, created started by Client::Subscribe: its handler is being called
-/// until Close(). Thread-safety: all methods may be called from any thread, but not from
-/// inside its own handler (Close would wait for itself); nor may the handler close or drop
-/// the client that made the subscription.
+/// until Close(). Thread-safety: all methods may be called from any thread, its own handler
+/// included (see Close).
 /// Move-only handle; destroying it closes it.
 class Subscription {
  public:
@@ -31,7 +30,10 @@ class Subscription {
   const std::string& group() const;
 
   /// Stops fetching, lets running handlers finish (bounded), commits what was acknowledged
-  /// and returns the rest to the cluster for redelivery. Idempotent.
+  /// and returns the rest to the cluster for redelivery. Idempotent: a later call waits for a
+  /// close under way. Called from the subscription's own handler (or a handler closing the
+  /// client), it cannot wait for that handler: it returns OK at once and the close goes on
+  /// once the handler has returned, counting its result.
   Status Close();
 
  private:

@@ -355,18 +355,20 @@ class SidecarProducer final : public internal::ProducerTransport,
 // the handler threads; a writer thread sends their settlements in batches. A broken stream is
 // opened again with backoff; deliveries of the old stream were handed back by the sidecar, so
 // their late settlements are dropped.
-class SidecarSubscription final : public internal::SubscriptionTransport {
+class SidecarSubscription final : public internal::SubscriptionTransport,
+                                  public std::enable_shared_from_this<SidecarSubscription> {
  public:
-  SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic, std::string group,
-                      MessageHandler handler, SubscribeOptions options)
-      : connection_(std::move(connection)),
-        topic_(std::move(topic)),
-        group_(std::move(group)),
-        handler_(std::move(handler)),
-        options_(std::move(options)),
-        credit_(options_.max_inflight > 0 ? options_.max_inflight : kDefaultCredit),
-        handlers_("msgsdk-handler", options_.consumer_threads > 0 ? options_.consumer_threads
-                                                                  : kDefaultHandlerThreads) {}
+  // Never destroyed on one of its own handler threads (a handler may drop the last handle):
+  // see DeleteOwnerOfPool.
+  static std::shared_ptr<SidecarSubscription> Create(std::shared_ptr<Connection> connection,
+                                                     std::string topic, std::string group,
+                                                     MessageHandler handler,
+                                                     SubscribeOptions options) {
+    return std::shared_ptr<SidecarSubscription>(
+        new SidecarSubscription(std::move(connection), std::move(topic), std::move(group),
+                                std::move(handler), std::move(options)),
+        [](SidecarSubscription* dropped) { core::DeleteOwnerOfPool(dropped, dropped->handlers_); });
+  }
 
   ~SidecarSubscription() override { Close().IgnoreError(); }
 
@@ -379,30 +381,25 @@ class SidecarSubscription final : public internal::SubscriptionTransport {
     return OkStatus();
   }
 
+  // A later call waits for a close under way. From one of its own handlers, the close cannot
+  // wait for that handler: it goes on on a thread of its own, the handler's settlement included.
   Status Close() override {
     {
-      std::lock_guard lock(mutex_);
-      if (closing_) return OkStatus();
+      std::unique_lock lock(mutex_);
+      if (handlers_.IsPoolThread()) {
+        if (!closing_) {
+          closing_ = true;
+          std::thread([self = shared_from_this()] { self->CloseClaimed(); }).detach();
+        }
+        return OkStatus();
+      }
+      if (closing_) {
+        changed_.wait(lock, [this] { return closed_; });
+        return OkStatus();
+      }
       closing_ = true;
     }
-    // Handlers already running finish and are settled; queued ones are skipped (the sidecar
-    // hands them back when the stream ends).
-    handlers_.Shutdown();
-    if (!reader_.joinable()) return OkStatus();  // never started: no stream to end
-    {
-      std::unique_lock lock(mutex_);
-      writer_done_ = true;
-      changed_.notify_all();
-    }
-    if (writer_.joinable()) writer_.join();  // flushes the last settlements, then WritesDone
-    {
-      std::unique_lock lock(mutex_);
-      // The sidecar ends the stream once it saw WritesDone; cancel it if it does not in time.
-      if (!changed_.wait_for(lock, kCloseTimeout, [this] { return stream_ended_; }) && context_) {
-        context_->TryCancel();
-      }
-    }
-    if (reader_.joinable()) reader_.join();
+    CloseClaimed();
     return OkStatus();
   }
 
@@ -416,6 +413,44 @@ class SidecarSubscription final : public internal::SubscriptionTransport {
     uint64_t generation;
     v1::Settle settle;
   };
+
+  SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic, std::string group,
+                      MessageHandler handler, SubscribeOptions options)
+      : connection_(std::move(connection)),
+        topic_(std::move(topic)),
+        group_(std::move(group)),
+        handler_(std::move(handler)),
+        options_(std::move(options)),
+        credit_(options_.max_inflight > 0 ? options_.max_inflight : kDefaultCredit),
+        handlers_("msgsdk-handler", options_.consumer_threads > 0 ? options_.consumer_threads
+                                                                  : kDefaultHandlerThreads) {}
+
+  // Close, once this thread has claimed it (closing_ set).
+  void CloseClaimed() {
+    changed_.notify_all();  // a reader waiting to reopen the stream gives up
+    // Handlers already running finish and are settled; queued ones are skipped (the sidecar
+    // hands them back when the stream ends).
+    handlers_.Shutdown();
+    if (reader_.joinable()) {
+      {
+        std::unique_lock lock(mutex_);
+        writer_done_ = true;
+        changed_.notify_all();
+      }
+      if (writer_.joinable()) writer_.join();  // flushes the last settlements, then WritesDone
+      {
+        std::unique_lock lock(mutex_);
+        // The sidecar ends the stream once it saw WritesDone; cancel it if it does not in time.
+        if (!changed_.wait_for(lock, kCloseTimeout, [this] { return stream_ended_; }) && context_) {
+          context_->TryCancel();
+        }
+      }
+      reader_.join();
+    }  // else never started: no stream to end
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    changed_.notify_all();
+  }
 
   // Opens a stream, sends Start with the credit, and waits for Started.
   Status OpenStream() {
@@ -555,6 +590,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport {
   std::mutex mutex_;
   std::condition_variable changed_;
   bool closing_ = false;
+  bool closed_ = false;
   bool writer_done_ = false;
   bool stream_ended_ = false;
   std::shared_ptr<grpc::ClientContext> context_;
@@ -592,7 +628,7 @@ class SidecarClient final : public internal::ClientTransport {
       return InvalidArgumentError("subscription to topic '" + std::string(topic) +
                                   "' has no handler");
     }
-    auto subscription = std::make_shared<SidecarSubscription>(
+    auto subscription = SidecarSubscription::Create(
         connection_, std::string(topic), std::string(group), std::move(handler), options);
     MSGSDK_RETURN_IF_ERROR(subscription->Start());
     Track(subscription);
@@ -640,10 +676,11 @@ class SidecarClient final : public internal::ClientTransport {
     std::vector<std::weak_ptr<internal::SubscriptionTransport>> subscriptions;
     {
       std::lock_guard lock(mutex_);
-      if (closed_) return OkStatus();
       closed_ = true;
       producers.swap(producers_);
-      subscriptions.swap(subscriptions_);
+      // Kept: a later Close closes them again, which waits for a close under way (one that a
+      // handler started in the background, say).
+      subscriptions = subscriptions_;
     }
     for (auto& weak : subscriptions) {
       if (auto subscription = weak.lock()) subscription->Close().IgnoreError();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "core/names.h"
@@ -317,9 +318,9 @@ Result<std::shared_ptr<SubscriptionCore>> Engine::StartCore(const RoutedSubscrip
                             binding.cluster + "' (backend " + capabilities.backend +
                             "), which does not support broadcast subscriptions");
   }
-  auto core = std::make_shared<SubscriptionCore>(
-      shared_from_this(), subscription.topic(), subscription.group(), binding.cluster,
-      binding.backend, subscription.handler(), subscription.filter(), settings);
+  auto core = SubscriptionCore::Create(shared_from_this(), &subscription, subscription.topic(),
+                                       subscription.group(), binding.cluster, binding.backend,
+                                       subscription.handler(), subscription.filter(), settings);
   SubscriptionSpec spec = subscription.spec();
   if (from_earliest) spec.start_from = StartPosition::kEarliest;
   MSGSDK_RETURN_IF_ERROR(core->Start(spec));
@@ -625,6 +626,18 @@ void Engine::CloseUnusedBackends() {
 }
 
 Status Engine::Close() {
+  if (const SubscriptionCore* running = SubscriptionCore::Running();
+      running != nullptr && running->engine() == this) {
+    // A handler closing its client: closing waits for the subscriptions' handlers, this one
+    // among them, and must not take apply_mutex_ (an Apply holding it may be waiting for this
+    // handler's subscription to close). The handler keeps the engine alive meanwhile.
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return OkStatus();
+    }
+    std::thread([self = shared_from_this()] { self->Close().IgnoreError(); }).detach();
+    return OkStatus();
+  }
   // First, so that no version is applied while (or after) everything closes.
   if (watcher_) watcher_->Stop();
   StopSource();
@@ -633,9 +646,16 @@ Status Engine::Close() {
   std::map<std::string, BackendEntry> backends;
   std::vector<BackendPtr> replaced;
   {
-    std::lock_guard apply(apply_mutex_);
-    std::lock_guard lock(mutex_);
-    if (closed_) return OkStatus();
+    std::unique_lock apply(apply_mutex_);
+    std::unique_lock lock(mutex_);
+    if (closed_) {
+      apply.unlock();
+      // A send callback may be what that close waits for.
+      if (!callback_pool_.IsPoolThread()) {
+        close_finished_.wait(lock, [this] { return close_done_; });
+      }
+      return OkStatus();
+    }
     closed_ = true;
     producers = LiveOnly(producers_);
     subscriptions = LiveOnly(subscriptions_);
@@ -658,6 +678,11 @@ Status Engine::Close() {
   for (auto& backend : replaced) keep_first(backend->Close(deadline));
   timers_.Shutdown();
   if (!callback_pool_.IsPoolThread()) callback_pool_.Shutdown();
+  {
+    std::lock_guard lock(mutex_);
+    close_done_ = true;
+  }
+  close_finished_.notify_all();
   return first;
 }
 

@@ -11,6 +11,7 @@
 // retried at every tick of the routing source.
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,6 +77,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
                                                         const SubscribeOptions& options);
   Result<TopicRoute> Describe(std::string_view topic);
   Status ResetOffsets(std::string_view topic, std::string_view group, const ResetTarget& target);
+  // Closes every subscription and producer, then the backends. Idempotent: a later call
+  // waits for a close under way (except on a callback thread, which that close may be waiting
+  // for). Called from a handler of one of the client's subscriptions, it returns at once and
+  // the close goes on on a thread of its own, once that handler returned.
   Status Close();
 
   // Offers a new routing version. Refused (and counted, with the reason kept) when it lacks
@@ -176,7 +181,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   mutable std::mutex mutex_;
   std::shared_ptr<const RoutingTable> table_;
   RoutingState routing_;
-  bool closed_ = false;
+  bool closed_ = false;      // Close was called: nothing new starts
+  bool close_done_ = false;  // and has finished
+  std::condition_variable close_finished_;
   std::map<std::string, BackendEntry> backends_;  // by cluster name
   // Backends of clusters whose configuration changed, until their last user has moved.
   std::vector<BackendPtr> replaced_backends_;

@@ -51,14 +51,20 @@ Status RoutedSubscription::Install(std::shared_ptr<SubscriptionCore> core,
 }
 
 Status RoutedSubscription::Close() {
-  std::lock_guard install(install_mutex_);
+  // From one of its own handlers, Close must not wait for install_mutex_: an Install holding
+  // it may be closing the core that runs this very handler, waiting for it to return. It then
+  // closes the current core (at once, or in the background if that core runs this handler),
+  // and an Install under way finds the subscription closed or closes its old core itself.
+  const SubscriptionCore* running = SubscriptionCore::Running();
+  std::unique_lock install(install_mutex_, std::defer_lock);
+  if (running == nullptr || running->owner() != this) install.lock();
   std::shared_ptr<SubscriptionCore> core;
   {
     std::lock_guard lock(mutex_);
-    if (closed_) return OkStatus();
     closed_ = true;
     core = core_;
   }
+  // Also when closed already: a core's Close waits for a close still under way.
   return core ? core->Close() : OkStatus();
 }
 

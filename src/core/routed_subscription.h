@@ -52,7 +52,8 @@ class RoutedSubscription {
   const SubscribeOptions options_;
 
   // Serializes Install and Close (a replaced core closes under it, so a Close that comes
-  // meanwhile waits for it and then closes the new one).
+  // meanwhile waits for it and then closes the new one); a Close from the subscription's own
+  // handler does not take it (see Close).
   std::mutex install_mutex_;
   mutable std::mutex mutex_;
   std::shared_ptr<SubscriptionCore> core_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "core/engine.h"
@@ -79,11 +80,25 @@ AsyncHandler SettleOnReturn(MessageHandler handler) {
   return SettlingHandler{.handler = std::move(handler)};
 }
 
-SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic,
-                                   std::string group, std::string cluster, BackendPtr backend,
-                                   AsyncHandler handler, TagFilter filter,
+std::shared_ptr<SubscriptionCore> SubscriptionCore::Create(std::shared_ptr<Engine> engine,
+                                                           const RoutedSubscription* owner,
+                                                           std::string topic, std::string group,
+                                                           std::string cluster, BackendPtr backend,
+                                                           AsyncHandler handler, TagFilter filter,
+                                                           SubscriptionSettings settings) {
+  return std::shared_ptr<SubscriptionCore>(
+      new SubscriptionCore(std::move(engine), owner, std::move(topic), std::move(group),
+                           std::move(cluster), std::move(backend), std::move(handler),
+                           std::move(filter), settings),
+      [](SubscriptionCore* core) { DeleteOwnerOfPool(core, core->pool_); });
+}
+
+SubscriptionCore::SubscriptionCore(std::shared_ptr<Engine> engine, const RoutedSubscription* owner,
+                                   std::string topic, std::string group, std::string cluster,
+                                   BackendPtr backend, AsyncHandler handler, TagFilter filter,
                                    SubscriptionSettings settings)
     : engine_(std::move(engine)),
+      owner_(owner),
       topic_(std::move(topic)),
       group_(std::move(group)),
       cluster_(std::move(cluster)),
@@ -100,7 +115,8 @@ Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
   auto consumer = backend_->Subscribe(spec, *this);
   if (!consumer.ok()) {
     std::lock_guard lock(mutex_);
-    closing_ = stopped_ = true;
+    closing_ = stopped_ = closed_ = true;
+    closing_started_ = true;
     return consumer.status();
   }
   consumer_ = std::move(consumer).value();
@@ -131,6 +147,10 @@ void SubscriptionCore::AckAll(std::span<const Delivery* const> deliveries) {
 }
 
 thread_local SubscriptionCore::WorkerSlot* SubscriptionCore::current_worker_ = nullptr;
+
+const SubscriptionCore* SubscriptionCore::Running() {
+  return current_worker_ != nullptr ? current_worker_->core : nullptr;
+}
 
 bool SubscriptionCore::IsStaleLocked(const Pending& p) const {
   return stopped_ || p.partition == nullptr || p.partition->epoch != p.epoch;
@@ -388,7 +408,15 @@ void SubscriptionCore::Work() {
     stale.clear();
     if (batch.empty()) continue;
     const auto start = std::chrono::steady_clock::now();
-    for (PendingPtr& p : batch) Run(std::move(p));
+    for (PendingPtr& p : batch) {
+      if (closing_started_.load(std::memory_order_relaxed)) {
+        // Closing: handed back unstarted (the cluster delivers it again), so the close waits
+        // for the handler running now only.
+        Conclude(std::move(p), {.kind = Verdict::Kind::kRelease});
+        continue;
+      }
+      Run(std::move(p));
+    }
     batch.clear();
     // Quick handlers: take more at a time (fewer locks per message). Slow ones: one at a
     // time, so no delivery waits behind others taken with it, and a Revoke waits for one
@@ -626,10 +654,27 @@ void SubscriptionCore::AfterRelease(Released released) {
 
 Status SubscriptionCore::Close() {
   {
-    std::lock_guard lock(mutex_);
-    if (closing_) return OkStatus();
+    std::unique_lock lock(mutex_);
+    if (pool_.IsPoolThread()) {
+      // One of its own handlers: the close waits for the handlers, this one among them.
+      if (!closing_) {
+        closing_ = true;
+        closing_started_ = true;
+        std::thread([self = shared_from_this()] { self->CloseClaimed().IgnoreError(); }).detach();
+      }
+      return OkStatus();
+    }
+    if (closing_) {
+      close_finished_.wait(lock, [this] { return closed_; });
+      return close_status_;
+    }
     closing_ = true;
+    closing_started_ = true;
   }
+  return CloseClaimed();
+}
+
+Status SubscriptionCore::CloseClaimed() {
   changed_.notify_all();
   capacity_.notify_all();
   const auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
@@ -666,6 +711,12 @@ Status SubscriptionCore::Close() {
     spare.swap(spare_);
   }
   if (dead_letters) dead_letters->Close(deadline).IgnoreError();
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    close_status_ = status;
+  }
+  close_finished_.notify_all();
   return status;
 }
 

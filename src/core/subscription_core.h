@@ -25,6 +25,7 @@
 namespace msgsdk::core {
 
 class Engine;
+class RoutedSubscription;
 class SubscriptionCore;
 struct PendingDelivery;
 
@@ -115,15 +116,32 @@ struct PendingDelivery {
 class SubscriptionCore : public DeliverySink,
                          public std::enable_shared_from_this<SubscriptionCore> {
  public:
-  SubscriptionCore(std::shared_ptr<Engine> engine, std::string topic, std::string group,
-                   std::string cluster, BackendPtr backend, AsyncHandler handler, TagFilter filter,
-                   SubscriptionSettings settings);
+  // `owner`: the subscription this core serves (for Running's callers to recognise their own
+  // handlers). The core is never destroyed on one of its own handler threads (a handler may
+  // drop the last reference to it): see DeleteOwnerOfPool.
+  static std::shared_ptr<SubscriptionCore> Create(std::shared_ptr<Engine> engine,
+                                                  const RoutedSubscription* owner,
+                                                  std::string topic, std::string group,
+                                                  std::string cluster, BackendPtr backend,
+                                                  AsyncHandler handler, TagFilter filter,
+                                                  SubscriptionSettings settings);
   ~SubscriptionCore() override;
+
+  // The subscription whose handler runs on this thread (the handler, or anything it calls),
+  // or null.
+  static const SubscriptionCore* Running();
 
   // Subscribes through the backend; deliveries start flowing.
   Status Start(const SubscriptionSpec& spec);
+  // Stops the backend consumer, lets the running handlers finish (for close_timeout at most),
+  // commits what they acknowledged and hands the rest back to the cluster. Deliveries not
+  // started yet are not started. A later call waits for a close under way and returns its
+  // status. Called from one of its own handlers, it cannot wait for that handler: it returns
+  // at once, and the close goes on on a thread of its own, the handler's verdict included.
   Status Close();
 
+  const Engine* engine() const { return engine_.get(); }
+  const RoutedSubscription* owner() const { return owner_; }
   const std::string& topic() const { return topic_; }
   const std::string& group() const { return group_; }
   const std::string& cluster() const { return cluster_; }
@@ -138,6 +156,12 @@ class SubscriptionCore : public DeliverySink,
  private:
   friend class Settlement;
   using Pending = PendingDelivery;
+
+  SubscriptionCore(std::shared_ptr<Engine> engine, const RoutedSubscription* owner,
+                   std::string topic, std::string group, std::string cluster, BackendPtr backend,
+                   AsyncHandler handler, TagFilter filter, SubscriptionSettings settings);
+  // Close, once this thread has claimed it.
+  Status CloseClaimed();
   using PendingPtr = std::unique_ptr<Pending>;
 
   // The worker (Work) running on this thread. A worker takes a few ready deliveries at a time
@@ -195,6 +219,7 @@ class SubscriptionCore : public DeliverySink,
   }
 
   const std::shared_ptr<Engine> engine_;
+  const RoutedSubscription* const owner_;
   const std::string topic_;
   const std::string group_;
   const std::string cluster_;
@@ -217,7 +242,13 @@ class SubscriptionCore : public DeliverySink,
   std::condition_variable capacity_;
   int capacity_waiters_ = 0;
   int inflight_ = 0;
-  bool closing_ = false;
+  bool closing_ = false;  // Close was called
+  // Also closing_, read by the workers between deliveries without the lock: a delivery they
+  // took but have not started is handed back instead.
+  std::atomic<bool> closing_started_{false};
+  bool closed_ = false;  // Close has finished (close_status_ says how)
+  Status close_status_;
+  std::condition_variable close_finished_;
   bool stopped_ = false;  // the backend consumer is closed: nothing more runs
   std::unordered_map<int32_t, PartitionActivity> partitions_;
   // Ordered mode: keys with a delivery under way, and their later deliveries waiting in order.

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -441,6 +442,91 @@ TEST_P(ConformanceTest, ManySubscriptionsClosedConcurrently) {
   // Whatever was not acknowledged comes back to the group.
   Subscription again = MakeSubscription(topic_, "closers", CollectInto(collector));
   ASSERT_TRUE(collector.WaitForDistinct(ids.size()));
+}
+
+// A handler may close its own subscription. That close cannot wait for the handler calling
+// it: it returns at once and goes on once the handler has returned, the handler's verdict
+// included; a later Close waits for it.
+TEST_P(ConformanceTest, AHandlerMayCloseItsOwnSubscription) {
+  Producer producer = MakeProducer(topic_);
+  // One key: the messages are handled in order by the one handler thread, so the handler that
+  // closes has the first, and every later one goes back to the group.
+  auto ids = SendN(producer, 20, "k", 1);
+  Collector before;
+  std::optional<Subscription> sub;
+  std::promise<void> made;
+  std::shared_future<void> sub_made = made.get_future().share();
+  std::promise<Status> closed;
+  std::atomic<bool> closing{false};
+  sub.emplace(MakeSubscription(topic_, "self-closers",
+                               [&](const Message& m) {
+                                 before.Add(m);
+                                 if (!closing.exchange(true)) {
+                                   sub_made.wait();
+                                   closed.set_value(sub->Close());
+                                 }
+                                 return ConsumeResult::kSuccess;
+                               },
+                               {.consumer_threads = 1}));
+  made.set_value();
+  std::future<Status> closed_in_handler = closed.get_future();
+  ASSERT_EQ(closed_in_handler.wait_for(30s), std::future_status::ready) << "nothing was handled";
+  MSGSDK_EXPECT_OK(closed_in_handler.get());
+  MSGSDK_EXPECT_OK(sub->Close());
+  sub.reset();
+  EXPECT_EQ(before.size(), 1u) << "a handler ran after its subscription closed";
+
+  // The closing handler's acknowledgement was committed; everything after it comes back.
+  Collector after;
+  Subscription next = MakeSubscription(topic_, "self-closers", CollectInto(after));
+  ASSERT_TRUE(after.WaitForDistinct(ids.size() - 1)) << "got " << after.distinct();
+  auto counts = after.count_by_id();
+  EXPECT_EQ(counts.count(ids[0]), 0u) << "the closing handler's message came back";
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_TRUE(counts.count(ids[i])) << "lost " << ids[i];
+}
+
+// A handler may close its client, and drop its last handle: that close too goes on once the
+// handler has returned, and a later Close (here the subscription's) waits for it.
+TEST_P(ConformanceTest, AHandlerMayCloseAndDropItsClient) {
+  Producer producer = MakeProducer(topic_);
+  auto ids = SendN(producer, 20);
+  MSGSDK_ASSERT_OK(producer.Close());
+  Collector before;
+  std::optional<Subscription> sub;
+  std::promise<void> made;
+  std::shared_future<void> sub_made = made.get_future().share();
+  std::promise<Status> closed;
+  std::atomic<bool> closing{false};
+  sub.emplace(MakeSubscription(topic_, "client-closers", [&](const Message& m) {
+    before.Add(m);
+    if (!closing.exchange(true)) {
+      sub_made.wait();
+      Status status = client_->Close();
+      client_.reset();  // the client's last handle
+      closed.set_value(status);
+    }
+    return ConsumeResult::kSuccess;
+  }));
+  made.set_value();
+  std::future<Status> closed_in_handler = closed.get_future();
+  ASSERT_EQ(closed_in_handler.wait_for(30s), std::future_status::ready) << "nothing was handled";
+  MSGSDK_EXPECT_OK(closed_in_handler.get());
+  MSGSDK_EXPECT_OK(sub->Close());
+  sub.reset();
+
+  // Nothing was lost: a new client of the same group gets every message not handled before.
+  auto reopened = Client::Create(env_->Options());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  client_.emplace(std::move(reopened).value());
+  Collector after;
+  Subscription next = MakeSubscription(topic_, "client-closers", CollectInto(after));
+  auto all_arrived = [&] {
+    auto a = after.count_by_id();
+    auto b = before.count_by_id();
+    return std::all_of(ids.begin(), ids.end(),
+                       [&](const std::string& id) { return a.count(id) + b.count(id) > 0; });
+  };
+  EXPECT_TRUE(testing::WaitUntil(all_arrived, 30s));
 }
 
 TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
