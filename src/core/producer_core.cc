@@ -361,23 +361,34 @@ Result<SendReceipt> ProducerCore::Send(Message&& message) {
 }
 
 namespace {
-// Lends a message the string its id is written into for the length of one SendAsync: a string
-// this thread keeps, so that a 32-character id costs no allocation and free per send. The
-// backends read the message during Send only, and the caller drops the message afterwards.
-class BorrowedIdString {
+// Lends a message the strings its id and topic are written into for the length of one
+// SendAsync: strings this thread keeps, so that a 32-character id, and a topic name too long
+// for a string's inline buffer, cost no allocation and free per send. The backends read the
+// message during Send only, and the caller drops the message afterwards.
+class BorrowedStrings {
  public:
   // Moves, not swaps: a moved string hands over its buffer, where a swap also copies the
   // short strings each side may hold.
-  explicit BorrowedIdString(Message& message) : message_(message) {
-    message_.message_id = std::move(Kept());
+  explicit BorrowedStrings(Message& message) : message_(message) {
+    Kept& kept = ThisThreads();
+    message_.message_id = std::move(kept.id);
+    message_.topic = std::move(kept.topic);
   }
-  ~BorrowedIdString() { Kept() = std::move(message_.message_id); }
-  BorrowedIdString(const BorrowedIdString&) = delete;
-  BorrowedIdString& operator=(const BorrowedIdString&) = delete;
+  ~BorrowedStrings() {
+    Kept& kept = ThisThreads();
+    kept.id = std::move(message_.message_id);
+    kept.topic = std::move(message_.topic);
+  }
+  BorrowedStrings(const BorrowedStrings&) = delete;
+  BorrowedStrings& operator=(const BorrowedStrings&) = delete;
 
  private:
-  static std::string& Kept() {
-    thread_local std::string kept;
+  struct Kept {
+    std::string id;
+    std::string topic;
+  };
+  static Kept& ThisThreads() {
+    thread_local Kept kept;
     return kept;
   }
   Message& message_;
@@ -385,7 +396,7 @@ class BorrowedIdString {
 }  // namespace
 
 void ProducerCore::SendAsync(Message&& message, SendCallback&& callback) {
-  const BorrowedIdString id_string(message);
+  const BorrowedStrings borrowed(message);
   auto fail = [this, &callback](Status status) {
     AsyncSend* send = engine_->async_sends().Take();
     send->Start(nullptr, std::move(callback), {});
