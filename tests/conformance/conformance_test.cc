@@ -51,6 +51,12 @@ class ConformanceTest : public ::testing::TestWithParam<Cell> {
   }
 
   Client& client() { return *client_; }
+  // A new client of the same cluster in place of the fixture's (closed or dropped) one.
+  void ReopenClient() {
+    auto reopened = Client::Create(env_->Options());
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    client_.emplace(std::move(reopened).value());
+  }
   Capabilities capabilities() {
     auto route = client_->Describe(topic_);
     EXPECT_TRUE(route.ok()) << route.status().ToString();
@@ -444,6 +450,34 @@ TEST_P(ConformanceTest, ManySubscriptionsClosedConcurrently) {
   ASSERT_TRUE(collector.WaitForDistinct(ids.size()));
 }
 
+// Runs a close in the first message's handler, once the test holds its subscription's handle,
+// and reports what the close returned.
+class CloseInFirstHandler {
+ public:
+  // From the handler.
+  void OnMessage(const std::function<Status()>& close) {
+    if (closing_.exchange(true)) return;
+    subscribed_.wait();
+    closed_.set_value(close());
+  }
+  // The test holds the subscription's handle.
+  void Subscribed() { subscribed_promise_.set_value(); }
+  // What the close returned (kDeadlineExceeded if no handler ran in time).
+  Status Wait() {
+    std::future<Status> closed = closed_.get_future();
+    if (closed.wait_for(30s) != std::future_status::ready) {
+      return DeadlineExceededError("no handler ran");
+    }
+    return closed.get();
+  }
+
+ private:
+  std::promise<void> subscribed_promise_;
+  std::shared_future<void> subscribed_ = subscribed_promise_.get_future().share();
+  std::promise<Status> closed_;
+  std::atomic<bool> closing_{false};
+};
+
 // A handler may close its own subscription. That close cannot wait for the handler calling
 // it: it returns at once and goes on once the handler has returned, the handler's verdict
 // included; a later Close waits for it.
@@ -453,25 +487,17 @@ TEST_P(ConformanceTest, AHandlerMayCloseItsOwnSubscription) {
   // closes has the first, and every later one goes back to the group.
   auto ids = SendN(producer, 20, "k", 1);
   Collector before;
+  CloseInFirstHandler closer;
   std::optional<Subscription> sub;
-  std::promise<void> made;
-  std::shared_future<void> sub_made = made.get_future().share();
-  std::promise<Status> closed;
-  std::atomic<bool> closing{false};
   sub.emplace(MakeSubscription(topic_, "self-closers",
                                [&](const Message& m) {
                                  before.Add(m);
-                                 if (!closing.exchange(true)) {
-                                   sub_made.wait();
-                                   closed.set_value(sub->Close());
-                                 }
+                                 closer.OnMessage([&] { return sub->Close(); });
                                  return ConsumeResult::kSuccess;
                                },
                                {.consumer_threads = 1}));
-  made.set_value();
-  std::future<Status> closed_in_handler = closed.get_future();
-  ASSERT_EQ(closed_in_handler.wait_for(30s), std::future_status::ready) << "nothing was handled";
-  MSGSDK_EXPECT_OK(closed_in_handler.get());
+  closer.Subscribed();
+  MSGSDK_ASSERT_OK(closer.Wait());
   MSGSDK_EXPECT_OK(sub->Close());
   sub.reset();
   EXPECT_EQ(before.size(), 1u) << "a handler ran after its subscription closed";
@@ -479,10 +505,8 @@ TEST_P(ConformanceTest, AHandlerMayCloseItsOwnSubscription) {
   // The closing handler's acknowledgement was committed; everything after it comes back.
   Collector after;
   Subscription next = MakeSubscription(topic_, "self-closers", CollectInto(after));
-  ASSERT_TRUE(after.WaitForDistinct(ids.size() - 1)) << "got " << after.distinct();
-  auto counts = after.count_by_id();
-  EXPECT_EQ(counts.count(ids[0]), 0u) << "the closing handler's message came back";
-  for (size_t i = 1; i < ids.size(); ++i) EXPECT_TRUE(counts.count(ids[i])) << "lost " << ids[i];
+  ASSERT_TRUE(after.WaitForIds({ids.begin() + 1, ids.end()}));
+  EXPECT_EQ(after.count_by_id().count(ids[0]), 0u) << "the closing handler's message came back";
 }
 
 // A handler may close its client, and drop its last handle: that close too goes on once the
@@ -491,42 +515,27 @@ TEST_P(ConformanceTest, AHandlerMayCloseAndDropItsClient) {
   Producer producer = MakeProducer(topic_);
   auto ids = SendN(producer, 20);
   MSGSDK_ASSERT_OK(producer.Close());
-  Collector before;
+  Collector seen;
+  CloseInFirstHandler closer;
   std::optional<Subscription> sub;
-  std::promise<void> made;
-  std::shared_future<void> sub_made = made.get_future().share();
-  std::promise<Status> closed;
-  std::atomic<bool> closing{false};
   sub.emplace(MakeSubscription(topic_, "client-closers", [&](const Message& m) {
-    before.Add(m);
-    if (!closing.exchange(true)) {
-      sub_made.wait();
+    seen.Add(m);
+    closer.OnMessage([&] {
       Status status = client_->Close();
       client_.reset();  // the client's last handle
-      closed.set_value(status);
-    }
+      return status;
+    });
     return ConsumeResult::kSuccess;
   }));
-  made.set_value();
-  std::future<Status> closed_in_handler = closed.get_future();
-  ASSERT_EQ(closed_in_handler.wait_for(30s), std::future_status::ready) << "nothing was handled";
-  MSGSDK_EXPECT_OK(closed_in_handler.get());
+  closer.Subscribed();
+  MSGSDK_ASSERT_OK(closer.Wait());
   MSGSDK_EXPECT_OK(sub->Close());
   sub.reset();
 
   // Nothing was lost: a new client of the same group gets every message not handled before.
-  auto reopened = Client::Create(env_->Options());
-  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
-  client_.emplace(std::move(reopened).value());
-  Collector after;
-  Subscription next = MakeSubscription(topic_, "client-closers", CollectInto(after));
-  auto all_arrived = [&] {
-    auto a = after.count_by_id();
-    auto b = before.count_by_id();
-    return std::all_of(ids.begin(), ids.end(),
-                       [&](const std::string& id) { return a.count(id) + b.count(id) > 0; });
-  };
-  EXPECT_TRUE(testing::WaitUntil(all_arrived, 30s));
+  ASSERT_NO_FATAL_FAILURE(ReopenClient());
+  Subscription next = MakeSubscription(topic_, "client-closers", CollectInto(seen));
+  EXPECT_TRUE(seen.WaitForIds({ids.begin(), ids.end()}));
 }
 
 TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
@@ -542,9 +551,7 @@ TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
   MSGSDK_ASSERT_OK(client().Close());
   client_.reset();
 
-  auto reopened = Client::Create(env_->Options());
-  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
-  client_.emplace(std::move(reopened).value());
+  ASSERT_NO_FATAL_FAILURE(ReopenClient());
   Producer producer2 = MakeProducer(topic_);
   auto second_ids = SendN(producer2, 50);
   Collector after;
@@ -643,9 +650,7 @@ TEST_P(ConformanceTest, ProducerKilledWithSigkillLosesNoAcknowledgedMessage) {
   std::fclose(reports);
   ASSERT_EQ(acked.size(), 300u) << "the child stopped early";
 
-  auto reopened = Client::Create(env_->Options());
-  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
-  client_.emplace(std::move(reopened).value());
+  ASSERT_NO_FATAL_FAILURE(ReopenClient());
   Collector collector;
   Subscription sub = MakeSubscription(topic_, "after-crash", CollectInto(collector));
   // The child may have stored more than it reported: wait for exactly the reported ones.
