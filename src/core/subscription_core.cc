@@ -115,8 +115,8 @@ Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
   auto consumer = backend_->Subscribe(spec, *this);
   if (!consumer.ok()) {
     std::lock_guard lock(mutex_);
-    closing_ = stopped_ = closed_ = true;
-    closing_started_ = true;
+    closing_ = true;
+    stopped_ = closed_ = true;
     return consumer.status();
   }
   consumer_ = std::move(consumer).value();
@@ -409,7 +409,7 @@ void SubscriptionCore::Work() {
     if (batch.empty()) continue;
     const auto start = std::chrono::steady_clock::now();
     for (PendingPtr& p : batch) {
-      if (closing_started_.load(std::memory_order_relaxed)) {
+      if (closing_.load(std::memory_order_relaxed)) {
         // Closing: handed back unstarted (the cluster delivers it again), so the close waits
         // for the handler running now only.
         Conclude(std::move(p), {.kind = Verdict::Kind::kRelease});
@@ -659,7 +659,6 @@ Status SubscriptionCore::Close() {
       // One of its own handlers: the close waits for the handlers, this one among them.
       if (!closing_) {
         closing_ = true;
-        closing_started_ = true;
         std::thread([self = shared_from_this()] { self->CloseClaimed().IgnoreError(); }).detach();
       }
       return OkStatus();
@@ -669,7 +668,6 @@ Status SubscriptionCore::Close() {
       return close_status_;
     }
     closing_ = true;
-    closing_started_ = true;
   }
   return CloseClaimed();
 }

@@ -242,10 +242,9 @@ class SubscriptionCore : public DeliverySink,
   std::condition_variable capacity_;
   int capacity_waiters_ = 0;
   int inflight_ = 0;
-  bool closing_ = false;  // Close was called
-  // Also closing_, read by the workers between deliveries without the lock: a delivery they
-  // took but have not started is handed back instead.
-  std::atomic<bool> closing_started_{false};
+  // Close was called. Written under mutex_; also read without it by the workers between
+  // deliveries: a delivery they took but have not started is handed back instead.
+  std::atomic<bool> closing_{false};
   bool closed_ = false;  // Close has finished (close_status_ says how)
   Status close_status_;
   std::condition_variable close_finished_;
