@@ -67,6 +67,9 @@ class AsyncSend final : public SendDone::Target {
   std::optional<Result<StoredPosition>> stored_;
 };
 
+// A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).
+static_assert(sizeof(AsyncSend) <= SendDone::kPrefetchBytes);
+
 // An engine's spare AsyncSend records. Senders take one per SendAsync; the callback pool gives
 // a whole batch back after running its callbacks (one lock per batch).
 class AsyncSendPool {
