@@ -126,8 +126,8 @@ class Client {
 
   /// Closes every producer and subscription made from this client, then the connections.
   /// Idempotent and bounded in time; a later call waits for a close under way. Called from a
-  /// handler of one of the client's subscriptions, it returns OK at once and the close goes on
-  /// once that handler has returned (closing waits for the running handlers).
+  /// subscription's handler (of this client or another), it returns OK at once and the close
+  /// goes on once the running handlers have returned (closing waits for them).
   Status Close();
 
  private:

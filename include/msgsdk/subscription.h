@@ -31,9 +31,10 @@ class Subscription {
 
   /// Stops fetching, lets running handlers finish (bounded), commits what was acknowledged
   /// and returns the rest to the cluster for redelivery. Idempotent: a later call waits for a
-  /// close under way. Called from the subscription's own handler (or a handler closing the
-  /// client), it cannot wait for that handler: it returns OK at once and the close goes on
-  /// once the handler has returned, counting its result.
+  /// close under way. Called from a handler (this subscription's, or any other's, also one
+  /// closing the client), it cannot wait for the handlers: it returns OK at once, no handler
+  /// starts afterwards, and the close goes on once the running ones have returned, counting
+  /// their results.
   Status Close();
 
  private:

@@ -381,12 +381,13 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
     return OkStatus();
   }
 
-  // A later call waits for a close under way. From one of its own handlers, the close cannot
-  // wait for that handler: it goes on on a thread of its own, the handler's settlement included.
+  // A later call waits for a close under way. From a handler (one of its own, or another
+  // subscription's: core::HandlerThreadMark), the close cannot wait for the handlers: it goes
+  // on on a thread of its own, the handler's settlement included.
   Status Close() override {
     {
       std::unique_lock lock(mutex_);
-      if (handlers_.IsPoolThread()) {
+      if (handlers_.IsPoolThread() || core::OnHandlerThread()) {
         if (!closing_) {
           closing_ = true;
           std::thread([self = shared_from_this()] { self->CloseClaimed(); }).detach();
@@ -524,6 +525,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   }
 
   void Handle(const Message& message, uint64_t id, uint64_t generation) {
+    const core::HandlerThreadMark handler_thread;
     {
       std::lock_guard lock(mutex_);
       if (closing_ || generation != generation_) return;  // handed back by the sidecar

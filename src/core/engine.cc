@@ -626,11 +626,11 @@ void Engine::CloseUnusedBackends() {
 }
 
 Status Engine::Close() {
-  if (const SubscriptionCore* running = SubscriptionCore::Running();
-      running != nullptr && running->engine() == this) {
-    // A handler closing its client: closing waits for the subscriptions' handlers, this one
-    // among them, and must not take apply_mutex_ (an Apply holding it may be waiting for this
-    // handler's subscription to close). The handler keeps the engine alive meanwhile.
+  if (OnHandlerThread()) {
+    // A handler closing its client (or another): closing waits for the subscriptions'
+    // handlers, this one among them or one that may be waiting for it (HandlerThreadMark),
+    // and must not take apply_mutex_ (an Apply holding it may be waiting for this handler's
+    // subscription to close). The close keeps the engine alive meanwhile.
     {
       std::lock_guard lock(mutex_);
       if (closed_) return OkStatus();

@@ -17,6 +17,15 @@ void NameThread(const std::string& name) {
 // The pool whose task the current thread runs: IsPoolThread without looking at the threads.
 thread_local const ThreadPool* current_pool = nullptr;
 
+namespace {
+// How many HandlerThreadMarks live on this thread.
+thread_local int handler_marks = 0;
+}  // namespace
+
+HandlerThreadMark::HandlerThreadMark() { ++handler_marks; }
+HandlerThreadMark::~HandlerThreadMark() { --handler_marks; }
+bool OnHandlerThread() { return handler_marks > 0; }
+
 ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) { Resize(threads); }
 
 ThreadPool::~ThreadPool() { Shutdown(); }

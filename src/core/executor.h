@@ -68,6 +68,21 @@ void DeleteOwnerOfPool(Owner* owner, const ThreadPool& pool) {
   std::thread([owner] { delete owner; }).detach();
 }
 
+// Marks this thread, while it lives, as running message handlers (of a subscription of
+// either transport). Closing a subscription waits for its handlers to return, so a close
+// called on a handler thread, of that subscription or any other, must not wait: two handlers
+// closing each other's subscriptions would otherwise wait for each other for good (each
+// close ends by joining the other's handler threads). Such a close finishes in the
+// background (see SubscriptionCore::Close).
+class HandlerThreadMark {
+ public:
+  HandlerThreadMark();
+  ~HandlerThreadMark();
+  HandlerThreadMark(const HandlerThreadMark&) = delete;
+  HandlerThreadMark& operator=(const HandlerThreadMark&) = delete;
+};
+bool OnHandlerThread();
+
 // Hands items to a ThreadPool in batches: one pool task drains every item posted meanwhile, so
 // a stream of completions costs one wakeup per batch instead of one per item. Items are
 // handled one batch at a time, in posting order.

@@ -341,6 +341,7 @@ void SubscriptionCore::StartWorkers(int count) {
 void SubscriptionCore::Work() {
   WorkerSlot slot{.core = this};
   WorkerSlot* const outer = std::exchange(current_worker_, &slot);
+  const HandlerThreadMark handler_thread;
   std::vector<PendingPtr> batch;      // taken, to run
   std::vector<PendingPtr> stale;      // taken, revoked while queued
   std::vector<PendingPtr> discarded;  // released, not kept for reuse
@@ -655,8 +656,9 @@ void SubscriptionCore::AfterRelease(Released released) {
 Status SubscriptionCore::Close() {
   {
     std::unique_lock lock(mutex_);
-    if (pool_.IsPoolThread()) {
-      // One of its own handlers: the close waits for the handlers, this one among them.
+    if (pool_.IsPoolThread() || OnHandlerThread()) {
+      // A handler, its own or another subscription's: the close waits for the handlers,
+      // this one among them, or one that may be waiting for this one (HandlerThreadMark).
       if (!closing_) {
         closing_ = true;
         std::thread([self = shared_from_this()] { self->CloseClaimed().IgnoreError(); }).detach();

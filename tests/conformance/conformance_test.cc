@@ -7,9 +7,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
+#include <functional>
+#include <mutex>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -536,6 +540,72 @@ TEST_P(ConformanceTest, AHandlerMayCloseAndDropItsClient) {
   ASSERT_NO_FATAL_FAILURE(ReopenClient());
   Subscription next = MakeSubscription(topic_, "client-closers", CollectInto(seen));
   EXPECT_TRUE(seen.WaitForIds({ids.begin(), ids.end()}));
+}
+
+// Two handlers, of two subscriptions, that each close the other's subscription once both
+// are running.
+class CloseEachOther {
+ public:
+  // From the handler of subscription `side` (0 or 1): the first message waits (30 s at most)
+  // until the other side's handler runs too and the test holds both handles, then closes.
+  void OnMessage(int side, const std::function<Status()>& close_other) {
+    if (started_[side].exchange(true)) return;
+    bool together;
+    {
+      std::unique_lock lock(mutex_);
+      ++running_;
+      changed_.notify_all();
+      together = changed_.wait_for(lock, 30s, [this] { return running_ == 2 && subscribed_; });
+    }
+    closed_[side].set_value(together ? close_other()
+                                     : DeadlineExceededError("the other handler never ran"));
+  }
+  void Subscribed() {
+    std::lock_guard lock(mutex_);
+    subscribed_ = true;
+    changed_.notify_all();
+  }
+  // What side's close returned (kDeadlineExceeded if it did not return in time).
+  Status Wait(int side) {
+    std::future<Status> closed = closed_[side].get_future();
+    if (closed.wait_for(30s) != std::future_status::ready) {
+      return DeadlineExceededError("the close of side " + std::to_string(side) +
+                                   " did not return");
+    }
+    return closed.get();
+  }
+
+ private:
+  std::atomic<bool> started_[2] = {false, false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int running_ = 0;
+  bool subscribed_ = false;
+  std::promise<Status> closed_[2];
+};
+
+// Handlers closing each other's subscriptions at the same moment: neither close waits for the
+// other's handler (each would wait for the other for good), both return at once, and later
+// closes from the test wait for them.
+TEST_P(ConformanceTest, HandlersMayCloseEachOthersSubscriptions) {
+  Producer producer = MakeProducer(topic_);
+  SendN(producer, 5);
+  MSGSDK_ASSERT_OK(producer.Close());
+  CloseEachOther closers;
+  std::optional<Subscription> subs[2];
+  for (int side : {0, 1}) {
+    subs[side].emplace(MakeSubscription(topic_, "cross-closers-" + std::to_string(side),
+                                        [&, side](const Message&) {
+                                          closers.OnMessage(
+                                              side, [&] { return subs[1 - side]->Close(); });
+                                          return ConsumeResult::kSuccess;
+                                        },
+                                        {.consumer_threads = 1}));
+  }
+  closers.Subscribed();
+  MSGSDK_EXPECT_OK(closers.Wait(0));
+  MSGSDK_EXPECT_OK(closers.Wait(1));
+  for (auto& sub : subs) MSGSDK_EXPECT_OK(sub->Close());
 }
 
 TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
