@@ -63,6 +63,7 @@ class SubscribeStream final
     std::vector<std::pair<core::Settlement, core::Verdict>> settled;
     std::vector<core::Settlement> released;
     bool subscribe = false;
+    bool read_more = false;
     {
       std::lock_guard lock(mutex_);
       if (finished_) return;
@@ -71,12 +72,19 @@ class SubscribeStream final
         FinishLocked(ToGrpc(invalid), released);
       } else {
         WriteMoreLocked();
-        StartRead(&request_);
+        read_more = true;
       }
     }
-    // Settled outside the lock: settling runs the core's ack and dead-letter paths.
+    // Settled outside the lock: settling runs the core's ack and dead-letter paths. And
+    // before the next read starts: that read may bring the end of the stream, which closes
+    // the subscription, and a client's last settlements (a handler that acknowledged its
+    // message and closed its subscription) must count before that close revokes them.
     for (auto& [settlement, verdict] : settled) settlement.Settle(std::move(verdict));
     Release(released);
+    if (read_more) {
+      std::lock_guard lock(mutex_);
+      if (!finished_) StartRead(&request_);
+    }
     if (subscribe) StartSubscription();
   }
 
