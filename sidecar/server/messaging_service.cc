@@ -199,6 +199,10 @@ class SubscribeStream final
 
   Result<std::shared_ptr<core::RoutedSubscription>> Subscribe(SubscribeOptions options) {
     options.max_inflight = service_.options().max_inflight_per_stream;
+    // The handler only queues a delivery for the stream, so one thread keeps up, and the
+    // stream then carries each partition's deliveries in order. The client's own
+    // consumer_threads decide how many of its handlers run at once.
+    options.consumer_threads = 1;
     std::weak_ptr<SubscribeStream> weak = shared_from_this();
     return service_.engine().Subscribe(
         start_.topic(), start_.group(),

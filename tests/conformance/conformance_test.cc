@@ -487,10 +487,10 @@ class CloseInFirstHandler {
 // included; a later Close waits for it.
 TEST_P(ConformanceTest, AHandlerMayCloseItsOwnSubscription) {
   Producer producer = MakeProducer(topic_);
-  // One key, ordered: one delivery at a time, in send order, so the handler that closes has the
-  // first, and every later one goes back to the group. (Unordered, the sidecar's own
-  // subscription may hand the messages on in any order; on Kafka, whose commit covers only a
-  // partition's acknowledged prefix, an acknowledged message behind a returned one comes back.)
+  // One key, ordered: one delivery at a time, in send order, in every cell, so the handler that
+  // closes has the first, and every later one goes back to the group. (On Kafka, whose commit
+  // covers only a partition's acknowledged prefix, an acknowledged message behind a returned
+  // one would come back.)
   auto ids = SendN(producer, 20, "k", 1);
   Collector before;
   CloseInFirstHandler closer;
