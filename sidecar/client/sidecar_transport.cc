@@ -387,7 +387,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   Status Close() override {
     {
       std::unique_lock lock(mutex_);
-      if (handlers_.IsPoolThread() || core::OnHandlerThread()) {
+      if (core::OnHandlerThread()) {
         if (!closing_) {
           closing_ = true;
           std::thread([self = shared_from_this()] { self->CloseClaimed(); }).detach();

@@ -656,7 +656,7 @@ void SubscriptionCore::AfterRelease(Released released) {
 Status SubscriptionCore::Close() {
   {
     std::unique_lock lock(mutex_);
-    if (pool_.IsPoolThread() || OnHandlerThread()) {
+    if (OnHandlerThread()) {
       // A handler, its own or another subscription's: the close waits for the handlers,
       // this one among them, or one that may be waiting for this one (HandlerThreadMark).
       if (!closing_) {
