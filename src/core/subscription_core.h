@@ -141,7 +141,6 @@ class SubscriptionCore : public DeliverySink,
   // its own, the handler's verdict included.
   Status Close();
 
-  const Engine* engine() const { return engine_.get(); }
   const RoutedSubscription* owner() const { return owner_; }
   const std::string& topic() const { return topic_; }
   const std::string& group() const { return group_; }
