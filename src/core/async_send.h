@@ -20,6 +20,7 @@
 #include "core/backend.h"
 #include "core/light_mutex.h"
 #include "core/message_id.h"
+#include "core/record_slab.h"
 #include "core/send_counter.h"
 #include "msgsdk/producer.h"
 
@@ -70,27 +71,24 @@ class AsyncSend final : public SendDone::Target {
 // A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).
 static_assert(sizeof(AsyncSend) <= SendDone::kPrefetchBytes);
 
-// An engine's spare AsyncSend records. Senders take one per SendAsync; the callback pool gives
-// a whole batch back after running its callbacks (one lock per batch).
+// An engine's AsyncSend records, in a RecordSlab. Senders take one per SendAsync; the
+// callback pool gives a whole batch back after running its callbacks (one lock per batch).
 class AsyncSendPool {
  public:
-  explicit AsyncSendPool(Engine& engine) : engine_(engine) {}
-  ~AsyncSendPool();
+  explicit AsyncSendPool(Engine& engine);
   AsyncSendPool(const AsyncSendPool&) = delete;
   AsyncSendPool& operator=(const AsyncSendPool&) = delete;
 
-  // A spare record, or a new one.
   AsyncSend* Take();
-  // Records whose callbacks ran (or that had none). Beyond kMaxSpare, they are freed: the pool
-  // keeps what a steady stream needs, not the peak of a burst.
+  // Records whose callbacks ran (or that had none).
   void Give(std::span<AsyncSend* const> sends);
 
+  // Spare records kept at most beyond a block's worth (see RecordSlab).
   static constexpr size_t kMaxSpare = 16384;
 
  private:
-  Engine& engine_;
   LightMutex mutex_;  // taken on every send
-  std::vector<AsyncSend*> spare_;
+  RecordSlab<AsyncSend> records_;
 };
 
 }  // namespace msgsdk::core

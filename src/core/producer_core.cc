@@ -299,30 +299,17 @@ void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
   if (!sends.empty()) sends.front()->engine().async_sends().Give(sends);
 }
 
-AsyncSendPool::~AsyncSendPool() {
-  for (AsyncSend* send : spare_) delete send;
-}
+AsyncSendPool::AsyncSendPool(Engine& engine)
+    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {}
 
 AsyncSend* AsyncSendPool::Take() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!spare_.empty()) {
-      AsyncSend* send = spare_.back();
-      spare_.pop_back();
-      return send;
-    }
-  }
-  return new AsyncSend(engine_);
+  std::lock_guard lock(mutex_);
+  return records_.Take();
 }
 
 void AsyncSendPool::Give(std::span<AsyncSend* const> sends) {
-  size_t kept;
-  {
-    std::lock_guard lock(mutex_);
-    kept = std::min(sends.size(), kMaxSpare - std::min(kMaxSpare, spare_.size()));
-    spare_.insert(spare_.end(), sends.begin(), sends.begin() + static_cast<ptrdiff_t>(kept));
-  }
-  for (size_t i = kept; i < sends.size(); ++i) delete sends[i];
+  std::lock_guard lock(mutex_);
+  for (AsyncSend* send : sends) records_.Give(send);
 }
 
 Result<SendReceipt> ProducerCore::Send(Message&& message) {

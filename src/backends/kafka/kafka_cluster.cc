@@ -82,8 +82,8 @@ std::string ClusterEvents::last_error() const {
 // ---- SendTracker ---------------------------------------------------------------------------
 
 namespace {
-// Recycled send records kept per tracker at most (beyond it they are freed).
-constexpr size_t kMaxFreeSends = 16384;
+// Spare send records kept per tracker at most beyond a block's worth (see RecordSlab).
+constexpr size_t kMaxSpareSends = 16384;
 // Delivery reports applied per hold of a tracker's lock.
 constexpr ptrdiff_t kReportChunk = 64;
 // While a thread serves a producer's delivery reports: the cluster and the reports collected
@@ -109,24 +109,16 @@ int64_t SteadyNanos() {
 }  // namespace
 
 SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
-    : cluster_(cluster), topic_(std::move(topic)) {}
+    : cluster_(cluster),
+      topic_(std::move(topic)),
+      records_([this](void* where) { new (where) PendingSend(this); }, kMaxSpareSends) {}
 
-SendTracker::~SendTracker() {
-  while (free_ != nullptr) delete std::exchange(free_, free_->next);
-}
+SendTracker::~SendTracker() = default;
 
 PendingSend* SendTracker::Begin(core::SendDone done, size_t bytes) {
   std::lock_guard lock(mu_);
   if (closed_) return nullptr;
-  PendingSend* send;
-  if (free_ == nullptr) {
-    send = new PendingSend();
-    send->tracker = this;
-  } else {
-    send = free_;
-    free_ = send->next;
-    --free_count_;
-  }
+  PendingSend* send = records_.Take();
   send->done = done;
   send->bytes = bytes;
   send->prev = nullptr;
@@ -150,13 +142,7 @@ void SendTracker::Unlink(PendingSend* send) {
 
 void SendTracker::Recycle(PendingSend* send) {
   send->done = {};
-  if (free_count_ < kMaxFreeSends) {
-    send->next = free_;
-    free_ = send;
-    ++free_count_;
-  } else {
-    delete send;
-  }
+  records_.Give(send);
 }
 
 void SendTracker::Abort(PendingSend* send, const Status& status) {
@@ -252,14 +238,17 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
                                     void* /*opaque*/) {
   auto* send = static_cast<PendingSend*>(message->_private);
   if (send == nullptr) return;
-  const DeliveryReport report{
-      .send = send, .err = message->err, .position = {message->partition, message->offset}};
   if (collecting.reports != nullptr) {
     // The send's record was last touched when it was sent, often thousands of records ago:
     // it is loaded now, so that the cache misses of a whole group overlap instead of coming
     // one after another when the group is applied.
     __builtin_prefetch(send, /*rw=*/1);
-    collecting.reports->push_back(report);
+    // Written in place: a report made on the stack and copied in was written in pieces and
+    // read back whole, which the CPU cannot forward from its store buffer (a stall per field).
+    DeliveryReport& report = collecting.reports->emplace_back();
+    report.send = send;
+    report.err = message->err;
+    report.position = {message->partition, message->offset};
     // Applied in small groups while the poll goes on: one lock per group, and the group
     // stays in cache (a whole poll can bring tens of thousands of reports).
     if (collecting.reports->size() >= static_cast<size_t>(kReportChunk)) {
@@ -268,7 +257,8 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
     return;
   }
   // Served by a poll that collects nothing (none in this backend does): apply it at once.
-  std::vector<DeliveryReport> one = {report};
+  std::vector<DeliveryReport> one = {DeliveryReport{
+      .send = send, .err = message->err, .position = {message->partition, message->offset}}};
   send->tracker->cluster().ApplyReports(one);
 }
 

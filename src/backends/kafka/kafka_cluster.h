@@ -32,6 +32,7 @@
 #include "backends/kafka/kafka_config.h"
 #include "core/backend.h"
 #include "core/light_mutex.h"
+#include "core/record_slab.h"
 #include "msgsdk/message.h"
 #include "msgsdk/result.h"
 
@@ -61,13 +62,13 @@ class KafkaCluster;
 class SendTracker;
 
 // One send waiting for its delivery report: the message opaque librdkafka hands back with
-// the report. Owned by its SendTracker, which recycles it once the report arrived.
+// the report. Taken from its SendTracker's slab, given back once the report arrived.
 struct PendingSend {
-  SendTracker* tracker = nullptr;
+  explicit PendingSend(SendTracker* tracker) : tracker(tracker) {}
+  SendTracker* const tracker;
   core::SendDone done;  // null once run or taken by Close
   size_t bytes = 0;
-  // The tracker's list of sends whose callback has not run, or (next only) of spare records;
-  // guarded by its mutex.
+  // The tracker's list of sends whose callback has not run; guarded by its mutex.
   PendingSend* prev = nullptr;
   PendingSend* next = nullptr;
   bool linked = false;
@@ -85,7 +86,7 @@ struct DeliveryReport {
 };
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
-// Sends are kept in an intrusive list and their records recycled: in steady state a send
+// Sends are kept in an intrusive list and their records reused: in steady state a send
 // allocates nothing here, and the producing thread and the delivery thread meet on the
 // tracker's mutex once per send and once per batch of reports respectively.
 // Lifetime: created by the producer, which calls Release() instead of deleting it; it goes
@@ -119,7 +120,7 @@ class SendTracker {
  private:
   ~SendTracker();
   void Unlink(PendingSend* send);
-  // Returns `send` to the free list; mu_ held.
+  // Gives `send` back to the slab; mu_ held.
   void Recycle(PendingSend* send);
   // After the callbacks of `count` sends ran: wakes Close, deletes the tracker if it was the
   // last thing it waited for.
@@ -136,9 +137,7 @@ class SendTracker {
   int running_ = 0;              // callbacks being run by Finish and Abort
   bool closed_ = false;
   bool released_ = false;
-  // Spare records, linked through `next`.
-  PendingSend* free_ = nullptr;
-  size_t free_count_ = 0;
+  core::RecordSlab<PendingSend> records_;  // guarded by mu_
 };
 
 class KafkaCluster {
