@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/cluster_config.h"
+#include "core/prefetch.h"
 #include "msgsdk/capabilities.h"
 #include "msgsdk/client.h"
 #include "msgsdk/message.h"
@@ -68,16 +69,7 @@ class SendDone {
   // batch of sends: it calls this for each of them before it completes the first. A record
   // was last touched when its message was sent, often thousands of sends before, so each
   // would otherwise be a cache miss, one after another.
-  void Prefetch() const {
-    const char* first = reinterpret_cast<const char*>(target_);
-    // Points at most a cache line apart, from the first byte to the last: every line of the
-    // record, wherever it starts.
-    for (size_t offset = 0; offset < kPrefetchBytes; offset += kCacheLineBytes) {
-      __builtin_prefetch(first + offset, /*rw=*/1);
-    }
-    __builtin_prefetch(first + kPrefetchBytes - 1, /*rw=*/1);
-  }
-  static constexpr size_t kCacheLineBytes = 64;
+  void Prefetch() const { PrefetchForWrite(target_, kPrefetchBytes); }
   // The largest record Prefetch loads whole (the core's is checked against it).
   static constexpr size_t kPrefetchBytes = 192;
 

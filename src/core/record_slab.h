@@ -23,6 +23,8 @@
 #include <new>
 #include <utility>
 
+#include "core/prefetch.h"
+
 namespace msgsdk::core {
 
 template <typename T>
@@ -47,7 +49,12 @@ class RecordSlab {
     if (block->spare == kPerBlock) --empty_blocks_;
     T* record = block->record(block->spare_index[--block->spare]);
     --spare_;
-    if (block->spare == 0) Move(block, &partial_, &full_);
+    if (block->spare == 0) {
+      Move(block, &partial_, &full_);
+    } else {
+      // The next Take's record, likely last written by another thread.
+      PrefetchForWrite(block->record(block->spare_index[block->spare - 1]), sizeof(T));
+    }
     return record;
   }
 
@@ -65,6 +72,17 @@ class RecordSlab {
     if (block->spare == kPerBlock && ++empty_blocks_ > 1 && spare_ > max_spare_) {
       --empty_blocks_;
       FreeBlock(block);
+    }
+  }
+
+  // Calls `visit(record)` for every record the slab holds, taken or spare: for an owner that
+  // needs, rarely, to find the records in use (it marks them itself).
+  template <typename Visit>
+  void ForEach(Visit visit) {
+    for (Block* list : {partial_, full_}) {
+      for (Block* block = list; block != nullptr; block = block->next) {
+        for (size_t i = 0; i < kPerBlock; ++i) visit(block->record(i));
+      }
     }
   }
 

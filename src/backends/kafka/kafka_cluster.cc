@@ -121,22 +121,14 @@ PendingSend* SendTracker::Begin(core::SendDone done, size_t bytes) {
   PendingSend* send = records_.Take();
   send->done = done;
   send->bytes = bytes;
-  send->prev = nullptr;
-  send->next = head_;
-  if (head_ != nullptr) head_->prev = send;
-  head_ = send;
-  send->linked = true;
+  send->pending = true;
   ++pending_;
   ++outstanding_;
   return send;
 }
 
-void SendTracker::Unlink(PendingSend* send) {
-  if (send->prev != nullptr) send->prev->next = send->next;
-  if (send->next != nullptr) send->next->prev = send->prev;
-  if (head_ == send) head_ = send->next;
-  send->prev = send->next = nullptr;
-  send->linked = false;
+void SendTracker::EndPending(PendingSend* send) {
+  send->pending = false;
   --pending_;
 }
 
@@ -161,8 +153,8 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
       std::lock_guard lock(mu_);
       for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
         PendingSend* send = report->send;
-        if (send->linked) {  // else already failed by Close
-          Unlink(send);
+        if (send->pending) {  // else already failed by Close
+          EndPending(send);
           report->done = send->done;
           // Loaded while the rest of the chunk is taken, for the callbacks below.
           report->done.Prefetch();
@@ -208,12 +200,14 @@ std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   cv_.wait_until(lock, deadline, [this] { return pending_ == 0 && running_ == 0; });
   std::vector<core::SendDone> expired;
   expired.reserve(pending_);
-  while (head_ != nullptr) {
-    PendingSend* send = head_;
+  // The sends still pending are found among the slab's records: a list of them would cost
+  // every report writes to its neighbours' records, long out of cache.
+  records_.ForEach([&](PendingSend* send) {
+    if (!send->pending) return;
     expired.push_back(send->done);
     send->done = {};
-    Unlink(send);  // still outstanding: its report recycles it
-  }
+    EndPending(send);  // still outstanding: its report gives the record back
+  });
   return expired;
 }
 
@@ -242,7 +236,7 @@ void KafkaCluster::OnDeliveryReport(rd_kafka_t* /*rk*/, const rd_kafka_message_t
     // The send's record was last touched when it was sent, often thousands of records ago:
     // it is loaded now, so that the cache misses of a whole group overlap instead of coming
     // one after another when the group is applied.
-    __builtin_prefetch(send, /*rw=*/1);
+    core::PrefetchForWrite(send, sizeof(PendingSend));
     // Written in place: a report made on the stack and copied in was written in pieces and
     // read back whole, which the CPU cannot forward from its store buffer (a stall per field).
     DeliveryReport& report = collecting.reports->emplace_back();

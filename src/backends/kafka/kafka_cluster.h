@@ -68,10 +68,8 @@ struct PendingSend {
   SendTracker* const tracker;
   core::SendDone done;  // null once run or taken by Close
   size_t bytes = 0;
-  // The tracker's list of sends whose callback has not run; guarded by its mutex.
-  PendingSend* prev = nullptr;
-  PendingSend* next = nullptr;
-  bool linked = false;
+  // The callback has not run (nor been taken by Close); guarded by the tracker's mutex.
+  bool pending = false;
 };
 
 // A delivery report, as collected by the thread that polls the producer: what librdkafka
@@ -86,8 +84,8 @@ struct DeliveryReport {
 };
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
-// Sends are kept in an intrusive list and their records reused: in steady state a send
-// allocates nothing here, and the producing thread and the delivery thread meet on the
+// Each send has a record from the tracker's slab, reused: in steady state a send allocates
+// nothing here, and the producing thread and the delivery thread meet on the
 // tracker's mutex once per send and once per batch of reports respectively.
 // Lifetime: created by the producer, which calls Release() instead of deleting it; it goes
 // away once released and every send handed to librdkafka has had its report (a report can
@@ -119,7 +117,8 @@ class SendTracker {
 
  private:
   ~SendTracker();
-  void Unlink(PendingSend* send);
+  // `send`'s callback is being run (or taken by Close); mu_ held.
+  void EndPending(PendingSend* send);
   // Gives `send` back to the slab; mu_ held.
   void Recycle(PendingSend* send);
   // After the callbacks of `count` sends ran: wakes Close, deletes the tracker if it was the
@@ -131,8 +130,7 @@ class SendTracker {
   // Taken by every send (Begin) and per group of reports.
   mutable core::LightMutex mu_;
   std::condition_variable_any cv_;
-  PendingSend* head_ = nullptr;  // sends whose callback has not run, newest first
-  size_t pending_ = 0;           // length of that list
+  size_t pending_ = 0;           // sends whose callback has not run
   size_t outstanding_ = 0;       // sends handed to librdkafka and not yet reported
   int running_ = 0;              // callbacks being run by Finish and Abort
   bool closed_ = false;

@@ -13,6 +13,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -595,6 +596,43 @@ TEST_F(KafkaBackendTest, ProducerCloseCompletesEverySend) {
   EXPECT_EQ(failed.load(), 0);
   auto after = SendSync(*producer, MakeMessage("", "", "late"));
   EXPECT_EQ(after.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KafkaBackendTest, ProducerCloseFailsSendsStillPendingAtItsDeadline) {
+  const std::string topic = UniqueTopic();
+  ASSERT_TRUE(cluster().CreateTopic(topic, 4).ok());
+  core::Backend& backend = MakeBackend({{"delivery_timeout_ms", "30000"}});
+  auto producer = MakeProducer(backend, topic);
+  ASSERT_NE(producer, nullptr);
+  ASSERT_TRUE(SendSync(*producer, MakeMessage("", "", "before")).ok());
+  ASSERT_TRUE(cluster().SetAllBrokersDown().ok());
+  // More sends than one block of the tracker's records holds, so Close finds them in many.
+  constexpr int kSends = 1500;
+  std::mutex mu;
+  std::map<StatusCode, int> outcomes;
+  int completions = 0;
+  for (int i = 0; i < kSends; ++i) {
+    producer->Send(MakeMessage(Numbered("k", i), "", "m"), [&](Result<core::StoredPosition> r) {
+      std::lock_guard lock(mu);
+      ++outcomes[r.status().code()];
+      ++completions;
+    });
+  }
+  const Status closed = producer->Close(Clock::now() + 300ms);
+  EXPECT_EQ(closed.code(), StatusCode::kDeadlineExceeded) << closed.ToString();
+  EXPECT_NE(closed.message().find(std::to_string(kSends) + " sends were not acknowledged"),
+            std::string::npos)
+      << closed.message();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(completions, kSends) << "Close completes every send before it returns";
+    EXPECT_EQ(outcomes[StatusCode::kDeadlineExceeded], kSends);
+  }
+  // The records' reports come once the broker is back: none completes a send again.
+  ASSERT_TRUE(cluster().SetAllBrokersUp().ok());
+  producer.reset();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(completions, kSends);
 }
 
 TEST_F(KafkaBackendTest, RebalanceCommitsOnRevokeAndLosesNothing) {
