@@ -44,7 +44,7 @@ class RecordSlab {
   // A spare record, from the block a record was last given back to (its lines are the most
   // likely to be in cache), or from a new block.
   T* Take() {
-    if (partial_ == nullptr) partial_ = NewBlock();
+    if (partial_ == nullptr) NewBlock();
     Block* block = partial_;
     if (block->spare == kPerBlock) --empty_blocks_;
     T* record = block->record(block->spare_index[--block->spare]);
@@ -52,7 +52,8 @@ class RecordSlab {
     if (block->spare == 0) {
       Move(block, &partial_, &full_);
     } else {
-      // The next Take's record, likely last written by another thread.
+      // The next Take's record, loaded ahead: whoever gave it back wrote it last, perhaps on
+      // another core.
       PrefetchForWrite(block->record(block->spare_index[block->spare - 1]), sizeof(T));
     }
     return record;
@@ -119,7 +120,8 @@ class RecordSlab {
     return reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(record) & ~(kBlockBytes - 1));
   }
 
-  Block* NewBlock() {
+  // Adds a block of spare records at the front of partial_.
+  void NewBlock() {
     void* memory = ::operator new (kBlockBytes, std::align_val_t{kBlockBytes});
     auto* block = new (memory) Block;
     // Constructed back to front, so the spare stack hands out the first record first.
@@ -131,7 +133,6 @@ class RecordSlab {
     ++empty_blocks_;
     spare_ += kPerBlock;
     Link(block, &partial_);
-    return block;
   }
 
   // Destroys a block's records (all spare) and gives its memory back.

@@ -85,8 +85,8 @@ struct DeliveryReport {
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
 // Each send has a record from the tracker's slab, reused: in steady state a send allocates
-// nothing here, and the producing thread and the delivery thread meet on the
-// tracker's mutex once per send and once per batch of reports respectively.
+// nothing here, and the producing thread and the delivery thread meet on the tracker's mutex
+// once per send and once per batch of reports respectively.
 // Lifetime: created by the producer, which calls Release() instead of deleting it; it goes
 // away once released and every send handed to librdkafka has had its report (a report can
 // come after the producer's Close gave up on it).
