@@ -1,6 +1,5 @@
 #include "core/producer_core.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <span>
