@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iterator>
@@ -129,6 +130,14 @@ struct Delivery {
 // A delivery record that changes hands whole (see DeliverySink::DeliverSwapping): passing the
 // pointer costs nothing per field, where moving a Delivery moves a dozen strings.
 using DeliveryPtr = std::unique_ptr<Delivery>;
+
+// Whether a spent delivery record is worth keeping to decode or fill again: not if its
+// buffers are large, since a big message should not pin its memory for as long as the
+// subscription runs.
+inline bool WorthReusing(const Delivery& delivery) {
+  constexpr size_t kMaxReusedBytes = 16 * 1024;
+  return delivery.message.body.capacity() + delivery.message.key.capacity() <= kMaxReusedBytes;
+}
 
 // Implemented by the core, called by a backend consumer.
 class DeliverySink {

@@ -18,8 +18,6 @@ constexpr char kDlqOriginPartition[] = "msgsdk.dlq.origin_partition";
 constexpr char kDlqOriginOffset[] = "msgsdk.dlq.origin_offset";
 constexpr char kDlqAttempts[] = "msgsdk.dlq.attempts";
 constexpr char kDlqReason[] = "msgsdk.dlq.reason";
-// A finished delivery whose body and key take more than this is freed, not kept for reuse.
-constexpr size_t kMaxSpareBytes = 16 * 1024;
 // A worker takes up to this many ready deliveries at once while its handlers are quick...
 constexpr size_t kMaxWorkerBatch = 16;
 // ...that is, while running what it took lasts less than this.
@@ -636,10 +634,8 @@ SubscriptionCore::Released SubscriptionCore::ReleaseLocked(PendingPtr p) {
       }
     }
   }
-  // Kept for reuse unless its buffers are large (a big message should not pin its memory).
-  const Message& m = p->delivery->message;
   if (spare_.size() < static_cast<size_t>(settings_.max_inflight) && !stopped_ &&
-      m.body.capacity() + m.key.capacity() <= kMaxSpareBytes) {
+      WorthReusing(*p->delivery)) {
     spare_.push_back(std::move(p));
   } else {
     released.discarded = std::move(p);

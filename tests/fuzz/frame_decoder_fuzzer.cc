@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,15 +113,27 @@ void CompareFetchResponse(const Frame& frame, bool generated_ok,
                           const wire::FetchResponse& response) {
   msgsdk::Status status;
   std::vector<msgsdk::native::protocol::FetchedQueue> queues;
-  const bool ok =
-      msgsdk::native::protocol::DecodeFetchResponse(frame, "fuzz", &status, &queues).ok();
+  // Kept from one input to the next, as a consumer recycles its records.
+  static std::deque<msgsdk::Message> slots;
+  size_t asked = 0;
+  const bool ok = msgsdk::native::protocol::DecodeFetchResponse(frame, "fuzz", &status, &queues,
+                                                                [&](size_t i) -> msgsdk::Message& {
+                                                                  Agree(i == asked++);
+                                                                  if (i == slots.size())
+                                                                    slots.emplace_back();
+                                                                  return slots[i];
+                                                                })
+                      .ok();
   Agree(ok == generated_ok);
   if (ok) {
     Agree(status.code() == msgsdk::native::protocol::FromWire(response.status()).code());
     Agree(queues.size() == static_cast<size_t>(response.queues_size()));
+    size_t next = 0;
     for (size_t q = 0; q < queues.size(); ++q) {
       const wire::QueueData& data = response.queues(static_cast<int>(q));
-      Agree(queues[q].messages.size() == static_cast<size_t>(data.messages_size()));
+      Agree(queues[q].first_message == next);
+      Agree(queues[q].message_count == static_cast<size_t>(data.messages_size()));
+      next += queues[q].message_count;
       Agree(queues[q].next_offset == data.next_offset());
       Agree(queues[q].max_offset == data.max_offset());
       Agree(queues[q].min_offset == data.min_offset());

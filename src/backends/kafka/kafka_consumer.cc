@@ -17,9 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 // Records handed to the core in one Deliver call at most.
 constexpr size_t kMaxBatch = 1000;
-// A spent delivery whose body buffer is larger is not decoded into again (it would pin that
-// memory for as long as the subscription runs).
-constexpr size_t kMaxReusedBytes = 16 * 1024;
 // How long one poll waits for records when nothing is pending.
 constexpr int kPollWaitMs = 100;
 // How long the poll thread waits for the core to have room again before it pauses the
@@ -245,12 +242,12 @@ void KafkaSubscription::PollBatch(int wait_ms) {
     // the record stale, and it must then not be delivered.
     const uint64_t epoch = OwnedEpoch(message->partition);
     if (epoch != 0) {
-      // Decoded into a spent delivery (see DeliverSwapping), unless that holds a large
-      // buffer, and the record destroyed at once: what librdkafka allocated for it (its
-      // parsed headers) is freed before the next record needs the same, as the raw
-      // consumer does, instead of a thousand allocations piling up before the first free.
+      // Decoded into a spent delivery (see DeliverSwapping) worth reusing, and the record
+      // destroyed at once: what librdkafka allocated for it (its parsed headers) is freed
+      // before the next record needs the same, as the raw consumer does, instead of a
+      // thousand allocations piling up before the first free.
       core::Delivery& delivery = *deliveries_[polled_.size()];
-      if (delivery.message.body.capacity() > kMaxReusedBytes) delivery = core::Delivery{};
+      if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
       DecodeRecordInto(message, &delivery.message);
       polled_.push_back(epoch);
     }

@@ -4,10 +4,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "backends/native/broker/broker.h"
 #include "backends/native/client/remote_backend.h"
@@ -361,8 +364,8 @@ class NativeConsumer : public core::BackendConsumer {
     for (const auto& [queue, offset] : positions) {
       if (Stopping()) break;
       if (!sink_.WaitForCapacity(std::chrono::steady_clock::now() + settings_.poll_wait)) break;
-      auto read = broker_->store().Read(spec_.topic, queue, offset, settings_.pull_batch,
-                                        int64_t{8} << 20, tag_hashes_);
+      auto read = broker_->store().ReadInPlace(spec_.topic, queue, offset, settings_.pull_batch,
+                                               int64_t{8} << 20, tag_hashes_);
       if (!read.ok()) {
         LogWarning("reading topic '" + spec_.topic + "' queue " + std::to_string(queue) +
                    " at offset " + std::to_string(offset) + ": " + read.status().ToString());
@@ -371,22 +374,30 @@ class NativeConsumer : public core::BackendConsumer {
       // A group that fell behind the queue's start (retention deleted what it had not read)
       // reads on from the start.
       if (read->min_offset > offset) WarnDeleted(queue, offset, read->min_offset);
-      std::vector<Delivery> batch;
-      batch.reserve(read->messages.size());
+      // Copied into the records the core hands back spent (see DeliverySink::DeliverSwapping):
+      // no allocation per message in a steady stream, and nothing this thread allocated is
+      // freed on a handler thread.
+      const size_t count = read->records.size();
+      while (deliveries_.size() < count) deliveries_.push_back(std::make_unique<Delivery>());
+      for (size_t i = 0; i < count; ++i) {
+        Delivery& delivery = *deliveries_[i];
+        if (!core::WorthReusing(delivery)) delivery = Delivery{};
+        CopyRecord(read->records[i], &delivery.message);
+        delivery.receipt.clear();
+      }
       {
         std::lock_guard lock(mutex_);
         auto it = owned_.find(queue);
         if (it == owned_.end()) continue;
-        for (auto& message : read->messages) {
-          it->second.tracker.Delivered(message.offset);
-          batch.push_back(Delivery{std::move(message), {}});
+        for (size_t i = 0; i < count; ++i) {
+          it->second.tracker.Delivered(read->records[i].meta.queue_offset);
         }
         it->second.tracker.FetchedUpTo(read->next_offset);
         it->second.fetch_offset = read->next_offset;
       }
-      if (!batch.empty()) {
+      if (count > 0) {
         delivered = true;
-        sink_.Deliver(std::move(batch));
+        sink_.DeliverSwapping(std::span(deliveries_.data(), count));
       }
     }
     return delivered;
@@ -498,6 +509,8 @@ class NativeConsumer : public core::BackendConsumer {
   bool commit_running_ = false;                          // guarded by mutex_
   std::chrono::steady_clock::time_point next_commit_{};  // the consuming thread only
   std::map<int32_t, OwnedQueue> owned_;
+  // The consuming thread only: the records a read is copied into, kept with their buffers.
+  std::vector<core::DeliveryPtr> deliveries_;
   Status close_status_;
   std::thread thread_;
 };

@@ -264,6 +264,13 @@ Message DecodeEntry(std::string_view stream, const EntryId& id, const FieldList&
 
 void DecodeEntryInto(std::string_view stream, const EntryId& id, const FieldList& fields,
                      Message& message) {
+  message.key.clear();
+  message.tag.clear();
+  message.properties.clear();
+  message.body.clear();
+  message.deliver_at.reset();
+  message.message_id.clear();
+  message.cluster.clear();
   message.stored_at = FromUnixMillis(
       static_cast<int64_t>(std::min<uint64_t>(id.ms, std::numeric_limits<int64_t>::max())));
   bool have_born = false;

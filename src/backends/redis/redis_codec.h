@@ -86,7 +86,8 @@ using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;
 // from the stream and entry id, a missing born the entry's time, and every field the SDK
 // does not know becomes a property of that name.
 Message DecodeEntry(std::string_view stream, const EntryId& id, const FieldList& fields);
-// The same into `message`, which must be default-constructed (or reset to that state).
+// The same into `message`: every field but topic, partition, offset and delivery_attempt (the
+// caller's) is overwritten, and its strings keep their capacity.
 void DecodeEntryInto(std::string_view stream, const EntryId& id, const FieldList& fields,
                      Message& message);
 

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <random>
 #include <set>
+#include <span>
 
 #include <hiredis/hiredis.h>
 
@@ -456,8 +457,10 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
                                      const Counts* counts) {
   if (partition < 0 || !IsArray(entries) || entries->elements == 0) return 0;
   const std::string& stream = streams_[static_cast<size_t>(partition)];
-  std::vector<core::Delivery> batch;
-  batch.reserve(entries->elements);
+  // Decoded into the records the core hands back spent (see DeliverySink::DeliverSwapping):
+  // no allocation per message in a steady stream, and nothing this thread allocated is freed
+  // on a handler thread.
+  size_t decoded = 0;
   entry_ids_.clear();
   std::vector<EntryId> gone;
   for (size_t i = 0; i < entries->elements; ++i) {
@@ -476,11 +479,14 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
     for (size_t f = 0; f + 1 < values->elements; f += 2) {
       fields_.emplace_back(ReplyString(values->element[f]), ReplyString(values->element[f + 1]));
     }
-    core::Delivery& delivery = batch.emplace_back();
+    if (decoded == deliveries_.size()) deliveries_.push_back(std::make_unique<core::Delivery>());
+    core::Delivery& delivery = *deliveries_[decoded++];
+    if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
     DecodeEntryInto(stream, *id, fields_, delivery.message);
-    delivery.message.topic = spec_.topic;
+    delivery.message.topic.assign(spec_.topic);
     delivery.message.partition = partition;
     delivery.message.offset = EntryIdToOffset(*id);
+    delivery.message.delivery_attempt = 0;
     if (counts != nullptr) {
       // Redis counts this delivery too; the core wants the deliveries before it.
       const auto it = counts->find(std::string(id_text));
@@ -491,17 +497,17 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
     delivery.receipt.assign(id_text.data(), id_text.size());
     entry_ids_.push_back(*id);
   }
+  size_t kept = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     HeldEntries& held = held_[static_cast<size_t>(partition)];
-    // Entries the core already holds (re-read or re-claimed) must not reach it twice.
-    size_t kept = 0;
-    for (size_t i = 0; i < batch.size(); ++i) {
+    // Entries the core already holds (re-read or re-claimed) must not reach it twice; they
+    // move behind with their buffers.
+    for (size_t i = 0; i < decoded; ++i) {
       if (!held.Insert(entry_ids_[i])) continue;
-      if (kept != i) batch[kept] = std::move(batch[i]);
+      if (kept != i) deliveries_[kept].swap(deliveries_[i]);
       ++kept;
     }
-    batch.resize(kept);
     for (const EntryId& id : gone) acks_.emplace_back(partition, id);
   }
   if (!gone.empty()) {
@@ -511,12 +517,11 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
                "' were deleted (trimmed by maxlen?) before being acknowledged");
     cv_.notify_all();
   }
-  const size_t delivered = batch.size();
-  if (!batch.empty()) {
-    state_->delivered.fetch_add(static_cast<int64_t>(delivered), std::memory_order_relaxed);
-    sink_.Deliver(std::move(batch));
+  if (kept > 0) {
+    state_->delivered.fetch_add(static_cast<int64_t>(kept), std::memory_order_relaxed);
+    sink_.DeliverSwapping(std::span(deliveries_.data(), kept));
   }
-  return delivered;
+  return kept;
 }
 
 Status RedisConsumer::RecoverOwnPending() {

@@ -176,6 +176,8 @@ class RedisConsumer final : public core::BackendConsumer {
   std::vector<std::string> claim_cursor_;
   FieldList fields_;
   std::vector<EntryId> entry_ids_;
+  // The records entries are decoded into, kept with their buffers (see DeliverEntries).
+  std::vector<core::DeliveryPtr> deliveries_;
   // An XREADGROUP is written and its reply not read yet; and the key its errors name.
   bool read_ahead_ = false;
   std::string_view read_key_;

@@ -58,6 +58,8 @@ std::string Difference(const Message& a, const Message& b) {
   if (a.deliver_at != b.deliver_at) return "deliver_at";
   if (a.message_id != b.message_id) return "message_id";
   if (a.born_at != b.born_at) return "born_at";
+  if (a.delivery_attempt != b.delivery_attempt) return "delivery_attempt";
+  if (a.cluster != b.cluster) return "cluster";
   if (a.partition != b.partition) return "partition";
   if (a.offset != b.offset) return "offset";
   if (a.stored_at != b.stored_at) return "stored_at";
@@ -140,6 +142,7 @@ struct FetchView {
   Status status;  // the decoder's result: the response status, or malformed
   bool malformed = false;
   std::vector<FetchedQueue> queues;
+  std::vector<std::vector<Message>> messages;  // each queue's
 };
 
 FetchView GeneratedFetch(const Frame& frame, const std::string& topic) {
@@ -154,8 +157,9 @@ FetchView GeneratedFetch(const Frame& frame, const std::string& topic) {
     FetchedQueue& queue = view.queues.emplace_back();
     queue.queue = data.queue();
     queue.status = FromWire(data.status());
+    std::vector<Message>& messages = view.messages.emplace_back();
     for (auto& message : *data.mutable_messages()) {
-      queue.messages.push_back(FromWire(std::move(message), topic));
+      messages.push_back(FromWire(std::move(message), topic));
     }
     queue.next_offset = data.next_offset();
     queue.max_offset = data.max_offset();
@@ -164,9 +168,45 @@ FetchView GeneratedFetch(const Frame& frame, const std::string& topic) {
   return view;
 }
 
+// Every field set, none as the decoder would leave it.
+Message UsedMessage() {
+  Message message;
+  message.topic = "a topic of an earlier fetch";
+  message.key = "an earlier key";
+  message.tag = "an earlier tag";
+  message.properties = {{"earlier", "property"}};
+  message.body = std::string(300, 'b');
+  message.deliver_at = FromUnixNanos(123);
+  message.message_id = "an earlier id";
+  message.born_at = FromUnixNanos(456);
+  message.delivery_attempt = 7;
+  message.cluster = "an earlier cluster";
+  message.partition = 99;
+  message.offset = 999;
+  message.stored_at = FromUnixNanos(789);
+  return message;
+}
+
+// Decoded into slots that held messages before, as a consumer's recycled records do.
 FetchView CodecFetch(const Frame& frame, const std::string& topic) {
   FetchView view;
-  view.malformed = !DecodeFetchResponse(frame, topic, &view.status, &view.queues).ok();
+  std::vector<std::unique_ptr<Message>> slots;
+  size_t asked = 0;
+  view.malformed =
+      !DecodeFetchResponse(frame, topic, &view.status, &view.queues, [&](size_t i) -> Message& {
+         EXPECT_EQ(i, asked++) << "slots asked out of order";
+         slots.push_back(std::make_unique<Message>(UsedMessage()));
+         return *slots.back();
+       }).ok();
+  size_t next = 0;
+  for (const FetchedQueue& queue : view.queues) {
+    EXPECT_EQ(queue.first_message, next) << "queue " << queue.queue;
+    std::vector<Message>& messages = view.messages.emplace_back();
+    for (size_t i = queue.first_message; i < queue.first_message + queue.message_count; ++i) {
+      if (i < slots.size()) messages.push_back(*slots[i]);
+    }
+    next = queue.first_message + queue.message_count;
+  }
   return view;
 }
 
@@ -186,10 +226,12 @@ std::string Compare(const FetchView& generated, const FetchView& codec) {
         a.max_offset != b.max_offset || a.min_offset != b.min_offset) {
       return "queue " + std::to_string(q);
     }
-    if (a.messages.size() != b.messages.size())
+    const std::vector<Message>& a_messages = generated.messages[q];
+    const std::vector<Message>& b_messages = codec.messages[q];
+    if (a_messages.size() != b_messages.size() || b.message_count != b_messages.size())
       return "message count of queue " + std::to_string(q);
-    for (size_t i = 0; i < a.messages.size(); ++i) {
-      const std::string difference = Difference(a.messages[i], b.messages[i]);
+    for (size_t i = 0; i < a_messages.size(); ++i) {
+      const std::string difference = Difference(a_messages[i], b_messages[i]);
       if (!difference.empty()) {
         return "queue " + std::to_string(q) + " message " + std::to_string(i) + ": " + difference;
       }
@@ -370,11 +412,11 @@ TEST(WireCodecTest, QueueDataBuiltByHandParsesWithTheGeneratedCode) {
   const FetchView generated = GeneratedFetch(frame, "orders");
   ASSERT_FALSE(generated.malformed);
   ASSERT_EQ(generated.queues.size(), 3u);
-  ASSERT_EQ(generated.queues[0].messages.size(), stored.size());
+  ASSERT_EQ(generated.messages[0].size(), stored.size());
   for (size_t i = 0; i < stored.size(); ++i) {
     Message expected = stored[i];
     expected.topic = "orders";
-    EXPECT_EQ(Difference(generated.queues[0].messages[i], expected), "") << i;
+    EXPECT_EQ(Difference(generated.messages[0][i], expected), "") << i;
   }
   EXPECT_EQ(generated.queues[0].next_offset, 20);
   EXPECT_EQ(generated.queues[0].max_offset, 25);
@@ -486,14 +528,17 @@ TEST(WireCodecTest, TheReaderReadsWhatTheGeneratedCodeWrites) {
   wire::FetchResponse failed;
   ToWire(NotFoundError("Fetch: topic 't' does not exist"), failed.mutable_status());
   const Frame failed_frame = MakeFrame(FrameType::kFetch, true, failed.SerializeAsString());
+  const FetchView failed_view = CodecFetch(failed_frame, "t");
+  EXPECT_FALSE(failed_view.malformed);
+  EXPECT_EQ(failed_view.status.code(), StatusCode::kNotFound);
   std::vector<FetchedQueue> queues;
   Status status;
-  MSGSDK_ASSERT_OK(DecodeFetchResponse(failed_frame, "t", &status, &queues));
-  EXPECT_EQ(status.code(), StatusCode::kNotFound);
-  Status malformed = DecodeFetchResponse(MakeFrame(FrameType::kFetch, true,
-                                                   std::string("\x12\x05"
-                                                               "ab")),
-                                         "t", &status, &queues);
+  Message slot;
+  Status malformed =
+      DecodeFetchResponse(MakeFrame(FrameType::kFetch, true,
+                                    std::string("\x12\x05"
+                                                "ab")),
+                          "t", &status, &queues, [&](size_t) -> Message& { return slot; });
   EXPECT_EQ(malformed.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(malformed.message().find("malformed FetchResponse body"), std::string::npos)
       << malformed.ToString();

@@ -152,6 +152,30 @@ TEST(RedisCodecTest, ForeignFieldsBecomeProperties) {
   EXPECT_EQ(ToUnixMillis(*m.deliver_at), 1700000000000);
 }
 
+TEST(RedisCodecTest, DecodingIntoAUsedMessageLeavesNothingOfIt) {
+  // A consumer decodes each entry into a record that held an earlier message.
+  Message used = DecodeEntry("msgsdk:t:0", {1700000000200, 1},
+                             {{"id", "0123456789abcdef0123456789abcdef"},
+                              {"key", "order-42"},
+                              {"tag", "created"},
+                              {"deliver_at", "1700000000999"},
+                              {"prop.trace", "t-1"},
+                              {"body", "an earlier body"}});
+  used.cluster = "an earlier cluster";
+  const FieldList only_a_body = {{"body", "hello"}};
+  DecodeEntryInto("msgsdk:t:1", {1700000000300, 7}, only_a_body, used);
+  const Message fresh = DecodeEntry("msgsdk:t:1", {1700000000300, 7}, only_a_body);
+  EXPECT_EQ(used.key, fresh.key);
+  EXPECT_EQ(used.tag, fresh.tag);
+  EXPECT_EQ(used.properties, fresh.properties);
+  EXPECT_EQ(used.body, fresh.body);
+  EXPECT_EQ(used.deliver_at, fresh.deliver_at);
+  EXPECT_EQ(used.message_id, fresh.message_id);
+  EXPECT_EQ(used.born_at, fresh.born_at);
+  EXPECT_EQ(used.stored_at, fresh.stored_at);
+  EXPECT_EQ(used.cluster, fresh.cluster);
+}
+
 TEST(RedisCodecTest, SyntheticIdsAreDeterministicTimeOrderedAndDistinct) {
   const std::string a = SyntheticMessageId("msgsdk:t:0", {1700000000000, 0});
   EXPECT_EQ(a, SyntheticMessageId("msgsdk:t:0", {1700000000000, 0}));

@@ -129,6 +129,38 @@ TEST(MessageCodecTest, RecordsFromFieldsAndInPlaceDecodingMatchTheMessage) {
   }
 }
 
+TEST(MessageCodecTest, CopyingARecordIntoAUsedMessageLeavesNothingOfIt) {
+  // A consumer copies each record into a delivery that held an earlier message.
+  Message used = FullMessage();
+  used.delivery_attempt = 3;
+  used.cluster = "an earlier cluster";
+  Message bare;
+  bare.topic = "payments";
+  bare.message_id = "fedcba9876543210fedcba9876543210";
+  RecordMeta meta;
+  meta.queue = 2;
+  meta.queue_offset = 5;
+  meta.stored_at = Timestamp(std::chrono::milliseconds(1700000000700));
+  const std::string record = Encode(bare, meta);
+  RecordInPlace in_place;
+  ASSERT_TRUE(DecodeRecordInPlace(record, &in_place));
+
+  CopyRecord(in_place, &used);
+  EXPECT_EQ(used.topic, "payments");
+  EXPECT_EQ(used.key, "");
+  EXPECT_EQ(used.tag, "");
+  EXPECT_TRUE(used.properties.empty());
+  EXPECT_EQ(used.body, "");
+  EXPECT_FALSE(used.deliver_at.has_value());
+  EXPECT_EQ(used.message_id, bare.message_id);
+  EXPECT_EQ(used.born_at, bare.born_at);
+  EXPECT_EQ(used.delivery_attempt, 0);
+  EXPECT_EQ(used.cluster, "");
+  EXPECT_EQ(used.partition, 2);
+  EXPECT_EQ(used.offset, 5);
+  EXPECT_EQ(used.stored_at, meta.stored_at);
+}
+
 TEST(MessageCodecTest, EmptyMessageHasTheMinimumSize) {
   Message m;
   auto size = RecordSize(m, 100);

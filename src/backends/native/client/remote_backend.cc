@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 
@@ -748,43 +749,51 @@ class RemoteConsumer : public core::BackendConsumer {
           "the connection to msgsdk-broker was lost; the group membership is checked before "
           "fetching again");
     }
-    // Decoded straight into messages (no generated objects in between): the fetch path's
-    // largest cost per message otherwise.
+    // Decoded straight into the records the core hands back spent (no generated objects in
+    // between, no allocation per message): the fetch path's largest costs per message
+    // otherwise.
     Status status;
-    Status decoded = protocol::DecodeFetchResponse(frame, spec_.topic, &status, &fetched_);
+    Status decoded = protocol::DecodeFetchResponse(
+        frame, spec_.topic, &status, &fetched_, [this](size_t i) -> Message& {
+          if (i == deliveries_.size()) deliveries_.push_back(std::make_unique<core::Delivery>());
+          core::Delivery& delivery = *deliveries_[i];
+          if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
+          delivery.receipt.clear();
+          return delivery.message;
+        });
     client_->RecycleResponseBody(std::move(frame.body));
     MSGSDK_RETURN_IF_ERROR(decoded);
     MSGSDK_RETURN_IF_ERROR(status);
-    std::vector<std::vector<Delivery>> batches;
-    for (protocol::FetchedQueue& data : fetched_) {
+    // Those of owned queues at the asked positions move to the front, in the response's order
+    // (each queue's in queue order); the rest stay behind with their buffers.
+    size_t count = 0;
+    for (const protocol::FetchedQueue& data : fetched_) {
       if (!data.status.ok()) Log("reading queue " + std::to_string(data.queue), data.status);
-      std::vector<Delivery> batch;
-      {
-        std::lock_guard lock(mutex_);
-        auto it = owned_.find(data.queue);
-        if (it == owned_.end()) continue;
-        auto asked = sent.positions.find(data.queue);
-        if (asked == sent.positions.end() || asked->second != it->second.fetch_offset) continue;
-        // The broker read from the queue's start: the messages before it were deleted.
-        if (data.min_offset > it->second.fetch_offset) {
-          LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue,
-                                          it->second.fetch_offset, data.min_offset));
-        }
-        batch.reserve(data.messages.size());
-        for (Message& message : data.messages) {
-          it->second.tracker.Delivered(message.offset);
-          batch.push_back(Delivery{std::move(message), {}});
-        }
-        it->second.tracker.FetchedUpTo(data.next_offset);
-        it->second.fetch_offset = data.next_offset;
+      std::lock_guard lock(mutex_);
+      auto it = owned_.find(data.queue);
+      if (it == owned_.end()) continue;
+      auto asked = sent.positions.find(data.queue);
+      if (asked == sent.positions.end() || asked->second != it->second.fetch_offset) continue;
+      // The broker read from the queue's start: the messages before it were deleted.
+      if (data.min_offset > it->second.fetch_offset) {
+        LogWarning(RetentionSkipWarning(spec_.group, spec_.topic, data.queue,
+                                        it->second.fetch_offset, data.min_offset));
       }
-      if (!batch.empty()) batches.push_back(std::move(batch));
+      for (size_t i = data.first_message; i < data.first_message + data.message_count; ++i) {
+        it->second.tracker.Delivered(deliveries_[i]->message.offset);
+        if (i != count) deliveries_[count].swap(deliveries_[i]);
+        ++count;
+      }
+      it->second.tracker.FetchedUpTo(data.next_offset);
+      it->second.fetch_offset = data.next_offset;
     }
-    if (!batches.empty()) {
+    if (count > 0) {
       // Failing to send it is no error here: the next round sends it again.
       SendFetch(fetch_wait_).IgnoreError();
+      // One call for every queue's messages: one lock of the core and one wake-up of its
+      // handlers per fetch.
+      sink_.DeliverSwapping(std::span(deliveries_.data(), count));
     }
-    for (std::vector<Delivery>& batch : batches) sink_.Deliver(std::move(batch));
     return OkStatus();
   }
 
@@ -901,8 +910,10 @@ class RemoteConsumer : public core::BackendConsumer {
   uint64_t fetches_sent_ = 0;
   const std::shared_ptr<FetchRelay> relay_ = std::make_shared<FetchRelay>(this);
   std::map<int32_t, OwnedQueue> owned_;
-  // The last fetch's answer, kept for its capacity (like in_flight_).
+  // The last fetch's answer, kept for its capacity (like in_flight_), and the records its
+  // messages are decoded into (see DeliverySink::DeliverSwapping).
   std::vector<protocol::FetchedQueue> fetched_;
+  std::vector<core::DeliveryPtr> deliveries_;
   Status close_status_;
   std::mutex join_mutex_;
   std::thread thread_;

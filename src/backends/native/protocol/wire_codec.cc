@@ -200,19 +200,6 @@ bool ReadFields(std::string_view data, int depth, Field field) {
   return true;
 }
 
-// How many fields with `tag` `data` holds, counted before decoding them so that their vector
-// is allocated once. Stops at malformed input (the decoding that follows reports it).
-size_t CountFields(std::string_view data, uint32_t tag) {
-  WireReader reader(data);
-  size_t count = 0;
-  while (!reader.done()) {
-    uint32_t field;
-    if (!reader.ReadTag(&field) || (field >> 3) == 0 || !reader.Skip(field, kMaxDepth)) break;
-    if (field == tag) ++count;
-  }
-  return count;
-}
-
 // ---- Messages -------------------------------------------------------------------------------
 
 // wire::Message field tags.
@@ -866,12 +853,13 @@ void AppendQueueData(int32_t queue, const Status& status, const std::vector<Reco
 }
 
 Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status* response_status,
-                           std::vector<FetchedQueue>* queues) {
+                           std::vector<FetchedQueue>* queues, const MessageSlots& slots) {
   queues->clear();
+  size_t decoded = 0;
   return DecodeResponse(frame, kFetchQueue, response_status, [&](std::string_view data, int depth) {
     WireStatusFields queue_status;
     FetchedQueue& queue = queues->emplace_back();
-    queue.messages.reserve(CountFields(data, kQueueDataMessage));
+    queue.first_message = decoded;
     const bool parsed = ReadFields(data, depth, [&](uint32_t field, WireReader& qr, bool& skip) {
       std::string_view nested;
       switch (field) {
@@ -881,7 +869,8 @@ Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status*
           return qr.ReadDelimited(&nested) && ReadStatus(nested, depth, &queue_status);
         case kQueueDataMessage: {
           if (!qr.ReadDelimited(&nested)) return false;
-          Message& message = queue.messages.emplace_back();
+          Message& message = slots(decoded++);
+          ++queue.message_count;
           ResetMessage(topic, &message);
           MessageSink sink(&message);
           return ReadMessage(nested, depth, sink);

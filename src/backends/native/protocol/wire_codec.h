@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -136,16 +137,26 @@ void AppendQueueData(int32_t queue, const Status& status, const std::vector<Reco
 struct FetchedQueue {
   int32_t queue = 0;
   Status status;
-  // As FromWire leaves them, with `topic` filled in.
-  std::vector<Message> messages;
+  // Its messages: the response's messages first_message to first_message + message_count - 1
+  // (see MessageSlots).
+  size_t first_message = 0;
+  size_t message_count = 0;
   int64_t next_offset = 0;
   int64_t max_offset = 0;
   int64_t min_offset = 0;
 };
 
+// Where DecodeFetchResponse puts the response's messages: slot(i) for the i-th (counted over
+// all its queues, from 0, asked for in that order). Every field of the slot's Message is
+// overwritten, as FromWire leaves it with `topic` filled in, and its strings keep their
+// capacity: a caller that hands the same messages out again decodes a steady stream without
+// allocating per message.
+using MessageSlots = std::function<Message&(size_t index)>;
+
 // Decodes a Fetch response frame: the response's own status into `status`, its queues into
-// `queues` (cleared first). kInvalidArgument if the body is malformed.
+// `queues` (cleared first), their messages into `slots`. kInvalidArgument if the body is
+// malformed (some slots may have been written then).
 Status DecodeFetchResponse(const Frame& frame, const std::string& topic, Status* status,
-                           std::vector<FetchedQueue>* queues);
+                           std::vector<FetchedQueue>* queues, const MessageSlots& slots);
 
 }  // namespace msgsdk::native::protocol

@@ -277,25 +277,31 @@ bool DecodeRecordInPlace(std::string_view record, RecordInPlace* out) {
   return true;
 }
 
+void CopyRecord(const RecordInPlace& record, Message* message) {
+  message->topic.assign(record.topic);
+  message->key.assign(record.key);
+  message->tag.assign(record.tag);
+  message->properties.clear();
+  record.properties.ForEach([&](std::string_view key, std::string_view value) {
+    message->properties.emplace_hint(message->properties.end(), key, value);
+  });
+  message->body.assign(record.body);
+  message->deliver_at = record.deliver_at;
+  message->message_id.assign(record.message_id);
+  message->born_at = record.born_at;
+  message->delivery_attempt = 0;
+  message->cluster.clear();
+  message->partition = record.meta.queue;
+  message->offset = record.meta.queue_offset;
+  message->stored_at = record.meta.stored_at;
+}
+
 Status DecodeRecord(std::string_view record, Message* message, RecordMeta* meta) {
   RecordInPlace decoded;
   if (!DecodeRecordInPlace(record, &decoded)) {
     return DataLossError("malformed record of " + std::to_string(record.size()) + " bytes");
   }
-  message->properties.clear();
-  decoded.properties.ForEach([&](std::string_view key, std::string_view value) {
-    message->properties.emplace_hint(message->properties.end(), key, value);
-  });
-  message->topic.assign(decoded.topic);
-  message->key.assign(decoded.key);
-  message->tag.assign(decoded.tag);
-  message->body.assign(decoded.body);
-  message->message_id.assign(decoded.message_id);
-  message->born_at = decoded.born_at;
-  message->deliver_at = decoded.deliver_at;
-  message->stored_at = decoded.meta.stored_at;
-  message->partition = decoded.meta.queue;
-  message->offset = decoded.meta.queue_offset;
+  CopyRecord(decoded, message);
   *meta = decoded.meta;
   return OkStatus();
 }

@@ -159,6 +159,12 @@ struct RecordInPlace {
 // false if it is malformed (a field runs past its end, or bytes follow the body).
 bool DecodeRecordInPlace(std::string_view record, RecordInPlace* out);
 
+// Copies a record read in place into `message`: topic, key, tag, properties, body,
+// deliver_at, message_id, born_at, stored_at, partition = queue and offset = queue offset;
+// delivery_attempt 0 and cluster empty. Every field is overwritten and the strings keep their
+// capacity, so a message decoded into again and again allocates only when it grows.
+void CopyRecord(const RecordInPlace& record, Message* message);
+
 // Decodes a whole record (already checked with CheckRecord) into `message` (topic, key, tag,
 // properties, body, deliver_at, message_id, born_at, stored_at, partition = queue,
 // offset = queue offset) and `meta`. kDataLoss if the record is malformed.

@@ -1166,21 +1166,7 @@ Result<ReadResult> MessageStoreImpl::Read(const std::string& topic, int32_t queu
   result.min_offset = read.min_offset;
   result.messages.resize(read.records.size());
   for (size_t i = 0; i < read.records.size(); ++i) {
-    const RecordInPlace& record = read.records[i];
-    Message& message = result.messages[i];
-    message.topic.assign(record.topic);
-    message.key.assign(record.key);
-    message.tag.assign(record.tag);
-    record.properties.ForEach([&](std::string_view key, std::string_view value) {
-      message.properties.emplace_hint(message.properties.end(), key, value);
-    });
-    message.body.assign(record.body);
-    message.message_id.assign(record.message_id);
-    message.born_at = record.born_at;
-    message.deliver_at = record.deliver_at;
-    message.stored_at = record.meta.stored_at;
-    message.partition = record.meta.queue;
-    message.offset = record.meta.queue_offset;
+    CopyRecord(read.records[i], &result.messages[i]);
   }
   return result;
 }
