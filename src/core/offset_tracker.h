@@ -72,4 +72,20 @@ class OffsetTracker {
   int64_t fetched_up_to_;
 };
 
+// Acknowledges each delivery of `deliveries` (pointers to objects with message.partition and
+// message.offset) in the tracker of its partition's entry in `owned` (a map from partition
+// to a state with a `tracker`); those of partitions no longer owned are ignored. For a
+// backend's AckAll, under the backend's lock: one lock and, for a run of one partition, one
+// lookup for the whole batch.
+template <typename OwnedMap, typename Deliveries>
+void AckOwned(OwnedMap& owned, const Deliveries& deliveries) {
+  auto it = owned.end();
+  for (const auto* delivery : deliveries) {
+    if (it == owned.end() || it->first != delivery->message.partition) {
+      it = owned.find(delivery->message.partition);
+    }
+    if (it != owned.end()) it->second.tracker.Acked(delivery->message.offset);
+  }
+}
+
 }  // namespace msgsdk::core

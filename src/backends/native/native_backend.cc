@@ -1,5 +1,7 @@
 #include "backends/native/native_backend.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -255,9 +257,13 @@ class NativeConsumer : public core::BackendConsumer {
   ~NativeConsumer() override { Close(std::chrono::steady_clock::now()).IgnoreError(); }
 
   void Ack(const Delivery& delivery) override {
+    const Delivery* const one = &delivery;
+    AckAll(std::span(&one, 1));
+  }
+  // The core acknowledges a handler thread's batch at once: one lock for all of it.
+  void AckAll(std::span<const Delivery* const> deliveries) override {
     std::lock_guard lock(mutex_);
-    auto it = owned_.find(delivery.message.partition);
-    if (it != owned_.end()) it->second.tracker.Acked(delivery.message.offset);
+    core::AckOwned(owned_, deliveries);
   }
 
   Status Close(Deadline) override {
@@ -278,6 +284,7 @@ class NativeConsumer : public core::BackendConsumer {
   bool Stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   void Run() {
+    pthread_setname_np(pthread_self(), "msgsdk-nfetch");
     while (!Stopping()) {
       UpdateAssignment();
       const uint64_t seen = broker_->AppendCount();

@@ -1,5 +1,9 @@
 #include "core/offset_tracker.h"
 
+#include <cstdint>
+#include <map>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace msgsdk::core {
@@ -67,6 +71,31 @@ TEST(OffsetTrackerTest, ManyDeliveriesAckedInAnyOrder) {
   for (int64_t offset = 100; offset < 1100; offset += 2) EXPECT_TRUE(tracker.Acked(offset));
   EXPECT_EQ(tracker.CommitPosition(), 1100);
   EXPECT_EQ(tracker.outstanding(), 0u);
+}
+
+struct Owned {
+  OffsetTracker tracker;
+};
+
+struct Acked {
+  struct {
+    int32_t partition;
+    int64_t offset;
+  } message;
+};
+
+TEST(OffsetTrackerTest, AckOwnedAcknowledgesEachInItsPartitionAndSkipsTheUnowned) {
+  std::map<int32_t, Owned> owned;
+  owned.emplace(1, Owned{OffsetTracker(0)});
+  owned.emplace(3, Owned{OffsetTracker(100)});
+  for (int64_t offset = 0; offset < 3; ++offset) owned.at(1).tracker.Delivered(offset);
+  for (int64_t offset = 100; offset < 102; ++offset) owned.at(3).tracker.Delivered(offset);
+  const Acked a{{1, 0}}, b{{1, 1}}, c{{3, 100}}, gone{{2, 5}}, d{{1, 2}}, e{{3, 101}};
+  const std::vector<const Acked*> batch = {&a, &b, &c, &gone, &d, &e};
+  AckOwned(owned, batch);
+  EXPECT_EQ(owned.at(1).tracker.CommitPosition(), 3);
+  EXPECT_EQ(owned.at(3).tracker.CommitPosition(), 102);
+  EXPECT_EQ(owned.size(), 2u);
 }
 
 }  // namespace

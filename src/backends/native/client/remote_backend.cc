@@ -1,5 +1,7 @@
 #include "backends/native/client/remote_backend.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -298,9 +300,13 @@ class RemoteConsumer : public core::BackendConsumer {
   ~RemoteConsumer() override { Close(Clock::now()).IgnoreError(); }
 
   void Ack(const Delivery& delivery) override {
+    const Delivery* const one = &delivery;
+    AckAll(std::span(&one, 1));
+  }
+  // The core acknowledges a handler thread's batch at once: one lock for all of it.
+  void AckAll(std::span<const Delivery* const> deliveries) override {
     std::lock_guard lock(mutex_);
-    auto it = owned_.find(delivery.message.partition);
-    if (it != owned_.end()) it->second.tracker.Acked(delivery.message.offset);
+    core::AckOwned(owned_, deliveries);
   }
 
   Status Close(Deadline) override {
@@ -400,6 +406,7 @@ class RemoteConsumer : public core::BackendConsumer {
   }
 
   void Run() {
+    pthread_setname_np(pthread_self(), "msgsdk-nfetch");
     bool joined = false;
     auto next_heartbeat = Clock::now();
     // The client's lost connections when the membership was last confirmed. A lost connection
