@@ -75,7 +75,8 @@ extern "C" void OnSignal(int /*signal*/) { interrupted.store(true); }
 struct Flags {
   std::vector<std::string> modes = {"group_commit", "periodic"};
   std::vector<size_t> sizes = {100, 1024};
-  std::vector<std::string> cases = {"sync", "async", "batch", "raw", "latency", "commit"};
+  std::vector<std::string> cases = {"sync", "async",   "batch", "consume",
+                                    "raw",  "latency", "commit"};
   std::vector<int> committers = {1, 16};
   int64_t max_messages = 2'000'000;
   double case_seconds = 2.0;
@@ -197,6 +198,52 @@ Throughput MeasureBatch(msgsdk::Producer& producer, const std::string& body, con
                     .failed = failed.load(),
                     .seconds = std::chrono::duration<double>(SteadyClock::now() - start).count(),
                     .first_error = first_error};
+}
+
+// Bodies the consume case reads at most: what the commit log keeps in the page cache
+// (StoreOptions::log_cache_bytes), as a consumer keeping up with its producers reads it.
+constexpr int64_t kConsumeBodyBytes = int64_t{256} << 20;
+
+// A new group reads a topic that SendAsync filled first (untimed: --messages, at most
+// kConsumeBodyBytes of bodies), with the SDK's default handler threads and a handler that only
+// counts: from the Subscribe call to the last message handled.
+Throughput MeasureConsume(msgsdk::Client& client, const std::string& topic, const std::string& body,
+                          const Flags& flags) {
+  auto producer = client.CreateProducer(topic);
+  if (!producer.ok()) return Throughput{.first_error = producer.status().ToString()};
+  Flags fill = flags;
+  fill.max_messages =
+      std::min(flags.max_messages, kConsumeBodyBytes / static_cast<int64_t>(body.size()));
+  fill.case_seconds = 600;
+  const Throughput filled = MeasureAsync(*producer, body, fill);
+  const msgsdk::Status closed = producer->Close();
+  if (!filled.first_error.empty() || !closed.ok()) {
+    return Throughput{.first_error =
+                          "filling the topic: " +
+                          (filled.first_error.empty() ? closed.ToString() : filled.first_error)};
+  }
+  const auto handled = std::make_shared<msgsdk::bench::Progress>();
+  const double cpu_start = SelfCpuSeconds();
+  const auto start = SteadyClock::now();
+  auto subscription = client.Subscribe(topic, "bench-consume", [handled](const msgsdk::Message&) {
+    handled->Add();
+    return msgsdk::ConsumeResult::kSuccess;
+  });
+  if (!subscription.ok()) return Throughput{.first_error = subscription.status().ToString()};
+  const bool all =
+      handled->WaitFor(static_cast<int64_t>(filled.messages), std::chrono::seconds(60));
+  Throughput result{.messages = static_cast<uint64_t>(handled->done()),
+                    .seconds = std::chrono::duration<double>(handled->last() - start).count(),
+                    .cpu_seconds = SelfCpuSeconds() - cpu_start};
+  if (!all) {
+    result.first_error = "only " + WithSeparators(result.messages) + " of " +
+                         WithSeparators(filled.messages) + " messages handled within 60 s";
+  }
+  if (const msgsdk::Status stopped = subscription->Close();
+      !stopped.ok() && result.first_error.empty()) {
+    result.first_error = "closing the subscription: " + stopped.ToString();
+  }
+  return result;
 }
 
 // Before the throughput cases, each store's commit log is filled past the part of it kept
@@ -528,6 +575,12 @@ void RunOnce(const Flags& flags, int round, Results& results) {
       run("sync", [&](msgsdk::Producer& p) { return MeasureSync(p, body, flags); });
       run("async", [&](msgsdk::Producer& p) { return MeasureAsync(p, body, flags); });
       run("batch", [&](msgsdk::Producer& p) { return MeasureBatch(p, body, flags); });
+      if (Wants(flags, "consume") && !interrupted.load()) {
+        Progress(label + "consume");
+        Throughput t = MeasureConsume(*client, "bench-consume" + suffix, body, flags);
+        if (!t.first_error.empty()) results.errors.push_back(label + "consume: " + t.first_error);
+        results.throughput[{mode, size, "consume"}].push_back(t);
+      }
       if (Wants(flags, "raw") && !interrupted.load()) {
         Progress(label + "raw");
         const std::string raw_dir = (*dir)->path() + "/raw" + suffix;
@@ -642,6 +695,28 @@ void Report(const Flags& flags, const Results& results) {
   }
   table.Print();
 
+  bool consumed = false;
+  Table consume({"flush mode", "size", "messages", "seconds", "msgs/s", "MiB/s", "CPU us/msg"});
+  for (const std::string& mode : flags.modes) {
+    for (const size_t size : flags.sizes) {
+      const auto it = results.throughput.find({mode, size, "consume"});
+      if (it == results.throughput.end() || it->second.empty()) continue;
+      consumed = true;
+      const Throughput m = MedianBy(it->second, [](const Throughput& t) { return t.rate(); });
+      consume.AddRow({mode, SizeName(size), WithSeparators(m.messages), Fixed(m.seconds, 2),
+                      WithSeparators(static_cast<uint64_t>(m.rate())),
+                      Fixed(m.rate() * static_cast<double>(size) / (1024.0 * 1024.0), 1),
+                      Fixed(m.cpu_us_per_message(), 2)});
+    }
+  }
+  if (consumed) {
+    std::printf(
+        "\nConsume throughput (%s of %d run%s; a new group reads what SendAsync wrote; messages "
+        "handled per second)\n",
+        flags.repeat > 1 ? "median" : "one", flags.repeat, flags.repeat > 1 ? "s" : "");
+    consume.Print();
+  }
+
   if (!results.latency.empty()) {
     std::printf(
         "\nEnd-to-end latency at a fixed rate (SendAsync -> handler; ack = SendAsync -> "
@@ -722,7 +797,7 @@ int Main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--cases", flags.cases, "Cases to run")
-      ->check(CLI::IsMember({"sync", "async", "batch", "raw", "latency", "commit"}))
+      ->check(CLI::IsMember({"sync", "async", "batch", "consume", "raw", "latency", "commit"}))
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--committers", flags.committers,
