@@ -169,6 +169,56 @@ Throughput MeasureThroughput(msgsdk::Client& client, const std::string& topic, c
   return throughput;
 }
 
+// A new group reads the `messages` messages MeasureThroughput wrote to `topic`, with the
+// SDK's default handler threads and a handler that only counts: messages handled per second
+// from the Subscribe call to the last one, and the CPU time they cost (as MeasureThroughput).
+Throughput MeasureConsume(msgsdk::Client& client, const std::string& topic, int64_t messages,
+                          pid_t sidecar_pid, std::string* error) {
+  const auto handled = std::make_shared<msgsdk::bench::Progress>();
+  const double client_cpu_start = msgsdk::bench::SelfCpuSeconds();
+  const double sidecar_cpu_start =
+      sidecar_pid > 0 ? msgsdk::bench::ProcessCpuSeconds(sidecar_pid) : 0;
+  const auto start = SteadyClock::now();
+  auto subscription = client.Subscribe(topic, "bench-consume", [handled](const msgsdk::Message&) {
+    handled->Add();
+    return msgsdk::ConsumeResult::kSuccess;
+  });
+  if (!subscription.ok()) {
+    *error = subscription.status().ToString();
+    return {};
+  }
+  if (!handled->WaitFor(messages, std::chrono::seconds(300))) {
+    *error = "consume: only " + WithSeparators(static_cast<uint64_t>(handled->done())) + " of " +
+             WithSeparators(static_cast<uint64_t>(messages)) + " messages handled";
+  }
+  const double seconds = std::chrono::duration<double>(handled->last() - start).count();
+  const auto count = static_cast<double>(std::max<int64_t>(handled->done(), 1));
+  Throughput throughput{
+      .rate = seconds > 0 ? static_cast<double>(handled->done()) / seconds : 0,
+      .client_cpu_us = (msgsdk::bench::SelfCpuSeconds() - client_cpu_start) * 1e6 / count,
+      .sidecar_cpu_us =
+          sidecar_pid > 0
+              ? (msgsdk::bench::ProcessCpuSeconds(sidecar_pid) - sidecar_cpu_start) * 1e6 / count
+              : 0};
+  if (const msgsdk::Status closed = subscription->Close(); !closed.ok() && error->empty()) {
+    *error = "closing the subscription: " + closed.ToString();
+  }
+  return throughput;
+}
+
+// The rows of one throughput table: in process, and through the sidecar against it.
+void PrintThroughput(const Throughput& local, const Throughput& remote) {
+  Table table({"transport", "", "msgs/s", "vs in-process", "CPU us/msg", "client", "sidecar",
+               "CPU vs in-process"});
+  table.AddRow({"in-process", "", WithSeparators(static_cast<uint64_t>(local.rate)), "-",
+                Fixed(local.cpu_us(), 2), Fixed(local.client_cpu_us, 2), "-", "-"});
+  table.AddRow({"sidecar", "", WithSeparators(static_cast<uint64_t>(remote.rate)),
+                Fixed(local.rate > 0 ? remote.rate / local.rate : 0, 2), Fixed(remote.cpu_us(), 2),
+                Fixed(remote.client_cpu_us, 2), Fixed(remote.sidecar_cpu_us, 2),
+                Fixed(remote.cpu_us() > 0 ? local.cpu_us() / remote.cpu_us() : 0, 2)});
+  table.Print();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -238,11 +288,17 @@ int main(int argc, char** argv) {
       MeasureThroughput(*in_process, "bench-throughput", flags, -1, &local_error);
   const Throughput remote_throughput =
       MeasureThroughput(*through_sidecar, "bench-throughput", flags, sidecar_pid, &remote_error);
+  std::string local_consume_error, remote_consume_error;
+  const Throughput local_consume =
+      MeasureConsume(*in_process, "bench-throughput", flags.messages, -1, &local_consume_error);
+  const Throughput remote_consume = MeasureConsume(
+      *through_sidecar, "bench-throughput", flags.messages, sidecar_pid, &remote_consume_error);
   const double local_rate = local_throughput.rate;
   const double remote_rate = remote_throughput.rate;
   const double loaded_rss = ProcessMemoryMb(sidecar_pid, "VmRSS");
   const double peak_rss = ProcessMemoryMb(sidecar_pid, "VmHWM");
-  for (const std::string& error : {local.error, remote.error, local_error, remote_error}) {
+  for (const std::string& error : {local.error, remote.error, local_error, remote_error,
+                                   local_consume_error, remote_consume_error}) {
     if (!error.empty()) std::fprintf(stderr, "error: %s\n", error.c_str());
   }
 
@@ -262,20 +318,13 @@ int main(int argc, char** argv) {
   std::printf("\nThroughput: SendAsync, %s messages, up to %s in flight (acknowledged msgs/s)\n",
               WithSeparators(static_cast<uint64_t>(flags.messages)).c_str(),
               WithSeparators(static_cast<uint64_t>(flags.window)).c_str());
-  Table throughput({"transport", "", "msgs/s", "vs in-process", "CPU us/msg", "client", "sidecar",
-                    "CPU vs in-process"});
-  throughput.AddRow({"in-process", "", WithSeparators(static_cast<uint64_t>(local_rate)), "-",
-                     Fixed(local_throughput.cpu_us(), 2), Fixed(local_throughput.client_cpu_us, 2),
-                     "-", "-"});
-  throughput.AddRow(
-      {"sidecar", "", WithSeparators(static_cast<uint64_t>(remote_rate)),
-       Fixed(local_rate > 0 ? remote_rate / local_rate : 0, 2),
-       Fixed(remote_throughput.cpu_us(), 2), Fixed(remote_throughput.client_cpu_us, 2),
-       Fixed(remote_throughput.sidecar_cpu_us, 2),
-       Fixed(remote_throughput.cpu_us() > 0 ? local_throughput.cpu_us() / remote_throughput.cpu_us()
-                                            : 0,
-             2)});
-  throughput.Print();
+  PrintThroughput(local_throughput, remote_throughput);
+
+  std::printf(
+      "\nConsume: a new group reads those %s messages, default handler threads (messages "
+      "handled per second)\n",
+      WithSeparators(static_cast<uint64_t>(flags.messages)).c_str());
+  PrintThroughput(local_consume, remote_consume);
 
   std::printf("\nmsgsdk-sidecar memory (MiB): idle %s, after the load %s, peak %s\n",
               Fixed(idle_rss, 1).c_str(), Fixed(loaded_rss, 1).c_str(), Fixed(peak_rss, 1).c_str());
