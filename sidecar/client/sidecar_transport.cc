@@ -43,6 +43,10 @@ constexpr size_t kLanes = 4;
 // Credit of a subscription with no max_inflight of its own, and its handler threads.
 constexpr int kDefaultCredit = 1000;
 constexpr int kDefaultHandlerThreads = 4;
+// A handler thread takes up to kMaxTake waiting deliveries at a time while a batch of them
+// takes less than kQuickBatch (as the subscription core's workers do).
+constexpr size_t kMaxTake = 16;
+constexpr auto kQuickBatch = std::chrono::microseconds(200);
 // Reconnect backoff of a subscription whose stream broke.
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
@@ -414,6 +418,12 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
     uint64_t generation;
     v1::Settle settle;
   };
+  // A delivery waiting for a handler thread.
+  struct Ready {
+    Message message;
+    uint64_t id;
+    uint64_t generation;
+  };
 
   SidecarSubscription(std::shared_ptr<Connection> connection, std::string topic, std::string group,
                       MessageHandler handler, SubscribeOptions options)
@@ -516,24 +526,79 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
     }
   }
 
+  // Queues the response's deliveries for the handler threads under one lock, and starts as
+  // many draining tasks as the pool has threads not draining yet: a task per message would cost
+  // a wake-up (and a sleep) of a handler thread per message, the largest cost of consuming
+  // through the sidecar.
   void Dispatch(const v1::SubscribeResponse& response, uint64_t generation) {
+    if (response.deliveries().empty()) return;
+    std::vector<Ready> arrived;
+    arrived.reserve(static_cast<size_t>(response.deliveries_size()));
     for (const v1::Delivery& delivery : response.deliveries()) {
-      auto message = std::make_shared<Message>(FromProto(delivery.message()));
-      const uint64_t id = delivery.delivery_id();
-      handlers_.Submit([this, message, id, generation] { Handle(*message, id, generation); });
+      arrived.push_back({FromProto(delivery.message()), delivery.delivery_id(), generation});
+    }
+    int start = 0;
+    {
+      std::lock_guard lock(mutex_);
+      ready_.insert(ready_.end(), std::make_move_iterator(arrived.begin()),
+                    std::make_move_iterator(arrived.end()));
+      // None if the pool shrank below the tasks draining.
+      start = std::clamp(handlers_.size() - draining_, 0, static_cast<int>(ready_.size()));
+      draining_ += start;
+    }
+    for (int i = 0; i < start; ++i) {
+      if (!handlers_.Submit([this] { Drain(); })) {
+        std::lock_guard lock(mutex_);
+        --draining_;
+      }
     }
   }
 
-  void Handle(const Message& message, uint64_t id, uint64_t generation) {
+  // A handler thread's task: handles ready deliveries until none is left. It takes up to
+  // kMaxTake at a time, never more than its share of those waiting, while its handlers return
+  // quickly, and one at a time after a slow one, so that little waits behind a slow handler;
+  // their settlements go to the writer together.
+  void Drain() {
     const core::HandlerThreadMark handler_thread;
-    {
+    size_t take = 1;
+    std::vector<Ready> batch;
+    std::vector<Settled> settled;
+    while (true) {
+      batch.clear();
+      {
+        std::lock_guard lock(mutex_);
+        // Closing: what waits is not handled (the sidecar hands it back when the stream ends).
+        if (closing_) ready_.clear();
+        if (ready_.empty()) {
+          --draining_;
+          return;
+        }
+        const size_t share =
+            std::max<size_t>(1, ready_.size() / static_cast<size_t>(std::max(1, handlers_.size())));
+        const size_t n = std::min({take, share, ready_.size()});
+        for (size_t i = 0; i < n; ++i) {
+          // Of an earlier stream: the sidecar handed it back when that stream ended.
+          if (ready_.front().generation == generation_) batch.push_back(std::move(ready_.front()));
+          ready_.pop_front();
+        }
+      }
+      const auto started = std::chrono::steady_clock::now();
+      settled.clear();
+      for (const Ready& ready : batch) settled.push_back(Handle(ready));
+      take = std::chrono::steady_clock::now() - started < kQuickBatch ? kMaxTake : 1;
+      if (settled.empty()) continue;
       std::lock_guard lock(mutex_);
-      if (closing_ || generation != generation_) return;  // handed back by the sidecar
+      settled_.insert(settled_.end(), std::make_move_iterator(settled.begin()),
+                      std::make_move_iterator(settled.end()));
+      changed_.notify_all();
     }
-    Settled settled{.generation = generation};
-    settled.settle.set_delivery_id(id);
+  }
+
+  Settled Handle(const Ready& ready) {
+    Settled settled{.generation = ready.generation};
+    settled.settle.set_delivery_id(ready.id);
     try {
-      if (handler_(message) == ConsumeResult::kSuccess) {
+      if (handler_(ready.message) == ConsumeResult::kSuccess) {
         settled.settle.set_outcome(v1::Settle::ACK);
       } else {
         settled.settle.set_outcome(v1::Settle::RETRY);
@@ -546,9 +611,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
       settled.settle.set_outcome(v1::Settle::RETRY);
       settled.settle.set_reason("handler threw a non-standard exception");
     }
-    std::lock_guard lock(mutex_);
-    settled_.push_back(std::move(settled));
-    changed_.notify_all();
+    return settled;
   }
 
   // Sends settlements in batches; at close, the last ones and then WritesDone.
@@ -599,6 +662,8 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   std::shared_ptr<Stream> stream_;
   uint64_t generation_ = 0;
   v1::SubscribeResponse first_response_;
+  std::deque<Ready> ready_;
+  int draining_ = 0;  // Drain tasks submitted and not finished
   std::vector<Settled> settled_;
   std::thread reader_;
   std::thread writer_;
