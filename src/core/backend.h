@@ -139,6 +139,16 @@ inline bool WorthReusing(const Delivery& delivery) {
   return delivery.message.body.capacity() + delivery.message.key.capacity() <= kMaxReusedBytes;
 }
 
+// The i-th of a backend consumer's records to decode a message into (i at most records'
+// size): made if the pool has none there yet, replaced by an empty one if not worth reusing.
+// The caller overwrites every field it hands on.
+inline Delivery& RecordToDecodeInto(std::vector<DeliveryPtr>& records, size_t i) {
+  if (i == records.size()) records.push_back(std::make_unique<Delivery>());
+  Delivery& delivery = *records[i];
+  if (!WorthReusing(delivery)) delivery = Delivery{};
+  return delivery;
+}
+
 // Implemented by the core, called by a backend consumer.
 class DeliverySink {
  public:

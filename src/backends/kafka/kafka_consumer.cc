@@ -246,8 +246,7 @@ void KafkaSubscription::PollBatch(int wait_ms) {
       // destroyed at once: what librdkafka allocated for it (its parsed headers) is freed
       // before the next record needs the same, as the raw consumer does, instead of a
       // thousand allocations piling up before the first free.
-      core::Delivery& delivery = *deliveries_[polled_.size()];
-      if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
+      core::Delivery& delivery = core::RecordToDecodeInto(deliveries_, polled_.size());
       DecodeRecordInto(message, &delivery.message);
       polled_.push_back(epoch);
     }

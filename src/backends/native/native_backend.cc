@@ -385,10 +385,8 @@ class NativeConsumer : public core::BackendConsumer {
       // no allocation per message in a steady stream, and nothing this thread allocated is
       // freed on a handler thread.
       const size_t count = read->records.size();
-      while (deliveries_.size() < count) deliveries_.push_back(std::make_unique<Delivery>());
       for (size_t i = 0; i < count; ++i) {
-        Delivery& delivery = *deliveries_[i];
-        if (!core::WorthReusing(delivery)) delivery = Delivery{};
+        Delivery& delivery = core::RecordToDecodeInto(deliveries_, i);
         CopyRecord(read->records[i], &delivery.message);
         delivery.receipt.clear();
       }

@@ -479,9 +479,7 @@ size_t RedisConsumer::DeliverEntries(int32_t partition, const redisReply* entrie
     for (size_t f = 0; f + 1 < values->elements; f += 2) {
       fields_.emplace_back(ReplyString(values->element[f]), ReplyString(values->element[f + 1]));
     }
-    if (decoded == deliveries_.size()) deliveries_.push_back(std::make_unique<core::Delivery>());
-    core::Delivery& delivery = *deliveries_[decoded++];
-    if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
+    core::Delivery& delivery = core::RecordToDecodeInto(deliveries_, decoded++);
     DecodeEntryInto(stream, *id, fields_, delivery.message);
     delivery.message.topic.assign(spec_.topic);
     delivery.message.partition = partition;

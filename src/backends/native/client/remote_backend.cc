@@ -762,9 +762,7 @@ class RemoteConsumer : public core::BackendConsumer {
     Status status;
     Status decoded = protocol::DecodeFetchResponse(
         frame, spec_.topic, &status, &fetched_, [this](size_t i) -> Message& {
-          if (i == deliveries_.size()) deliveries_.push_back(std::make_unique<core::Delivery>());
-          core::Delivery& delivery = *deliveries_[i];
-          if (!core::WorthReusing(delivery)) delivery = core::Delivery{};
+          core::Delivery& delivery = core::RecordToDecodeInto(deliveries_, i);
           delivery.receipt.clear();
           return delivery.message;
         });
