@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -234,6 +235,13 @@ struct Staged {
   int32_t failure = -1;  // index into the writer's failures, or -1
 };
 
+// kGroupCommit: an append of a written batch (readable, or failed) waiting for the fdatasync
+// that covers the batch.
+struct AwaitingSync {
+  AppendCallback done;
+  Result<AppendResult> result;
+};
+
 class MessageStoreImpl final : public MessageStore {
  public:
   explicit MessageStoreImpl(StoreOptions options)
@@ -312,6 +320,9 @@ class MessageStoreImpl final : public MessageStore {
   void WriteOnCaller(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
   void ProcessBatch(PendingBatch* batch);
+  // Completes an append of the batch just written: at once, or (kGroupCommit) by handing it
+  // to the syncer.
+  void Complete(PendingBatch::Item& item, Result<AppendResult> result);
   QueueState* ResolveQueue(std::string_view topic, int32_t queue, Status* status);
   // Writes the records [begin, end) of the batch (items [first_item, end_item)); on failure
   // gives their queue offsets back and fails them.
@@ -319,6 +330,11 @@ class MessageStoreImpl final : public MessageStore {
   void Fail(size_t item, Status status);
   Timestamp NextStoredAt();
   Status IndexError() const;
+
+  // ---- Syncer (kGroupCommit) ----
+  // Syncs the log whenever appends wait for it and completes them: the writer goes on
+  // writing, and making readable, what comes meanwhile.
+  void SyncerLoop();
 
   // ---- Flusher ----
   void FlusherLoop();
@@ -382,9 +398,7 @@ class MessageStoreImpl final : public MessageStore {
   bool closing_ = false;         // guarded by append_mu_
   std::thread::id writer_id_;    // guarded by append_mu_
   std::thread writer_;
-  // append_on_caller_when_idle, in kPeriodic mode.
-  const bool caller_may_write_ =
-      options_.append_on_caller_when_idle && options_.flush_mode == FlushMode::kPeriodic;
+  const bool caller_may_write_ = options_.append_on_caller_when_idle;
   bool caller_writing_ = false;  // guarded by append_mu_: a caller holds the writer's role
   PendingBatch caller_batch_;    // the batch a caller writes (the writer's role)
 
@@ -407,6 +421,15 @@ class MessageStoreImpl final : public MessageStore {
   // Publication: every record before dispatched_ has its index entry published.
   std::mutex publish_mu_;
   int64_t dispatched_ = 0;  // guarded by publish_mu_
+
+  // Syncer thread (kGroupCommit).
+  std::mutex syncer_mu_;
+  std::condition_variable syncer_cv_;
+  std::vector<AwaitingSync> awaiting_sync_;  // guarded by syncer_mu_
+  bool syncer_waiting_ = false;              // guarded by syncer_mu_
+  bool syncer_stop_ = false;                 // guarded by syncer_mu_
+  std::thread syncer_;
+  std::vector<AwaitingSync> handing_over_;  // writer thread: the batch's, until handed over
 
   // Flusher thread.
   std::mutex flusher_mu_;
@@ -481,7 +504,10 @@ Status MessageStoreImpl::Start() {
   started_ = true;
   MSGSDK_RETURN_IF_ERROR(WriteCheckpoint(/*force=*/true));
   // Each append's fdatasync then has only data to write, no file metadata to commit.
-  if (options_.flush_mode == FlushMode::kGroupCommit) log_->StartZeroFill();
+  if (options_.flush_mode == FlushMode::kGroupCommit) {
+    log_->StartZeroFill();
+    syncer_ = std::thread([this] { SyncerLoop(); });
+  }
 
   writer_ = std::thread([this] { WriterLoop(); });
   flusher_ = std::thread([this] { FlusherLoop(); });
@@ -1015,7 +1041,6 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
   RecordMeta meta;
   meta.stored_at = NextStoredAt();
   const int64_t stored_ms = ToUnixMillis(meta.stored_at);
-  const int64_t batch_start = log_->end_offset();
 
   // Seal the records and write them, in as few writes as the segment boundaries allow.
   Status failure = IndexError();
@@ -1079,17 +1104,6 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
   // Index and publish. Every record before `indexed_end` in the log is indexed.
   int64_t indexed_end = log_->end_offset();
 
-  // kGroupCommit: durable before visible and acknowledged.
-  if (options_.flush_mode == FlushMode::kGroupCommit && log_->end_offset() > batch_start) {
-    Status synced = log_->Sync();
-    if (!synced.ok()) {
-      indexed_end = batch_start;
-      for (size_t i = 0; i < count; ++i) {
-        if (staged_[i].queue != nullptr) Fail(i, synced);
-      }
-    }
-  }
-
   for (size_t i = 0; i < count; ++i) {
     Staged& staged = staged_[i];
     if (staged.queue == nullptr) continue;
@@ -1139,17 +1153,73 @@ void MessageStoreImpl::ProcessBatch(PendingBatch* batch) {
     PendingBatch::Item& item = batch->items[i];
     if (!item.done) continue;
     const Staged& staged = staged_[i];
-    // Callbacks must not throw; one that does must not take the writer (and every later
-    // append) down with it.
-    try {
-      if (staged.failure < 0) {
-        item.done(Result<AppendResult>(AppendResult{item.queue, staged.queue_offset,
-                                                    staged.commit_log_offset, meta.stored_at}));
-      } else {
-        item.done(Result<AppendResult>(std::move(failures_[static_cast<size_t>(staged.failure)])));
-      }
-    } catch (...) {
+    if (staged.failure < 0) {
+      Complete(item, AppendResult{item.queue, staged.queue_offset, staged.commit_log_offset,
+                                  meta.stored_at});
+    } else {
+      Complete(item, std::move(failures_[static_cast<size_t>(staged.failure)]));
     }
+  }
+  if (!handing_over_.empty()) {
+    bool wake = false;
+    {
+      std::lock_guard lock(syncer_mu_);
+      if (awaiting_sync_.empty()) {
+        awaiting_sync_.swap(handing_over_);
+      } else {
+        std::move(handing_over_.begin(), handing_over_.end(), std::back_inserter(awaiting_sync_));
+        handing_over_.clear();
+      }
+      wake = syncer_waiting_;
+      syncer_waiting_ = false;
+    }
+    if (wake) syncer_cv_.notify_one();
+  }
+}
+
+void MessageStoreImpl::Complete(PendingBatch::Item& item, Result<AppendResult> result) {
+  // kGroupCommit: readable once written (ProcessBatch published it), acknowledged once
+  // durable. Readers do not wait for the disk, as RocketMQ dispatches from the page cache
+  // whatever its flush mode; what a machine crash can take back was never acknowledged.
+  // Failures wait too, so that appends complete in order.
+  if (options_.flush_mode == FlushMode::kGroupCommit) {
+    handing_over_.push_back(AwaitingSync{std::move(item.done), std::move(result)});
+    return;
+  }
+  // Callbacks must not throw; one that does must not take the writer (and every later
+  // append) down with it.
+  try {
+    item.done(std::move(result));
+  } catch (...) {
+  }
+}
+
+void MessageStoreImpl::SyncerLoop() {
+  pthread_setname_np(pthread_self(), "msgsdk-store-s");
+  std::vector<AwaitingSync> syncing;
+  std::unique_lock lock(syncer_mu_);
+  for (;;) {
+    while (awaiting_sync_.empty() && !syncer_stop_) {
+      syncer_waiting_ = true;
+      syncer_cv_.wait(lock);
+    }
+    if (awaiting_sync_.empty()) break;  // stopping, and every append is done
+    syncing.swap(awaiting_sync_);
+    lock.unlock();
+    // Covers every append handed over: each was written before it was.
+    const Status synced = log_->Sync();
+    {
+      core::SendDoneBatch sends;
+      for (AwaitingSync& append : syncing) {
+        try {
+          if (append.result.ok() && !synced.ok()) append.result = synced;
+          append.done(std::move(append.result));
+        } catch (...) {
+        }
+      }
+    }
+    syncing.clear();
+    lock.lock();
   }
 }
 
@@ -1424,8 +1494,9 @@ Status MessageStoreImpl::WriteCheckpoint(bool force) {
     }
   }
   if (!force && checkpoint.log_offset == last_checkpoint_) return OkStatus();
-  // The checkpoint must not claim records the log may still lose.
-  if (options_.flush_mode == FlushMode::kPeriodic) MSGSDK_RETURN_IF_ERROR(log_->Sync());
+  // The checkpoint must not claim records the log may still lose (records are readable, so
+  // indexed, before they are synced in either mode).
+  MSGSDK_RETURN_IF_ERROR(log_->Sync());
   for (const QueueRef& ref : queues) MSGSDK_RETURN_IF_ERROR(ref.queue->index.Sync());
   MSGSDK_RETURN_IF_ERROR(WriteFileAtomically(checkpoint_path_, EncodeCheckpoint(checkpoint)));
   last_checkpoint_ = checkpoint.log_offset;
@@ -1631,7 +1702,13 @@ Status MessageStoreImpl::Close() {
   }
   writer_cv_.notify_all();
   space_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();  // drains: every pending append completes
+  if (writer_.joinable()) writer_.join();  // drains: every pending append is written
+  {
+    std::lock_guard lock(syncer_mu_);
+    syncer_stop_ = true;
+  }
+  syncer_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();  // and completes
   {
     std::lock_guard lock(flusher_mu_);
     flusher_stop_ = true;

@@ -31,6 +31,8 @@ namespace msgsdk::native {
 
 enum class FlushMode {
   // A send is acknowledged after the fdatasync that covers it; concurrent sends share one.
+  // Readable once written, as in kPeriodic: readers never wait for the disk (a machine crash
+  // can take back a record that was read, never one that was acknowledged).
   kGroupCommit,
   // Acknowledged once written to the page cache; fdatasync every flush_interval.
   kPeriodic,
@@ -101,12 +103,12 @@ struct StoreOptions {
   // is written (also on Close): after a crash, at most about this much of the log is
   // re-indexed.
   std::chrono::milliseconds index_checkpoint_interval{1000};
-  // kPeriodic: an AppendBatch that finds the writer idle (nothing pending or being written)
-  // writes its records, makes them readable and runs their callbacks on the calling thread,
-  // instead of handing them to the writer and waiting for its answer: what a broker's I/O
-  // thread does, so that a produce request on a quiet broker is answered without two thread
-  // wake-ups. Callers then wait for the write (a page-cache copy), never for the disk: in
-  // kGroupCommit the writer always writes.
+  // An AppendBatch that finds the writer idle (nothing pending or being written) writes its
+  // records and makes them readable on the calling thread, instead of handing them to the
+  // writer and waiting for its answer: what a broker's I/O thread does, so that a produce
+  // request on a quiet broker is stored without two thread wake-ups. kPeriodic: their
+  // callbacks run there too. kGroupCommit: the syncer runs them after its fdatasync, so a
+  // caller waits for the write (a page-cache copy), never for the disk.
   bool append_on_caller_when_idle = false;
   // Called after each batch of appends became readable, before their callbacks run, on the
   // thread that wrote it (the writer's, or a caller's: append_on_caller_when_idle): how a
@@ -222,7 +224,7 @@ class MessageStore {
  public:
   // Locks the directory (kFailedPrecondition naming the path if another process holds it;
   // kPermissionDenied / kInvalidArgument if it cannot be created or written), recovers and
-  // starts the writer and flush threads.
+  // starts the writer, syncer (kGroupCommit) and flush threads.
   static Result<std::unique_ptr<MessageStore>> Open(StoreOptions options);
 
   virtual ~MessageStore() = default;
@@ -240,7 +242,9 @@ class MessageStore {
   // out of range with kInvalidArgument; after Close, kFailedPrecondition.
   // The caller's thread encodes the record; the call blocks only while several MiB of
   // records already wait for the writer (backpressure; never on the writer thread itself,
-  // so callbacks may append).
+  // so callbacks may append). Callbacks run in the order the records were written, on the
+  // thread that wrote them (kGroupCommit: on the syncer's, after the fdatasync that covers
+  // them).
   virtual void Append(int32_t queue, const RecordFields& fields, AppendCallback done) = 0;
   void Append(int32_t queue, const Message& message, AppendCallback done) {
     Append(queue, RecordFields::Of(message), std::move(done));
