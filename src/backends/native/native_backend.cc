@@ -101,7 +101,8 @@ const core::PropertyTable& NativeProperties() {
        .default_value = "group_commit",
        .allowed = {"group_commit", "periodic"},
        .description = "group_commit: a send is acknowledged after the fdatasync covering it "
-                      "(concurrent sends share one). periodic: acknowledged once written to "
+                      "(concurrent sends share one); consumers read it once written, without "
+                      "waiting for that fdatasync. periodic: acknowledged once written to "
                       "the page cache, fdatasync every flush_interval_ms (a machine crash can "
                       "lose that window; a process crash loses nothing)."},
       {.name = "flush_interval_ms",
