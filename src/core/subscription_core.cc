@@ -54,6 +54,30 @@ void Settlement::Settle(Verdict verdict) {
   subscription->Conclude(std::move(pending_), std::move(verdict));
 }
 
+void Settlement::SettleAll(std::span<std::pair<Settlement, Verdict>> settled) {
+  std::shared_ptr<SubscriptionCore> subscription;  // the one `acked` belongs to
+  std::vector<SubscriptionCore::PendingPtr> acked;
+  const auto acknowledge = [&] {
+    if (!acked.empty()) subscription->AcknowledgeAll(acked);
+  };
+  for (auto& [settlement, verdict] : settled) {
+    if (!settlement.pending_) continue;
+    if (verdict.kind != Verdict::Kind::kAck) {
+      acknowledge();  // the earlier ones first: in order
+      settlement.Settle(std::move(verdict));
+      continue;
+    }
+    if (settlement.subscription_ != subscription) {
+      acknowledge();
+      subscription = std::move(settlement.subscription_);
+    } else {
+      settlement.subscription_.reset();
+    }
+    acked.push_back(std::move(settlement.pending_));
+  }
+  acknowledge();
+}
+
 Verdict SettlingHandler::Call(const Message& message) const {
   Verdict verdict{.kind = Verdict::Kind::kRetry};
   try {
@@ -493,6 +517,46 @@ void SubscriptionCore::Acknowledge(PendingPtr p) {
     released = ReleaseLocked(std::move(p));
   }
   AfterRelease(std::move(released));
+}
+
+void SubscriptionCore::AcknowledgeAll(std::vector<PendingPtr>& acked) {
+  if (acked.empty()) return;
+  WorkerSlot* worker = current_worker_;
+  if (worker != nullptr && worker->core == this) {
+    for (PendingPtr& p : acked) worker->acked.push_back(std::move(p));
+    acked.clear();
+    return;
+  }
+  // As Acknowledge does for one: acknowledged while still counted busy, then released.
+  std::vector<const Delivery*> deliveries;
+  deliveries.reserve(acked.size());
+  for (const PendingPtr& p : acked) deliveries.push_back(p->delivery.get());
+  AckAll(deliveries);
+  std::vector<PendingPtr> discarded;  // freed once the lock is released
+  bool wake_backend = false;
+  bool notify_changed = false;
+  int new_workers = 0;
+  {
+    std::lock_guard lock(mutex_);
+    bool queued_next = false;
+    for (PendingPtr& p : acked) {
+      --p->partition->busy;
+      Released released = ReleaseLocked(std::move(p));
+      wake_backend |= released.wake_backend;
+      notify_changed |= released.notify_changed;
+      if (released.discarded) discarded.push_back(std::move(released.discarded));
+      if (released.next) {
+        ready_.push_back(std::move(released.next));
+        queued_next = true;
+      }
+    }
+    if (queued_next) new_workers = ClaimWorkersLocked();
+  }
+  acked.clear();
+  if (notify_changed) changed_.notify_all();
+  if (wake_backend) capacity_.notify_all();
+  discarded.clear();
+  StartWorkers(new_workers);
 }
 
 void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay) {

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/backend.h"
@@ -58,6 +59,10 @@ class Settlement {
 
   // The message handed out with this settlement stays valid until Settle is called.
   void Settle(Verdict verdict);
+  // Settles each as Settle would, in order. The acknowledgements among them reach their
+  // subscription together (one call to the backend and one lock for a run of them): for a
+  // thread that settles many at once, such as the sidecar with a client's batch of Settles.
+  static void SettleAll(std::span<std::pair<Settlement, Verdict>> settled);
   explicit operator bool() const { return pending_ != nullptr; }
 
  private:
@@ -204,6 +209,8 @@ class SubscriptionCore : public DeliverySink,
   void DeadLetter(PendingPtr p);
   // The delivery was handled: acknowledge it and release its slot.
   void Acknowledge(PendingPtr p);
+  // Acknowledge of each, with one call to the backend and one lock for all; empties `acked`.
+  void AcknowledgeAll(std::vector<PendingPtr>& acked);
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);

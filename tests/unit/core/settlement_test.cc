@@ -142,6 +142,53 @@ TEST_F(SettlementTest, SettledLaterFromAnotherThreadIsAcknowledged) {
   EXPECT_EQ(again.messages().front().body, "marker");
 }
 
+// SettleAll, as the sidecar settles a client's batch: the acknowledgements go to the backend
+// together, a retry among them is retried, and what is acknowledged is not delivered again.
+TEST_F(SettlementTest, SettleAllAcknowledgesTogetherAndRetriesTheRest) {
+  SendBodies("orders", {"a", "b", "c", "d", "e"});
+  Held held;
+  auto subscription = Keep(engine_->Subscribe(
+      "orders", "g",
+      AsyncHandler([&](const Message& m, Settlement s) { held.Add(m, std::move(s)); }), Options()));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(held.WaitFor(5));
+  std::vector<Message> first = held.messages();
+  std::vector<std::pair<Settlement, Verdict>> settled;
+  for (auto& settlement : held.Take()) settled.emplace_back(std::move(settlement), Verdict{});
+  for (size_t i = 0; i < first.size(); ++i) {
+    if (first[i].body == "c") {
+      settled[i].second = {.kind = Verdict::Kind::kRetry, .retry_delay = 1ms, .reason = "later"};
+    }
+  }
+  std::thread settler([&] { Settlement::SettleAll(settled); });
+  settler.join();
+  for (const auto& [settlement, verdict] : settled) EXPECT_FALSE(settlement) << "settled once";
+  // Only "c" comes again, as its second attempt.
+  ASSERT_TRUE(held.WaitFor(6));
+  const Message again = held.messages().back();
+  EXPECT_EQ(again.body, "c");
+  EXPECT_EQ(again.delivery_attempt, 2);
+  Settlement::SettleAll(settled);  // settling what is settled already does nothing
+  std::vector<std::pair<Settlement, Verdict>> last;
+  for (auto& settlement : held.Take()) last.emplace_back(std::move(settlement), Verdict{});
+  Settlement::SettleAll(last);
+  ASSERT_TRUE(subscription->Close().ok());
+
+  // All five were acknowledged: the group's next subscription starts after them.
+  SendBodies("orders", {"marker"});
+  testing::Collector next_messages;
+  auto next = Keep(engine_->Subscribe(
+      "orders", "g",
+      [&](const Message& m) {
+        next_messages.Add(m);
+        return ConsumeResult::kSuccess;
+      },
+      Options()));
+  ASSERT_TRUE(next);
+  ASSERT_TRUE(next_messages.WaitForDeliveries(1));
+  EXPECT_EQ(next_messages.messages().front().body, "marker");
+}
+
 TEST_F(SettlementTest, RetryWaitsTheChosenDelayAndCountsTheAttempt) {
   SendBodies("orders", {"a"});
   Held held;
