@@ -160,6 +160,21 @@ Message FromProto(const v1::Message& in) {
   return out;
 }
 
+void FromProto(const v1::Message& in, Message* out) {
+  out->topic = in.topic();
+  out->key = in.key();
+  out->tag = in.tag();
+  out->properties.clear();
+  out->properties.insert(in.properties().begin(), in.properties().end());
+  out->body = in.body();
+  out->deliver_at.reset();
+  out->message_id = in.message_id();
+  out->born_at = Timestamp{};
+  out->cluster = in.cluster();
+  out->stored_at = Timestamp{};
+  ScalarsFromProto(in, *out);
+}
+
 // The strings of a v1::Message are std::strings also on an arena: moving takes their buffers.
 Message FromProto(v1::Message&& in) {
   Message out{.topic = std::move(*in.mutable_topic()),

@@ -58,6 +58,9 @@ void ToProto(const Message& message, v1::Message* out);
 // Moves the strings of `message` (the body can be large).
 void ToProto(Message&& message, v1::Message* out);
 Message FromProto(const v1::Message& message);
+// Overwrites every field of `out`, keeping its strings' buffers (for a message reused from one
+// delivery to the next).
+void FromProto(const v1::Message& message, Message* out);
 // Moves the strings out of `message` (the body can be large).
 Message FromProto(v1::Message&& message);
 

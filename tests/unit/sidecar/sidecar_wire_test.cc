@@ -3,6 +3,7 @@
 // by the generated serializer read an entry at a time (RepeatedFieldReader), as the sidecar
 // transport and msgsdk-sidecar exchange them with clients that use the generated code.
 
+#include <chrono>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -35,6 +36,61 @@ TEST(SidecarWireTest, AnEncodedRequestIsWhatTheGeneratedParserReads) {
   EXPECT_EQ(parsed.messages(1).body(), large_body);
   EXPECT_EQ(parsed.messages(1).properties().at("tenant"), "t1");
   EXPECT_EQ(parsed.messages(2).body(), std::string("\0binary\xff", 8));
+}
+
+// The client copies each delivery into a message a handler thread gave back: nothing of the
+// message before may be left.
+TEST(SidecarWireTest, ADeliveryCopiedIntoAUsedMessageLeavesNothingOfIt) {
+  const auto at = [](int64_t ms) { return Timestamp(std::chrono::milliseconds(ms)); };
+  Message used{.topic = "old-topic",
+               .key = "old-key",
+               .tag = "old-tag",
+               .properties = {{"old", "1"}},
+               .body = std::string(1000, 'o'),
+               .deliver_at = at(5),
+               .message_id = "old-id",
+               .born_at = at(6),
+               .delivery_attempt = 9,
+               .cluster = "old-cluster",
+               .partition = 9,
+               .offset = 99,
+               .stored_at = at(7)};
+  const Message bare{.topic = "orders", .body = "x", .partition = 2, .offset = 3};
+  const Message full{.topic = "orders",
+                     .key = "k",
+                     .tag = "t",
+                     .properties = {{"a", "b"}},
+                     .body = "body",
+                     .deliver_at = at(1000),
+                     .message_id = "id",
+                     .born_at = at(2000),
+                     .delivery_attempt = 2,
+                     .cluster = "main",
+                     .partition = 1,
+                     .offset = 7,
+                     .stored_at = at(3000)};
+  for (const Message& sent : {bare, full}) {
+    v1::Message encoded;
+    ToProto(sent, &encoded);
+    Message into = used;
+    FromProto(encoded, &into);
+    const Message fresh = FromProto(encoded);
+    EXPECT_EQ(into.topic, fresh.topic);
+    EXPECT_EQ(into.key, fresh.key);
+    EXPECT_EQ(into.tag, fresh.tag);
+    EXPECT_EQ(into.properties, fresh.properties);
+    EXPECT_EQ(into.body, fresh.body);
+    EXPECT_EQ(into.deliver_at, fresh.deliver_at);
+    EXPECT_EQ(into.message_id, fresh.message_id);
+    EXPECT_EQ(into.born_at, fresh.born_at);
+    EXPECT_EQ(into.delivery_attempt, fresh.delivery_attempt);
+    EXPECT_EQ(into.cluster, fresh.cluster);
+    EXPECT_EQ(into.partition, fresh.partition);
+    EXPECT_EQ(into.offset, fresh.offset);
+    EXPECT_EQ(into.stored_at, fresh.stored_at);
+    EXPECT_EQ(into.body, sent.body);
+    EXPECT_EQ(into.deliver_at, sent.deliver_at);
+  }
 }
 
 TEST(SidecarWireTest, AnAnswerIsReadOneResultAtATime) {
