@@ -529,10 +529,9 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   // Queues the response's deliveries for the handler threads under one lock, and starts as
   // many draining tasks as the pool has threads not draining yet: a task per message would cost
   // a wake-up (and a sleep) of a handler thread per message, the largest cost of consuming
-  // through the sidecar.
-  // Each delivery is copied into a message the handler threads gave back, whose strings keep
-  // their buffers: made here and freed on a handler thread, each message's strings took glibc
-  // malloc's slow path on both threads.
+  // through the sidecar. Each delivery is copied into a message the handler threads gave
+  // back, whose strings keep their buffers: made here and freed on a handler thread, each
+  // message's strings took glibc malloc's slow path on both threads.
   void Dispatch(const v1::SubscribeResponse& response, uint64_t generation) {
     if (response.deliveries().empty()) return;
     const auto count = static_cast<size_t>(response.deliveries_size());

@@ -370,36 +370,16 @@ void SubscriptionCore::Work() {
   std::vector<const Delivery*> to_ack;
   size_t batch_limit = 1;
   while (true) {
-    if (!slot.acked.empty()) {
-      // Acknowledged to the backend in one call, while still counted busy (so Revoke's wait
-      // covers the acknowledgements).
-      to_ack.clear();
-      for (const PendingPtr& acked : slot.acked) to_ack.push_back(acked->delivery.get());
-      AckAll(to_ack);
-    }
+    AckAllOf(slot.acked, to_ack);
     bool took = false;
-    bool wake_backend = false;
-    bool notify_changed = false;
+    ReleasedAll released;
     int new_workers = 0;
     {
       // Releasing what the last handlers acknowledged, then taking deliveries and marking
       // their partitions busy, is one step: a Revoke either sees a partition busy (and waits
       // for the handlers) or finds its deliveries stale here.
       std::lock_guard lock(mutex_);
-      bool queued_next = false;
-      for (PendingPtr& acked : slot.acked) {
-        --acked->partition->busy;
-        Released released = ReleaseLocked(std::move(acked));
-        wake_backend |= released.wake_backend;
-        notify_changed |= released.notify_changed;
-        if (released.discarded) discarded.push_back(std::move(released.discarded));
-        if (released.next) {
-          // Its key's next delivery: queued here rather than under a lock of its own.
-          ready_.push_back(std::move(released.next));
-          queued_next = true;
-        }
-      }
-      slot.acked.clear();
+      released = ReleaseAllLocked(slot.acked, discarded);
       // At most a fair share of what is ready, so the other workers have theirs.
       const size_t share =
           std::max<size_t>(1, ready_.size() / static_cast<size_t>(settings_.threads));
@@ -417,12 +397,12 @@ void SubscriptionCore::Work() {
       took = count > 0;
       if (!took) {
         --workers_;
-      } else if (queued_next) {
+      } else if (released.queued_next) {
         new_workers = ClaimWorkersLocked();
       }
     }
-    if (notify_changed) changed_.notify_all();
-    if (wake_backend) capacity_.notify_all();
+    if (released.notify_changed) changed_.notify_all();
+    if (released.wake_backend) capacity_.notify_all();
     discarded.clear();
     StartWorkers(new_workers);
     if (!took) break;
@@ -527,36 +507,47 @@ void SubscriptionCore::AcknowledgeAll(std::vector<PendingPtr>& acked) {
     acked.clear();
     return;
   }
-  // As Acknowledge does for one: acknowledged while still counted busy, then released.
   std::vector<const Delivery*> deliveries;
-  deliveries.reserve(acked.size());
-  for (const PendingPtr& p : acked) deliveries.push_back(p->delivery.get());
-  AckAll(deliveries);
+  AckAllOf(acked, deliveries);
   std::vector<PendingPtr> discarded;  // freed once the lock is released
-  bool wake_backend = false;
-  bool notify_changed = false;
+  ReleasedAll released;
   int new_workers = 0;
   {
     std::lock_guard lock(mutex_);
-    bool queued_next = false;
-    for (PendingPtr& p : acked) {
-      --p->partition->busy;
-      Released released = ReleaseLocked(std::move(p));
-      wake_backend |= released.wake_backend;
-      notify_changed |= released.notify_changed;
-      if (released.discarded) discarded.push_back(std::move(released.discarded));
-      if (released.next) {
-        ready_.push_back(std::move(released.next));
-        queued_next = true;
-      }
-    }
-    if (queued_next) new_workers = ClaimWorkersLocked();
+    released = ReleaseAllLocked(acked, discarded);
+    if (released.queued_next) new_workers = ClaimWorkersLocked();
   }
-  acked.clear();
-  if (notify_changed) changed_.notify_all();
-  if (wake_backend) capacity_.notify_all();
+  if (released.notify_changed) changed_.notify_all();
+  if (released.wake_backend) capacity_.notify_all();
   discarded.clear();
   StartWorkers(new_workers);
+}
+
+void SubscriptionCore::AckAllOf(const std::vector<PendingPtr>& acked,
+                                std::vector<const Delivery*>& scratch) {
+  if (acked.empty()) return;
+  scratch.clear();
+  for (const PendingPtr& p : acked) scratch.push_back(p->delivery.get());
+  AckAll(scratch);
+}
+
+SubscriptionCore::ReleasedAll SubscriptionCore::ReleaseAllLocked(
+    std::vector<PendingPtr>& acked, std::vector<PendingPtr>& discarded) {
+  ReleasedAll all;
+  for (PendingPtr& p : acked) {
+    --p->partition->busy;
+    Released released = ReleaseLocked(std::move(p));
+    all.wake_backend |= released.wake_backend;
+    all.notify_changed |= released.notify_changed;
+    if (released.discarded) discarded.push_back(std::move(released.discarded));
+    if (released.next) {
+      // Its key's next delivery: queued here rather than under a lock of its own.
+      ready_.push_back(std::move(released.next));
+      all.queued_next = true;
+    }
+  }
+  acked.clear();
+  return all;
 }
 
 void SubscriptionCore::ScheduleRetry(PendingPtr p, std::chrono::milliseconds delay) {

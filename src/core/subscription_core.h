@@ -211,6 +211,19 @@ class SubscriptionCore : public DeliverySink,
   void Acknowledge(PendingPtr p);
   // Acknowledge of each, with one call to the backend and one lock for all; empties `acked`.
   void AcknowledgeAll(std::vector<PendingPtr>& acked);
+  // Acknowledges `acked` to the backend in one call, while they still count as busy (so
+  // Revoke's wait covers the acknowledgements). `scratch`: reused for the call's list.
+  void AckAllOf(const std::vector<PendingPtr>& acked, std::vector<const Delivery*>& scratch);
+  // What releasing several acknowledged deliveries leaves to do once the lock is released.
+  struct ReleasedAll {
+    bool wake_backend = false;
+    bool notify_changed = false;
+    bool queued_next = false;  // a key's next delivery joined ready_: workers may be needed
+  };
+  // Releases each of `acked` (AckAllOf done) and empties it: their keys' next deliveries join
+  // ready_, records not kept for reuse go to `discarded` (to be freed after the lock). Under
+  // mutex_.
+  ReleasedAll ReleaseAllLocked(std::vector<PendingPtr>& acked, std::vector<PendingPtr>& discarded);
   // The delivery is done (acknowledged, or dropped to be redelivered by the cluster): release
   // its slot and start its key's next delivery.
   void Finish(PendingPtr p);

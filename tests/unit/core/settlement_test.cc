@@ -79,6 +79,23 @@ class SettlementTest : public ::testing::Test {
     return *subscription;
   }
 
+  // Sends a marker and checks it is the first message a new subscription of `group` gets:
+  // everything before it was acknowledged.
+  void ExpectTheGroupResumesAfterThem(const std::string& topic, const std::string& group) {
+    SendBodies(topic, {"marker"});
+    testing::Collector next_messages;
+    auto next = Keep(engine_->Subscribe(
+        topic, group,
+        [&](const Message& m) {
+          next_messages.Add(m);
+          return ConsumeResult::kSuccess;
+        },
+        Options()));
+    ASSERT_TRUE(next);
+    ASSERT_TRUE(next_messages.WaitForDeliveries(1));
+    EXPECT_EQ(next_messages.messages().front().body, "marker");
+  }
+
   testing::TempDir dir_{"msgsdk-settlement"};
   std::shared_ptr<Engine> engine_;
   std::vector<std::shared_ptr<RoutedSubscription>> subscriptions_;
@@ -128,18 +145,7 @@ TEST_F(SettlementTest, SettledLaterFromAnotherThreadIsAcknowledged) {
   ASSERT_TRUE(subscription->Close().ok());
 
   // Acknowledged: the group's next subscription starts after them.
-  SendBodies("orders", {"marker"});
-  testing::Collector again;
-  auto next = Keep(engine_->Subscribe(
-      "orders", "g",
-      [&](const Message& m) {
-        again.Add(m);
-        return ConsumeResult::kSuccess;
-      },
-      Options()));
-  ASSERT_TRUE(next);
-  ASSERT_TRUE(again.WaitForDeliveries(1));
-  EXPECT_EQ(again.messages().front().body, "marker");
+  ExpectTheGroupResumesAfterThem("orders", "g");
 }
 
 // SettleAll, as the sidecar settles a client's batch: the acknowledgements go to the backend
@@ -175,18 +181,7 @@ TEST_F(SettlementTest, SettleAllAcknowledgesTogetherAndRetriesTheRest) {
   ASSERT_TRUE(subscription->Close().ok());
 
   // All five were acknowledged: the group's next subscription starts after them.
-  SendBodies("orders", {"marker"});
-  testing::Collector next_messages;
-  auto next = Keep(engine_->Subscribe(
-      "orders", "g",
-      [&](const Message& m) {
-        next_messages.Add(m);
-        return ConsumeResult::kSuccess;
-      },
-      Options()));
-  ASSERT_TRUE(next);
-  ASSERT_TRUE(next_messages.WaitForDeliveries(1));
-  EXPECT_EQ(next_messages.messages().front().body, "marker");
+  ExpectTheGroupResumesAfterThem("orders", "g");
 }
 
 TEST_F(SettlementTest, RetryWaitsTheChosenDelayAndCountsTheAttempt) {
