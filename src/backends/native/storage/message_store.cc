@@ -235,6 +235,15 @@ struct Staged {
   int32_t failure = -1;  // index into the writer's failures, or -1
 };
 
+// Callbacks must not throw; one that does must not take the thread that completes appends
+// (and every later append) down with it.
+void RunCallback(AppendCallback& done, Result<AppendResult> result) {
+  try {
+    done(std::move(result));
+  } catch (...) {
+  }
+}
+
 // kGroupCommit: an append of a written batch (readable, or failed) waiting for the fdatasync
 // that covers the batch.
 struct AwaitingSync {
@@ -398,7 +407,6 @@ class MessageStoreImpl final : public MessageStore {
   bool closing_ = false;         // guarded by append_mu_
   std::thread::id writer_id_;    // guarded by append_mu_
   std::thread writer_;
-  const bool caller_may_write_ = options_.append_on_caller_when_idle;
   bool caller_writing_ = false;  // guarded by append_mu_: a caller holds the writer's role
   PendingBatch caller_batch_;    // the batch a caller writes (the writer's role)
 
@@ -919,7 +927,7 @@ void MessageStoreImpl::AppendBatch(std::span<AppendRequest> requests) {
                   RecordSize(request.fields, options_.max_message_bytes),
                   TagHash(request.fields.tag), std::move(request.done));
   }
-  if (caller_may_write_ && writer_waiting_ && !caller_writing_) {
+  if (options_.append_on_caller_when_idle && writer_waiting_ && !caller_writing_) {
     WriteOnCaller(lock);
     return;
   }
@@ -1186,12 +1194,7 @@ void MessageStoreImpl::Complete(PendingBatch::Item& item, Result<AppendResult> r
     handing_over_.push_back(AwaitingSync{std::move(item.done), std::move(result)});
     return;
   }
-  // Callbacks must not throw; one that does must not take the writer (and every later
-  // append) down with it.
-  try {
-    item.done(std::move(result));
-  } catch (...) {
-  }
+  RunCallback(item.done, std::move(result));
 }
 
 void MessageStoreImpl::SyncerLoop() {
@@ -1211,11 +1214,8 @@ void MessageStoreImpl::SyncerLoop() {
     {
       core::SendDoneBatch sends;
       for (AwaitingSync& append : syncing) {
-        try {
-          if (append.result.ok() && !synced.ok()) append.result = synced;
-          append.done(std::move(append.result));
-        } catch (...) {
-        }
+        if (append.result.ok() && !synced.ok()) append.result = synced;
+        RunCallback(append.done, std::move(append.result));
       }
     }
     syncing.clear();
