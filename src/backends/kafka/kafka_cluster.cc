@@ -102,6 +102,47 @@ constexpr auto kSenderServeGrace = std::chrono::milliseconds(5);
 // Records a thread sent since it last served delivery reports.
 thread_local int sends_since_serve = 0;
 
+// Shutdown must not flush while a send is being handed to librdkafka: the record would reach
+// librdkafka after the flush, with no thread left to serve its delivery report. A counter of
+// sends under way would cost every send two atomic read-modify-writes, each as much as a
+// hundred instructions on the sending thread. Instead each thread marks, in memory of its
+// own, the cluster it is handing a record to: set while the tracker's lock is held, cleared
+// with a plain store once librdkafka returned. Shutdown sets closed_, passes through every
+// tracker's lock (after which a send either shows its mark or finds closed_ set), then waits
+// until no thread's mark names its cluster.
+struct HandOverMark;
+struct HandOverMarks {
+  std::mutex mutex;
+  std::set<HandOverMark*> all;
+};
+// Never destroyed: a thread may end after static destruction began.
+HandOverMarks& AllMarks() {
+  static auto* marks = new HandOverMarks;
+  return *marks;
+}
+struct HandOverMark {
+  HandOverMark() {
+    std::lock_guard lock(AllMarks().mutex);
+    AllMarks().all.insert(this);
+  }
+  ~HandOverMark() {
+    std::lock_guard lock(AllMarks().mutex);
+    AllMarks().all.erase(this);
+  }
+  HandOverMark(const HandOverMark&) = delete;
+  HandOverMark& operator=(const HandOverMark&) = delete;
+  std::atomic<const KafkaCluster*> cluster{nullptr};
+};
+thread_local HandOverMark hand_over_mark;
+
+// Whether some thread is handing a record to `cluster`.
+bool HandingOver(const KafkaCluster* cluster) {
+  std::lock_guard lock(AllMarks().mutex);
+  return std::any_of(AllMarks().all.begin(), AllMarks().all.end(), [cluster](HandOverMark* mark) {
+    return mark->cluster.load(std::memory_order_acquire) == cluster;
+  });
+}
+
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
@@ -111,21 +152,43 @@ int64_t SteadyNanos() {
 SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
     : cluster_(cluster),
       topic_(std::move(topic)),
-      records_([this](void* where) { new (where) PendingSend(this); }, kMaxSpareSends) {}
-
-SendTracker::~SendTracker() = default;
-
-PendingSend* SendTracker::Begin(core::SendDone done, size_t bytes) {
-  std::lock_guard lock(mu_);
-  if (closed_) return nullptr;
-  PendingSend* send = records_.Take();
-  send->done = done;
-  send->bytes = bytes;
-  send->pending = true;
-  ++pending_;
-  ++outstanding_;
-  return send;
+      records_([this](void* where) { new (where) PendingSend(this); }, kMaxSpareSends) {
+  cluster_->AddTracker(this);
 }
+
+SendTracker::~SendTracker() { cluster_->RemoveTracker(this); }
+
+bool SendTracker::Send(const Message& message, rd_kafka_topic_t* topic,
+                       const core::SendDone& done) {
+  PendingSend* send = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (!closed_) {
+      send = records_.Take();
+      send->done = done;
+      send->bytes = message.body.size() + message.key.size();
+      send->pending = true;
+      ++pending_;
+      ++outstanding_;
+      hand_over_mark.cluster.store(cluster_, std::memory_order_relaxed);
+    }
+  }
+  if (send == nullptr) {
+    done(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
+                                 ": the producer is closed"));
+    return false;
+  }
+  // On success librdkafka holds the record until its delivery report.
+  Status status = cluster_->Produce(message, topic, send);
+  hand_over_mark.cluster.store(nullptr, std::memory_order_release);
+  if (!status.ok()) {
+    Abort(send, status);
+    return false;
+  }
+  return true;
+}
+
+void SendTracker::PassLock() const { std::lock_guard lock(mu_); }
 
 void SendTracker::EndPending(PendingSend* send) {
   send->pending = false;
@@ -372,6 +435,16 @@ void KafkaCluster::AfterSend() {
   Poll(0);
 }
 
+void KafkaCluster::AddTracker(SendTracker* tracker) {
+  std::lock_guard lock(trackers_mu_);
+  trackers_.insert(tracker);
+}
+
+void KafkaCluster::RemoveTracker(SendTracker* tracker) {
+  std::lock_guard lock(trackers_mu_);
+  trackers_.erase(tracker);
+}
+
 std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
   return "topic '" + topic + "' on " + settings_.Describe();
 }
@@ -386,12 +459,9 @@ Result<rd_kafka_topic_t*> KafkaCluster::NewTopicHandle(const std::string& topic)
 }
 
 Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send) {
-  producing_.fetch_add(1);
-  struct Leave {
-    std::atomic<int>& producing;
-    ~Leave() { producing.fetch_sub(1, std::memory_order_release); }
-  } leave{producing_};
-  if (closed_.load()) {
+  // Relaxed: the tracker's lock, taken before, orders this after Shutdown's store (see
+  // HandOverMarks).
+  if (closed_.load(std::memory_order_relaxed)) {
     return FailedPreconditionError("send to " + DescribeTopic(send->tracker->topic()) +
                                    ": the connection to the cluster is closed");
   }
@@ -613,8 +683,13 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   if (shut_down_) return OkStatus();
   shut_down_ = true;
   closed_.store(true);
-  // A Produce that came in before closed_ was set finishes first (it never blocks).
-  while (producing_.load() != 0) std::this_thread::yield();
+  // A send being handed to librdkafka finishes first (it never blocks); later ones find
+  // closed_ set (see HandOverMarks).
+  {
+    std::lock_guard lock(trackers_mu_);
+    for (const SendTracker* tracker : trackers_) tracker->PassLock();
+  }
+  while (HandingOver(this)) std::this_thread::yield();
   Status status;
   if (producer_ != nullptr) {
     // The delivery thread may be waiting for reports while it serves: cut that wait short,

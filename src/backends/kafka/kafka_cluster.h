@@ -99,15 +99,17 @@ class SendTracker {
   KafkaCluster& cluster() const { return *cluster_; }
   const std::string& topic() const { return topic_; }
 
-  // Registers a send of `bytes` that will complete `done`; nullptr if the tracker is closed
-  // (the send is refused and `done` left to the caller).
-  PendingSend* Begin(core::SendDone done, size_t bytes);
-  // The send never reached librdkafka: runs its callback with `status` now.
-  void Abort(PendingSend* send, const Status& status);
+  // Hands `message` to librdkafka as a record of `topic` whose delivery report completes
+  // `done`. True if librdkafka took it; otherwise `done` has run with the failure (the
+  // producer or the cluster is closed, or librdkafka refused the record).
+  bool Send(const Message& message, rd_kafka_topic_t* topic, const core::SendDone& done);
   // Applies reports [begin, end), all of sends of this tracker: runs each callback unless
   // Close already failed it (with `failure` when given, else with the report's result), then
   // recycles the sends.
   void Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure = nullptr);
+  // Returns once every send that took the tracker's lock before has marked itself (see
+  // HandOverMarks in the .cc file): for Shutdown.
+  void PassLock() const;
   // Refuses new sends, waits until none is pending (and no callback is running) or
   // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
@@ -117,6 +119,8 @@ class SendTracker {
 
  private:
   ~SendTracker();
+  // The record never reached librdkafka: runs its callback with `status` now.
+  void Abort(PendingSend* send, const Status& status);
   // `send`'s callback is being run (or taken by Close); mu_ held.
   void EndPending(PendingSend* send);
   // Gives `send` back to the slab; mu_ held.
@@ -127,7 +131,7 @@ class SendTracker {
 
   KafkaCluster* const cluster_;
   const std::string topic_;
-  // Taken by every send (Begin) and per group of reports.
+  // Taken by every send and per group of reports.
   mutable core::LightMutex mu_;
   std::condition_variable_any cv_;
   size_t pending_ = 0;           // sends whose callback has not run
@@ -155,7 +159,12 @@ class KafkaCluster {
 
   // Hands `message` to librdkafka as a record of `topic`; the delivery report completes
   // `send`. On an immediate failure the status is returned and `send` is left to the caller.
+  // Called by SendTracker::Send only.
   Status Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send);
+
+  // Every live tracker is known to its cluster, so Shutdown can pass through their locks.
+  void AddTracker(SendTracker* tracker);
+  void RemoveTracker(SendTracker* tracker);
 
   // Applies delivery reports collected by whoever polled the producer, and clears them.
   void ApplyReports(std::vector<DeliveryReport>& reports);
@@ -210,11 +219,11 @@ class KafkaCluster {
   std::unique_ptr<ClusterEvents> events_;
   std::unique_ptr<RdKafka::Producer> producer_;
 
-  // Produce calls under way: Shutdown sets closed_, then waits for none to be, so no
-  // produce races its flush (both sequentially consistent, as SendCounter's). Cheaper than a
-  // lock on every record.
-  std::atomic<int> producing_{0};
+  // Set by Shutdown, which then waits until no send is being handed to librdkafka, so that
+  // no record reaches librdkafka once it flushes (see HandOverMarks in the .cc file).
   std::atomic<bool> closed_{false};
+  std::mutex trackers_mu_;
+  std::set<SendTracker*> trackers_;
 
   std::mutex shutdown_mu_;
   bool shut_down_ = false;

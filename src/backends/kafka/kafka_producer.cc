@@ -32,18 +32,7 @@ void KafkaTopicProducer::Send(const Message& message, core::SendDone done) {
                           ": backend 'kafka' does not support timer messages (deliver_at)"));
     return;
   }
-  PendingSend* send = tracker_->Begin(done, message.body.size() + message.key.size());
-  if (send == nullptr) {
-    done(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
-                                 ": the producer is closed"));
-    return;
-  }
-  // On success librdkafka holds the send until its delivery report.
-  Status status = cluster_->Produce(message, handle_, send);
-  if (!status.ok()) {
-    tracker_->Abort(send, std::move(status));
-    return;
-  }
+  if (!tracker_->Send(message, handle_, done)) return;
   cluster_->AfterSend();
 }
 

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -596,6 +597,40 @@ TEST_F(KafkaBackendTest, ProducerCloseCompletesEverySend) {
   EXPECT_EQ(failed.load(), 0);
   auto after = SendSync(*producer, MakeMessage("", "", "late"));
   EXPECT_EQ(after.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KafkaBackendTest, BackendClosedWhileThreadsSendAnswersEverySend) {
+  const std::string topic = UniqueTopic();
+  ASSERT_TRUE(cluster().CreateTopic(topic, 4).ok());
+  core::Backend& backend = MakeBackend();
+  auto producer = MakeProducer(backend, topic);
+  ASSERT_NE(producer, nullptr);
+  // The backend flushes and stops serving delivery reports while these threads are handing
+  // records to librdkafka: each send is stored and answered, or refused, never left pending.
+  std::atomic<int> sent{0};
+  std::atomic<int> answered{0};
+  std::atomic<int> stored{0};
+  std::atomic<bool> refused{false};
+  std::vector<std::thread> senders;
+  const auto give_up = Clock::now() + 30s;
+  for (int t = 0; t < 3; ++t) {
+    senders.emplace_back([&, t] {
+      while (!refused.load() && Clock::now() < give_up) {
+        ++sent;
+        producer->Send(MakeMessage(Numbered("k", t), "", "m"), [&](Result<core::StoredPosition> r) {
+          if (r.ok()) ++stored;
+          if (r.status().code() == StatusCode::kFailedPrecondition) refused = true;
+          ++answered;
+        });
+      }
+    });
+  }
+  EXPECT_TRUE(testing::WaitUntil([&] { return stored.load() >= 200; }));
+  EXPECT_TRUE(backend.Close(Clock::now() + 20s).ok());
+  for (std::thread& sender : senders) sender.join();
+  EXPECT_TRUE(refused.load()) << "sends after the close are refused";
+  // Reports of what reached librdkafka were served by the close; the rest were refused at once.
+  EXPECT_EQ(answered.load(), sent.load());
 }
 
 TEST_F(KafkaBackendTest, ProducerCloseFailsSendsStillPendingAtItsDeadline) {
