@@ -8,6 +8,7 @@
 // allocates from it).
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -70,24 +71,34 @@ class AsyncSend final : public SendDone::Target {
 // A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).
 static_assert(sizeof(AsyncSend) <= SendDone::kPrefetchBytes);
 
-// An engine's AsyncSend records, in a RecordSlab. Senders take one per SendAsync; the
-// callback pool gives a whole batch back after running its callbacks (one lock per batch).
+// An engine's AsyncSend records, in a RecordSlab. A sending thread takes them from a stash of
+// its own, which it refills kStashRefill at a time under the pool's lock: a lock per send
+// would cost the sending thread two atomic read-modify-writes, each as much as a hundred
+// instructions. The callback pool gives a whole batch back (one lock per batch).
+// A thread's stash holds records of one pool at a time; it gives them back when the thread
+// sends through another pool or ends (if the pool still exists; a pool frees its records,
+// stashed or not, when it goes).
 class AsyncSendPool {
  public:
   explicit AsyncSendPool(Engine& engine);
+  ~AsyncSendPool();
   AsyncSendPool(const AsyncSendPool&) = delete;
   AsyncSendPool& operator=(const AsyncSendPool&) = delete;
 
   AsyncSend* Take();
-  // Records whose callbacks ran (or that had none).
+  // Records whose callbacks ran (or that had none), or that a thread stashed.
   void Give(std::span<AsyncSend* const> sends);
 
   // Spare records kept at most beyond a block's worth (see RecordSlab).
   static constexpr size_t kMaxSpare = 16384;
+  // Records a sending thread takes from the slab at once.
+  static constexpr size_t kStashRefill = 16;
 
  private:
-  LightMutex mutex_;  // taken on every send
+  LightMutex mutex_;  // taken once per refill of a thread's stash, and per batch given back
   RecordSlab<AsyncSend> records_;
+  // Never reused within the process: a thread's stash names its pool by it.
+  uint64_t id_ = 0;
 };
 
 }  // namespace msgsdk::core

@@ -1,8 +1,12 @@
 #include "core/producer_core.h"
 
+#include <array>
+#include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -10,6 +14,7 @@
 #include "core/engine.h"
 #include "core/message_id.h"
 #include "core/migration_stamp.h"
+#include "core/prefetch.h"
 
 namespace msgsdk::core {
 
@@ -298,12 +303,84 @@ void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
   if (!sends.empty()) sends.front()->engine().async_sends().Give(sends);
 }
 
+namespace {
+
+// The pools alive, by id, so that a thread's stash gives records back only to a pool that
+// still exists.
+struct LivePools {
+  std::mutex mutex;
+  std::unordered_map<uint64_t, AsyncSendPool*> by_id;
+  uint64_t next_id = 1;
+};
+// Never destroyed: a thread may end (and give its stash back) after static destruction began.
+LivePools& Pools() {
+  static auto* pools = new LivePools;
+  return *pools;
+}
+
+// A thread's spare AsyncSend records, all of the pool `pool_id`.
+struct SendStash {
+  SendStash() = default;
+  SendStash(const SendStash&) = delete;
+  SendStash& operator=(const SendStash&) = delete;
+  ~SendStash() { GiveBack(); }
+
+  // The records go back to their pool if it still exists; else it has freed them already.
+  void GiveBack() {
+    if (count > 0) {
+      LivePools& pools = Pools();
+      std::lock_guard lock(pools.mutex);
+      if (auto it = pools.by_id.find(pool_id); it != pools.by_id.end()) {
+        it->second->Give(std::span(records.data(), count));
+      }
+    }
+    count = 0;
+    pool_id = 0;
+  }
+
+  uint64_t pool_id = 0;
+  size_t count = 0;
+  std::array<AsyncSend*, AsyncSendPool::kStashRefill> records{};
+};
+thread_local SendStash send_stash;
+
+}  // namespace
+
 AsyncSendPool::AsyncSendPool(Engine& engine)
-    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {}
+    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {
+  LivePools& pools = Pools();
+  std::lock_guard lock(pools.mutex);
+  id_ = pools.next_id++;
+  pools.by_id.emplace(id_, this);
+}
+
+AsyncSendPool::~AsyncSendPool() {
+  // First: a stash given back from now on forgets its records, which the slab frees.
+  LivePools& pools = Pools();
+  std::lock_guard lock(pools.mutex);
+  pools.by_id.erase(id_);
+}
 
 AsyncSend* AsyncSendPool::Take() {
+  SendStash& stash = send_stash;
+  if (stash.pool_id == id_ && stash.count > 0) {
+    AsyncSend* record = stash.records[--stash.count];
+    // The next Take's record, loaded ahead: the callback thread that gave it back wrote it
+    // last.
+    if (stash.count > 0) PrefetchForWrite(stash.records[stash.count - 1], sizeof(AsyncSend));
+    return record;
+  }
+  if (stash.pool_id != id_) {
+    stash.GiveBack();
+    stash.pool_id = id_;
+  }
   std::lock_guard lock(mutex_);
-  return records_.Take();
+  // The slab hands out the records given back last first (the likeliest to be in cache);
+  // the stash hands them out in the same order.
+  AsyncSend* record = records_.Take();
+  stash.count = kStashRefill - 1;
+  for (size_t i = stash.count; i-- > 0;) stash.records[i] = records_.Take();
+  return record;
 }
 
 void AsyncSendPool::Give(std::span<AsyncSend* const> sends) {
