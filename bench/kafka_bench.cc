@@ -651,6 +651,17 @@ void PrintRow(const char* name, const std::vector<double>& raw_figures,
   std::printf(
       "  %-38s %12s %12s %8s %7.2f\n", name, WithSeparators(static_cast<uint64_t>(raw)).c_str(),
       WithSeparators(static_cast<uint64_t>(sdk)).c_str(), Ratio(sdk, raw).c_str(), kTargetRatio);
+  // The two sides of a repeat run back to back, so the ratio within each repeat shows how far
+  // the machine moves a single figure.
+  std::vector<double> ratios;
+  for (size_t i = 0; i < raw_figures.size() && i < sdk_figures.size(); ++i) {
+    if (raw_figures[i] > 0) ratios.push_back(sdk_figures[i] / raw_figures[i]);
+  }
+  if (ratios.size() > 1) {
+    const auto [lowest, highest] = std::minmax_element(ratios.begin(), ratios.end());
+    std::printf("  %-38s %12s %12s %8.2f   %.2f to %.2f\n", "  ratio per repeat: median, range", "",
+                "", Median(ratios), *lowest, *highest);
+  }
 }
 
 // Under a case's row: the medians of CaseRate::cpu_us_per_message.
