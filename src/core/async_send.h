@@ -98,7 +98,7 @@ class AsyncSendPool {
   LightMutex mutex_;  // taken once per refill of a thread's stash, and per batch given back
   RecordSlab<AsyncSend> records_;
   // Never reused within the process: a thread's stash names its pool by it.
-  uint64_t id_ = 0;
+  const uint64_t id_;
 };
 
 }  // namespace msgsdk::core

@@ -344,15 +344,20 @@ struct SendStash {
 };
 thread_local SendStash send_stash;
 
+// Registers `pool` among the live ones; returns its id.
+uint64_t AddLivePool(AsyncSendPool* pool) {
+  LivePools& pools = Pools();
+  std::lock_guard lock(pools.mutex);
+  const uint64_t id = pools.next_id++;
+  pools.by_id.emplace(id, pool);
+  return id;
+}
+
 }  // namespace
 
 AsyncSendPool::AsyncSendPool(Engine& engine)
-    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {
-  LivePools& pools = Pools();
-  std::lock_guard lock(pools.mutex);
-  id_ = pools.next_id++;
-  pools.by_id.emplace(id_, this);
-}
+    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare),
+      id_(AddLivePool(this)) {}
 
 AsyncSendPool::~AsyncSendPool() {
   // First: a stash given back from now on forgets its records, which the slab frees.
