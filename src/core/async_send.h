@@ -10,7 +10,6 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,10 +17,9 @@
 #include <utility>
 
 #include "core/backend.h"
-#include "core/light_mutex.h"
 #include "core/message_id.h"
-#include "core/record_slab.h"
 #include "core/send_counter.h"
+#include "core/stashed_slab.h"
 #include "msgsdk/producer.h"
 
 namespace msgsdk::core {
@@ -71,34 +69,20 @@ class AsyncSend final : public SendDone::Target {
 // A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).
 static_assert(sizeof(AsyncSend) <= SendDone::kPrefetchBytes);
 
-// An engine's AsyncSend records, in a RecordSlab. A sending thread takes them from a stash of
-// its own, which it refills kStashRefill at a time under the pool's lock: a lock per send
-// would cost the sending thread two atomic read-modify-writes, each as much as a hundred
-// instructions. The callback pool gives a whole batch back (one lock per batch).
-// A thread's stash holds records of one pool at a time; it gives them back when the thread
-// sends through another pool or ends (if the pool still exists; a pool frees its records,
-// stashed or not, when it goes).
+// An engine's AsyncSend records. The callback pool gives a whole batch back at once.
 class AsyncSendPool {
  public:
-  explicit AsyncSendPool(Engine& engine);
-  ~AsyncSendPool();
-  AsyncSendPool(const AsyncSendPool&) = delete;
-  AsyncSendPool& operator=(const AsyncSendPool&) = delete;
+  explicit AsyncSendPool(Engine& engine)
+      : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {}
 
-  AsyncSend* Take();
-  // Records whose callbacks ran (or that had none), or that a thread stashed.
-  void Give(std::span<AsyncSend* const> sends);
-
-  // Spare records kept at most beyond a block's worth (see RecordSlab).
-  static constexpr size_t kMaxSpare = 16384;
-  // Records a sending thread takes from the slab at once.
-  static constexpr size_t kStashRefill = 16;
+  AsyncSend* Take() { return records_.Take(); }
+  // Records whose callbacks ran (or that had none).
+  void Give(std::span<AsyncSend* const> sends) { records_.Give(sends); }
 
  private:
-  LightMutex mutex_;  // taken once per refill of a thread's stash, and per batch given back
-  RecordSlab<AsyncSend> records_;
-  // Never reused within the process: a thread's stash names its pool by it.
-  const uint64_t id_;
+  // Spare records kept at most beyond a block's worth (see RecordSlab).
+  static constexpr size_t kMaxSpare = 16384;
+  StashedSlab<AsyncSend> records_;
 };
 
 }  // namespace msgsdk::core

@@ -1,12 +1,10 @@
 #include "core/producer_core.h"
 
-#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -14,7 +12,6 @@
 #include "core/engine.h"
 #include "core/message_id.h"
 #include "core/migration_stamp.h"
-#include "core/prefetch.h"
 
 namespace msgsdk::core {
 
@@ -64,7 +61,7 @@ void ProducerCore::PrepareCopies(Message& message, ProducerRoute& route) {
   if (!route.shadow) return;
   // The shadow copy is counted too, so the route stays open until it is written. The count
   // the caller holds keeps the route from finishing its drain meanwhile.
-  route.counter->in_flight.fetch_add(1);
+  route.counter->in_flight.EnterHeld();
   StampCopy(message, kRolePrimary, route.generation);
 }
 
@@ -116,22 +113,17 @@ Status ProducerCore::CheckCapabilities(const Message& message, const ProducerRou
 ProducerRoute* ProducerCore::BeginSends(int64_t count) {
   while (true) {
     ProducerRoute* route = route_.load();
-    SendCounter& counter = *route->counter;
-    counter.in_flight.fetch_add(count);
-    if (!counter.closed.load()) return route;
-    AbandonSends(*route, count);
+    if (route->counter->in_flight.Enter(count)) return route;
     // Closed: the producer was closed, or a rebind replaced this route (its successor was
-    // published before it was closed, so the next load finds it).
+    // published before it was closed, so the next load finds it). Enter counted itself out
+    // again; a Close waiting for the count may have seen it in.
+    route->counter->WakeClose();
     if (closed_.load()) return nullptr;
   }
 }
 
 void ProducerCore::AbandonSends(ProducerRoute& route, int64_t count) {
-  SendCounter& counter = *route.counter;
-  if (counter.in_flight.fetch_sub(count) == count && counter.closed.load()) {
-    std::lock_guard lock(counter.mutex);
-    counter.drained.notify_all();
-  }
+  route.counter->EndSend(count);
 }
 
 Status ProducerCore::ClosedError() const {
@@ -146,11 +138,11 @@ void ProducerCore::ApplySettings(std::chrono::milliseconds send_timeout,
 
 Status ProducerCore::Drain(ProducerRoute& route) const {
   SendCounter& counter = *route.counter;
-  counter.closed.store(true);
+  counter.in_flight.Close();
   const auto deadline = std::chrono::steady_clock::now() + send_timeout();
   // A callback closing its own producer must not wait for itself.
   const bool on_callback_thread = engine_->OnCallbackThread();
-  auto drained = [&counter] { return counter.in_flight.load() == 0; };
+  auto drained = [&counter] { return counter.in_flight.InFlight() == 0; };
   if (!on_callback_thread) {
     std::unique_lock lock(counter.mutex);
     counter.drained.wait_until(lock, deadline, drained);
@@ -301,96 +293,6 @@ void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
     run = run_end;
   }
   if (!sends.empty()) sends.front()->engine().async_sends().Give(sends);
-}
-
-namespace {
-
-// The pools alive, by id, so that a thread's stash gives records back only to a pool that
-// still exists.
-struct LivePools {
-  std::mutex mutex;
-  std::unordered_map<uint64_t, AsyncSendPool*> by_id;
-  uint64_t next_id = 1;
-};
-// Never destroyed: a thread may end (and give its stash back) after static destruction began.
-LivePools& Pools() {
-  static auto* pools = new LivePools;
-  return *pools;
-}
-
-// A thread's spare AsyncSend records, all of the pool `pool_id`.
-struct SendStash {
-  SendStash() = default;
-  SendStash(const SendStash&) = delete;
-  SendStash& operator=(const SendStash&) = delete;
-  ~SendStash() { GiveBack(); }
-
-  // The records go back to their pool if it still exists; else it has freed them already.
-  void GiveBack() {
-    if (count > 0) {
-      LivePools& pools = Pools();
-      std::lock_guard lock(pools.mutex);
-      if (auto it = pools.by_id.find(pool_id); it != pools.by_id.end()) {
-        it->second->Give(std::span(records.data(), count));
-      }
-    }
-    count = 0;
-    pool_id = 0;
-  }
-
-  uint64_t pool_id = 0;
-  size_t count = 0;
-  std::array<AsyncSend*, AsyncSendPool::kStashRefill> records{};
-};
-thread_local SendStash send_stash;
-
-// Registers `pool` among the live ones; returns its id.
-uint64_t AddLivePool(AsyncSendPool* pool) {
-  LivePools& pools = Pools();
-  std::lock_guard lock(pools.mutex);
-  const uint64_t id = pools.next_id++;
-  pools.by_id.emplace(id, pool);
-  return id;
-}
-
-}  // namespace
-
-AsyncSendPool::AsyncSendPool(Engine& engine)
-    : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare),
-      id_(AddLivePool(this)) {}
-
-AsyncSendPool::~AsyncSendPool() {
-  // First: a stash given back from now on forgets its records, which the slab frees.
-  LivePools& pools = Pools();
-  std::lock_guard lock(pools.mutex);
-  pools.by_id.erase(id_);
-}
-
-AsyncSend* AsyncSendPool::Take() {
-  SendStash& stash = send_stash;
-  if (stash.pool_id == id_ && stash.count > 0) {
-    AsyncSend* record = stash.records[--stash.count];
-    // The next Take's record, loaded ahead: the callback thread that gave it back wrote it
-    // last.
-    if (stash.count > 0) PrefetchForWrite(stash.records[stash.count - 1], sizeof(AsyncSend));
-    return record;
-  }
-  if (stash.pool_id != id_) {
-    stash.GiveBack();
-    stash.pool_id = id_;
-  }
-  std::lock_guard lock(mutex_);
-  // The slab hands out the records given back last first (the likeliest to be in cache);
-  // the stash hands them out in the same order.
-  AsyncSend* record = records_.Take();
-  stash.count = kStashRefill - 1;
-  for (size_t i = stash.count; i-- > 0;) stash.records[i] = records_.Take();
-  return record;
-}
-
-void AsyncSendPool::Give(std::span<AsyncSend* const> sends) {
-  std::lock_guard lock(mutex_);
-  for (AsyncSend* send : sends) records_.Give(send);
 }
 
 Result<SendReceipt> ProducerCore::Send(Message&& message) {

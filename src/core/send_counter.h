@@ -11,27 +11,30 @@
 #include <string>
 #include <utility>
 
+#include "core/in_flight_gate.h"
+
 namespace msgsdk::core {
 
 struct SendCounter {
   SendCounter(std::string topic, std::string cluster)
       : topic(std::move(topic)), cluster(std::move(cluster)) {}
 
-  // Counts sends out; wakes Close when the last one is done.
+  // Counts sends out; once closed, wakes Close (which checks whether any is left).
   void EndSend(int64_t count = 1) {
-    if (in_flight.fetch_sub(count) == count && closed.load()) {
-      std::lock_guard lock(mutex);
-      drained.notify_all();
-    }
+    in_flight.Exit(count);
+    if (in_flight.closed()) WakeClose();
+  }
+  // Close waits for the count to reach zero: the count changed.
+  void WakeClose() {
+    std::lock_guard lock(mutex);
+    drained.notify_all();
   }
 
   const std::string topic;
   const std::string cluster;
-  // Sends are counted before `closed` is checked and Close sets `closed` before it waits for
-  // the count, so no send slips past a Close (both sequentially consistent). A SendAsync
+  // The sends under way; closed by Close, which then waits until none is left. A SendAsync
   // counts until its callback has run, so Close also waits for callbacks.
-  std::atomic<int64_t> in_flight{0};
-  std::atomic<bool> closed{false};
+  InFlightGate in_flight;
   std::mutex mutex;
   std::condition_variable drained;
 };
