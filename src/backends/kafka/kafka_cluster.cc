@@ -1,14 +1,18 @@
 #include "backends/kafka/kafka_cluster.h"
 
-#include <algorithm>
-#include <cstdio>
 #include <pthread.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <span>
 #include <utility>
 
 #include <librdkafka/rdkafka.h>
 
 #include "backends/kafka/kafka_errors.h"
 #include "backends/kafka/kafka_mapping.h"
+#include "core/asymmetric_fence.h"
 
 namespace msgsdk::kafka {
 namespace {
@@ -106,10 +110,11 @@ thread_local int sends_since_serve = 0;
 // librdkafka after the flush, with no thread left to serve its delivery report. A counter of
 // sends under way would cost every send two atomic read-modify-writes, each as much as a
 // hundred instructions on the sending thread. Instead each thread marks, in memory of its
-// own, the cluster it is handing a record to: set while the tracker's lock is held, cleared
-// with a plain store once librdkafka returned. Shutdown sets closed_, passes through every
-// tracker's lock (after which a send either shows its mark or finds closed_ set), then waits
-// until no thread's mark names its cluster.
+// own, the cluster it is handing a record to, then reads closed_ (a fence between: the light
+// half of core/asymmetric_fence.h); the mark is cleared with a plain store once librdkafka
+// returned. Shutdown sets closed_, makes the heavy half of the fence (after which a send
+// either shows its mark or finds closed_ set), then waits until no thread's mark names its
+// cluster.
 struct HandOverMark;
 struct HandOverMarks {
   std::mutex mutex;
@@ -152,30 +157,24 @@ int64_t SteadyNanos() {
 SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
     : cluster_(cluster),
       topic_(std::move(topic)),
-      records_([this](void* where) { new (where) PendingSend(this); }, kMaxSpareSends) {
-  cluster_->AddTracker(this);
-}
+      records_([this](void* where) { new (where) PendingSend(this); }, kMaxSpareSends) {}
 
-SendTracker::~SendTracker() { cluster_->RemoveTracker(this); }
+SendTracker::~SendTracker() = default;
 
 bool SendTracker::Send(const Message& message, rd_kafka_topic_t* topic,
                        const core::SendDone& done) {
-  PendingSend* send = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    if (!closed_) {
-      send = records_.Take();
-      send->done = done;
-      send->bytes = message.body.size() + message.key.size();
-      send->pending = true;
-      ++pending_;
-      ++outstanding_;
-      hand_over_mark.cluster.store(cluster_, std::memory_order_relaxed);
-    }
-  }
-  if (send == nullptr) {
-    done(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
-                                 ": the producer is closed"));
+  PendingSend* send = records_.Take();
+  send->done = done;
+  send->bytes = message.body.size() + message.key.size();
+  // Before the gate: Close, once it closed the gate, finds every send that entered pending
+  // (and, should it find a refused one pending, its callback).
+  send->pending.store(true, std::memory_order_release);
+  hand_over_mark.cluster.store(cluster_, std::memory_order_relaxed);
+  // Enter fences between the stores above and the loads of the gate's and the cluster's
+  // closed flags (in Produce).
+  if (!sends_.Enter()) {
+    hand_over_mark.cluster.store(nullptr, std::memory_order_release);
+    Refuse(send);
     return false;
   }
   // On success librdkafka holds the record until its delivery report.
@@ -188,16 +187,23 @@ bool SendTracker::Send(const Message& message, rd_kafka_topic_t* topic,
   return true;
 }
 
-void SendTracker::PassLock() const { std::lock_guard lock(mu_); }
-
-void SendTracker::EndPending(PendingSend* send) {
-  send->pending = false;
-  --pending_;
-}
-
-void SendTracker::Recycle(PendingSend* send) {
-  send->done = {};
-  records_.Give(send);
+void SendTracker::Refuse(PendingSend* send) {
+  core::SendDone done;
+  {
+    std::lock_guard lock(mu_);
+    // Close may have counted the refused send in for a moment and taken its callback.
+    if (send->pending.load(std::memory_order_relaxed)) {
+      send->pending.store(false, std::memory_order_relaxed);
+      done = send->done;
+    }
+    send->done = {};
+    records_.Give(std::span(&send, 1));
+    cv_.notify_all();
+  }
+  if (done) {
+    done(FailedPreconditionError("send to " + cluster_->DescribeTopic(topic_) +
+                                 ": the producer is closed"));
+  }
 }
 
 void SendTracker::Abort(PendingSend* send, const Status& status) {
@@ -207,26 +213,34 @@ void SendTracker::Abort(PendingSend* send, const Status& status) {
 
 void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure) {
   int taken = 0;
-  // In chunks, so a sending thread waiting in Begin is held up for one chunk at most.
+  // In chunks, so Close waits for one chunk at most.
   // (Reports collected by a poll come kReportChunk at a time; an rd_kafka_flush brings all.)
   for (DeliveryReport* chunk = begin; chunk != end;) {
     DeliveryReport* const chunk_end = chunk + std::min<ptrdiff_t>(end - chunk, kReportChunk);
+    std::array<PendingSend*, kReportChunk> reported;
+    size_t count = 0;
     int chunk_taken = 0;
+    for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
+      reported[count++] = report->send;
+    }
     {
       std::lock_guard lock(mu_);
       for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
         PendingSend* send = report->send;
-        if (send->pending) {  // else already failed by Close
-          EndPending(send);
+        if (send->pending.load(std::memory_order_relaxed)) {  // else already failed by Close
+          send->pending.store(false, std::memory_order_relaxed);
           report->done = send->done;
           // Loaded while the rest of the chunk is taken, for the callbacks below.
           report->done.Prefetch();
           report->bytes = send->bytes;
           ++chunk_taken;
         }
-        --outstanding_;
-        Recycle(send);
+        send->done = {};
       }
+      // Under the lock, with the count: the tracker is deleted once nothing is outstanding
+      // and no callback runs, and its records with it.
+      records_.Give(std::span(reported.data(), count));
+      sends_.Exit(static_cast<int64_t>(count));
       running_ += chunk_taken;
     }
     for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
@@ -251,40 +265,37 @@ void SendTracker::EndCallbacks(int count) {
   {
     std::lock_guard lock(mu_);
     running_ -= count;
-    if (closed_) cv_.notify_all();
-    last = released_ && outstanding_ == 0 && running_ == 0;
+    if (sends_.closed()) cv_.notify_all();
+    last = released_ && running_ == 0 && sends_.InFlight() == 0;
   }
   if (last) delete this;
 }
 
 std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   std::unique_lock lock(mu_);
-  closed_ = true;
-  cv_.wait_until(lock, deadline, [this] { return pending_ == 0 && running_ == 0; });
+  sends_.Close();
+  cv_.wait_until(lock, deadline, [this] { return sends_.InFlight() == 0 && running_ == 0; });
   std::vector<core::SendDone> expired;
-  expired.reserve(pending_);
   // The sends still pending are found among the slab's records: a list of them would cost
-  // every report writes to its neighbours' records, long out of cache.
+  // every report writes to its neighbours' records, long out of cache. Each stays
+  // outstanding: its report gives the record back.
   records_.ForEach([&](PendingSend* send) {
-    if (!send->pending) return;
+    if (!send->pending.load(std::memory_order_acquire)) return;
+    send->pending.store(false, std::memory_order_relaxed);
     expired.push_back(send->done);
     send->done = {};
-    EndPending(send);  // still outstanding: its report gives the record back
   });
   return expired;
 }
 
-bool SendTracker::closed() const {
-  std::lock_guard lock(mu_);
-  return closed_;
-}
+bool SendTracker::closed() const { return sends_.closed(); }
 
 void SendTracker::Release() {
   bool last = false;
   {
     std::lock_guard lock(mu_);
     released_ = true;
-    last = outstanding_ == 0 && running_ == 0;
+    last = running_ == 0 && sends_.InFlight() == 0;
   }
   if (last) delete this;
 }
@@ -375,7 +386,10 @@ void KafkaCluster::Poll(int timeout_ms) {
 }
 
 KafkaCluster::KafkaCluster(KafkaSettings settings)
-    : settings_(std::move(settings)), events_(std::make_unique<ClusterEvents>(settings_.cluster)) {}
+    : settings_(std::move(settings)), events_(std::make_unique<ClusterEvents>(settings_.cluster)) {
+  // Before any thread marks a hand-over (see HandOverMarks).
+  core::EnableAsymmetricFences();
+}
 
 Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings) {
   std::shared_ptr<KafkaCluster> cluster(new KafkaCluster(std::move(settings)));
@@ -435,16 +449,6 @@ void KafkaCluster::AfterSend() {
   Poll(0);
 }
 
-void KafkaCluster::AddTracker(SendTracker* tracker) {
-  std::lock_guard lock(trackers_mu_);
-  trackers_.insert(tracker);
-}
-
-void KafkaCluster::RemoveTracker(SendTracker* tracker) {
-  std::lock_guard lock(trackers_mu_);
-  trackers_.erase(tracker);
-}
-
 std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
   return "topic '" + topic + "' on " + settings_.Describe();
 }
@@ -459,7 +463,7 @@ Result<rd_kafka_topic_t*> KafkaCluster::NewTopicHandle(const std::string& topic)
 }
 
 Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send) {
-  // Relaxed: the tracker's lock, taken before, orders this after Shutdown's store (see
+  // Relaxed: the fence after the sender's mark orders this after Shutdown's store (see
   // HandOverMarks).
   if (closed_.load(std::memory_order_relaxed)) {
     return FailedPreconditionError("send to " + DescribeTopic(send->tracker->topic()) +
@@ -685,10 +689,7 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   closed_.store(true);
   // A send being handed to librdkafka finishes first (it never blocks); later ones find
   // closed_ set (see HandOverMarks).
-  {
-    std::lock_guard lock(trackers_mu_);
-    for (const SendTracker* tracker : trackers_) tracker->PassLock();
-  }
+  core::HeavyFence();
   while (HandingOver(this)) std::this_thread::yield();
   Status status;
   if (producer_ != nullptr) {

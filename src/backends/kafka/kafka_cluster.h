@@ -31,8 +31,9 @@
 
 #include "backends/kafka/kafka_config.h"
 #include "core/backend.h"
+#include "core/in_flight_gate.h"
 #include "core/light_mutex.h"
-#include "core/record_slab.h"
+#include "core/stashed_slab.h"
 #include "msgsdk/message.h"
 #include "msgsdk/result.h"
 
@@ -68,8 +69,9 @@ struct PendingSend {
   SendTracker* const tracker;
   core::SendDone done;  // null once run or taken by Close
   size_t bytes = 0;
-  // The callback has not run (nor been taken by Close); guarded by the tracker's mutex.
-  bool pending = false;
+  // The callback has not run (nor been taken by Close). Set by the sending thread before it
+  // enters the tracker's gate; cleared under the tracker's mutex.
+  std::atomic<bool> pending{false};
 };
 
 // A delivery report, as collected by the thread that polls the producer: what librdkafka
@@ -85,8 +87,9 @@ struct DeliveryReport {
 
 // The pending sends of one BackendProducer, so its Close can wait for them or fail them.
 // Each send has a record from the tracker's slab, reused: in steady state a send allocates
-// nothing here, and the producing thread and the delivery thread meet on the tracker's mutex
-// once per send and once per batch of reports respectively.
+// nothing here. A sending thread takes no lock: it takes the record from a stash of its own
+// and counts itself in at the tracker's gate. The delivery thread takes the tracker's mutex
+// once per batch of reports.
 // Lifetime: created by the producer, which calls Release() instead of deleting it; it goes
 // away once released and every send handed to librdkafka has had its report (a report can
 // come after the producer's Close gave up on it).
@@ -107,9 +110,6 @@ class SendTracker {
   // Close already failed it (with `failure` when given, else with the report's result), then
   // recycles the sends.
   void Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure = nullptr);
-  // Returns once every send that took the tracker's lock before has marked itself (see
-  // HandOverMarks in the .cc file): for Shutdown.
-  void PassLock() const;
   // Refuses new sends, waits until none is pending (and no callback is running) or
   // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
@@ -121,25 +121,23 @@ class SendTracker {
   ~SendTracker();
   // The record never reached librdkafka: runs its callback with `status` now.
   void Abort(PendingSend* send, const Status& status);
-  // `send`'s callback is being run (or taken by Close); mu_ held.
-  void EndPending(PendingSend* send);
-  // Gives `send` back to the slab; mu_ held.
-  void Recycle(PendingSend* send);
+  // The gate refused `send` (Close began): runs its callback with the failure, unless Close
+  // took it.
+  void Refuse(PendingSend* send);
   // After the callbacks of `count` sends ran: wakes Close, deletes the tracker if it was the
   // last thing it waited for.
   void EndCallbacks(int count);
 
   KafkaCluster* const cluster_;
   const std::string topic_;
-  // Taken by every send and per group of reports.
+  // Sends handed to librdkafka (or on their way) and not yet reported. Closed by Close.
+  core::InFlightGate sends_;
+  // Taken per group of reports, by Close and Release.
   mutable core::LightMutex mu_;
   std::condition_variable_any cv_;
-  size_t pending_ = 0;           // sends whose callback has not run
-  size_t outstanding_ = 0;       // sends handed to librdkafka and not yet reported
-  int running_ = 0;              // callbacks being run by Finish and Abort
-  bool closed_ = false;
+  int running_ = 0;  // callbacks being run by Finish and Abort; guarded by mu_
   bool released_ = false;
-  core::RecordSlab<PendingSend> records_;  // guarded by mu_
+  core::StashedSlab<PendingSend> records_;
 };
 
 class KafkaCluster {
@@ -161,10 +159,6 @@ class KafkaCluster {
   // `send`. On an immediate failure the status is returned and `send` is left to the caller.
   // Called by SendTracker::Send only.
   Status Produce(const Message& message, rd_kafka_topic_t* topic, PendingSend* send);
-
-  // Every live tracker is known to its cluster, so Shutdown can pass through their locks.
-  void AddTracker(SendTracker* tracker);
-  void RemoveTracker(SendTracker* tracker);
 
   // Applies delivery reports collected by whoever polled the producer, and clears them.
   void ApplyReports(std::vector<DeliveryReport>& reports);
@@ -222,8 +216,6 @@ class KafkaCluster {
   // Set by Shutdown, which then waits until no send is being handed to librdkafka, so that
   // no record reaches librdkafka once it flushes (see HandOverMarks in the .cc file).
   std::atomic<bool> closed_{false};
-  std::mutex trackers_mu_;
-  std::set<SendTracker*> trackers_;
 
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
