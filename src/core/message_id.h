@@ -9,10 +9,12 @@
 
 namespace msgsdk::core {
 
-// 32 lowercase hex characters: 48 bits of Unix milliseconds and a 16-bit sequence (strictly
-// increasing within the process, borrowing the next millisecond if 65536 ids are taken in
-// one), then 64 random bits drawn once per process so two processes never collide.
-// Lexicographic order is send order within a process and millisecond order across them.
+// 32 lowercase hex characters: 48 bits of Unix milliseconds and 16 bits of the 16-nanosecond
+// step within the millisecond (raised so that ids increase within a process, borrowing the next
+// millisecond if need be), then 40 random bits drawn once per process and 24 bits numbering
+// the sending thread, so that neither two threads nor two processes collide.
+// Lexicographic order is send order within a process (for sends that follow one another,
+// from any threads) and millisecond order across processes.
 // Written over `id`, in the memory it already has when that is large enough.
 void WriteMessageId(Timestamp now, std::string& id);
 inline constexpr size_t kMessageIdLength = 32;

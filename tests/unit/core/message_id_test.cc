@@ -29,7 +29,7 @@ TEST(MessageIdTest, StartsWithTheMillisecondAndSequenceInHex) {
   EXPECT_GE(first_value >> 16, ms);
   EXPECT_LT(first_value >> 16, ms + 1000);
   EXPECT_EQ(std::stoull(second.substr(0, 16), nullptr, 16), first_value + 1);
-  // The second half is the process's and the same for both.
+  // The second half is the thread's and the same for both.
   EXPECT_EQ(first.substr(16), second.substr(16));
   char expected[17];
   std::snprintf(expected, sizeof(expected), "%016llx",
@@ -41,6 +41,28 @@ TEST(MessageIdTest, StrictlyIncreasingEvenWithinOneMillisecond) {
   const auto now = std::chrono::system_clock::now();
   std::vector<std::string> ids;
   for (int i = 0; i < 200000; ++i) ids.push_back(NewMessageId(now));  // > 65536 per ms
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+}
+
+TEST(MessageIdTest, ThreadsDifferInTheSecondHalf) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string here = NewMessageId(now);
+  std::string there;
+  std::thread([&there, now] { there = NewMessageId(now); }).join();
+  EXPECT_NE(here.substr(16), there.substr(16));
+  // The process's random part is shared.
+  EXPECT_EQ(here.substr(16, 10), there.substr(16, 10));
+}
+
+TEST(MessageIdTest, FollowOneAnotherAcrossThreadsInOrder) {
+  // Each id made on a new thread after the previous one: the sidecar's threads serve one
+  // client's consecutive sends like this.
+  std::vector<std::string> ids;
+  const auto now = std::chrono::system_clock::now();
+  for (int i = 0; i < 50; ++i) {
+    std::thread([&ids, now] { ids.push_back(NewMessageId(now)); }).join();
+  }
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
 }
