@@ -146,6 +146,49 @@ TEST_P(ConformanceTest, MessageIdsAreUniqueAndTimeOrdered) {
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
 }
 
+// Threads keep sending while their producer closes under them: every send is answered
+// exactly once, stored or refused as closed, and Close returns only once the callbacks of the
+// sends it let through have run.
+TEST_P(ConformanceTest, ProducerClosedWhileThreadsSendAnswersEverySendOnce) {
+  Producer producer = MakeProducer(topic_);
+  std::atomic<int64_t> sent{0};
+  std::atomic<int64_t> stored{0};
+  std::atomic<int64_t> refused{0};
+  std::atomic<int64_t> otherwise{0};
+  std::atomic<int64_t> answered_twice{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 3; ++t) {
+    senders.emplace_back([&] {
+      while (!stop.load()) {
+        auto answers = std::make_shared<std::atomic<int>>(0);
+        sent.fetch_add(1);
+        producer.SendAsync({.key = "k", .body = "b"}, [&, answers](const Result<SendReceipt>& r) {
+          if (answers->fetch_add(1) > 0) answered_twice.fetch_add(1);
+          if (r.ok()) {
+            stored.fetch_add(1);
+          } else if (r.status().code() == StatusCode::kFailedPrecondition) {
+            refused.fetch_add(1);
+          } else {
+            otherwise.fetch_add(1);
+          }
+        });
+      }
+    });
+  }
+  ASSERT_TRUE(testing::WaitUntil([&] { return stored.load() >= 200; }));
+  MSGSDK_ASSERT_OK(producer.Close());
+  const int64_t stored_when_closed = stored.load();
+  stop.store(true);
+  for (auto& sender : senders) sender.join();
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return stored.load() + refused.load() + otherwise.load() >= sent.load(); }));
+  EXPECT_EQ(answered_twice.load(), 0);
+  EXPECT_EQ(otherwise.load(), 0);
+  EXPECT_EQ(stored.load() + refused.load() + otherwise.load(), sent.load());
+  EXPECT_EQ(stored.load(), stored_when_closed) << "a send was stored after Close returned";
+}
+
 TEST_P(ConformanceTest, FiftyProducersFiftyConsumersLoseNothing) {
   constexpr int kProducers = 50;
   constexpr int kPerProducer = 40;
