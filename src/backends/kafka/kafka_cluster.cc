@@ -220,13 +220,11 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
     std::array<PendingSend*, kReportChunk> reported;
     size_t count = 0;
     int chunk_taken = 0;
-    for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
-      reported[count++] = report->send;
-    }
     {
       std::lock_guard lock(mu_);
       for (DeliveryReport* report = chunk; report != chunk_end; ++report) {
         PendingSend* send = report->send;
+        reported[count++] = send;
         if (send->pending.load(std::memory_order_relaxed)) {  // else already failed by Close
           send->pending.store(false, std::memory_order_relaxed);
           report->done = send->done;
@@ -287,8 +285,6 @@ std::vector<core::SendDone> SendTracker::Close(core::Deadline deadline) {
   });
   return expired;
 }
-
-bool SendTracker::closed() const { return sends_.closed(); }
 
 void SendTracker::Release() {
   bool last = false;

@@ -113,7 +113,6 @@ class SendTracker {
   // Refuses new sends, waits until none is pending (and no callback is running) or
   // `deadline`, then takes the callbacks of those still pending (to be failed by the caller).
   std::vector<core::SendDone> Close(core::Deadline deadline);
-  bool closed() const;
   // The producer is done with the tracker (after Close).
   void Release();
 
