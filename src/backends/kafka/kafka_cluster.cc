@@ -32,9 +32,6 @@ bool IsConnectivityError(RdKafka::ErrorCode err) {
          err == RdKafka::ERR__WAIT_COORD || err == RdKafka::ERR_LEADER_NOT_AVAILABLE;
 }
 
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
 struct NewTopicDeleter {
   void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
 };
@@ -404,6 +401,7 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
     return InvalidArgumentError(s.Describe() +
                                 ": librdkafka refused the producer configuration: " + errstr);
   }
+  cluster->main_queue_.reset(rd_kafka_queue_get_main(cluster->producer_->c_ptr()));
   cluster->poll_thread_ = std::thread([raw = cluster.get()] { raw->PollLoop(); });
   return cluster;
 }
@@ -438,7 +436,7 @@ void KafkaCluster::AfterSend() {
     // The delivery thread is serving (or waiting for reports): ask it to stop, so the next
     // serve is this thread's.
     sender_wants_to_serve_.store(true, std::memory_order_relaxed);
-    rd_kafka_yield(producer_->c_ptr());
+    InterruptPoll();
     return;
   }
   sender_served_at_.store(SteadyNanos(), std::memory_order_relaxed);
@@ -692,7 +690,7 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
     // The delivery thread may be waiting for reports while it serves: cut that wait short,
     // and keep it from serving again before this thread does.
     sender_wants_to_serve_.store(true, std::memory_order_relaxed);
-    producer_->yield();
+    InterruptPoll();
     std::lock_guard serve(serve_mu_);
     // rd_kafka_flush serves delivery reports on this thread: collect them like Poll does.
     std::vector<DeliveryReport> reports;
@@ -713,7 +711,7 @@ Status KafkaCluster::Shutdown(core::Deadline deadline) {
   { std::lock_guard lock(idle_mu_); }
   idle_cv_.notify_all();
   if (poll_thread_.joinable()) {
-    producer_->yield();
+    InterruptPoll();
     poll_thread_.join();
   }
   return status;

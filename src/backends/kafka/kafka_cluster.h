@@ -62,6 +62,10 @@ class ClusterEvents : public RdKafka::EventCb {
 class KafkaCluster;
 class SendTracker;
 
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
+};
+
 // One send waiting for its delivery report: the message opaque librdkafka hands back with
 // the report. Taken from its SendTracker's slab, given back once the report arrived.
 struct PendingSend {
@@ -189,6 +193,10 @@ class KafkaCluster {
   // Serves the producer's queue for up to `timeout_ms`, then applies the reports it gave.
   // The caller holds serve_mu_.
   void Poll(int timeout_ms);
+  // Makes the poll another thread is waiting in return now (or the next one, if none is).
+  // Not rd_kafka_yield: that only stops a dispatch from within one of its own callbacks (its
+  // flag is the calling thread's), so from another thread it cuts no wait short.
+  void InterruptPoll() { rd_kafka_queue_yield(main_queue_.get()); }
   void PollLoop();
   // The status of a failed delivery report of a send of `bytes` (for SendTracker::Finish).
   friend class SendTracker;
@@ -211,6 +219,9 @@ class KafkaCluster {
   const KafkaSettings settings_;
   std::unique_ptr<ClusterEvents> events_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  // The producer's queue of delivery reports, for InterruptPoll (released before the
+  // producer, as librdkafka requires).
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> main_queue_;
 
   // Set by Shutdown, which then waits until no send is being handed to librdkafka, so that
   // no record reaches librdkafka once it flushes (see HandOverMarks in the .cc file).
