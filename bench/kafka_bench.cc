@@ -34,7 +34,8 @@
 //    wait would otherwise hide both figures. The order of the two sides alternates between
 //    repeats.
 // --cases produce or --cases consume runs one half only. --cpu-by-thread prints, for every
-// case and repeat, each side's CPU per message by thread name.
+// case and repeat, each side's CPU per message by thread name and, for produce, the shares of
+// the sends' time the sending thread spent on a CPU and waiting for one.
 // The table shows medians and the SDK/raw ratio next to the target (0.9). A benchmark, not a
 // test: it prints figures and never fails on them.
 
@@ -151,6 +152,10 @@ struct CaseRate {
   // Consume with --cpu-by-thread: CPU time per record by thread name, in microseconds, from
   // before subscribing to the last record (joining the group costs next to nothing).
   std::map<std::string, double> cpu_us_by_thread;
+  // Produce with --cpu-by-thread: the shares of the sends' wall time (first send to last)
+  // the sending thread spent on a CPU and runnable but waiting for one.
+  double sender_on_cpu = 0;
+  double sender_waiting = 0;
 };
 
 // ---- Raw librdkafka -------------------------------------------------------------------------
@@ -217,6 +222,31 @@ std::map<long, ThreadCpu> ThreadCpuSnapshot() {
   return out;
 }
 
+// The calling thread's time so far on a CPU and runnable but waiting for one, in nanoseconds
+// (/proc/thread-self/schedstat). On two cores shared by the sending thread, librdkafka's
+// broker thread, the mock cluster and (for the SDK) its callback thread, a thread that wakes
+// up may take its turn from the sending thread: the wait shows what the other threads cost
+// the sends beyond their CPU.
+struct SchedTimes {
+  uint64_t on_cpu_ns = 0;
+  uint64_t waiting_ns = 0;
+};
+SchedTimes ThisThreadSchedTimes() {
+  SchedTimes times;
+  std::ifstream schedstat("/proc/thread-self/schedstat");
+  schedstat >> times.on_cpu_ns >> times.waiting_ns;
+  return times;
+}
+
+// Sets `rate`'s sender shares for the sends made between `before` and now.
+void SetSenderShares(CaseRate& rate, const SchedTimes& before, Clock::time_point start) {
+  const SchedTimes after = ThisThreadSchedTimes();
+  const double wall_ns = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+  rate.sender_on_cpu = static_cast<double>(after.on_cpu_ns - before.on_cpu_ns) / wall_ns;
+  rate.sender_waiting = static_cast<double>(after.waiting_ns - before.waiting_ns) / wall_ns;
+}
+
 // Microseconds per record by thread name between two snapshots (a thread missing from
 // `before` started after it).
 std::map<std::string, double> CpuByThreadName(const std::map<long, ThreadCpu>& before,
@@ -263,6 +293,7 @@ msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& to
   const auto threads_before =
       flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   const double cpu_start = SelfCpuSeconds();
+  const SchedTimes sender_before = ThisThreadSchedTimes();
   const auto start = Clock::now();
   for (int64_t i = 0; i < flags.messages; ++i) {
     const msgsdk::Timestamp born_at = std::chrono::system_clock::now();
@@ -296,6 +327,8 @@ msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& to
     }
     if ((i + 1) % flags.poll_every == 0) rd_kafka_poll(rk, 0);
   }
+  CaseRate rate;
+  if (flags.cpu_by_thread) SetSenderShares(rate, sender_before, start);
   const auto deadline = Clock::now() + kGiveUp;
   while (progress.done() < flags.messages && Clock::now() < deadline) rd_kafka_poll(rk, 100);
   const double cpu_seconds = SelfCpuSeconds() - cpu_start;
@@ -307,8 +340,8 @@ msgsdk::Result<CaseRate> RawProduce(RawProducer& producer, const std::string& to
                                  " of " + std::to_string(flags.messages) + " acknowledged");
   }
   const auto count = static_cast<double>(flags.messages);
-  CaseRate rate{.msgs_per_second = count / Seconds(progress.last() - start),
-                .cpu_us_per_message = cpu_seconds * 1e6 / count};
+  rate.msgs_per_second = count / Seconds(progress.last() - start);
+  rate.cpu_us_per_message = cpu_seconds * 1e6 / count;
   if (flags.cpu_by_thread) {
     rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), flags.messages);
   }
@@ -431,16 +464,19 @@ msgsdk::Result<CaseRate> SdkProduce(msgsdk::Client& client, const std::string& t
   const auto threads_before =
       flags.cpu_by_thread ? ThreadCpuSnapshot() : decltype(ThreadCpuSnapshot()){};
   const double cpu_start = SelfCpuSeconds();
+  const SchedTimes sender_before = ThisThreadSchedTimes();
   const auto start = Clock::now();
   for (int64_t i = 0; i < count; ++i) {
     producer.SendAsync(
         {.key = keyed ? std::to_string(i % 4096) : std::string(), .body = body},
         [&progress](const msgsdk::Result<msgsdk::SendReceipt>& r) { progress.Add(r.ok()); });
   }
+  CaseRate rate;
+  if (flags.cpu_by_thread) SetSenderShares(rate, sender_before, start);
   const bool all = progress.Wait();
   const double cpu_seconds = SelfCpuSeconds() - cpu_start;
-  CaseRate rate{.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start),
-                .cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count)};
+  rate.msgs_per_second = static_cast<double>(count) / Seconds(progress.last() - start);
+  rate.cpu_us_per_message = cpu_seconds * 1e6 / static_cast<double>(count);
   if (flags.cpu_by_thread) {
     rate.cpu_us_by_thread = CpuByThreadName(threads_before, ThreadCpuSnapshot(), count);
   }
@@ -529,6 +565,13 @@ void PrintCpuByThread(const char* side, const char* what, int round, const CaseR
     std::snprintf(part, sizeof(part), " %s %.3f", name.c_str(), us);
     line += part;
     total += us;
+  }
+  if (rate.sender_on_cpu > 0) {
+    char shares[128];
+    std::snprintf(shares, sizeof(shares),
+                  "; sending thread during the sends: on a CPU %.0f%%, waiting for one %.0f%%",
+                  rate.sender_on_cpu * 100, rate.sender_waiting * 100);
+    line += shares;
   }
   std::fprintf(stderr, "repeat %d: %s %s CPU us/msg by thread (total %.3f):%s\n", round, side, what,
                total, line.c_str());
