@@ -126,8 +126,9 @@ class Client {
 
   /// Closes every producer and subscription made from this client, then the connections.
   /// Idempotent and bounded in time; a later call waits for a close under way. Called from a
-  /// subscription's handler (of this client or another), it returns OK at once and the close
-  /// goes on once the running handlers have returned (closing waits for them).
+  /// subscription's handler or a SendAsync callback (of this client or another), it returns
+  /// OK at once and the close goes on once the running handlers and callbacks have returned
+  /// (closing waits for them).
   Status Close();
 
  private:

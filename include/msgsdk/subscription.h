@@ -32,9 +32,9 @@ class Subscription {
   /// Stops fetching, lets running handlers finish (bounded), commits what was acknowledged
   /// and returns the rest to the cluster for redelivery. Idempotent: a later call waits for a
   /// close under way. Called from a handler (this subscription's, or any other's, also one
-  /// closing the client), it cannot wait for the handlers: it returns OK at once, no handler
-  /// starts afterwards, and the close goes on once the running ones have returned, counting
-  /// their results.
+  /// closing the client) or a SendAsync callback, it cannot wait for the handlers: it returns
+  /// OK at once, no handler starts afterwards, and the close goes on once the running ones
+  /// have returned, counting their results.
   Status Close();
 
  private:

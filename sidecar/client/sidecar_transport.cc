@@ -328,6 +328,7 @@ class SidecarProducer final : public internal::ProducerTransport,
 
   static void Complete(SendCallback callback, Result<SendReceipt> result) {
     if (!callback) return;
+    const core::UserCodeMark user_code;
     try {
       callback(result);
     } catch (...) {
@@ -386,12 +387,12 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   }
 
   // A later call waits for a close under way. From a handler (one of its own, or another
-  // subscription's: core::HandlerThreadMark), the close cannot wait for the handlers: it goes
-  // on on a thread of its own, the handler's settlement included.
+  // subscription's) or a send callback (core::UserCodeMark), the close cannot wait for the
+  // handlers: it goes on on a thread of its own, the handler's settlement included.
   Status Close() override {
     {
       std::unique_lock lock(mutex_);
-      if (core::OnHandlerThread()) {
+      if (core::InUserCode()) {
         if (!closing_) {
           closing_ = true;
           std::thread([self = shared_from_this()] { self->CloseClaimed(); }).detach();
@@ -577,7 +578,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   // quickly, and one at a time after a slow one, so that little waits behind a slow handler;
   // their settlements go to the writer together.
   void Drain() {
-    const core::HandlerThreadMark handler_thread;
+    const core::UserCodeMark user_code;
     size_t take = 1;
     std::vector<Ready> batch;
     std::vector<Settled> settled;

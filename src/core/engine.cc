@@ -626,9 +626,10 @@ void Engine::CloseUnusedBackends() {
 }
 
 Status Engine::Close() {
-  if (OnHandlerThread()) {
-    // A handler closing its client (or another): closing waits for the subscriptions'
-    // handlers, this one among them or one that may be waiting for it (HandlerThreadMark),
+  if (InUserCode()) {
+    // A handler or a send callback closing its client (or another): closing waits for the
+    // subscriptions' handlers, this one among them or one that may be waiting for it
+    // (UserCodeMark),
     // and must not take apply_mutex_ (an Apply holding it may be waiting for this handler's
     // subscription to close). The close keeps the engine alive meanwhile.
     {

@@ -18,13 +18,13 @@ void NameThread(const std::string& name) {
 thread_local const ThreadPool* current_pool = nullptr;
 
 namespace {
-// How many HandlerThreadMarks live on this thread.
-thread_local int handler_marks = 0;
+// How many UserCodeMarks live on this thread.
+thread_local int user_code_marks = 0;
 }  // namespace
 
-HandlerThreadMark::HandlerThreadMark() { ++handler_marks; }
-HandlerThreadMark::~HandlerThreadMark() { --handler_marks; }
-bool OnHandlerThread() { return handler_marks > 0; }
+UserCodeMark::UserCodeMark() { ++user_code_marks; }
+UserCodeMark::~UserCodeMark() { --user_code_marks; }
+bool InUserCode() { return user_code_marks > 0; }
 
 ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) { Resize(threads); }
 

@@ -68,20 +68,22 @@ void DeleteOwnerOfPool(Owner* owner, const ThreadPool& pool) {
   std::thread([owner] { delete owner; }).detach();
 }
 
-// Marks this thread, while it lives, as running message handlers (of a subscription of
-// either transport). Closing a subscription waits for its handlers to return, so a close
-// called on a handler thread, of that subscription or any other, must not wait: two handlers
-// closing each other's subscriptions would otherwise wait for each other for good (each
-// close ends by joining the other's handler threads). Such a close finishes in the
-// background (see SubscriptionCore::Close).
-class HandlerThreadMark {
+// Marks this thread, while it lives, as running user code that closes wait for: message
+// handlers (of a subscription of either transport) and send callbacks. Closing a
+// subscription waits for its handlers to return, and closing a producer for its callbacks,
+// so a close of a subscription or a client called from such code must not wait: two
+// handlers closing each other's subscriptions, or a handler closing the producer whose
+// callback closes the handler's subscription, would otherwise wait for each other for good
+// (a subscription's close ends by joining its handler threads). Such a close finishes in
+// the background (see SubscriptionCore::Close).
+class UserCodeMark {
  public:
-  HandlerThreadMark();
-  ~HandlerThreadMark();
-  HandlerThreadMark(const HandlerThreadMark&) = delete;
-  HandlerThreadMark& operator=(const HandlerThreadMark&) = delete;
+  UserCodeMark();
+  ~UserCodeMark();
+  UserCodeMark(const UserCodeMark&) = delete;
+  UserCodeMark& operator=(const UserCodeMark&) = delete;
 };
-bool OnHandlerThread();
+bool InUserCode();
 
 // Hands items to a ThreadPool in batches: one pool task drains every item posted meanwhile, so
 // a stream of completions costs one wakeup per batch instead of one per item. Items are

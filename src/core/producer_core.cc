@@ -11,6 +11,7 @@
 
 #include "core/async_send.h"
 #include "core/engine.h"
+#include "core/executor.h"
 #include "core/message_id.h"
 #include "core/migration_stamp.h"
 #include "core/prefetch.h"
@@ -258,6 +259,7 @@ void AsyncSend::RunCallback() {
   thread_local Result<SendReceipt> reused_receipt = SendReceipt{};
   thread_local bool in_use = false;
   auto run = [this](const Result<SendReceipt>& result) {
+    const UserCodeMark user_code;
     // A throwing callback must not take the pool thread down with it.
     try {
       callback_(result);

@@ -363,7 +363,7 @@ void SubscriptionCore::StartWorkers(int count) {
 void SubscriptionCore::Work() {
   WorkerSlot slot{.core = this};
   WorkerSlot* const outer = std::exchange(current_worker_, &slot);
-  const HandlerThreadMark handler_thread;
+  const UserCodeMark user_code;
   std::vector<PendingPtr> batch;      // taken, to run
   std::vector<PendingPtr> stale;      // taken, revoked while queued
   std::vector<PendingPtr> discarded;  // released, not kept for reuse
@@ -707,9 +707,10 @@ void SubscriptionCore::AfterRelease(Released released) {
 Status SubscriptionCore::Close() {
   {
     std::unique_lock lock(mutex_);
-    if (OnHandlerThread()) {
-      // A handler, its own or another subscription's: the close waits for the handlers,
-      // this one among them, or one that may be waiting for this one (HandlerThreadMark).
+    if (InUserCode()) {
+      // A handler, its own or another subscription's, or a send callback: the close waits
+      // for the handlers, this one among them, or one that may be waiting for this one
+      // (UserCodeMark).
       if (!closing_) {
         closing_ = true;
         std::thread([self = shared_from_this()] { self->CloseClaimed().IgnoreError(); }).detach();

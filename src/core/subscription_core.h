@@ -141,9 +141,9 @@ class SubscriptionCore : public DeliverySink,
   // Stops the backend consumer, lets the running handlers finish (for close_timeout at most),
   // commits what they acknowledged and hands the rest back to the cluster. Deliveries not
   // started yet are not started. A later call waits for a close under way and returns its
-  // status. Called from a handler (one of its own, or any other: HandlerThreadMark), it
-  // cannot wait for the handlers: it returns at once, and the close goes on on a thread of
-  // its own, the handler's verdict included.
+  // status. Called from a handler (one of its own, or any other) or a send callback
+  // (UserCodeMark), it cannot wait for the handlers: it returns at once, and the close goes
+  // on on a thread of its own, the handler's verdict included.
   Status Close();
 
   const RoutedSubscription* owner() const { return owner_; }

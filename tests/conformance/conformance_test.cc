@@ -653,6 +653,30 @@ TEST_P(ConformanceTest, HandlersMayCloseEachOthersSubscriptions) {
   for (auto& sub : subs) MSGSDK_EXPECT_OK(sub->Close());
 }
 
+// A send callback and a handler closing each other's handles at the same moment: the handler
+// closes the producer whose callback is running (a producer's close waits for its callbacks),
+// the callback closes the subscription whose handler is running (a subscription's close
+// waits for its handlers). Neither waits for the other for good.
+TEST_P(ConformanceTest, ASendCallbackAndAHandlerMayCloseEachOthersHandles) {
+  CloseEachOther closers;
+  std::optional<Producer> producer = MakeProducer(topic_);
+  std::optional<Subscription> sub;
+  sub.emplace(MakeSubscription(topic_, "callback-closer",
+                               [&](const Message&) {
+                                 closers.OnMessage(0, [&] { return producer->Close(); });
+                                 return ConsumeResult::kSuccess;
+                               },
+                               {.consumer_threads = 1}));
+  closers.Subscribed();
+  producer->SendAsync(
+      {.key = "k", .body = "closes the subscription"},
+      [&](const Result<SendReceipt>&) { closers.OnMessage(1, [&] { return sub->Close(); }); });
+  MSGSDK_EXPECT_OK(closers.Wait(0));
+  MSGSDK_EXPECT_OK(closers.Wait(1));
+  MSGSDK_EXPECT_OK(sub->Close());
+  MSGSDK_EXPECT_OK(producer->Close());
+}
+
 TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
   Producer producer = MakeProducer(topic_);
   auto first_ids = SendN(producer, 100);
