@@ -15,11 +15,16 @@ bool RegisterMembarrier() {
   return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
+std::atomic<bool> full_fences_only{false};
+
 }  // namespace
+
+void fence_internal::UseFullFencesOnly(bool on) { full_fences_only.store(on); }
 
 void EnableAsymmetricFences() {
   static const bool registered = RegisterMembarrier();
-  fence_internal::asymmetric.store(registered, std::memory_order_relaxed);
+  fence_internal::asymmetric.store(registered && !full_fences_only.load(),
+                                   std::memory_order_relaxed);
 }
 
 void HeavyFence() {

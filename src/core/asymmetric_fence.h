@@ -18,6 +18,9 @@ namespace msgsdk::core {
 
 namespace fence_internal {
 inline std::atomic<bool> asymmetric{false};
+// For tests: with `on`, EnableAsymmetricFences chooses full fences on both sides, as where
+// the kernel lacks the command.
+void UseFullFencesOnly(bool on);
 }  // namespace fence_internal
 
 void EnableAsymmetricFences();

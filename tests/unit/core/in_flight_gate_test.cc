@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/asymmetric_fence.h"
+
 namespace msgsdk::core {
 namespace {
 
@@ -47,7 +49,7 @@ TEST(InFlightGateTest, ExitsFromOtherThreadsCount) {
 
 // The gate's promise: once Close returns, every Enter that succeeded shows in InFlight, and
 // none succeeds any more. Threads enter without exiting while the gate closes under them.
-TEST(InFlightGateTest, EveryEntryBeforeCloseShowsOnceItReturns) {
+void ExpectEveryEntryBeforeCloseShowsOnceItReturns() {
   for (int round = 0; round < 50; ++round) {
     InFlightGate gate;
     constexpr int kThreads = 4;
@@ -70,6 +72,21 @@ TEST(InFlightGateTest, EveryEntryBeforeCloseShowsOnceItReturns) {
     ASSERT_GE(seen, total) << "round " << round;
     ASSERT_EQ(gate.InFlight(), total) << "round " << round;
   }
+}
+
+TEST(InFlightGateTest, EveryEntryBeforeCloseShowsOnceItReturns) {
+  ExpectEveryEntryBeforeCloseShowsOnceItReturns();
+}
+
+// The same where the kernel has no expedited membarrier: both sides then make full fences.
+TEST(InFlightGateTest, EveryEntryBeforeCloseShowsWithFullFencesOnly) {
+  fence_internal::UseFullFencesOnly(true);
+  InFlightGate first;  // decides the fences, as the first user of the pair does
+  const bool asymmetric = fence_internal::asymmetric.load();
+  ExpectEveryEntryBeforeCloseShowsOnceItReturns();
+  fence_internal::UseFullFencesOnly(false);
+  InFlightGate restores;
+  EXPECT_FALSE(asymmetric);
 }
 
 TEST(InFlightGateTest, AThreadKeepsItsSlotAcrossManyGates) {
