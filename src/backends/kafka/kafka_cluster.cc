@@ -373,7 +373,7 @@ void KafkaCluster::Poll(int timeout_ms) {
   // one per chunk of reports applied while it runs: a hand-off can cost a wake-up.
   core::SendDoneBatch batch;
   collecting = {.cluster = this, .reports = &reports};
-  rd_kafka_poll(producer_->c_ptr(), timeout_ms);
+  rd_kafka_poll(rk_, timeout_ms);
   collecting = {};
   ApplyReports(reports);
 }
@@ -401,7 +401,8 @@ Result<std::shared_ptr<KafkaCluster>> KafkaCluster::Start(KafkaSettings settings
     return InvalidArgumentError(s.Describe() +
                                 ": librdkafka refused the producer configuration: " + errstr);
   }
-  cluster->main_queue_.reset(rd_kafka_queue_get_main(cluster->producer_->c_ptr()));
+  cluster->rk_ = cluster->producer_->c_ptr();
+  cluster->main_queue_.reset(rd_kafka_queue_get_main(cluster->rk_));
   cluster->poll_thread_ = std::thread([raw = cluster.get()] { raw->PollLoop(); });
   return cluster;
 }
@@ -448,7 +449,7 @@ std::string KafkaCluster::DescribeTopic(const std::string& topic) const {
 }
 
 Result<rd_kafka_topic_t*> KafkaCluster::NewTopicHandle(const std::string& topic) {
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_->c_ptr(), topic.c_str(), nullptr);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
   if (handle == nullptr) {
     return KafkaStatus(static_cast<RdKafka::ErrorCode>(rd_kafka_last_error()),
                        "producing to " + DescribeTopic(topic));
@@ -486,7 +487,7 @@ Status KafkaCluster::Produce(const Message& message, rd_kafka_topic_t* topic, Pe
   fields[count++].u.headers = headers;
   fields[count].vtype = RD_KAFKA_VTYPE_OPAQUE;
   fields[count++].u.ptr = send;
-  rd_kafka_error_t* error = rd_kafka_produceva(producer_->c_ptr(), fields, count);
+  rd_kafka_error_t* error = rd_kafka_produceva(rk_, fields, count);
   if (error == nullptr) return OkStatus();
   const auto err = static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error));
   rd_kafka_error_destroy(error);
@@ -544,7 +545,7 @@ Result<KafkaCluster::TopicLookup> KafkaCluster::LookupTopic(const std::string& t
   // Asking for every topic never makes a broker auto-create the one we look for.
   MSGSDK_ASSIGN_OR_RETURN(auto metadata, FetchMetadata(nullptr, deadline));
   TopicLookup lookup;
-  const int32_t controller = rd_kafka_controllerid(producer_->c_ptr(), 0);
+  const int32_t controller = rd_kafka_controllerid(rk_, 0);
   for (const RdKafka::BrokerMetadata* broker : *metadata->brokers()) {
     if (broker->id() == controller) lookup.has_controller = true;
   }
@@ -596,7 +597,6 @@ Status KafkaCluster::EnsureTopic(const std::string& topic) {
 }
 
 Status KafkaCluster::CreateTopic(const std::string& topic, core::Deadline deadline) {
-  rd_kafka_t* rk = producer_->c_ptr();
   char errstr[512] = {0};
   std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter> new_topic(rd_kafka_NewTopic_new(
       topic.c_str(), settings_.partitions, settings_.replication_factor, errstr, sizeof(errstr)));
@@ -604,13 +604,13 @@ Status KafkaCluster::CreateTopic(const std::string& topic, core::Deadline deadli
     return InvalidArgumentError("creating " + DescribeTopic(topic) + ": " + errstr);
   }
   std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter> options(
-      rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS));
+      rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_CREATETOPICS));
   const int timeout_ms = std::max(1, RemainingMs(deadline));
   rd_kafka_AdminOptions_set_request_timeout(options.get(), timeout_ms, errstr, sizeof(errstr));
   rd_kafka_AdminOptions_set_operation_timeout(options.get(), timeout_ms, errstr, sizeof(errstr));
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk));
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk_));
   rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
-  rd_kafka_CreateTopics(rk, topics, 1, options.get(), queue.get());
+  rd_kafka_CreateTopics(rk_, topics, 1, options.get(), queue.get());
   std::unique_ptr<rd_kafka_event_t, EventDeleter> event(
       rd_kafka_queue_poll(queue.get(), timeout_ms + 1000));
   if (event == nullptr) {

@@ -219,6 +219,9 @@ class KafkaCluster {
   const KafkaSettings settings_;
   std::unique_ptr<ClusterEvents> events_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  // producer_'s C handle, taken once: c_ptr() is a virtual call through a virtual base, on
+  // every record sent.
+  rd_kafka_t* rk_ = nullptr;
   // The producer's queue of delivery reports, for InterruptPoll (released before the
   // producer, as librdkafka requires).
   std::unique_ptr<rd_kafka_queue_t, QueueDeleter> main_queue_;
