@@ -629,9 +629,8 @@ Status Engine::Close() {
   if (InUserCode()) {
     // A handler or a send callback closing its client (or another): closing waits for the
     // subscriptions' handlers, this one among them or one that may be waiting for it
-    // (UserCodeMark),
-    // and must not take apply_mutex_ (an Apply holding it may be waiting for this handler's
-    // subscription to close). The close keeps the engine alive meanwhile.
+    // (UserCodeMark), and must not take apply_mutex_ (an Apply holding it may be waiting for
+    // this handler's subscription to close). The close keeps the engine alive meanwhile.
     {
       std::lock_guard lock(mutex_);
       if (closed_) return OkStatus();
