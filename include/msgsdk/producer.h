@@ -57,7 +57,9 @@ class Producer {
   const std::string& topic() const;
 
   /// Waits for in-flight sends (bounded by the send timeout), then refuses new ones with
-  /// kFailedPrecondition. Idempotent.
+  /// kFailedPrecondition. Idempotent. Called from a SendAsync callback (of any client), it
+  /// does not wait for the callbacks of those sends, which run afterwards: two callbacks
+  /// closing each other's producers would otherwise wait for each other.
   Status Close();
 
  private:

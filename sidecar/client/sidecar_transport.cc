@@ -178,9 +178,11 @@ class SidecarProducer final : public internal::ProducerTransport,
 
   Status Close() override {
     if (closed_.exchange(true)) return OkStatus();
-    // A callback closing its producer (or its client) must not wait for itself: the sends
-    // in flight still complete on the callback threads.
-    if (connection_->callbacks.IsPoolThread()) return OkStatus();
+    // A callback closing a producer (its own or any other, of any client) must not wait for
+    // callbacks, itself among them, or one closing its own producer; nor must the callback
+    // pool, which also drops what a callback captured after it returned. The sends in flight
+    // still complete on the callback threads.
+    if (core::InSendCallback() || connection_->callbacks.IsPoolThread()) return OkStatus();
     std::unique_lock lock(mutex_);
     const bool drained = drained_.wait_for(lock, timeout_ + std::chrono::seconds(5),
                                            [this] { return outstanding_ == 0; });
@@ -328,7 +330,7 @@ class SidecarProducer final : public internal::ProducerTransport,
 
   static void Complete(SendCallback callback, Result<SendReceipt> result) {
     if (!callback) return;
-    const core::UserCodeMark user_code;
+    const core::UserCodeMark user_code(core::UserCode::kSendCallback);
     try {
       callback(result);
     } catch (...) {
@@ -578,7 +580,7 @@ class SidecarSubscription final : public internal::SubscriptionTransport,
   // quickly, and one at a time after a slow one, so that little waits behind a slow handler;
   // their settlements go to the writer together.
   void Drain() {
-    const core::UserCodeMark user_code;
+    const core::UserCodeMark user_code(core::UserCode::kHandler);
     size_t take = 1;
     std::vector<Ready> batch;
     std::vector<Settled> settled;

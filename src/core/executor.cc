@@ -18,13 +18,21 @@ void NameThread(const std::string& name) {
 thread_local const ThreadPool* current_pool = nullptr;
 
 namespace {
-// How many UserCodeMarks live on this thread.
+// How many UserCodeMarks live on this thread, and how many of them mark send callbacks.
 thread_local int user_code_marks = 0;
+thread_local int send_callback_marks = 0;
 }  // namespace
 
-UserCodeMark::UserCodeMark() { ++user_code_marks; }
-UserCodeMark::~UserCodeMark() { --user_code_marks; }
+UserCodeMark::UserCodeMark(UserCode kind) : kind_(kind) {
+  ++user_code_marks;
+  if (kind_ == UserCode::kSendCallback) ++send_callback_marks;
+}
+UserCodeMark::~UserCodeMark() {
+  --user_code_marks;
+  if (kind_ == UserCode::kSendCallback) --send_callback_marks;
+}
 bool InUserCode() { return user_code_marks > 0; }
+bool InSendCallback() { return send_callback_marks > 0; }
 
 ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) { Resize(threads); }
 

@@ -75,15 +75,24 @@ void DeleteOwnerOfPool(Owner* owner, const ThreadPool& pool) {
 // handlers closing each other's subscriptions, or a handler closing the producer whose
 // callback closes the handler's subscription, would otherwise wait for each other for good
 // (a subscription's close ends by joining its handler threads). Such a close finishes in
-// the background (see SubscriptionCore::Close).
+// the background (see SubscriptionCore::Close). Likewise a producer's close called from a
+// send callback does not wait for send callbacks: two callbacks closing each other's
+// producers would wait for each other.
+enum class UserCode { kHandler, kSendCallback };
 class UserCodeMark {
  public:
-  UserCodeMark();
+  explicit UserCodeMark(UserCode kind);
   ~UserCodeMark();
   UserCodeMark(const UserCodeMark&) = delete;
   UserCodeMark& operator=(const UserCodeMark&) = delete;
+
+ private:
+  const UserCode kind_;
 };
+// A handler or a send callback runs on this thread.
 bool InUserCode();
+// A send callback (of any client) runs on this thread.
+bool InSendCallback();
 
 // Hands items to a ThreadPool in batches: one pool task drains every item posted meanwhile, so
 // a stream of completions costs one wakeup per batch instead of one per item. Items are

@@ -143,10 +143,13 @@ Status ProducerCore::Drain(ProducerRoute& route) const {
   SendCounter& counter = *route.counter;
   counter.in_flight.Close();
   const auto deadline = std::chrono::steady_clock::now() + send_timeout();
-  // A callback closing its own producer must not wait for itself.
-  const bool on_callback_thread = engine_->OnCallbackThread();
+  // A callback closing a producer (its own, or any other of any client) must not wait for
+  // callbacks: itself among them, or one that may be closing this callback's producer. Nor
+  // must the callback pool, which also drops what a callback captured (a producer handle,
+  // say) after it returned.
+  const bool in_send_callback = InSendCallback() || engine_->OnCallbackThread();
   auto drained = [&counter] { return counter.in_flight.InFlight() == 0; };
-  if (!on_callback_thread) {
+  if (!in_send_callback) {
     std::unique_lock lock(counter.mutex);
     counter.drained.wait_until(lock, deadline, drained);
   }
@@ -156,7 +159,7 @@ Status ProducerCore::Drain(ProducerRoute& route) const {
     Status shadow = route.shadow->producer->Close(deadline);
     if (status.ok() && !shadow.ok()) status = std::move(shadow);
   }
-  if (!on_callback_thread) {
+  if (!in_send_callback) {
     std::unique_lock lock(counter.mutex);
     counter.drained.wait(lock, drained);
   }
@@ -259,7 +262,7 @@ void AsyncSend::RunCallback() {
   thread_local Result<SendReceipt> reused_receipt = SendReceipt{};
   thread_local bool in_use = false;
   auto run = [this](const Result<SendReceipt>& result) {
-    const UserCodeMark user_code;
+    const UserCodeMark user_code(UserCode::kSendCallback);
     // A throwing callback must not take the pool thread down with it.
     try {
       callback_(result);

@@ -363,7 +363,7 @@ void SubscriptionCore::StartWorkers(int count) {
 void SubscriptionCore::Work() {
   WorkerSlot slot{.core = this};
   WorkerSlot* const outer = std::exchange(current_worker_, &slot);
-  const UserCodeMark user_code;
+  const UserCodeMark user_code(UserCode::kHandler);
   std::vector<PendingPtr> batch;      // taken, to run
   std::vector<PendingPtr> stale;      // taken, revoked while queued
   std::vector<PendingPtr> discarded;  // released, not kept for reuse

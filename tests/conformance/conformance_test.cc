@@ -677,6 +677,31 @@ TEST_P(ConformanceTest, ASendCallbackAndAHandlerMayCloseEachOthersHandles) {
   MSGSDK_EXPECT_OK(producer->Close());
 }
 
+// Two clients whose send callbacks close each other's producers at the same moment: a
+// producer's close waits for its callbacks, but not when called from a send callback (of
+// any client), so neither waits for the other for good.
+TEST_P(ConformanceTest, SendCallbacksOfTwoClientsMayCloseEachOthersProducers) {
+  auto other_client = Client::Create(env_->Options());
+  ASSERT_TRUE(other_client.ok()) << other_client.status().ToString();
+  CloseEachOther closers;
+  std::optional<Producer> producers[2];
+  producers[0].emplace(MakeProducer(topic_));
+  auto other_producer = other_client->CreateProducer(topic_);
+  ASSERT_TRUE(other_producer.ok()) << other_producer.status().ToString();
+  producers[1].emplace(std::move(other_producer).value());
+  closers.Subscribed();
+  for (int side : {0, 1}) {
+    producers[side]->SendAsync(
+        {.key = "k", .body = "closes the other producer"}, [&, side](const Result<SendReceipt>&) {
+          closers.OnMessage(side, [&] { return producers[1 - side]->Close(); });
+        });
+  }
+  MSGSDK_EXPECT_OK(closers.Wait(0));
+  MSGSDK_EXPECT_OK(closers.Wait(1));
+  for (auto& producer : producers) MSGSDK_EXPECT_OK(producer->Close());
+  MSGSDK_EXPECT_OK(other_client->Close());
+}
+
 TEST_P(ConformanceTest, RestartedClientResumesFromCommittedOffsets) {
   Producer producer = MakeProducer(topic_);
   auto first_ids = SendN(producer, 100);
