@@ -162,7 +162,7 @@ class SidecarProducer final : public internal::ProducerTransport,
     std::unique_lock lock(mutex_);
     if (closed_.load()) {
       lock.unlock();
-      Complete(std::move(callback), ClosedError());
+      Complete(callback, ClosedError());
       return;
     }
     std::deque<std::unique_ptr<Batch>>& queue = lanes_[lane].queue;
@@ -179,10 +179,9 @@ class SidecarProducer final : public internal::ProducerTransport,
   Status Close() override {
     if (closed_.exchange(true)) return OkStatus();
     // A callback closing a producer (its own or any other, of any client) must not wait for
-    // callbacks, itself among them, or one closing its own producer; nor must the callback
-    // pool, which also drops what a callback captured after it returned. The sends in flight
+    // callbacks, itself among them, or one closing its own producer: the sends in flight
     // still complete on the callback threads.
-    if (core::InSendCallback() || connection_->callbacks.IsPoolThread()) return OkStatus();
+    if (core::InSendCallback()) return OkStatus();
     std::unique_lock lock(mutex_);
     const bool drained = drained_.wait_for(lock, timeout_ + std::chrono::seconds(5),
                                            [this] { return outstanding_ == 0; });
@@ -302,7 +301,7 @@ class SidecarProducer final : public internal::ProducerTransport,
     if (pool.Submit(std::move(complete))) return;
     batch.reset(answered);
     for (auto& callback : batch->callbacks) {
-      Complete(std::move(callback), UnavailableError("client closed"));
+      Complete(callback, UnavailableError("client closed"));
     }
     std::unique_lock lock(producer->mutex_);
     producer->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
@@ -324,11 +323,13 @@ class SidecarProducer final : public internal::ProducerTransport,
           : results.failed()
               ? Result<SendReceipt>(InternalError("the sidecar's answer is not a PublishResponse"))
               : Result<SendReceipt>(InternalError("the sidecar answered fewer results than sent"));
-      Complete(std::move(callback), std::move(receipt));
+      Complete(callback, std::move(receipt));
     }
   }
 
-  static void Complete(SendCallback callback, Result<SendReceipt> result) {
+  // Runs `callback` and lets go of what it captured (a producer handle, say), both as user
+  // code (core::UserCodeMark).
+  static void Complete(SendCallback& callback, Result<SendReceipt> result) {
     if (!callback) return;
     const core::UserCodeMark user_code(core::UserCode::kSendCallback);
     try {
@@ -336,6 +337,7 @@ class SidecarProducer final : public internal::ProducerTransport,
     } catch (...) {
       // A throwing callback must not take the pool thread down with it.
     }
+    callback = nullptr;
   }
 
   const std::shared_ptr<Connection> connection_;

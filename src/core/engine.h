@@ -114,7 +114,6 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void PostCallback(AsyncSend* send) { send_callbacks_.Post(send); }
   // The same for several, in order, with one hand-off to the pool.
   void PostCallbacks(std::span<AsyncSend*> sends) { send_callbacks_.PostAll(sends); }
-  bool OnCallbackThread() const { return callback_pool_.IsPoolThread(); }
   // Retry backoffs.
   TimerQueue& timers() { return timers_; }
 

@@ -144,10 +144,8 @@ Status ProducerCore::Drain(ProducerRoute& route) const {
   counter.in_flight.Close();
   const auto deadline = std::chrono::steady_clock::now() + send_timeout();
   // A callback closing a producer (its own, or any other of any client) must not wait for
-  // callbacks: itself among them, or one that may be closing this callback's producer. Nor
-  // must the callback pool, which also drops what a callback captured (a producer handle,
-  // say) after it returned.
-  const bool in_send_callback = InSendCallback() || engine_->OnCallbackThread();
+  // callbacks: itself among them, or one that may be closing this callback's producer.
+  const bool in_send_callback = InSendCallback();
   auto drained = [&counter] { return counter.in_flight.InFlight() == 0; };
   if (!in_send_callback) {
     std::unique_lock lock(counter.mutex);
@@ -262,7 +260,6 @@ void AsyncSend::RunCallback() {
   thread_local Result<SendReceipt> reused_receipt = SendReceipt{};
   thread_local bool in_use = false;
   auto run = [this](const Result<SendReceipt>& result) {
-    const UserCodeMark user_code(UserCode::kSendCallback);
     // A throwing callback must not take the pool thread down with it.
     try {
       callback_(result);
@@ -289,6 +286,8 @@ void AsyncSend::RunCallback() {
 }
 
 void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
+  // The callbacks, and the release of what they captured (a producer handle, say).
+  const UserCodeMark user_code(UserCode::kSendCallback);
   // The records were last written on the thread that completed them, often another core:
   // each is loaded a few callbacks ahead, so those transfers overlap instead of coming one
   // after another.
