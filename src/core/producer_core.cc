@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -268,10 +269,14 @@ void AsyncSend::RunCallback() {
   };
   if (counter_ && stored_->ok() && !in_use) {
     SendReceipt& receipt = *reused_receipt;
-    receipt.message_id.assign(message_id_.data(), message_id_.size());
-    receipt.cluster.assign(counter_->cluster);
-    receipt.partition = (*stored_)->partition;
-    receipt.offset = (*stored_)->offset;
+    // Written over in place: an id always has kMessageIdLength characters, and a thread's
+    // callbacks are nearly always of one cluster.
+    receipt.message_id.resize(kMessageIdLength);
+    std::memcpy(receipt.message_id.data(), message_id_.data(), kMessageIdLength);
+    if (receipt.cluster != counter_->cluster) receipt.cluster = counter_->cluster;
+    const StoredPosition& position = **stored_;
+    receipt.partition = position.partition;
+    receipt.offset = position.offset;
     in_use = true;
     run(reused_receipt);
     in_use = false;

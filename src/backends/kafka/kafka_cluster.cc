@@ -166,17 +166,19 @@ bool SendTracker::Send(const Message& message, rd_kafka_topic_t* topic,
   // Before the gate: Close, once it closed the gate, finds every send that entered pending
   // (and, should it find a refused one pending, its callback).
   send->pending.store(true, std::memory_order_release);
-  hand_over_mark.cluster.store(cluster_, std::memory_order_relaxed);
+  // Named once: each use of a thread_local with a constructor checks that it was made.
+  HandOverMark& mark = hand_over_mark;
+  mark.cluster.store(cluster_, std::memory_order_relaxed);
   // Enter fences between the stores above and the loads of the gate's and the cluster's
   // closed flags (in Produce).
   if (!sends_.Enter()) {
-    hand_over_mark.cluster.store(nullptr, std::memory_order_release);
+    mark.cluster.store(nullptr, std::memory_order_release);
     Refuse(send);
     return false;
   }
   // On success librdkafka holds the record until its delivery report.
   Status status = cluster_->Produce(message, topic, send);
-  hand_over_mark.cluster.store(nullptr, std::memory_order_release);
+  mark.cluster.store(nullptr, std::memory_order_release);
   if (!status.ok()) {
     Abort(send, status);
     return false;
