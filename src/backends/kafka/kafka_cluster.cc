@@ -414,14 +414,21 @@ KafkaCluster::~KafkaCluster() { Shutdown(Clock::now()).IgnoreError(); }
 void KafkaCluster::PollLoop() {
   pthread_setname_np(pthread_self(), "msgsdk-kreports");
   while (!stop_polling_.load(std::memory_order_acquire)) {
-    const auto since_sender =
-        std::chrono::nanoseconds(SteadyNanos() - sender_served_at_.load(std::memory_order_relaxed));
-    if (sender_wants_to_serve_.exchange(false, std::memory_order_relaxed) ||
-        since_sender < kSenderServeGrace) {
-      // A thread is sending and serving the reports itself: stay out of its way while it does.
+    // A thread that is sending serves the reports itself: stay out of its way until it has
+    // not served them for kSenderServeGrace, counted from its last serve (so the reports of
+    // its last sends wait no longer than that), or for as long after it asked.
+    const auto now = Clock::now();
+    auto resume =
+        Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::nanoseconds(sender_served_at_.load(std::memory_order_relaxed)))) +
+        kSenderServeGrace;
+    if (sender_wants_to_serve_.exchange(false, std::memory_order_relaxed)) {
+      resume = std::max(resume, now + kSenderServeGrace);
+    }
+    if (resume > now) {
       std::unique_lock lock(idle_mu_);
-      idle_cv_.wait_for(lock, kSenderServeGrace,
-                        [this] { return stop_polling_.load(std::memory_order_acquire); });
+      idle_cv_.wait_until(lock, resume,
+                          [this] { return stop_polling_.load(std::memory_order_acquire); });
       continue;
     }
     std::lock_guard serve(serve_mu_);
