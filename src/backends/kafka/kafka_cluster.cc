@@ -423,7 +423,7 @@ void KafkaCluster::PollLoop() {
             std::chrono::nanoseconds(sender_served_at_.load(std::memory_order_relaxed)))) +
         kSenderServeGrace;
     if (sender_wants_to_serve_.exchange(false, std::memory_order_relaxed)) {
-      resume = std::max(resume, now + kSenderServeGrace);
+      resume = now + kSenderServeGrace;
     }
     if (resume > now) {
       std::unique_lock lock(idle_mu_);
