@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -203,7 +204,7 @@ class StopSignals {
 class TailState {
  public:
   TailState(int64_t count, std::chrono::milliseconds idle_timeout)
-      : count_(count), idle_timeout_(idle_timeout), last_activity_(Clock::now()) {}
+      : count_(count), idle_timeout_(idle_timeout) {}
 
   // The subscription's handler (one consumer thread): prints, then acknowledges. Messages
   // arriving after the count was reached (or after a stop) are handed back unacknowledged
@@ -229,9 +230,11 @@ class TailState {
   enum class Stop { kNone, kCountReached, kIdle, kSignal, kOutputFailed };
 
   // Waits until the count is reached, a signal arrives, the output fails, or (with an idle
-  // timeout) no message came for that long.
+  // timeout) no message came for that long. Called once subscribed: the idle time counts from
+  // then, since connecting and subscribing may take longer than the timeout.
   Stop Wait() {
     std::unique_lock lock(mutex_);
+    last_activity_ = std::max(last_activity_, Clock::now());
     while (stop_ == Stop::kNone) {
       if (idle_timeout_.count() <= 0) {
         changed_.wait(lock);
@@ -261,7 +264,7 @@ class TailState {
   const std::chrono::milliseconds idle_timeout_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  Clock::time_point last_activity_;
+  Clock::time_point last_activity_{};  // the last message, or when Wait began
   int64_t received_ = 0;
   Stop stop_ = Stop::kNone;
 };
