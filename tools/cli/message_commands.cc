@@ -4,7 +4,6 @@
 
 #include <pthread.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -234,7 +233,7 @@ class TailState {
   // then, since connecting and subscribing may take longer than the timeout.
   Stop Wait() {
     std::unique_lock lock(mutex_);
-    last_activity_ = std::max(last_activity_, Clock::now());
+    last_activity_ = Clock::now();
     while (stop_ == Stop::kNone) {
       if (idle_timeout_.count() <= 0) {
         changed_.wait(lock);
@@ -264,7 +263,7 @@ class TailState {
   const std::chrono::milliseconds idle_timeout_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  Clock::time_point last_activity_{};  // the last message, or when Wait began
+  Clock::time_point last_activity_;  // the last message, or when Wait began
   int64_t received_ = 0;
   Stop stop_ = Stop::kNone;
 };
