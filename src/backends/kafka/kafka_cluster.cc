@@ -144,11 +144,6 @@ bool HandingOver(const KafkaCluster* cluster) {
     return mark->cluster.load(std::memory_order_acquire) == cluster;
   });
 }
-
-int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
 }  // namespace
 
 SendTracker::SendTracker(KafkaCluster* cluster, std::string topic)
@@ -419,8 +414,7 @@ void KafkaCluster::PollLoop() {
     // its last sends wait no longer than that), or for as long after it asked.
     const auto now = Clock::now();
     auto resume =
-        Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-            std::chrono::nanoseconds(sender_served_at_.load(std::memory_order_relaxed)))) +
+        Clock::time_point(Clock::duration(sender_served_at_.load(std::memory_order_relaxed))) +
         kSenderServeGrace;
     if (sender_wants_to_serve_.exchange(false, std::memory_order_relaxed)) {
       resume = now + kSenderServeGrace;
@@ -449,7 +443,7 @@ void KafkaCluster::AfterSend() {
     InterruptPoll();
     return;
   }
-  sender_served_at_.store(SteadyNanos(), std::memory_order_relaxed);
+  sender_served_at_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   Poll(0);
 }
 

@@ -236,9 +236,10 @@ class KafkaCluster {
   std::thread poll_thread_;
   // Held by whoever serves the producer's queue (see the top of this file).
   std::mutex serve_mu_;
-  // When a sending thread last served reports (steady clock, ns), and whether one found
-  // the delivery thread serving: the delivery thread then leaves the reports to the senders.
-  std::atomic<int64_t> sender_served_at_{0};
+  // When a sending thread last served reports (a steady_clock time since its epoch, in its
+  // ticks), and whether one found the delivery thread serving: the delivery thread then
+  // leaves the reports to the senders.
+  std::atomic<std::chrono::steady_clock::rep> sender_served_at_{0};
   std::atomic<bool> sender_wants_to_serve_{false};
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;  // wakes the delivery thread's pause for Shutdown
