@@ -1,16 +1,15 @@
 #pragma once
 
 // The record of one SendAsync: taken by the producer from its engine's AsyncSendPool when the
-// message is handed to the backend, completed by the backend through a SendDone, queued to the
-// callback pool, and given back to the pool after the callback ran. A steady stream of sends
-// allocates no records: one made on the sender's thread and freed on a callback thread would
-// take glibc malloc's slow path on both (the free locks the sender's arena while the sender
-// allocates from it).
+// message is handed to the backend, completed by the backend through a SendDone, and given
+// back to the pool by the completing thread, which hands the callback and what it needs to the
+// callback pool as a SendCompletion. A steady stream of sends allocates no records: one made on
+// the sender's thread and freed on another would take glibc malloc's slow path on both (the
+// free locks the sender's arena while the sender allocates from it).
 
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +24,27 @@
 namespace msgsdk::core {
 
 class Engine;
+
+// What the callback pool needs of one completed SendAsync, handed over by value. The record
+// itself goes back to its pool on the thread that completed it: a record that went through a
+// callback thread came back to the sending thread's core with its lines held by the other
+// core, and both threads waited for them (the sender when it reused the record, the callback
+// thread when it cleared it). Completions are written and read in order, which the cores'
+// prefetchers follow.
+struct SendCompletion {
+  SendCallback callback;
+  // Null for a send that failed before it was counted in.
+  SendCounter* counter = nullptr;
+  // Keeps `counter` until the callbacks ran (a producer closed from a send callback does not
+  // wait for them). Set on the first completion of each run of one counter in a hand-off
+  // only: the pool releases a batch's completions together, after running all of them, and
+  // a reference per completion would make the completing and the callback thread each write
+  // the counter's reference count once per send.
+  std::shared_ptr<SendCounter> counter_ref;
+  StoredPosition position;
+  std::unique_ptr<Status> failure;  // null: stored at `position`
+  std::array<char, kMessageIdLength> message_id;
+};
 
 class AsyncSend final : public SendDone::Target {
  public:
@@ -42,20 +62,24 @@ class AsyncSend final : public SendDone::Target {
     message_id.copy(message_id_.data(), message_id_.size());
   }
 
-  // The backend's answer: queued with the callback to the engine's callback pool (or, with no
-  // callback, the send is counted out at once).
+  // The backend's answer: its completion is queued to the engine's callback pool (or, with no
+  // callback, the send is counted out at once), and the record goes back to the pool.
   void Complete(Result<StoredPosition> stored) override;
   // A send that failed before reaching a backend.
   void Fail(Status status);
   Engine& engine() const { return engine_; }
   // On the callback pool, for a batch of completed sends of one engine: makes each receipt
   // (or the failure, with the topic and cluster added) and runs each callback, then counts
-  // the sends out (so Close waits for callbacks too) and gives the records back to the pool.
-  static void RunCallbacks(std::span<AsyncSend* const> sends);
+  // the sends out (so Close waits for callbacks too).
+  static void RunCallbacks(std::span<SendCompletion> completions);
 
  private:
-  // Runs the callback and lets go of it and its result.
-  void RunCallback();
+  // Fills `completion`, a new one, for the callback pool: takes the callback. `keep_counter`:
+  // it holds a reference to the counter (see SendCompletion::counter_ref).
+  void TakeCompletion(Result<StoredPosition>&& stored, bool keep_counter,
+                      SendCompletion& completion);
+  // Hands this send's completion to the callback pool by itself, and the record back.
+  void PostAlone(Result<StoredPosition>&& stored);
 
   Engine& engine_;
   std::shared_ptr<SendCounter> counter_;
@@ -63,7 +87,6 @@ class AsyncSend final : public SendDone::Target {
   // Kept inline and made into the receipt's string on the callback thread: a string made here
   // would be allocated on the sender's thread and freed on another, the slow path of malloc.
   std::array<char, kMessageIdLength> message_id_{};
-  std::optional<Result<StoredPosition>> stored_;
 };
 
 // A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).

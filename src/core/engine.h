@@ -109,11 +109,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   ClientSettings settings() const;
   // Spare SendAsync records.
   AsyncSendPool& async_sends() { return async_sends_; }
-  // Queues a completed SendAsync for the callback pool, which runs its callback and gives the
-  // record back.
-  void PostCallback(AsyncSend* send) { send_callbacks_.Post(send); }
-  // The same for several, in order, with one hand-off to the pool.
-  void PostCallbacks(std::span<AsyncSend*> sends) { send_callbacks_.PostAll(sends); }
+  // Queues a completed SendAsync for the callback pool, which runs its callback.
+  void PostCallback(SendCompletion&& completion) { send_callbacks_.Post(std::move(completion)); }
+  // The same for several, in order, with one hand-off to the pool; leaves `completions` empty.
+  void PostCallbacks(std::vector<SendCompletion>& completions) {
+    send_callbacks_.PostAll(completions);
+  }
   // Retry backoffs.
   TimerQueue& timers() { return timers_; }
 
@@ -166,10 +167,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::shared_ptr<const BackendRegistry> registry_;
   const std::string environment_;
   const std::string client_id_;
-  // Before the callback pool: its threads give records back until they are joined.
+  // First, so it goes last: records come back from the threads that complete sends (the
+  // backends') until those have stopped.
   AsyncSendPool async_sends_;
   ThreadPool callback_pool_;
-  BatchingQueue<AsyncSend*> send_callbacks_;
+  BatchingQueue<SendCompletion> send_callbacks_;
   TimerQueue timers_;
   std::unique_ptr<RoutingFileWatcher> watcher_;
   std::unique_ptr<RoutingSource> source_;  // guarded by mutex_

@@ -100,25 +100,41 @@ bool InSendCallback();
 template <typename Item>
 class BatchingQueue {
  public:
-  // Called with each batch, on a pool thread.
-  using Handler = std::function<void(std::span<Item const>)>;
+  // Called with each batch, on a pool thread; the items are cleared afterwards.
+  using Handler = std::function<void(std::span<Item>)>;
   BatchingQueue(ThreadPool& pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
 
-  void Post(Item item) { PostAll(std::span<Item>(&item, 1)); }
-  // Posts several items under one lock, with one pool task at most.
-  void PostAll(std::span<Item> items) {
+  void Post(Item item) {
+    std::unique_lock lock(mutex_);
+    pending_.push_back(std::move(item));
+    StartDrain(lock);
+  }
+  // Posts every item of `items`, in order, under one lock, with one pool task at most, and
+  // leaves `items` empty. While nothing is pending, `items` and the queue's vector trade
+  // places instead of the items moving one by one (each keeps a buffer, so a steady stream
+  // allocates nothing).
+  void PostAll(std::vector<Item>& items) {
     if (items.empty()) return;
-    {
-      std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    if (pending_.empty()) {
+      pending_.swap(items);
+    } else {
       for (Item& item : items) pending_.push_back(std::move(item));
-      if (draining_) return;
-      draining_ = true;
     }
+    items.clear();
+    StartDrain(lock);
+  }
+
+ private:
+  // Starts a pool task that drains the queue, unless one is draining it. Releases `lock`.
+  void StartDrain(std::unique_lock<std::mutex>& lock) {
+    if (draining_) return;
+    draining_ = true;
+    lock.unlock();
     // After the pool shut down (the client closed) the caller still hears back, inline.
     if (!pool_.Submit([this] { Drain(); })) Drain();
   }
 
- private:
   void Drain() {
     while (true) {
       {

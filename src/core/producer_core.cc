@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -15,7 +16,6 @@
 #include "core/executor.h"
 #include "core/message_id.h"
 #include "core/migration_stamp.h"
-#include "core/prefetch.h"
 
 namespace msgsdk::core {
 
@@ -201,31 +201,68 @@ Result<SendReceipt> ToReceipt(Result<StoredPosition> stored, std::string message
 }  // namespace
 
 namespace {
-// The completions held back by the outermost SendDoneBatch of this thread (else nullptr).
-thread_local std::vector<AsyncSend*>* batched_completions = nullptr;
+// The completions held back by the outermost SendDoneBatch of this thread, with their records
+// (else nullptr).
+struct BatchedCompletions {
+  std::vector<SendCompletion> completions;
+  std::vector<AsyncSend*> records;  // records[i] completed completions[i]
+};
+thread_local BatchedCompletions* batched_completions = nullptr;
 }  // namespace
 
 SendDoneBatch::SendDoneBatch() : outermost_(batched_completions == nullptr) {
   if (outermost_) {
     // Per thread, so its capacity is reused from one batch to the next.
-    thread_local std::vector<AsyncSend*> completions;
-    batched_completions = &completions;
+    thread_local BatchedCompletions batched;
+    batched_completions = &batched;
   }
 }
 
 SendDoneBatch::~SendDoneBatch() {
   if (!outermost_) return;
-  std::vector<AsyncSend*>& completions = *batched_completions;
+  BatchedCompletions& batched = *batched_completions;
   batched_completions = nullptr;
-  // Each run of sends of one engine (client) in one hand-off.
-  for (size_t run = 0; run < completions.size();) {
-    Engine& engine = completions[run]->engine();
+  // Taken out while they are handed over: callbacks run inline (once the pool has shut down)
+  // may complete sends in a batch of their own on this thread.
+  std::vector<SendCompletion> completions;
+  std::vector<AsyncSend*> records;
+  completions.swap(batched.completions);
+  records.swap(batched.records);
+  // Each run of sends of one engine (client) in one hand-off. There is nearly always one: the
+  // whole vector is then handed over, not its completions one by one.
+  for (size_t run = 0; run < records.size();) {
+    Engine& engine = records[run]->engine();
     size_t run_end = run + 1;
-    while (run_end < completions.size() && &completions[run_end]->engine() == &engine) ++run_end;
-    engine.PostCallbacks(std::span(completions.data() + run, run_end - run));
+    while (run_end < records.size() && &records[run_end]->engine() == &engine) ++run_end;
+    if (run == 0 && run_end == records.size()) {
+      engine.PostCallbacks(completions);
+    } else {
+      std::vector<SendCompletion> part(std::make_move_iterator(completions.begin() + run),
+                                       std::make_move_iterator(completions.begin() + run_end));
+      engine.PostCallbacks(part);
+    }
+    engine.async_sends().Give(std::span(records.data() + run, run_end - run));
     run = run_end;
   }
+  // Back, empty, with their buffers.
   completions.clear();
+  records.clear();
+  batched.completions.swap(completions);
+  batched.records.swap(records);
+}
+
+void AsyncSend::TakeCompletion(Result<StoredPosition>&& stored, bool keep_counter,
+                               SendCompletion& completion) {
+  completion.callback = std::move(callback_);
+  callback_ = nullptr;
+  completion.counter = counter_.get();
+  if (keep_counter) completion.counter_ref = counter_;
+  if (stored.ok()) {
+    completion.position = *stored;
+  } else {
+    completion.failure = std::make_unique<Status>(std::move(stored).status());
+  }
+  completion.message_id = message_id_;
 }
 
 void AsyncSend::Complete(Result<StoredPosition> stored) {
@@ -235,85 +272,84 @@ void AsyncSend::Complete(Result<StoredPosition> stored) {
     engine_.async_sends().Give(std::span(&self, 1));
     return;
   }
-  stored_.emplace(std::move(stored));
   if (batched_completions != nullptr) {
-    batched_completions->push_back(this);
-  } else {
-    engine_.PostCallback(this);
+    std::vector<SendCompletion>& completions = batched_completions->completions;
+    // A hand-off of the batch starts where the engine, and so the counter, changes.
+    const bool run_starts = completions.empty() || completions.back().counter != counter_.get();
+    TakeCompletion(std::move(stored), run_starts, completions.emplace_back());
+    batched_completions->records.push_back(this);
+    return;
   }
+  PostAlone(std::move(stored));
 }
 
 void AsyncSend::Fail(Status status) {
-  if (!callback_) {
-    AsyncSend* self = this;
-    engine_.async_sends().Give(std::span(&self, 1));
+  if (callback_) {
+    PostAlone(std::move(status));
     return;
   }
-  stored_.emplace(std::move(status));
-  engine_.PostCallback(this);
+  AsyncSend* self = this;
+  engine_.async_sends().Give(std::span(&self, 1));
 }
 
-void AsyncSend::RunCallback() {
+void AsyncSend::PostAlone(Result<StoredPosition>&& stored) {
+  SendCompletion completion;
+  TakeCompletion(std::move(stored), true, completion);
+  engine_.PostCallback(std::move(completion));
+  AsyncSend* self = this;
+  engine_.async_sends().Give(std::span(&self, 1));
+}
+
+void AsyncSend::RunCallbacks(std::span<SendCompletion> completions) {
+  // The callbacks, and the release of what they captured (a producer handle, say).
+  const UserCodeMark user_code(UserCode::kSendCallback);
   // A receipt per callback thread, refilled for each successful send: its strings keep their
   // buffers, so a receipt costs no allocation (and no free) per callback. Callbacks run one at
   // a time on a thread; should one run other callbacks on its own thread, `in_use` gives
   // those receipts of their own.
   thread_local Result<SendReceipt> reused_receipt = SendReceipt{};
   thread_local bool in_use = false;
-  auto run = [this](const Result<SendReceipt>& result) {
-    // A throwing callback must not take the pool thread down with it.
-    try {
-      callback_(result);
-    } catch (...) {
+  for (SendCompletion& completion : completions) {
+    auto run = [&completion](const Result<SendReceipt>& result) {
+      // A throwing callback must not take the pool thread down with it.
+      try {
+        completion.callback(result);
+      } catch (...) {
+      }
+    };
+    const SendCounter* counter = completion.counter;
+    if (counter != nullptr && completion.failure == nullptr && !in_use) {
+      SendReceipt& receipt = *reused_receipt;
+      // Written over in place: an id always has kMessageIdLength characters, and a thread's
+      // callbacks are nearly always of one cluster.
+      receipt.message_id.resize(kMessageIdLength);
+      std::memcpy(receipt.message_id.data(), completion.message_id.data(), kMessageIdLength);
+      if (receipt.cluster != counter->cluster) receipt.cluster = counter->cluster;
+      receipt.partition = completion.position.partition;
+      receipt.offset = completion.position.offset;
+      in_use = true;
+      run(reused_receipt);
+      in_use = false;
+    } else if (completion.failure != nullptr) {
+      run(counter != nullptr ? ToReceipt(*completion.failure, std::string(), *counter)
+                             : Result<SendReceipt>(*completion.failure));
+    } else {
+      run(ToReceipt(completion.position,
+                    std::string(completion.message_id.data(), completion.message_id.size()),
+                    *counter));
     }
-  };
-  if (counter_ && stored_->ok() && !in_use) {
-    SendReceipt& receipt = *reused_receipt;
-    // Written over in place: an id always has kMessageIdLength characters, and a thread's
-    // callbacks are nearly always of one cluster.
-    receipt.message_id.resize(kMessageIdLength);
-    std::memcpy(receipt.message_id.data(), message_id_.data(), kMessageIdLength);
-    if (receipt.cluster != counter_->cluster) receipt.cluster = counter_->cluster;
-    const StoredPosition& position = **stored_;
-    receipt.partition = position.partition;
-    receipt.offset = position.offset;
-    in_use = true;
-    run(reused_receipt);
-    in_use = false;
-  } else {
-    run(counter_ ? ToReceipt(std::move(*stored_),
-                             std::string(message_id_.data(), message_id_.size()), *counter_)
-                 : Result<SendReceipt>(stored_->status()));
-  }
-  // What the callback captured goes now, not when the record is next used.
-  callback_ = nullptr;
-  stored_.reset();
-}
-
-void AsyncSend::RunCallbacks(std::span<AsyncSend* const> sends) {
-  // The callbacks, and the release of what they captured (a producer handle, say).
-  const UserCodeMark user_code(UserCode::kSendCallback);
-  // The records were last written on the thread that completed them, often another core:
-  // each is loaded a few callbacks ahead, so those transfers overlap instead of coming one
-  // after another.
-  constexpr size_t kAhead = 4;
-  for (size_t i = 0; i < std::min(kAhead, sends.size()); ++i) {
-    PrefetchForWrite(sends[i], sizeof(AsyncSend));
-  }
-  for (size_t i = 0; i < sends.size(); ++i) {
-    if (i + kAhead < sends.size()) PrefetchForWrite(sends[i + kAhead], sizeof(AsyncSend));
-    sends[i]->RunCallback();
+    // What the callback captured goes now, while this thread is marked as running callbacks.
+    completion.callback = nullptr;
   }
   // One count per run of sends of one producer route, rather than one per send.
-  for (size_t run = 0; run < sends.size();) {
+  for (size_t run = 0; run < completions.size();) {
     // A send that failed before it was counted in has no counter.
-    SendCounter* counter = sends[run]->counter_.get();
+    SendCounter* counter = completions[run].counter;
     size_t run_end = run + 1;
-    while (run_end < sends.size() && sends[run_end]->counter_.get() == counter) ++run_end;
+    while (run_end < completions.size() && completions[run_end].counter == counter) ++run_end;
     if (counter != nullptr) counter->EndSend(static_cast<int64_t>(run_end - run));
     run = run_end;
   }
-  if (!sends.empty()) sends.front()->engine().async_sends().Give(sends);
 }
 
 Result<SendReceipt> ProducerCore::Send(Message&& message) {

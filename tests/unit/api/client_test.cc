@@ -4,8 +4,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -189,6 +196,63 @@ TEST(ClientTest, ASendCallbackMayDropTheLastHandlesOfItsClient) {
   ASSERT_TRUE(producer.ok());
   MSGSDK_EXPECT_OK(testing::SendFromACallbackThatDropsItsClient(std::move(client).value(),
                                                                 std::move(producer).value()));
+}
+
+// A send callback that drops the last handle of its producer while more of that producer's
+// callbacks wait behind it, then sends through another producer (which reuses the first
+// producer's send records): the waiting callbacks still run, each with its receipt.
+TEST(ClientTest, ACallbackMayDropItsProducerWhileItsOtherCallbacksWait) {
+  constexpr int kSends = 1000;
+  // Declared before the client, so that they outlive its callbacks should the test fail.
+  std::promise<void> all_sent;
+  const std::shared_future<void> sent = all_sent.get_future().share();
+  std::atomic<bool> dropping{false};
+  std::mutex mutex;
+  std::condition_variable changed;
+  int first_done = 0;
+  int other_done = 0;
+  std::vector<std::string> failures;
+  auto check = [&](const Result<SendReceipt>& r, int& done) {
+    std::lock_guard lock(mutex);
+    if (!r.ok()) {
+      failures.push_back(r.status().ToString());
+    } else if (r->cluster != "embedded" || r->message_id.empty()) {
+      failures.push_back("receipt of cluster '" + r->cluster + "', id '" + r->message_id + "'");
+    }
+    ++done;
+    changed.notify_all();
+  };
+  std::optional<Producer> dropped;
+  std::optional<Producer> other;
+  testing::TempDir dir;
+  auto client = Client::Create({.data_dir = dir.str()});
+  ASSERT_TRUE(client.ok());
+  auto first = client->CreateProducer("first");
+  ASSERT_TRUE(first.ok());
+  dropped.emplace(std::move(first).value());
+  auto second = client->CreateProducer("other");
+  ASSERT_TRUE(second.ok());
+  other.emplace(std::move(second).value());
+  for (int i = 0; i < kSends; ++i) {
+    dropped->SendAsync({.body = "m" + std::to_string(i)}, [&](const Result<SendReceipt>& r) {
+      if (!dropping.exchange(true)) {
+        // Once every send is out, so that more callbacks wait behind this one.
+        EXPECT_EQ(sent.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+        dropped.reset();
+        for (int j = 0; j < 2 * kSends; ++j) {
+          other->SendAsync({.body = "o"},
+                           [&](const Result<SendReceipt>& o) { check(o, other_done); });
+        }
+      }
+      check(r, first_done);
+    });
+  }
+  all_sent.set_value();
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(30),
+                               [&] { return first_done == kSends && other_done == 2 * kSends; }))
+      << first_done << " and " << other_done << " callbacks ran";
+  EXPECT_TRUE(failures.empty()) << failures.front();
 }
 
 TEST(ClientTest, MovedFromHandlesSayWhy) {

@@ -212,6 +212,8 @@ class TopicSender : public std::enable_shared_from_this<TopicSender> {
       if (!decoded.ok()) status = decoded;
     }
     if (!status.ok()) status = status.WithContext("sending to topic '" + topic_ + "'");
+    // The frame's callbacks reach the callback pool in one hand-off.
+    const core::SendDoneBatch completions;
     for (size_t i = 0; i < entries.size(); ++i) {
       if (!status.ok()) {
         entries[i].done(status);
