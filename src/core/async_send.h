@@ -26,10 +26,10 @@ namespace msgsdk::core {
 class Engine;
 
 // What the callback pool needs of one completed SendAsync, handed over by value. The record
-// itself goes back to its pool on the thread that completed it: a record that went through a
-// callback thread came back to the sending thread's core with its lines held by the other
-// core, and both threads waited for them (the sender when it reused the record, the callback
-// thread when it cleared it). Completions are written and read in order, which the cores'
+// itself goes back to its pool on the thread that completed it: a record handed to a callback
+// thread would come back to the sending thread's core with its lines held by the other core,
+// and both threads would wait for them (the callback thread when it clears the record, the
+// sender when it reuses it). Completions are written and read in order, which the cores'
 // prefetchers follow.
 struct SendCompletion {
   SendCallback callback;

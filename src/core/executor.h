@@ -104,6 +104,7 @@ class BatchingQueue {
   using Handler = std::function<void(std::span<Item>)>;
   BatchingQueue(ThreadPool& pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
 
+  // Posts one item, with one pool task at most.
   void Post(Item item) {
     std::unique_lock lock(mutex_);
     pending_.push_back(std::move(item));
