@@ -32,6 +32,9 @@ class Engine;
 // sender when it reuses it). Completions are written and read in order, which the cores'
 // prefetchers follow.
 struct SendCompletion {
+  // Leaves message_id unset, for TakeCompletion to fill (a completion is made per send).
+  SendCompletion() {}  // NOLINT(modernize-use-equals-default): `= default` would zero it
+
   SendCallback callback;
   // Null for a send that failed before it was counted in.
   SendCounter* counter = nullptr;

@@ -253,8 +253,8 @@ SendDoneBatch::~SendDoneBatch() {
 
 void AsyncSend::TakeCompletion(Result<StoredPosition>&& stored, bool keep_counter,
                                SendCompletion& completion) {
-  completion.callback = std::move(callback_);
-  callback_ = nullptr;
+  // A swap leaves the record's callback empty, without a move's temporary.
+  completion.callback.swap(callback_);
   completion.counter = counter_.get();
   if (keep_counter) completion.counter_ref = counter_;
   if (stored.ok()) {
