@@ -83,26 +83,29 @@ class AsyncSend final : public SendDone::Target {
                       SendCompletion& completion);
   // Hands this send's completion to the callback pool by itself, and the record back.
   void PostAlone(Result<StoredPosition>&& stored);
+  // Gives this record back to the engine's pool, alone.
+  void GiveBack();
 
   Engine& engine_;
   std::shared_ptr<SendCounter> counter_;
   SendCallback callback_;
-  // Kept inline and made into the receipt's string on the callback thread: a string made here
-  // would be allocated on the sender's thread and freed on another, the slow path of malloc.
+  // Kept inline, copied into the completion and made into the receipt's string on the callback
+  // thread: a string made here would be allocated on the sender's thread and freed on
+  // another, the slow path of malloc.
   std::array<char, kMessageIdLength> message_id_{};
 };
 
 // A backend completing a batch of sends loads their records ahead (SendDone::Prefetch).
 static_assert(sizeof(AsyncSend) <= SendDone::kPrefetchBytes);
 
-// An engine's AsyncSend records. The callback pool gives a whole batch back at once.
+// An engine's AsyncSend records. A thread completing a batch of sends gives them back at once.
 class AsyncSendPool {
  public:
   explicit AsyncSendPool(Engine& engine)
       : records_([&engine](void* where) { new (where) AsyncSend(engine); }, kMaxSpare) {}
 
   AsyncSend* Take() { return records_.Take(); }
-  // Records whose callbacks ran (or that had none).
+  // Records whose sends completed (their callbacks, if any, handed to the callback pool).
   void Give(std::span<AsyncSend* const> sends) { records_.Give(sends); }
 
  private:

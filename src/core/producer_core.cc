@@ -268,8 +268,7 @@ void AsyncSend::TakeCompletion(Result<StoredPosition>&& stored, bool keep_counte
 void AsyncSend::Complete(Result<StoredPosition> stored) {
   if (!callback_) {
     counter_->EndSend();
-    AsyncSend* self = this;
-    engine_.async_sends().Give(std::span(&self, 1));
+    GiveBack();
     return;
   }
   if (batched_completions != nullptr) {
@@ -288,14 +287,17 @@ void AsyncSend::Fail(Status status) {
     PostAlone(std::move(status));
     return;
   }
-  AsyncSend* self = this;
-  engine_.async_sends().Give(std::span(&self, 1));
+  GiveBack();
 }
 
 void AsyncSend::PostAlone(Result<StoredPosition>&& stored) {
   SendCompletion completion;
   TakeCompletion(std::move(stored), true, completion);
   engine_.PostCallback(std::move(completion));
+  GiveBack();
+}
+
+void AsyncSend::GiveBack() {
   AsyncSend* self = this;
   engine_.async_sends().Give(std::span(&self, 1));
 }
