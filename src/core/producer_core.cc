@@ -234,6 +234,9 @@ SendDoneBatch::~SendDoneBatch() {
     Engine& engine = records[run]->engine();
     size_t run_end = run + 1;
     while (run_end < records.size() && &records[run_end]->engine() == &engine) ++run_end;
+    // The records first: once the callbacks are posted they may run, let the producer's
+    // Close return and the client go, while this thread (a backend's) carries on.
+    engine.async_sends().Give(std::span(records.data() + run, run_end - run));
     if (run == 0 && run_end == records.size()) {
       engine.PostCallbacks(completions);
     } else {
@@ -241,7 +244,6 @@ SendDoneBatch::~SendDoneBatch() {
                                        std::make_move_iterator(completions.begin() + run_end));
       engine.PostCallbacks(part);
     }
-    engine.async_sends().Give(std::span(records.data() + run, run_end - run));
     run = run_end;
   }
   // Back, empty, with their buffers.
@@ -267,8 +269,11 @@ void AsyncSend::TakeCompletion(Result<StoredPosition>&& stored, bool keep_counte
 
 void AsyncSend::Complete(Result<StoredPosition> stored) {
   if (!callback_) {
-    counter_->EndSend();
+    // The record goes back before the send is counted out (after which the client may go),
+    // taking its reference to the counter along.
+    const std::shared_ptr<SendCounter> counter = std::move(counter_);
     GiveBack();
+    counter->EndSend();
     return;
   }
   if (batched_completions != nullptr) {
@@ -293,8 +298,11 @@ void AsyncSend::Fail(Status status) {
 void AsyncSend::PostAlone(Result<StoredPosition>&& stored) {
   SendCompletion completion;
   TakeCompletion(std::move(stored), true, completion);
-  engine_.PostCallback(std::move(completion));
+  // The record first: once posted, the callback may run and the client go (see
+  // ~SendDoneBatch).
+  Engine& engine = engine_;
   GiveBack();
+  engine.PostCallback(std::move(completion));
 }
 
 void AsyncSend::GiveBack() {
