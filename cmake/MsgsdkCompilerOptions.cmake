@@ -5,6 +5,16 @@ if(MSGSDK_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+if(MSGSDK_TSAN)
+  if(MSGSDK_SANITIZE)
+    message(FATAL_ERROR "MSGSDK_TSAN and MSGSDK_SANITIZE exclude each other: use two build trees")
+  endif()
+  # -Wno-tsan: GCC warns that ThreadSanitizer does not model std::atomic_thread_fence, which
+  # core/asymmetric_fence.cc uses; races it would hide there are not reported either way.
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan)
+  add_link_options(-fsanitize=thread)
+endif()
+
 if(MSGSDK_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "MSGSDK_FUZZ needs clang (libFuzzer): configure with "

@@ -39,15 +39,14 @@ ThreadPool::ThreadPool(std::string name, int threads) : name_(std::move(name)) {
 ThreadPool::~ThreadPool() { Shutdown(); }
 
 bool ThreadPool::Submit(Task&& task) {
-  bool notify;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return false;
-    tasks_.push_back(std::move(task));
-    // Waking a thread costs a syscall; skip it when every thread is busy anyway.
-    notify = idle_ > 0;
-  }
-  if (notify) wake_.notify_one();
+  std::lock_guard lock(mutex_);
+  if (stopping_) return false;
+  tasks_.push_back(std::move(task));
+  // Waking a thread costs a syscall; skip it when every thread is busy anyway. Under the
+  // lock: once it is released, a busy thread may run the task, and what the task finishes
+  // may let the pool's owner shut the pool down and free it while this thread would still
+  // be about to wake one.
+  if (idle_ > 0) wake_.notify_one();
   return true;
 }
 
