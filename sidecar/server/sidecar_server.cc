@@ -76,9 +76,12 @@ void SidecarServer::Shutdown(std::chrono::milliseconds grace) {
     server_->Wait();
     server_.reset();  // before the services it calls
   }
+  // Before the services go: a publish still unanswered when the drain gave up is answered by
+  // a send callback that calls into the messaging service, and the engine's Close waits for
+  // every send callback to return.
+  if (engine_) engine_->Close().IgnoreError();
   service_.reset();
   routing_.reset();
-  if (engine_) engine_->Close().IgnoreError();
   if (!unix_socket_.empty()) unlink(unix_socket_.c_str());
 }
 

@@ -142,7 +142,12 @@ Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
     return consumer.status();
   }
   consumer_ = std::move(consumer).value();
-  consumer_ready_.store(consumer_.get(), std::memory_order_release);
+  {
+    // Under the lock: else an ack that checked between this store and its wait would miss
+    // the wake-up and wait until the next change.
+    std::lock_guard lock(mutex_);
+    consumer_ready_.store(consumer_.get(), std::memory_order_release);
+  }
   changed_.notify_all();
   return OkStatus();
 }
@@ -622,7 +627,13 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
   Status status;
   {
     std::lock_guard lock(mutex_);
-    if (!dead_letters_) {
+    ++dead_letter_callbacks_;
+    if (dead_letters_closed_) {
+      // Settled after Close gave up waiting for it: its dead-letter producer is gone (a new
+      // one would never be closed). Left unacknowledged, the cluster delivers it again.
+      status = FailedPreconditionError("dead-lettering on topic '" + letter.topic +
+                                       "': the subscription is closed");
+    } else if (!dead_letters_) {
       auto created = backend_->CreateProducer(letter.topic);
       if (created.ok()) {
         dead_letters_ = std::move(created).value();
@@ -633,8 +644,9 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
     producer = dead_letters_.get();
   }
   // Holds `this`, not a reference: it runs on a backend thread, where dropping the last
-  // reference would tear down that backend from its own thread. Close waits for it (the send
-  // counts as busy, and the dead-letter producer completes every send when it closes).
+  // reference would tear down that backend from its own thread. Close waits for it to
+  // return (dead_letter_callbacks_; the dead-letter producer completes every send when it
+  // closes).
   auto on_stored = [self = this, holder = std::make_shared<PendingPtr>(std::move(p))](
                        Result<StoredPosition> stored) {
     PendingPtr pending = std::move(*holder);
@@ -645,17 +657,21 @@ void SubscriptionCore::DeadLetter(PendingPtr p) {
         --pending->partition->busy;
       }
       self->Finish(std::move(pending));
-      return;
+    } else {
+      // The dead-letter topic refused it: never drop the message; try again after the
+      // longest backoff (it stays unacknowledged, so a crash redelivers it too).
+      pending->last_error += "; dead-letter send failed: " + stored.status().ToString();
+      --pending->attempt;
+      {
+        std::lock_guard lock(self->mutex_);
+        --pending->partition->busy;
+      }
+      self->ScheduleRetry(std::move(pending));
     }
-    // The dead-letter topic refused it: never drop the message; try again after the longest
-    // backoff (it stays unacknowledged, so a crash redelivers it too).
-    pending->last_error += "; dead-letter send failed: " + stored.status().ToString();
-    --pending->attempt;
-    {
-      std::lock_guard lock(self->mutex_);
-      --pending->partition->busy;
-    }
-    self->ScheduleRetry(std::move(pending));
+    // The last touch of the core: under the lock, since once it is let go Close may return
+    // and the core be freed.
+    std::lock_guard lock(self->mutex_);
+    if (--self->dead_letter_callbacks_ == 0) self->changed_.notify_all();
   };
   if (producer == nullptr) {
     on_stored(status);
@@ -760,11 +776,15 @@ Status SubscriptionCore::CloseClaimed() {
   {
     std::lock_guard lock(mutex_);
     dead_letters = std::move(dead_letters_);
+    dead_letters_closed_ = true;
     spare.swap(spare_);
   }
   if (dead_letters) dead_letters->Close(deadline).IgnoreError();
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    // The producer's Close completed every dead-letter send, but their callbacks may still
+    // be running on a backend thread, and they use this core until they return.
+    changed_.wait(lock, [this] { return dead_letter_callbacks_ == 0; });
     closed_ = true;
     close_status_ = status;
   }

@@ -284,6 +284,10 @@ class SubscriptionCore : public DeliverySink,
   // freed on a handler thread (glibc's malloc makes that slow). At most max_inflight.
   std::vector<PendingPtr> spare_;
   std::unique_ptr<BackendProducer> dead_letters_;
+  // Taken by Close (which closes it), after which nothing is dead-lettered.
+  bool dead_letters_closed_ = false;
+  // Dead-letter sends whose callback has not returned yet; Close waits for none to be left.
+  int dead_letter_callbacks_ = 0;
 
   // Set once Start's backend Subscribe returned; acks wait for it.
   std::atomic<BackendConsumer*> consumer_ready_{nullptr};

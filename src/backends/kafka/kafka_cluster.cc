@@ -206,7 +206,11 @@ void SendTracker::Abort(PendingSend* send, const Status& status) {
 }
 
 void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Status* failure) {
-  int taken = 0;
+  if (begin == end) return;
+  // This Finish counts itself as a running callback from its first chunk until EndCallbacks,
+  // its last touch of the tracker: else, when Close had taken every callback of the last
+  // chunk, that chunk's Exit could let Release delete the tracker under it.
+  int running = 1;
   // In chunks, so Close waits for one chunk at most.
   // (Reports collected by a poll come kReportChunk at a time; an rd_kafka_flush brings all.)
   for (DeliveryReport* chunk = begin; chunk != end;) {
@@ -233,7 +237,7 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
       // and no callback runs, and its records with it.
       records_.Give(std::span(reported.data(), count));
       sends_.Exit(static_cast<int64_t>(count));
-      running_ += chunk_taken;
+      running_ += chunk_taken + (chunk == begin ? 1 : 0);
     }
     for (DeliveryReport* report = chunk; report != chunk_end && chunk_taken > 0; ++report) {
       if (!report->done) continue;
@@ -246,10 +250,10 @@ void SendTracker::Finish(DeliveryReport* begin, DeliveryReport* end, const Statu
       }
       report->done = {};
     }
-    taken += chunk_taken;
+    running += chunk_taken;
     chunk = chunk_end;
   }
-  EndCallbacks(taken);
+  EndCallbacks(running);
 }
 
 void SendTracker::EndCallbacks(int count) {

@@ -138,7 +138,7 @@ class SendTracker {
   // Taken per group of reports, by Close and Release.
   mutable core::LightMutex mu_;
   std::condition_variable_any cv_;
-  int running_ = 0;  // callbacks being run by Finish and Abort; guarded by mu_
+  int running_ = 0;  // callbacks being run by Finish and Abort, plus each Finish under way; mu_
   bool released_ = false;
   core::StashedSlab<PendingSend> records_;
 };

@@ -73,11 +73,11 @@ class ProducerSends {
   void Started() { in_flight_.fetch_add(1); }
 
   void Finished(int64_t sends) {
-    if (in_flight_.fetch_sub(sends) == sends) {
-      // Under the lock, so that a waiter between its check and its wait is not missed.
-      std::lock_guard lock(mutex_);
-      drained_.notify_all();
-    }
+    // The count too under the lock (once per answered batch): a Close that sees it reach
+    // zero may destroy this object at once, so nothing may touch it after the lock is let
+    // go; and a waiter between its check and its wait is not missed.
+    std::lock_guard lock(mutex_);
+    if (in_flight_.fetch_sub(sends) == sends) drained_.notify_all();
   }
 
   // False if sends are still in flight at `deadline`.
