@@ -299,14 +299,26 @@ class SidecarProducer final : public internal::ProducerTransport,
       self->SendNextLocked(batch->lane, lock);
     };
     if (pool.Submit(std::move(complete))) return;
+    // The client's pool is shut down: this batch and the lane's queued ones (which no answer
+    // would send any more) fail here, so that the producer's Close does not wait for them.
     batch.reset(answered);
-    for (auto& callback : batch->callbacks) {
-      Complete(callback, UnavailableError("client closed"));
+    std::deque<std::unique_ptr<Batch>> failing;
+    {
+      std::lock_guard lock(producer->mutex_);
+      failing.swap(producer->lanes_[batch->lane].queue);
+      producer->lanes_[batch->lane].sending = false;
     }
-    std::unique_lock lock(producer->mutex_);
-    producer->outstanding_ -= static_cast<int64_t>(batch->callbacks.size());
+    failing.push_front(std::move(batch));
+    int64_t failed = 0;
+    for (const auto& each : failing) {
+      for (auto& callback : each->callbacks) {
+        Complete(callback, UnavailableError("client closed"));
+      }
+      failed += static_cast<int64_t>(each->callbacks.size());
+    }
+    std::lock_guard lock(producer->mutex_);
+    producer->outstanding_ -= failed;
     producer->drained_.notify_all();
-    producer->lanes_[batch->lane].sending = false;
   }
 
   // Runs the batch's callbacks, one result each, in request order.

@@ -136,9 +136,13 @@ SubscriptionCore::~SubscriptionCore() { Close().IgnoreError(); }
 Status SubscriptionCore::Start(const SubscriptionSpec& spec) {
   auto consumer = backend_->Subscribe(spec, *this);
   if (!consumer.ok()) {
-    std::lock_guard lock(mutex_);
-    closing_ = true;
-    stopped_ = closed_ = true;
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+      stopped_ = closed_ = true;
+    }
+    // A backend that delivered before its Subscribe failed has a handler waiting to ack.
+    changed_.notify_all();
     return consumer.status();
   }
   consumer_ = std::move(consumer).value();

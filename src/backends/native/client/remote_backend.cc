@@ -646,7 +646,12 @@ class RemoteConsumer : public core::BackendConsumer {
       }
       lock.lock();
       relay->applying = false;
-      if (applied && applied->ok() && relay->awaited != 0 && relay->consumer != nullptr) return;
+      if (applied && applied->ok() && relay->awaited != 0 && relay->consumer != nullptr) {
+        // The consuming thread stays parked, unless its deadline came while this ran: it
+        // then waits for `applying` to clear.
+        if (!relay->parked) relay->changed.notify_all();
+        return;
+      }
       if (applied) {
         relay->handed_back = std::move(*applied);
       } else {
