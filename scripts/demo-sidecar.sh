@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The demo through msgsdk-sidecar, by configuration only: builds msgsdk, the demo and the
-# sidecar like scripts/demo.sh, starts msgsdk-sidecar on a Unix socket in a scratch directory
-# (serving the built-in embedded cluster there), and runs the unchanged demo with
-# MSGSDK_SIDECAR pointing at it. The sidecar drains and stops on exit, also on failure or
-# Ctrl-C, and the scratch directory is removed. Arguments are passed to the demo.
+# sidecar like scripts/demo.sh, then runs examples/demo/through_sidecar.sh, which starts
+# msgsdk-sidecar on a Unix socket in a scratch directory (serving the built-in embedded
+# cluster there) and runs the unchanged demo with MSGSDK_SIDECAR pointing at it. Arguments are
+# passed to the demo.
 #
 # Usage: scripts/demo-sidecar.sh [demo arguments...]
 #   MSGSDK_BUILD_DIR  build tree (default: build in the repository root)
@@ -19,40 +19,4 @@ if [[ ! -x "${sidecar_bin}" ]]; then
   msgsdk_error "the build did not produce ${sidecar_bin} (configured with MSGSDK_WITH_SIDECAR=OFF?)"
   exit 1
 fi
-
-msgsdk_section "msgsdk-sidecar"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/msgsdk-demo-sidecar-XXXXXX")"
-sidecar_pid=""
-# shellcheck disable=SC2317  # runs from the EXIT trap
-cleanup() {
-  if [[ -n "${sidecar_pid}" ]] && kill -0 "${sidecar_pid}" 2>/dev/null; then
-    kill -TERM "${sidecar_pid}" 2>/dev/null || true
-    wait "${sidecar_pid}" 2>/dev/null || true
-  fi
-  rm -rf "${scratch}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-socket="${scratch}/sidecar.sock"
-"${sidecar_bin}" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
-  >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
-sidecar_pid=$!
-
-# It prints its address once it serves; wait for that line (bounded), or for it to exit.
-deadline=$((SECONDS + 30))
-until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
-  if ! kill -0 "${sidecar_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
-    msgsdk_error "msgsdk-sidecar did not start; its log:"
-    tail -n 20 "${scratch}/sidecar.log" >&2 || true
-    exit 1
-  fi
-  sleep 0.05
-done
-msgsdk_log "msgsdk-sidecar: $(cat "${scratch}/sidecar.out") and unix:${socket}" \
-  "(pid ${sidecar_pid}, embedded cluster in ${scratch}/data)"
-
-msgsdk_section "demo (through the sidecar)"
-msgsdk_log "demo: MSGSDK_SIDECAR=unix:${socket} ${demo}$(printf ' %q' "$@")"
-MSGSDK_SIDECAR="unix:${socket}" "${demo}" "$@"
+exec bash "${MSGSDK_ROOT}/examples/demo/through_sidecar.sh" "${sidecar_bin}" "${demo}" "$@"

@@ -552,10 +552,16 @@ int Run(const Flags& flags) {
   const char* config_env = std::getenv("MSGSDK_CONFIG");  // NOLINT(concurrency-mt-unsafe)
   const bool configured = config_env != nullptr && *config_env != '\0';
   const char* data_dir_env = std::getenv("MSGSDK_DATA_DIR");  // NOLINT(concurrency-mt-unsafe)
+  // Through a sidecar, its routing table decides, and the client may name none of its own.
+  const char* sidecar_env = std::getenv("MSGSDK_SIDECAR");  // NOLINT(concurrency-mt-unsafe)
+  const bool through_sidecar = sidecar_env != nullptr && *sidecar_env != '\0';
   msgsdk::ClientOptions options;
   std::optional<TempDir> temp_dir;
   std::string data_dir_note;
-  if (configured) {
+  if (through_sidecar) {
+    data_dir_note = "the sidecar's (MSGSDK_SIDECAR=" + std::string(sidecar_env) + ")";
+    if (!flags.data_dir.empty()) data_dir_note += "; --data-dir is ignored";
+  } else if (configured) {
     data_dir_note = "as the routing table says (MSGSDK_CONFIG=" + std::string(config_env) + ")";
     if (!flags.data_dir.empty()) data_dir_note += "; --data-dir is ignored";
   } else if (!flags.data_dir.empty()) {
@@ -591,10 +597,11 @@ int Run(const Flags& flags) {
   // topic while it runs.
   // Only in a fresh data directory: the migration starts from phase A on empty clusters.
   const bool migrating = flags.migrate && temp_dir.has_value();
-  std::string migration_note = !flags.migrate ? "off (--no-migration)"
-                               : configured   ? "off (the routing table is MSGSDK_CONFIG's)"
-                               : !migrating   ? "off (only with a temporary data directory)"
-                                              : "";
+  std::string migration_note = !flags.migrate    ? "off (--no-migration)"
+                               : through_sidecar ? "off (the routing table is the sidecar's)"
+                               : configured      ? "off (the routing table is MSGSDK_CONFIG's)"
+                               : !migrating      ? "off (only with a temporary data directory)"
+                                                 : "";
   std::string routing_file;
   if (migrating) {
     const std::string dir = temp_dir->path();
