@@ -31,6 +31,26 @@ msgsdk_section() {
   printf '\n==== %s ====\n' "$*"
 }
 
+# msgsdk_scratch NAME: makes a scratch directory, `scratch`, removed on exit (also on failure
+# or Ctrl-C) once the background server whose pid the caller puts in `server_pid` (if any) got
+# SIGTERM and ended.
+msgsdk_scratch() {
+  scratch="$(mktemp -d "${TMPDIR:-/tmp}/$1-XXXXXX")"
+  server_pid=""
+  trap msgsdk_scratch_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317  # runs from the EXIT trap
+msgsdk_scratch_cleanup() {
+  if [[ -n "${server_pid:-}" ]] && kill -0 "${server_pid}" 2>/dev/null; then
+    kill -TERM "${server_pid}" 2>/dev/null || true
+    wait "${server_pid}" 2>/dev/null || true
+  fi
+  rm -rf "${scratch}"
+}
+
 # Formats a number of seconds as "42s" or "3m07s".
 msgsdk_duration() {
   local seconds="$1"

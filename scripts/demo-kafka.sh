@@ -24,27 +24,15 @@ if [[ ! -x "${mock}" ]]; then
 fi
 
 msgsdk_section "kafka mock cluster"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/msgsdk-demo-kafka-XXXXXX")"
-mock_pid=""
-# shellcheck disable=SC2317  # runs from the EXIT trap
-cleanup() {
-  if [[ -n "${mock_pid}" ]] && kill -0 "${mock_pid}" 2>/dev/null; then
-    kill -TERM "${mock_pid}" 2>/dev/null || true
-    wait "${mock_pid}" 2>/dev/null || true
-  fi
-  rm -rf "${scratch}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+msgsdk_scratch msgsdk-demo-kafka
 
 # Three brokers; the demo's topic is created with 8 partitions (the mock has no CreateTopics).
 "${mock}" --ignore-stdin --brokers 3 --partitions 8 order-events >"${scratch}/bootstrap" \
   2>"${scratch}/mock.log" &
-mock_pid=$!
+server_pid=$!
 deadline=$((SECONDS + 10))
 while [[ ! -s "${scratch}/bootstrap" ]]; do
-  if ! kill -0 "${mock_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
+  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
     msgsdk_error "msgsdk-kafka-mock did not start; its log:"
     tail -n 20 "${scratch}/mock.log" >&2 || true
     exit 1
@@ -52,7 +40,7 @@ while [[ ! -s "${scratch}/bootstrap" ]]; do
   sleep 0.05
 done
 bootstrap="$(head -n 1 "${scratch}/bootstrap")"
-msgsdk_log "kafka mock cluster: ${bootstrap} (pid ${mock_pid})"
+msgsdk_log "kafka mock cluster: ${bootstrap} (pid ${server_pid})"
 
 config="${scratch}/routing.yaml"
 cat >"${config}" <<YAML

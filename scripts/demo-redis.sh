@@ -16,19 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 msgsdk_build_demo
 
 msgsdk_section "redis-server"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/msgsdk-demo-redis-XXXXXX")"
-redis_pid=""
-# shellcheck disable=SC2317  # runs from the EXIT trap
-cleanup() {
-  if [[ -n "${redis_pid}" ]] && kill -0 "${redis_pid}" 2>/dev/null; then
-    kill -TERM "${redis_pid}" 2>/dev/null || true
-    wait "${redis_pid}" 2>/dev/null || true
-  fi
-  rm -rf "${scratch}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+msgsdk_scratch msgsdk-demo-redis
 
 # A loopback port that was free a moment ago; another process may take it before
 # redis-server binds it, so the start is retried with a new port.
@@ -40,7 +28,7 @@ free_port() {
 wait_ready() {
   local deadline=$((SECONDS + 10))
   while ((SECONDS < deadline)); do
-    if ! kill -0 "${redis_pid}" 2>/dev/null; then
+    if ! kill -0 "${server_pid}" 2>/dev/null; then
       return 1
     fi
     if [[ "$(redis-cli -h 127.0.0.1 -p "${port}" ping 2>/dev/null)" == "PONG" ]]; then
@@ -57,21 +45,21 @@ for _ in 1 2 3 4 5; do
   # A demo server: no persistence, its data lives only as long as this script.
   redis-server --port "${port}" --bind 127.0.0.1 --protected-mode no --dir "${scratch}" \
     --daemonize no --logfile "${scratch}/redis.log" --save "" --appendonly no &
-  redis_pid=$!
+  server_pid=$!
   if wait_ready; then
     break
   fi
-  kill -KILL "${redis_pid}" 2>/dev/null || true
-  wait "${redis_pid}" 2>/dev/null || true
-  redis_pid=""
+  kill -KILL "${server_pid}" 2>/dev/null || true
+  wait "${server_pid}" 2>/dev/null || true
+  server_pid=""
 done
-if [[ -z "${redis_pid}" ]]; then
+if [[ -z "${server_pid}" ]]; then
   msgsdk_error "redis-server did not start; its log:"
   tail -n 20 "${scratch}/redis.log" >&2 || true
   exit 1
 fi
 msgsdk_log "redis-server: $(redis-server --version | cut -d' ' -f3) on 127.0.0.1:${port}" \
-  "(pid ${redis_pid}, data in ${scratch})"
+  "(pid ${server_pid}, data in ${scratch})"
 
 config="${scratch}/routing.yaml"
 cat >"${config}" <<YAML

@@ -26,29 +26,17 @@ for binary in "${sidecar_bin}" "${demo}"; do
 done
 
 msgsdk_section "msgsdk-sidecar"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/msgsdk-demo-sidecar-XXXXXX")"
-sidecar_pid=""
-# shellcheck disable=SC2317  # runs from the EXIT trap
-cleanup() {
-  if [[ -n "${sidecar_pid}" ]] && kill -0 "${sidecar_pid}" 2>/dev/null; then
-    kill -TERM "${sidecar_pid}" 2>/dev/null || true
-    wait "${sidecar_pid}" 2>/dev/null || true
-  fi
-  rm -rf "${scratch}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+msgsdk_scratch msgsdk-demo-sidecar
 
 socket="${scratch}/sidecar.sock"
 "${sidecar_bin}" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
   >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
-sidecar_pid=$!
+server_pid=$!
 
 # It prints its address once it serves; wait for that line (bounded), or for it to exit.
 deadline=$((SECONDS + 30))
 until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
-  if ! kill -0 "${sidecar_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
+  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
     msgsdk_error "msgsdk-sidecar did not start; its log:"
     tail -n 20 "${scratch}/sidecar.log" >&2 || true
     exit 1
@@ -56,7 +44,7 @@ until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
   sleep 0.05
 done
 msgsdk_log "msgsdk-sidecar: $(cat "${scratch}/sidecar.out") and unix:${socket}" \
-  "(pid ${sidecar_pid}, embedded cluster in ${scratch}/data)"
+  "(pid ${server_pid}, embedded cluster in ${scratch}/data)"
 
 msgsdk_section "demo (through the sidecar)"
 msgsdk_log "demo: MSGSDK_SIDECAR=unix:${socket} ${demo}$(printf ' %q' "$@")"

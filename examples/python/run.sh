@@ -8,22 +8,16 @@
 # Needs Debian's python3-grpcio, python3-protobuf, protobuf-compiler and protobuf-compiler-grpc.
 set -euo pipefail
 
-sidecar_bin="$1"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/common.sh
+source "${here}/../../scripts/common.sh"
+
+sidecar_bin="$1"
 proto_dir="${here}/../../sidecar/proto"
 # Debian's interpreter, where python3-grpcio lives (another python3 may come first on PATH).
 python=/usr/bin/python3
 
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/msgsdk-python-XXXXXX")"
-sidecar_pid=""
-cleanup() {
-  if [[ -n "${sidecar_pid}" ]] && kill -0 "${sidecar_pid}" 2>/dev/null; then
-    kill -TERM "${sidecar_pid}" 2>/dev/null || true
-    wait "${sidecar_pid}" 2>/dev/null || true
-  fi
-  rm -rf "${scratch}"
-}
-trap cleanup EXIT
+msgsdk_scratch msgsdk-python
 
 mkdir -p "${scratch}/stubs"
 protoc --proto_path="${proto_dir}" --python_out="${scratch}/stubs" \
@@ -34,10 +28,10 @@ protoc --proto_path="${proto_dir}" --python_out="${scratch}/stubs" \
 socket="${scratch}/sidecar.sock"
 "${sidecar_bin}" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
   >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
-sidecar_pid=$!
+server_pid=$!
 deadline=$((SECONDS + 30))
 until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
-  if ! kill -0 "${sidecar_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
+  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
     echo "msgsdk-sidecar did not start:" >&2
     cat "${scratch}/sidecar.log" >&2
     exit 1
