@@ -51,6 +51,35 @@ msgsdk_scratch_cleanup() {
   rm -rf "${scratch}"
 }
 
+# msgsdk_await_server NAME LOG SECONDS COMMAND...: waits until COMMAND succeeds; exits with the
+# last lines of LOG when the server started in the background (`server_pid`) has exited or
+# SECONDS have passed.
+msgsdk_await_server() {
+  local name="$1" log="$2" deadline=$((SECONDS + $3))
+  shift 3
+  until "$@"; do
+    if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
+      msgsdk_error "${name} did not start; its log:"
+      tail -n 20 "${log}" >&2 || true
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
+
+# msgsdk_start_sidecar BINARY: starts msgsdk-sidecar in the background on a loopback port and a
+# Unix socket in `scratch` (see msgsdk_scratch), serving the built-in embedded cluster in
+# ${scratch}/data, and waits until it serves. Sets `socket` and `server_pid`.
+msgsdk_start_sidecar() {
+  socket="${scratch}/sidecar.sock"
+  "$1" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
+    >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
+  server_pid=$!
+  # It prints its address once it serves.
+  msgsdk_await_server msgsdk-sidecar "${scratch}/sidecar.log" 30 \
+    grep -qs "listening on" "${scratch}/sidecar.out"
+}
+
 # Formats a number of seconds as "42s" or "3m07s".
 msgsdk_duration() {
   local seconds="$1"

@@ -30,15 +30,7 @@ msgsdk_scratch msgsdk-demo-kafka
 "${mock}" --ignore-stdin --brokers 3 --partitions 8 order-events >"${scratch}/bootstrap" \
   2>"${scratch}/mock.log" &
 server_pid=$!
-deadline=$((SECONDS + 10))
-while [[ ! -s "${scratch}/bootstrap" ]]; do
-  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
-    msgsdk_error "msgsdk-kafka-mock did not start; its log:"
-    tail -n 20 "${scratch}/mock.log" >&2 || true
-    exit 1
-  fi
-  sleep 0.05
-done
+msgsdk_await_server msgsdk-kafka-mock "${scratch}/mock.log" 10 test -s "${scratch}/bootstrap"
 bootstrap="$(head -n 1 "${scratch}/bootstrap")"
 msgsdk_log "kafka mock cluster: ${bootstrap} (pid ${server_pid})"
 

@@ -28,21 +28,7 @@ done
 msgsdk_section "msgsdk-sidecar"
 msgsdk_scratch msgsdk-demo-sidecar
 
-socket="${scratch}/sidecar.sock"
-"${sidecar_bin}" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
-  >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
-server_pid=$!
-
-# It prints its address once it serves; wait for that line (bounded), or for it to exit.
-deadline=$((SECONDS + 30))
-until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
-  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
-    msgsdk_error "msgsdk-sidecar did not start; its log:"
-    tail -n 20 "${scratch}/sidecar.log" >&2 || true
-    exit 1
-  fi
-  sleep 0.05
-done
+msgsdk_start_sidecar "${sidecar_bin}"
 msgsdk_log "msgsdk-sidecar: $(cat "${scratch}/sidecar.out") and unix:${socket}" \
   "(pid ${server_pid}, embedded cluster in ${scratch}/data)"
 

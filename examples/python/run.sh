@@ -25,18 +25,6 @@ protoc --proto_path="${proto_dir}" --python_out="${scratch}/stubs" \
   --plugin=protoc-gen-grpc_python="$(command -v grpc_python_plugin)" \
   "${proto_dir}/msgsdk/v1/messaging.proto"
 
-socket="${scratch}/sidecar.sock"
-"${sidecar_bin}" --listen 127.0.0.1:0 --unix "${socket}" --data-dir "${scratch}/data" \
-  >"${scratch}/sidecar.out" 2>"${scratch}/sidecar.log" &
-server_pid=$!
-deadline=$((SECONDS + 30))
-until grep -q "listening on" "${scratch}/sidecar.out" 2>/dev/null; do
-  if ! kill -0 "${server_pid}" 2>/dev/null || ((SECONDS >= deadline)); then
-    echo "msgsdk-sidecar did not start:" >&2
-    cat "${scratch}/sidecar.log" >&2
-    exit 1
-  fi
-  sleep 0.05
-done
+msgsdk_start_sidecar "${sidecar_bin}"
 
 PYTHONPATH="${scratch}/stubs" "${python}" "${here}/sidecar_client.py" "unix:${socket}"
